@@ -1,0 +1,739 @@
+//! Codegen: prints the plan as Rust.
+//!
+//! Per net `Name` it emits the parameter type `Name` (one flat
+//! `[f32; PARAM_COUNT]`), the gradient type `NameGrads`, inherent consts and
+//! no-heap methods, the `Network`/`Gradients` impls, and a call to the
+//! runtime's `impl_std_methods!` for the `std` conveniences. The forward and
+//! training bodies are written once, generic over `const GEMM: bool`: the
+//! batch-1 no-heap path instantiates the direct kernels, the batched path
+//! the im2col + GEMM ones.
+
+use crate::ctxt::Errors;
+use crate::layer::{self, LayerKind, Window};
+use crate::parse::{Input, NetSyntax};
+use crate::plan::{self, Buffer, InferStep, LayerPlan, NetPlan, Slot};
+use crate::shape::{self, Shape};
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+
+/// Expands a whole invocation: every net, plus every error at once.
+pub fn expand(input: &Input) -> TokenStream {
+    let mut out = TokenStream::new();
+    let mut errors = Errors::default();
+    for net in &input.nets {
+        out.extend(expand_net(net, &mut errors));
+    }
+    out.extend(errors.into_compile_error());
+    out
+}
+
+fn lit(n: usize) -> Literal {
+    Literal::usize_unsuffixed(n)
+}
+
+/// Checks and plans one net; on any error emits a stub type instead.
+fn expand_net(net: &NetSyntax, errors: &mut Errors) -> TokenStream {
+    let before = errors.len();
+    let input = input_shape(net, errors);
+    if net.layers.is_empty() {
+        errors.push(net.arrow.spans[0], format!("net `{}` has no layers; add at least one after `=>`", net.name));
+    }
+    if let Some(weights) = &net.weights {
+        errors.push(weights.span(), "`weights = \"...\"` (baking weights in at compile time) is not supported yet");
+    }
+    let layers: Vec<_> = net.layers.iter().map(|l| layer::resolve(l, errors)).collect();
+    let shaped = match input {
+        Some(input) => shape::infer(input, layers, errors),
+        None => None,
+    };
+    match (input, shaped) {
+        (Some(input), Some(shaped)) if errors.len() == before => emit_net(net, &plan::plan(input, shaped)),
+        _ => fallback(net),
+    }
+}
+
+fn input_shape(net: &NetSyntax, errors: &mut Errors) -> Option<Shape> {
+    let span = net.shape_bracket.span.join();
+    if net.shape.len() != 3 {
+        errors.push(span, format!("expected the input shape as [C, H, W], found {} dimension(s)", net.shape.len()));
+        return None;
+    }
+    let mut dims = [0usize; 3];
+    let mut ok = true;
+    for (dim, lit) in dims.iter_mut().zip(&net.shape) {
+        match lit.base10_parse::<usize>() {
+            Ok(v) if v > 0 && lit.suffix().is_empty() => *dim = v,
+            _ => {
+                errors.push(lit.span(), format!("input dimensions must be positive integers, found `{lit}`"));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(Shape::Chw(dims[0], dims[1], dims[2]))
+}
+
+/// A stub with the same names, so a mistake in the net does not also
+/// produce "cannot find type" errors wherever the net is used.
+fn fallback(net: &NetSyntax) -> TokenStream {
+    let NetSyntax { attrs, vis, name, .. } = net;
+    let grads = format_ident!("{}Grads", name);
+    quote! {
+        #(#attrs)*
+        #vis struct #name;
+        #[doc(hidden)]
+        #vis struct #grads;
+        #[allow(dead_code, unused_variables, missing_docs)]
+        impl #name {
+            pub const INPUT_SHAPE: [usize; 3] = [0; 3];
+            pub const INPUT_LEN: usize = 0;
+            pub const OUTPUT_LEN: usize = 0;
+            pub const PARAM_COUNT: usize = 0;
+            pub const MACS: usize = 0;
+            pub const INFER_SCRATCH_LEN: usize = 0;
+            pub const TRAIN_SCRATCH_LEN: usize = 0;
+            pub fn zeroed() -> Self { Self }
+            pub fn init(seed: u64) -> Self { Self }
+            pub fn init_xavier(seed: u64) -> Self { Self }
+            pub fn forward<T>(&self, input: T) -> ! { ::core::unreachable!() }
+            pub fn forward_with<T, S>(&self, input: T, scratch: S) -> ! { ::core::unreachable!() }
+            pub fn forward_batch<T, O>(&self, input: T, output: O) { ::core::unreachable!() }
+            pub fn loss_and_grad<T, L, G>(&self, input: T, labels: L, grads: G) -> ! { ::core::unreachable!() }
+            pub fn train_step<T, L, O>(&mut self, input: T, labels: L, opt: O) -> ! { ::core::unreachable!() }
+            pub fn summary() -> ! { ::core::unreachable!() }
+        }
+        #[allow(dead_code, missing_docs)]
+        impl #grads {
+            pub fn zeroed() -> Self { Self }
+        }
+    }
+}
+
+/// The generated code of a net that checked out.
+fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
+    let NetSyntax { attrs, vis, name, .. } = net;
+    let grads = format_ident!("{}Grads", name);
+    let p = quote!(::cnn_runtime::__private);
+    let name_str = name.to_string();
+
+    let param_count = lit(plan.param_count);
+    let input_len = lit(plan.input_len);
+    let output_len = lit(plan.output_len);
+    let macs = lit(plan.macs);
+    let infer_scratch = lit(plan.infer_scratch);
+    let train_scratch = lit(plan.train_scratch());
+    let col_len = lit(plan.col_len);
+    let [c, h, w] = match plan.layers.first().map(|l| l.shaped.input) {
+        Some(Shape::Chw(c, h, w)) => [c, h, w].map(lit),
+        _ => [0, 0, 0].map(lit),
+    };
+
+    let tensors = plan.tensors.iter().map(|t| {
+        let key = &t.key;
+        let shape = t.shape.iter().map(|&d| lit(d));
+        let (offset, len, fan_in, fan_out) = (lit(t.offset), lit(t.len), lit(t.fan_in), lit(t.fan_out));
+        let role = if t.is_bias { quote!(Bias) } else { quote!(Weight) };
+        quote! {
+            #p::TensorInfo {
+                key: #key, shape: &[#(#shape),*], offset: #offset, len: #len,
+                role: #p::TensorRole::#role, fan_in: #fan_in, fan_out: #fan_out,
+            }
+        }
+    });
+    let layers = plan.layers.iter().map(|l| {
+        let (index, params, macs, scratch) = (lit(l.index), lit(l.params()), lit(l.macs), lit(l.infer_scratch));
+        let keyword = l.kind().keyword();
+        let torch = l.kind().torch_name();
+        let source = &l.shaped.layer.source;
+        let shape = l.shaped.output.dims().into_iter().map(lit);
+        quote! {
+            #p::LayerInfo {
+                index: #index, keyword: #keyword, torch_name: #torch, source: #source,
+                output_shape: &[#(#shape),*], params: #params, macs: #macs, infer_scratch: #scratch,
+            }
+        }
+    });
+
+    let forward_body = forward_body(plan);
+    let train_body = train_body(plan);
+
+    let doc_grads = format!("Gradients of every parameter of [`{name}`]: the same tensors, keys and layout.");
+    let doc_input = format!("`[C, H, W]` of one input: `[{}]`.", plan.layers[0].shaped.input.dims().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
+    let doc_output = format!("Outputs per example: {} (shape {}).", plan.output_len, plan.output_shape);
+
+    quote! {
+        #(#attrs)*
+        #[derive(Clone)]
+        #vis struct #name {
+            params: [f32; #param_count],
+        }
+
+        #[doc = #doc_grads]
+        #[derive(Clone)]
+        #vis struct #grads {
+            data: [f32; #param_count],
+        }
+
+        #[allow(dead_code, clippy::all)]
+        impl #name {
+            #[doc = #doc_input]
+            pub const INPUT_SHAPE: [usize; 3] = [#c, #h, #w];
+            /// Elements of one input example (`C * H * W`).
+            pub const INPUT_LEN: usize = #input_len;
+            #[doc = #doc_output]
+            pub const OUTPUT_LEN: usize = #output_len;
+            /// Number of trainable parameters.
+            pub const PARAM_COUNT: usize = #param_count;
+            /// Bytes of all parameters (f32).
+            pub const PARAM_BYTES: usize = #param_count * 4;
+            /// Multiply-accumulates of one forward pass of one example.
+            pub const MACS: usize = #macs;
+            /// f32 elements of scratch [`Self::forward_with`] needs: the largest pair of buffers alive at once.
+            pub const INFER_SCRATCH_LEN: usize = #infer_scratch;
+            /// Bytes of [`Self::INFER_SCRATCH_LEN`].
+            pub const INFER_SCRATCH_BYTES: usize = #infer_scratch * 4;
+            /// f32 elements of scratch [`Self::loss_and_grad_with`] needs (one example).
+            pub const TRAIN_SCRATCH_LEN: usize = #train_scratch;
+            /// Bytes of [`Self::TRAIN_SCRATCH_LEN`].
+            pub const TRAIN_SCRATCH_BYTES: usize = #train_scratch * 4;
+            /// Every parameter tensor, in PyTorch `state_dict` order.
+            pub const TENSORS: &'static [#p::TensorInfo] = &[#(#tensors),*];
+            /// Every layer: keyword, output shape, parameters, MACs.
+            pub const LAYERS: &'static [#p::LayerInfo] = &[#(#layers),*];
+            const COL_LEN: usize = #col_len;
+
+            /// A net with every parameter zero.
+            pub const fn zeroed() -> Self {
+                Self { params: [0.0; #param_count] }
+            }
+
+            /// A net initialised like PyTorch's default for `nn.Conv2d` and
+            /// `nn.Linear` (uniform in +-1/sqrt(fan_in)), deterministic in `seed`.
+            pub fn init(seed: u64) -> Self {
+                let mut net = Self::zeroed();
+                #p::init::pytorch_default(Self::TENSORS, &mut net.params, &mut #p::init::Rng::new(seed));
+                net
+            }
+
+            /// Weights Xavier-uniform (`nn.init.xavier_uniform_`), biases as
+            /// PyTorch's default: Dive into Deep Learning's `init_cnn`.
+            pub fn init_xavier(seed: u64) -> Self {
+                let mut net = Self::zeroed();
+                #p::init::xavier_uniform(Self::TENSORS, &mut net.params, &mut #p::init::Rng::new(seed));
+                net
+            }
+
+            /// Wraps a flat parameter array (in [`Self::TENSORS`] order).
+            pub const fn from_params(params: [f32; #param_count]) -> Self {
+                Self { params }
+            }
+
+            /// The flat parameter array.
+            pub const fn params(&self) -> &[f32; #param_count] {
+                &self.params
+            }
+
+            /// The flat parameter array, mutable.
+            pub fn params_mut(&mut self) -> &mut [f32; #param_count] {
+                &mut self.params
+            }
+
+            /// `(key, shape, values)` of every parameter tensor, in `state_dict` order.
+            pub fn tensors(&self) -> impl ::core::iter::Iterator<Item = (&'static str, &'static [usize], &[f32])> + '_ {
+                #p::network::tensors(Self::TENSORS, &self.params)
+            }
+
+            /// The tensor with this `state_dict` key.
+            pub fn tensor(&self, key: &str) -> ::core::option::Option<&[f32]> {
+                #p::network::tensor(Self::TENSORS, &self.params, key)
+            }
+
+            /// The tensor with this `state_dict` key, mutable.
+            pub fn tensor_mut(&mut self, key: &str) -> ::core::option::Option<&mut [f32]> {
+                #p::network::tensor_mut(Self::TENSORS, &mut self.params, key)
+            }
+
+            /// Writes the layer table (shapes, parameters, MACs, bytes).
+            pub fn write_summary<W: ::core::fmt::Write>(out: &mut W) -> ::core::fmt::Result {
+                #p::network::write_summary::<Self, W>(out)
+            }
+
+            /// Forward pass of one example. No heap: the scratch lives on the
+            /// stack ([`Self::INFER_SCRATCH_BYTES`] bytes).
+            pub fn forward(&self, input: &[f32; #input_len]) -> [f32; #output_len] {
+                let mut scratch = [0.0f32; #infer_scratch];
+                self.forward_with(input, &mut scratch)
+            }
+
+            /// Forward pass of one example on caller-provided scratch (which
+            /// may be a `static`).
+            pub fn forward_with(&self, input: &[f32; #input_len], scratch: &mut [f32; #infer_scratch]) -> [f32; #output_len] {
+                let mut output = [0.0f32; #output_len];
+                self.__forward::<false>(1, input, &mut output, scratch);
+                output
+            }
+
+            /// Loss of one example and its gradient with respect to every
+            /// parameter (overwritten into `grads`), on caller-provided
+            /// scratch: no heap, usable without `std` or `alloc`.
+            pub fn loss_and_grad_with(
+                &self,
+                input: &[f32; #input_len],
+                target: #p::Target<'_>,
+                grads: &mut #grads,
+                scratch: &mut [f32; #train_scratch],
+            ) -> f32 {
+                self.__loss_and_grad::<false>(1, input, target, &mut grads.data, scratch, 0)
+            }
+
+            /// One optimisation step on one example, without heap: gradient
+            /// into `grads`, then `opt` updates the parameters. Returns the loss.
+            pub fn train_step_with<O: #p::Optimizer>(
+                &mut self,
+                input: &[f32; #input_len],
+                target: #p::Target<'_>,
+                grads: &mut #grads,
+                scratch: &mut [f32; #train_scratch],
+                opt: &mut O,
+            ) -> f32 {
+                let loss = self.loss_and_grad_with(input, target, grads, scratch);
+                opt.step(&mut self.params, &grads.data);
+                loss
+            }
+
+            #[inline]
+            fn __forward<const GEMM: bool>(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]) {
+                #p::core::assert_eq!(input.len(), n * #input_len, "{}: input has {} values, expected {} ({} x {})", #name_str, input.len(), n * #input_len, n, #input_len);
+                #p::core::assert_eq!(output.len(), n * #output_len, "{}: output has room for {} values, expected {} ({} x {})", #name_str, output.len(), n * #output_len, n, #output_len);
+                let col_len = if GEMM { Self::COL_LEN } else { 0 };
+                #p::core::assert!(workspace.len() >= col_len + n * #infer_scratch, "{}: workspace too small", #name_str);
+                let (col, scratch) = workspace.split_at_mut(col_len);
+                let scratch = &mut scratch[..n * #infer_scratch];
+                let _ = (&col, &scratch);
+                #forward_body
+            }
+
+            #[inline]
+            fn __loss_and_grad<const GEMM: bool>(
+                &self,
+                n: usize,
+                input: &[f32],
+                target: #p::Target<'_>,
+                grads: &mut [f32],
+                workspace: &mut [f32],
+                seed: u64,
+            ) -> f32 {
+                #p::core::assert_eq!(input.len(), n * #input_len, "{}: input has {} values, expected {} ({} x {})", #name_str, input.len(), n * #input_len, n, #input_len);
+                #p::core::assert_eq!(grads.len(), #param_count, "{}: gradient buffer has {} values, expected {}", #name_str, grads.len(), #param_count);
+                let col_len = if GEMM { Self::COL_LEN } else { 0 };
+                #p::core::assert!(workspace.len() >= col_len + n * #train_scratch, "{}: workspace too small", #name_str);
+                let _ = seed;
+                grads.fill(0.0);
+                let (col, rest) = workspace.split_at_mut(col_len);
+                let _ = &col;
+                #train_body
+            }
+        }
+
+        #[allow(clippy::all)]
+        impl #p::Network for #name {
+            const NAME: &'static str = #name_str;
+            const INPUT_SHAPE: [usize; 3] = Self::INPUT_SHAPE;
+            const INPUT_LEN: usize = #input_len;
+            const OUTPUT_LEN: usize = #output_len;
+            const PARAM_COUNT: usize = #param_count;
+            const MACS: usize = #macs;
+            const TENSORS: &'static [#p::TensorInfo] = Self::TENSORS;
+            const LAYERS: &'static [#p::LayerInfo] = Self::LAYERS;
+            const INFER_SCRATCH_LEN: usize = #infer_scratch;
+            const TRAIN_SCRATCH_LEN: usize = #train_scratch;
+            type Grads = #grads;
+
+            fn zeroed() -> Self {
+                Self::zeroed()
+            }
+            fn params(&self) -> &[f32] {
+                &self.params
+            }
+            fn params_mut(&mut self) -> &mut [f32] {
+                &mut self.params
+            }
+            fn forward_workspace_len(n: usize) -> usize {
+                Self::COL_LEN + n * #infer_scratch
+            }
+            fn train_workspace_len(n: usize) -> usize {
+                Self::COL_LEN + n * #train_scratch
+            }
+            fn forward_n(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]) {
+                self.__forward::<true>(n, input, output, workspace)
+            }
+            fn loss_and_grad_n(
+                &self,
+                n: usize,
+                input: &[f32],
+                target: #p::Target<'_>,
+                grads: &mut [f32],
+                workspace: &mut [f32],
+                seed: u64,
+            ) -> f32 {
+                self.__loss_and_grad::<true>(n, input, target, grads, workspace, seed)
+            }
+        }
+
+        impl ::core::fmt::Debug for #name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#name_str).field("params", &#param_count).finish_non_exhaustive()
+            }
+        }
+
+        #[allow(dead_code, clippy::all)]
+        impl #grads {
+            /// All gradients zero.
+            pub const fn zeroed() -> Self {
+                Self { data: [0.0; #param_count] }
+            }
+            /// The flat gradient array, in the parameters' layout.
+            pub const fn as_array(&self) -> &[f32; #param_count] {
+                &self.data
+            }
+            /// `(key, shape, values)` of every gradient tensor.
+            pub fn tensors(&self) -> impl ::core::iter::Iterator<Item = (&'static str, &'static [usize], &[f32])> + '_ {
+                #p::network::tensors(#name::TENSORS, &self.data)
+            }
+            /// The gradient of the parameter with this `state_dict` key.
+            pub fn tensor(&self, key: &str) -> ::core::option::Option<&[f32]> {
+                #p::network::tensor(#name::TENSORS, &self.data, key)
+            }
+        }
+
+        impl #p::Gradients for #grads {
+            const TENSORS: &'static [#p::TensorInfo] = #name::TENSORS;
+            fn zeroed() -> Self {
+                Self::zeroed()
+            }
+            fn as_slice(&self) -> &[f32] {
+                &self.data
+            }
+            fn as_mut_slice(&mut self) -> &mut [f32] {
+                &mut self.data
+            }
+        }
+
+        impl ::core::fmt::Debug for #grads {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(stringify!(#grads)).field("params", &#param_count).finish_non_exhaustive()
+            }
+        }
+
+        #p::impl_std_methods!(#name, #grads);
+    }
+}
+
+/// `&self.params[a..b]` for a weight or bias.
+fn param_slice(range: Option<(usize, usize)>) -> TokenStream {
+    match range {
+        Some((offset, len)) => {
+            let (a, b) = (lit(offset), lit(offset + len));
+            quote!(&self.params[#a..#b])
+        }
+        None => quote!(&[]),
+    }
+}
+
+fn bias_arg(range: Option<(usize, usize)>) -> TokenStream {
+    match range {
+        Some(_) => {
+            let s = param_slice(range);
+            quote!(::core::option::Option::Some(#s))
+        }
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn pair_lits(pair: layer::Pair) -> TokenStream {
+    let (h, w) = (lit(pair.h), lit(pair.w));
+    quote!((#h, #w))
+}
+
+/// The geometry const of a conv or pool layer.
+fn geometry(l: &LayerPlan) -> TokenStream {
+    let p = quote!(::cnn_runtime::__private);
+    let Shape::Chw(c, h, w) = l.shaped.input else {
+        return TokenStream::new();
+    };
+    let (c, h, w) = (lit(c), lit(h), lit(w));
+    match l.kind() {
+        LayerKind::Conv { out_channels, kernel, stride, pad, .. } => {
+            let o = lit(out_channels);
+            let (k, s, pd) = (pair_lits(kernel), pair_lits(stride), pair_lits(pad));
+            quote! {
+                const G: #p::ops::conv::Conv2d = #p::ops::conv::Conv2d {
+                    in_channels: #c, in_h: #h, in_w: #w, out_channels: #o, kernel: #k, stride: #s, pad: #pd,
+                };
+            }
+        }
+        LayerKind::MaxPool(Window { kernel, stride, pad }) | LayerKind::AvgPool(Window { kernel, stride, pad }) => {
+            let (k, s, pd) = (pair_lits(kernel), pair_lits(stride), pair_lits(pad));
+            quote! {
+                const G: #p::ops::window::Pool2d = #p::ops::window::Pool2d {
+                    channels: #c, in_h: #h, in_w: #w, kernel: #k, stride: #s, pad: #pd,
+                };
+            }
+        }
+        _ => TokenStream::new(),
+    }
+}
+
+/// The kernel call of a computing layer's forward pass, with `x`, `y`, `n`
+/// and `col` in scope.
+fn forward_call(l: &LayerPlan) -> TokenStream {
+    let p = quote!(::cnn_runtime::__private);
+    let span = l.shaped.layer.syntax.name.span();
+    let geometry = geometry(l);
+    let w = param_slice(l.weight);
+    let b = bias_arg(l.bias);
+    match l.kind() {
+        LayerKind::Conv { .. } => quote_spanned! {span=>
+            #geometry
+            if GEMM {
+                #p::ops::conv::forward_gemm(&G, n, x, #w, #b, y, col);
+            } else {
+                #p::ops::conv::forward(&G, n, x, #w, #b, y);
+            }
+        },
+        LayerKind::Linear { out_features, .. } => {
+            let (i, o) = (lit(l.shaped.fan_in_units), lit(out_features));
+            quote_spanned! {span=>
+                const G: #p::ops::linear::Linear = #p::ops::linear::Linear { in_features: #i, out_features: #o };
+                if GEMM {
+                    #p::ops::linear::forward_gemm(&G, n, x, #w, #b, y);
+                } else {
+                    #p::ops::linear::forward(&G, n, x, #w, #b, y);
+                }
+            }
+        }
+        LayerKind::MaxPool(_) => quote_spanned! {span=> #geometry #p::ops::maxpool::forward(&G, n, x, y); },
+        LayerKind::AvgPool(_) => quote_spanned! {span=> #geometry #p::ops::avgpool::forward(&G, n, x, y); },
+        LayerKind::GlobalAvgPool | LayerKind::GlobalMaxPool => {
+            let Shape::Chw(c, h, w) = l.shaped.input else { return TokenStream::new() };
+            let (c, s) = (lit(c), lit(h * w));
+            let op = if matches!(l.kind(), LayerKind::GlobalAvgPool) { quote!(global_avgpool) } else { quote!(global_maxpool) };
+            quote_spanned! {span=> #p::ops::#op::forward(#c, #s, n, x, y); }
+        }
+        _ => TokenStream::new(),
+    }
+}
+
+/// The module of an element-wise activation.
+fn activation_module(kind: LayerKind) -> TokenStream {
+    match kind {
+        LayerKind::Relu => quote!(relu),
+        LayerKind::Sigmoid => quote!(sigmoid),
+        _ => quote!(tanh),
+    }
+}
+
+/// Borrows of an inference slot: `input`, `output` or a scratch end.
+fn slot_expr(slot: Slot, len: usize, mutable: bool) -> TokenStream {
+    let p = quote!(::cnn_runtime::__private);
+    let len = lit(len);
+    match (slot, mutable) {
+        (Slot::Input, _) => quote!(input),
+        (Slot::Output, true) => quote!(&mut *output),
+        (Slot::Output, false) => quote!(&*output),
+        (Slot::Front | Slot::Back, true) => {
+            let front = slot == Slot::Front;
+            quote!(#p::region(scratch, #front, n * #len))
+        }
+        (Slot::Front | Slot::Back, false) => {
+            let front = slot == Slot::Front;
+            quote!(&*#p::region(scratch, #front, n * #len))
+        }
+    }
+}
+
+/// `let x = ..; let y = ..;` for a step reading `src` and writing `dst`.
+fn bind_xy(src: Slot, src_len: usize, dst: Slot, dst_len: usize) -> TokenStream {
+    let p = quote!(::cnn_runtime::__private);
+    let in_scratch = |s: Slot| matches!(s, Slot::Front | Slot::Back);
+    if in_scratch(src) && in_scratch(dst) {
+        let front = src == Slot::Front;
+        let (a, b) = (lit(src_len), lit(dst_len));
+        return quote!(let (x, y) = #p::ping_pong(scratch, #front, n * #a, n * #b););
+    }
+    let x = slot_expr(src, src_len, false);
+    let y = slot_expr(dst, dst_len, true);
+    quote!(let x: &[f32] = #x; let y: &mut [f32] = #y;)
+}
+
+fn forward_body(plan: &NetPlan) -> TokenStream {
+    let p = quote!(::cnn_runtime::__private);
+    let mut body = TokenStream::new();
+    for step in &plan.infer_steps {
+        body.extend(match *step {
+            InferStep::Compute { layer, src, dst } => {
+                let l = &plan.layers[layer];
+                let bind = bind_xy(src, l.in_len(), dst, l.out_len());
+                let call = forward_call(l);
+                quote!({ #bind #call })
+            }
+            InferStep::Copy { src, dst, len } => {
+                let bind = bind_xy(src, len, dst, len);
+                quote!({ #bind y.copy_from_slice(x); })
+            }
+            InferStep::InPlace { layer, slot } => {
+                let l = &plan.layers[layer];
+                let module = activation_module(l.kind());
+                let target = slot_expr(slot, l.out_len(), true);
+                quote!(#p::ops::#module::forward(#target);)
+            }
+        });
+    }
+    body
+}
+
+/// `a3`, or `input` for the caller's buffer.
+fn buffer_ident(buffer: Buffer) -> TokenStream {
+    match buffer {
+        Buffer::Input => quote!(input),
+        Buffer::Act(k) => {
+            let ident = format_ident!("a{}", k);
+            quote!(#ident)
+        }
+    }
+}
+
+fn train_body(plan: &NetPlan) -> TokenStream {
+    let p = quote!(::cnn_runtime::__private);
+    let mut body = TokenStream::new();
+    // Carve the workspace: activations, then two gradient buffers.
+    for (k, len) in plan.acts.iter().enumerate() {
+        let ident = format_ident!("a{}", k);
+        let len = lit(*len);
+        body.extend(quote!(let (#ident, rest) = rest.split_at_mut(n * #len);));
+    }
+    let grad_len = lit(plan.grad_len);
+    body.extend(quote! {
+        let (g0, rest) = rest.split_at_mut(n * #grad_len);
+        let (g1, _) = rest.split_at_mut(n * #grad_len);
+    });
+
+    // Forward, keeping every buffer.
+    for (l, io) in plan.layers.iter().zip(&plan.train_io) {
+        let x = buffer_ident(io.x);
+        let y = buffer_ident(io.y);
+        if l.computes() {
+            let call = forward_call(l);
+            body.extend(quote!({ let x: &[f32] = &*#x; let y: &mut [f32] = &mut *#y; #call }));
+        } else if l.kind().is_activation() {
+            let module = activation_module(l.kind());
+            if io.copy {
+                body.extend(quote!(#y.copy_from_slice(&*#x);));
+            }
+            body.extend(quote!(#p::ops::#module::forward(&mut *#y);));
+        }
+    }
+
+    // Loss and its gradient with respect to the output.
+    let out = buffer_ident(plan.train_output);
+    let out_len = lit(plan.output_len);
+    let name_loss = quote! {
+        let loss = match target {
+            #p::Target::Classes(labels) => {
+                #p::core::assert_eq!(labels.len(), n, "expected {} labels, found {}", n, labels.len());
+                #p::ops::cross_entropy::forward_backward(n, #out_len, &*#out, labels, &mut g0[..n * #out_len])
+            }
+            #p::Target::Values(values) => {
+                #p::core::assert_eq!(values.len(), n * #out_len, "expected {} target values, found {}", n * #out_len, values.len());
+                #p::ops::mse::forward_backward(&*#out, values, &mut g0[..n * #out_len])
+            }
+        };
+    };
+    body.extend(name_loss);
+
+    // Backward, last layer first; stops once no earlier layer has parameters.
+    let mut current_is_g0 = true;
+    for (i, (l, io)) in plan.layers.iter().zip(&plan.train_io).enumerate().rev() {
+        if !plan.params_before(i + 1) {
+            break;
+        }
+        let (g_cur, g_other) = if current_is_g0 { (quote!(g0), quote!(g1)) } else { (quote!(g1), quote!(g0)) };
+        let (in_len, out_len) = (lit(l.in_len()), lit(l.out_len()));
+        let x = buffer_ident(io.x);
+        let y = buffer_ident(io.y);
+        let needs_dx = plan.params_before(i);
+        let dx = if needs_dx {
+            quote!(::core::option::Option::Some(&mut #g_other[..n * #in_len]))
+        } else {
+            quote!(::core::option::Option::None)
+        };
+        let span = l.shaped.layer.syntax.name.span();
+        let geometry = geometry(l);
+        let w = param_slice(l.weight);
+        let grads_split = match (l.weight, l.bias) {
+            (Some((w_off, w_len)), Some((_, b_len))) => {
+                let (a, m, e) = (lit(w_off), lit(w_len), lit(w_off + w_len + b_len));
+                quote!(let (dw, db) = grads[#a..#e].split_at_mut(#m); let db = ::core::option::Option::Some(db);)
+            }
+            (Some((w_off, w_len)), None) => {
+                let (a, e) = (lit(w_off), lit(w_off + w_len));
+                quote!(let dw = &mut grads[#a..#e]; let db = ::core::option::Option::None;)
+            }
+            _ => TokenStream::new(),
+        };
+        let step = match l.kind() {
+            LayerKind::Relu | LayerKind::Sigmoid | LayerKind::Tanh => {
+                let module = activation_module(l.kind());
+                quote!(#p::ops::#module::backward(&*#y, &mut #g_cur[..n * #out_len]);)
+            }
+            LayerKind::Flatten | LayerKind::Dropout { .. } => TokenStream::new(),
+            LayerKind::Conv { .. } => quote_spanned! {span=> {
+                #geometry
+                #grads_split
+                let dy: &[f32] = &#g_cur[..n * #out_len];
+                if GEMM {
+                    #p::ops::conv::backward_gemm(&G, n, &*#x, #w, dy, dw, db, #dx, col);
+                } else {
+                    #p::ops::conv::backward(&G, n, &*#x, #w, dy, dw, db, #dx);
+                }
+            }},
+            LayerKind::Linear { out_features, .. } => {
+                let (fi, fo) = (lit(l.shaped.fan_in_units), lit(out_features));
+                quote_spanned! {span=> {
+                    const G: #p::ops::linear::Linear = #p::ops::linear::Linear { in_features: #fi, out_features: #fo };
+                    #grads_split
+                    let dy: &[f32] = &#g_cur[..n * #out_len];
+                    if GEMM {
+                        #p::ops::linear::backward_gemm(&G, n, &*#x, #w, dy, dw, db, #dx);
+                    } else {
+                        #p::ops::linear::backward(&G, n, &*#x, #w, dy, dw, db, #dx);
+                    }
+                }}
+            }
+            LayerKind::MaxPool(_) => quote_spanned! {span=> {
+                #geometry
+                #p::ops::maxpool::backward(&G, n, &*#x, &#g_cur[..n * #out_len], &mut #g_other[..n * #in_len]);
+            }},
+            LayerKind::AvgPool(_) => quote_spanned! {span=> {
+                #geometry
+                #p::ops::avgpool::backward(&G, n, &#g_cur[..n * #out_len], &mut #g_other[..n * #in_len]);
+            }},
+            LayerKind::GlobalAvgPool => {
+                let Shape::Chw(c, h, w) = l.shaped.input else { unreachable!("global pools take [C, H, W]") };
+                let (c, s) = (lit(c), lit(h * w));
+                quote!(#p::ops::global_avgpool::backward(#c, #s, n, &#g_cur[..n * #out_len], &mut #g_other[..n * #in_len]);)
+            }
+            LayerKind::GlobalMaxPool => {
+                let Shape::Chw(c, h, w) = l.shaped.input else { unreachable!("global pools take [C, H, W]") };
+                let (c, s) = (lit(c), lit(h * w));
+                quote!(#p::ops::global_maxpool::backward(#c, #s, n, &*#x, &#g_cur[..n * #out_len], &mut #g_other[..n * #in_len]);)
+            }
+        };
+        body.extend(step);
+        if l.computes() {
+            current_is_g0 = !current_is_g0;
+        }
+    }
+    body.extend(quote!(let _ = (&g0, &g1); loss));
+    let _ = Span::call_site();
+    body
+}

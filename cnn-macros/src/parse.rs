@@ -1,0 +1,278 @@
+//! Tokens to syntax. Nothing is checked here beyond the grammar: every layer
+//! keeps its tokens so later phases can point at the exact argument at fault.
+//!
+//! ```text
+//! input   := net (';' net)* ';'?
+//! net     := attr* vis IDENT ':' '[' INT ',' INT ',' INT ']' ('weights' '=' STR)? '=>' layer (','? layer)*
+//! layer   := IDENT ('(' arg (',' arg)* ','? ')')?
+//! arg     := value | IDENT '=' value
+//! value   := INT | FLOAT | BOOL | '_' | '(' value ',' value ')' | '-' literal
+//! ```
+
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{bracketed, parenthesized, token, Attribute, Ident, LitBool, LitFloat, LitInt, LitStr, Token, Visibility};
+
+/// Everything inside `cnn_net! { ... }`.
+pub struct Input {
+    pub nets: Vec<NetSyntax>,
+}
+
+/// One `vis Name: [C, H, W] => layers` declaration.
+pub struct NetSyntax {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub shape_bracket: token::Bracket,
+    pub shape: Vec<LitInt>,
+    /// `weights = "file.safetensors"`: parameters baked in at compile time.
+    pub weights: Option<LitStr>,
+    pub arrow: Token![=>],
+    pub layers: Vec<LayerSyntax>,
+}
+
+/// One layer as written: `conv(1, 6, 5, pad = 2)` or `relu`.
+pub struct LayerSyntax {
+    pub name: Ident,
+    pub paren: Option<token::Paren>,
+    pub args: Vec<ArgSyntax>,
+}
+
+/// A positional or named argument.
+pub enum ArgSyntax {
+    Positional(ValueSyntax),
+    Named { name: Ident, eq: Token![=], value: ValueSyntax },
+}
+
+/// An argument value, kept loose so the layer phase can say what is wrong.
+pub enum ValueSyntax {
+    Int(LitInt),
+    Float(LitFloat),
+    Bool(LitBool),
+    Infer(Token![_]),
+    Pair { paren: token::Paren, first: Box<ValueSyntax>, second: Box<ValueSyntax> },
+    /// Anything else (a negative number, a path, a tuple of three...): kept
+    /// only to be reported.
+    Other(TokenStream),
+}
+
+mod kw {
+    syn::custom_keyword!(weights);
+}
+
+impl Parse for Input {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut nets = Vec::new();
+        if input.is_empty() {
+            return Err(input.error("expected a net declaration, e.g. `pub LeNet: [1, 28, 28] => conv(1, 6, 5) ...`"));
+        }
+        while !input.is_empty() {
+            nets.push(input.parse()?);
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![;]>()?;
+        }
+        Ok(Input { nets })
+    }
+}
+
+impl Parse for NetSyntax {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        let name: Ident = input.parse()?;
+        input.parse::<Token![:]>()?;
+        if !input.peek(token::Bracket) {
+            return Err(input.error("expected the input shape `[C, H, W]`, e.g. `[1, 28, 28]`"));
+        }
+        let content;
+        let shape_bracket = bracketed!(content in input);
+        let dims = Punctuated::<LitInt, Token![,]>::parse_terminated(&content)?;
+        let shape = dims.into_iter().collect();
+        let weights = if input.peek(kw::weights) {
+            input.parse::<kw::weights>()?;
+            input.parse::<Token![=]>()?;
+            Some(input.parse()?)
+        } else {
+            None
+        };
+        let arrow: Token![=>] = input.parse()?;
+        let mut layers = Vec::new();
+        while !input.is_empty() && !input.peek(Token![;]) {
+            layers.push(input.parse()?);
+            if input.peek(Token![,]) {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(NetSyntax { attrs, vis, name, shape_bracket, shape, weights, arrow, layers })
+    }
+}
+
+impl Parse for LayerSyntax {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let lookahead = input.lookahead1();
+        if !lookahead.peek(Ident::peek_any) {
+            return Err(input.error("expected a layer, e.g. `conv(1, 6, 5)`, `relu` or `flatten`"));
+        }
+        let name = Ident::parse_any(input)?;
+        let (paren, args) = if input.peek(token::Paren) {
+            let content;
+            let paren = parenthesized!(content in input);
+            let args = Punctuated::<ArgSyntax, Token![,]>::parse_terminated(&content)?;
+            (Some(paren), args.into_iter().collect())
+        } else {
+            (None, Vec::new())
+        };
+        Ok(LayerSyntax { name, paren, args })
+    }
+}
+
+impl Parse for ArgSyntax {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(Ident::peek_any) && input.peek2(Token![=]) && !input.peek2(Token![==]) {
+            let name = Ident::parse_any(input)?;
+            let eq = input.parse()?;
+            let value = input.parse()?;
+            return Ok(ArgSyntax::Named { name, eq, value });
+        }
+        Ok(ArgSyntax::Positional(input.parse()?))
+    }
+}
+
+impl Parse for ValueSyntax {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(LitInt) {
+            return Ok(ValueSyntax::Int(input.parse()?));
+        }
+        if input.peek(LitFloat) {
+            return Ok(ValueSyntax::Float(input.parse()?));
+        }
+        if input.peek(LitBool) {
+            return Ok(ValueSyntax::Bool(input.parse()?));
+        }
+        if input.peek(Token![_]) {
+            return Ok(ValueSyntax::Infer(input.parse()?));
+        }
+        if input.peek(token::Paren) {
+            let fork = input.fork();
+            let content;
+            let paren = parenthesized!(content in fork);
+            let items = Punctuated::<ValueSyntax, Token![,]>::parse_terminated(&content);
+            if let Ok(items) = items {
+                if items.len() == 2 && !items.trailing_punct() {
+                    let mut items = items.into_iter();
+                    let (first, second) = (items.next(), items.next());
+                    if let (Some(first), Some(second)) = (first, second) {
+                        let _: TokenStream = input.parse::<proc_macro2::Group>()?.into_token_stream();
+                        return Ok(ValueSyntax::Pair { paren, first: Box::new(first), second: Box::new(second) });
+                    }
+                }
+            }
+        }
+        // Anything else up to the next top-level comma: reported later with
+        // its own span.
+        let mut tokens = TokenStream::new();
+        while !input.is_empty() && !input.peek(Token![,]) {
+            let tt: proc_macro2::TokenTree = input.parse()?;
+            tokens.extend(std::iter::once(tt));
+        }
+        Ok(ValueSyntax::Other(tokens))
+    }
+}
+
+impl ToTokens for ValueSyntax {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        match self {
+            ValueSyntax::Int(v) => v.to_tokens(tokens),
+            ValueSyntax::Float(v) => v.to_tokens(tokens),
+            ValueSyntax::Bool(v) => v.to_tokens(tokens),
+            ValueSyntax::Infer(v) => v.to_tokens(tokens),
+            ValueSyntax::Pair { paren, first, second } => paren.surround(tokens, |inner| {
+                first.to_tokens(inner);
+                <Token![,]>::default().to_tokens(inner);
+                second.to_tokens(inner);
+            }),
+            ValueSyntax::Other(v) => v.to_tokens(tokens),
+        }
+    }
+}
+
+impl ToTokens for ArgSyntax {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        match self {
+            ArgSyntax::Positional(v) => v.to_tokens(tokens),
+            ArgSyntax::Named { name, eq, value } => {
+                name.to_tokens(tokens);
+                eq.to_tokens(tokens);
+                value.to_tokens(tokens);
+            }
+        }
+    }
+}
+
+impl ToTokens for LayerSyntax {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        self.name.to_tokens(tokens);
+        if let Some(paren) = &self.paren {
+            paren.surround(tokens, |inner| {
+                for (i, arg) in self.args.iter().enumerate() {
+                    if i > 0 {
+                        <Token![,]>::default().to_tokens(inner);
+                    }
+                    arg.to_tokens(inner);
+                }
+            });
+        }
+    }
+}
+
+impl ValueSyntax {
+    /// The value as the user would write it, normalised: `5`, `(3, 5)`, `_`.
+    pub fn render(&self) -> String {
+        match self {
+            ValueSyntax::Int(v) => v.base10_digits().to_string(),
+            ValueSyntax::Float(v) => v.base10_digits().to_string(),
+            ValueSyntax::Bool(v) => v.value.to_string(),
+            ValueSyntax::Infer(_) => "_".to_string(),
+            ValueSyntax::Pair { first, second, .. } => format!("({}, {})", first.render(), second.render()),
+            ValueSyntax::Other(tokens) => tokens.to_string(),
+        }
+    }
+
+    /// The span of the value's first token (good enough to point at it).
+    pub fn span(&self) -> Span {
+        match self {
+            ValueSyntax::Int(v) => v.span(),
+            ValueSyntax::Float(v) => v.span(),
+            ValueSyntax::Bool(v) => v.span,
+            ValueSyntax::Infer(v) => v.span,
+            ValueSyntax::Pair { paren, .. } => paren.span.join(),
+            ValueSyntax::Other(tokens) => tokens.clone().into_iter().next().map_or_else(Span::call_site, |t| t.span()),
+        }
+    }
+}
+
+impl LayerSyntax {
+    /// The layer as the user wrote it, normalised: `conv(1, 6, 5, pad = 2)`.
+    pub fn render(&self) -> String {
+        let mut s = self.name.to_string();
+        if self.paren.is_some() {
+            let args: Vec<String> = self
+                .args
+                .iter()
+                .map(|arg| match arg {
+                    ArgSyntax::Positional(v) => v.render(),
+                    ArgSyntax::Named { name, value, .. } => format!("{name} = {}", value.render()),
+                })
+                .collect();
+            s.push('(');
+            s.push_str(&args.join(", "));
+            s.push(')');
+        }
+        s
+    }
+}

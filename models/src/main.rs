@@ -1,0 +1,5 @@
+//! The `cnn` command-line tool.
+
+fn main() {
+    print!("{}", models::LeNet::summary());
+}

@@ -1,0 +1,84 @@
+//! Shared helpers for the integration tests: reading the PyTorch fixtures
+//! that `tools/gen_fixtures.py` wrote into `tests/fixtures/`.
+
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// One PyTorch reference case.
+pub struct Fixture {
+    /// Case name (the file stem).
+    pub name: String,
+    /// The DSL text the net was built from, `"[C, H, W] => layers"`.
+    pub net: String,
+    /// Examples in the batch.
+    pub batch: usize,
+    /// The weights object, in the runtime's JSON weights format.
+    pub weights_json: String,
+    /// `batch * INPUT_LEN` inputs (f32-exact).
+    pub input: Vec<f32>,
+    /// `batch * OUTPUT_LEN` outputs of PyTorch, computed in float64.
+    pub output: Vec<f64>,
+    /// One class label per example.
+    pub labels: Vec<u8>,
+    /// PyTorch's mean cross-entropy loss, float64.
+    pub loss: f64,
+    /// Gradient of the loss for every parameter key, float64.
+    pub grads: Vec<(String, Vec<f64>)>,
+}
+
+/// The fixtures directory.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("array of numbers")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
+}
+
+/// Reads `tests/fixtures/<name>.json`.
+pub fn load(name: &str) -> Fixture {
+    let path = fixtures_dir().join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
+    let grads = v["grads"]
+        .as_object()
+        .expect("grads object")
+        .iter()
+        .map(|(k, t)| (k.clone(), floats(&t["data"])))
+        .collect();
+    Fixture {
+        name: name.to_string(),
+        net: v["net"].as_str().expect("net").to_string(),
+        batch: v["batch"].as_u64().expect("batch") as usize,
+        weights_json: v["weights"].to_string(),
+        input: floats(&v["input"]).into_iter().map(|x| x as f32).collect(),
+        output: floats(&v["output"]),
+        labels: floats(&v["labels"]).into_iter().map(|x| x as u8).collect(),
+        loss: v["loss"].as_f64().expect("loss"),
+        grads,
+    }
+}
+
+/// Asserts `actual` matches `expected` element-wise within `rel` relative
+/// or `abs` absolute error, naming the index of the worst miss.
+pub fn assert_close(what: &str, actual: &[f32], expected: &[f64], rel: f64, abs: f64) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    let mut worst: Option<(usize, f64)> = None;
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let err = (a as f64 - e).abs();
+        let ok = err <= abs || err <= rel * e.abs();
+        if !ok && worst.is_none_or(|(_, w)| err > w) {
+            worst = Some((i, err));
+        }
+    }
+    if let Some((i, err)) = worst {
+        panic!(
+            "{what}: element {i} is {} but PyTorch gives {} (error {err:e}, allowed {rel:e} relative or {abs:e} absolute)",
+            actual[i], expected[i]
+        );
+    }
+}
