@@ -14,7 +14,7 @@ use crate::parse::{Input, NetSyntax};
 use crate::plan::{self, Buffer, InferStep, LayerPlan, NetPlan, Slot};
 use crate::shape::{self, Shape};
 use proc_macro2::{Literal, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote};
 
 /// Expands a whole invocation: every net, plus every error at once.
 pub fn expand(input: &Input) -> TokenStream {
@@ -487,12 +487,11 @@ fn geometry(l: &LayerPlan) -> TokenStream {
 /// and `col` in scope.
 fn forward_call(l: &LayerPlan) -> TokenStream {
     let p = quote!(::cnn_runtime::__private);
-    let span = l.shaped.layer.syntax.name.span();
     let geometry = geometry(l);
     let w = param_slice(l.weight);
     let b = bias_arg(l.bias);
     match l.kind() {
-        LayerKind::Conv { .. } => quote_spanned! {span=>
+        LayerKind::Conv { .. } => quote! {
             #geometry
             if GEMM {
                 #p::ops::conv::forward_gemm(&G, n, x, #w, #b, y, col);
@@ -502,7 +501,7 @@ fn forward_call(l: &LayerPlan) -> TokenStream {
         },
         LayerKind::Linear { out_features, .. } => {
             let (i, o) = (lit(l.shaped.fan_in_units), lit(out_features));
-            quote_spanned! {span=>
+            quote! {
                 const G: #p::ops::linear::Linear = #p::ops::linear::Linear { in_features: #i, out_features: #o };
                 if GEMM {
                     #p::ops::linear::forward_gemm(&G, n, x, #w, #b, y);
@@ -511,13 +510,13 @@ fn forward_call(l: &LayerPlan) -> TokenStream {
                 }
             }
         }
-        LayerKind::MaxPool(_) => quote_spanned! {span=> #geometry #p::ops::maxpool::forward(&G, n, x, y); },
-        LayerKind::AvgPool(_) => quote_spanned! {span=> #geometry #p::ops::avgpool::forward(&G, n, x, y); },
+        LayerKind::MaxPool(_) => quote! { #geometry #p::ops::maxpool::forward(&G, n, x, y); },
+        LayerKind::AvgPool(_) => quote! { #geometry #p::ops::avgpool::forward(&G, n, x, y); },
         LayerKind::GlobalAvgPool | LayerKind::GlobalMaxPool => {
             let Shape::Chw(c, h, w) = l.shaped.input else { return TokenStream::new() };
             let (c, s) = (lit(c), lit(h * w));
             let op = if matches!(l.kind(), LayerKind::GlobalAvgPool) { quote!(global_avgpool) } else { quote!(global_maxpool) };
-            quote_spanned! {span=> #p::ops::#op::forward(#c, #s, n, x, y); }
+            quote! { #p::ops::#op::forward(#c, #s, n, x, y); }
         }
         _ => TokenStream::new(),
     }
@@ -666,7 +665,6 @@ fn train_body(plan: &NetPlan) -> TokenStream {
         } else {
             quote!(::core::option::Option::None)
         };
-        let span = l.shaped.layer.syntax.name.span();
         let geometry = geometry(l);
         let w = param_slice(l.weight);
         let grads_split = match (l.weight, l.bias) {
@@ -686,7 +684,7 @@ fn train_body(plan: &NetPlan) -> TokenStream {
                 quote!(#p::ops::#module::backward(&*#y, &mut #g_cur[..n * #out_len]);)
             }
             LayerKind::Flatten | LayerKind::Dropout { .. } => TokenStream::new(),
-            LayerKind::Conv { .. } => quote_spanned! {span=> {
+            LayerKind::Conv { .. } => quote! { {
                 #geometry
                 #grads_split
                 let dy: &[f32] = &#g_cur[..n * #out_len];
@@ -698,7 +696,7 @@ fn train_body(plan: &NetPlan) -> TokenStream {
             }},
             LayerKind::Linear { out_features, .. } => {
                 let (fi, fo) = (lit(l.shaped.fan_in_units), lit(out_features));
-                quote_spanned! {span=> {
+                quote! { {
                     const G: #p::ops::linear::Linear = #p::ops::linear::Linear { in_features: #fi, out_features: #fo };
                     #grads_split
                     let dy: &[f32] = &#g_cur[..n * #out_len];
@@ -709,11 +707,11 @@ fn train_body(plan: &NetPlan) -> TokenStream {
                     }
                 }}
             }
-            LayerKind::MaxPool(_) => quote_spanned! {span=> {
+            LayerKind::MaxPool(_) => quote! { {
                 #geometry
                 #p::ops::maxpool::backward(&G, n, &*#x, &#g_cur[..n * #out_len], &mut #g_other[..n * #in_len]);
             }},
-            LayerKind::AvgPool(_) => quote_spanned! {span=> {
+            LayerKind::AvgPool(_) => quote! { {
                 #geometry
                 #p::ops::avgpool::backward(&G, n, &#g_cur[..n * #out_len], &mut #g_other[..n * #in_len]);
             }},

@@ -38,8 +38,9 @@ pub use network::{Gradients, LayerInfo, Network, Target, TensorInfo, TensorRole}
 /// Not public API: what the code emitted by `cnn_net!` refers to.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::network::{Gradients, LayerInfo, Network, Target, TensorInfo, TensorRole};
-    pub use crate::ops;
+    pub use crate::network::{self, Gradients, LayerInfo, Network, Target, TensorInfo, TensorRole};
+    pub use crate::optim::Optimizer;
+    pub use crate::{init, ops};
     pub use core;
     #[cfg(feature = "std")]
     pub use std;

@@ -172,3 +172,111 @@ pub fn tensor_mut<'a>(
 ) -> Option<&'a mut [f32]> {
     table.iter().find(|t| t.key == key).map(move |t| t.slice_mut(flat))
 }
+
+/// Writes `n` with thousands separators.
+struct Thousands(usize);
+
+impl core::fmt::Display for Thousands {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut digits = [0u8; 20];
+        let mut len = 0;
+        let mut n = self.0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        // Render into a stack buffer so width and alignment apply to the whole.
+        let mut out = [0u8; 27];
+        let mut o = 0;
+        for i in (0..len).rev() {
+            out[o] = digits[i];
+            o += 1;
+            if i > 0 && i % 3 == 0 {
+                out[o] = b',';
+                o += 1;
+            }
+        }
+        f.pad(core::str::from_utf8(&out[..o]).unwrap_or("?"))
+    }
+}
+
+/// Formats a shape like `[6, 28, 28]` into a fixed stack buffer, so the
+/// summary needs no heap.
+struct ShapeText {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl ShapeText {
+    fn new(dims: &[usize]) -> Self {
+        let mut text = ShapeText { buf: [0; 64], len: 0 };
+        let _ = core::fmt::write(&mut text, format_args!("["));
+        for (i, d) in dims.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = core::fmt::write(&mut text, format_args!("{sep}{d}"));
+        }
+        let _ = core::fmt::write(&mut text, format_args!("]"));
+        text
+    }
+
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("[?]")
+    }
+}
+
+impl core::fmt::Write for ShapeText {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(core::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Writes the layer table of `N`: each layer's output shape (the shape walk
+/// of Dive into Deep Learning section 7.6.1), parameters, multiply-adds and
+/// output bytes, then the totals and the memory plan.
+pub fn write_summary<N: Network, W: core::fmt::Write>(out: &mut W) -> core::fmt::Result {
+    let width = N::LAYERS.iter().map(|l| l.source.len()).max().unwrap_or(5).max(5);
+    writeln!(out, "{}: input {}", N::NAME, ShapeText::new(&N::INPUT_SHAPE).as_str())?;
+    writeln!(
+        out,
+        "{:>3}  {:<width$}  {:<17}  {:<15}  {:>8}  {:>11}  {:>10}",
+        "#", "layer", "PyTorch", "output shape", "params", "MACs", "out bytes"
+    )?;
+    for l in N::LAYERS {
+        let shape = ShapeText::new(l.output_shape);
+        let bytes = l.output_shape.iter().product::<usize>() * 4;
+        writeln!(
+            out,
+            "{:>3}  {:<width$}  {:<17}  {:<15}  {:>8}  {:>11}  {:>10}",
+            l.index,
+            l.source,
+            l.torch_name,
+            shape.as_str(),
+            Thousands(l.params),
+            Thousands(l.macs),
+            Thousands(bytes)
+        )?;
+    }
+    writeln!(
+        out,
+        "total: {} parameters ({} bytes), {} MACs per example",
+        Thousands(N::PARAM_COUNT),
+        Thousands(N::PARAM_COUNT * 4),
+        Thousands(N::MACS)
+    )?;
+    writeln!(
+        out,
+        "memory: inference scratch {} bytes, training scratch {} bytes (one example, no heap)",
+        Thousands(N::INFER_SCRATCH_LEN * 4),
+        Thousands(N::TRAIN_SCRATCH_LEN * 4)
+    )
+}

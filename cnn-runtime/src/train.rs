@@ -1,0 +1,357 @@
+//! Batched inference and training for any generated net, on top of the
+//! allocation-free core every net implements ([`Network::forward_n`],
+//! [`Network::loss_and_grad_n`]).
+//!
+//! Work is split across [`threads`] workers by examples: each worker runs
+//! the net on a contiguous share of the batch with its own buffers, and the
+//! shares' losses and gradients are added in worker order, weighted by
+//! share size. The result is therefore bit-identical for the same thread
+//! count, and differs between thread counts only by float reassociation of
+//! that final sum (relative differences around 1e-6).
+
+use crate::network::{Network, Target};
+use crate::optim::Optimizer;
+use crate::workspace::{with_buffers, Buffers};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Examples per forward chunk: bounds the workspace of `forward_batch`
+/// whatever the batch size.
+pub const FORWARD_CHUNK: usize = 256;
+
+/// Sets how many threads batched inference and training use (at least 1).
+pub fn set_threads(threads: usize) {
+    THREADS.store(threads.max(1), Ordering::Relaxed);
+}
+
+/// How many threads batched inference and training use (default 1).
+pub fn threads() -> usize {
+    THREADS.load(Ordering::Relaxed)
+}
+
+/// Splits `n` examples into at most `workers` contiguous shares, the larger
+/// ones first; shares never go below a few examples, where threads cost more
+/// than they give.
+fn shares(n: usize, workers: usize) -> impl Iterator<Item = (usize, usize)> {
+    let workers = workers.min(n.div_ceil(8)).max(1);
+    let base = n / workers;
+    let extra = n % workers;
+    (0..workers).scan(0, move |start, i| {
+        let len = base + usize::from(i < extra);
+        let share = (*start, len);
+        *start += len;
+        Some(share)
+    })
+}
+
+/// Runs `N` on `input.len() / INPUT_LEN` examples, writing `OUTPUT_LEN`
+/// values per example into `output`.
+///
+/// # Panics
+/// If `input.len()` is not a multiple of `N::INPUT_LEN` or `output` does not
+/// have room for exactly one output per example.
+pub fn forward_batch<N: Network>(net: &N, input: &[f32], output: &mut [f32]) {
+    assert!(
+        input.len() % N::INPUT_LEN == 0,
+        "{}::forward_batch: input has {} values, expected a multiple of INPUT_LEN = {}",
+        N::NAME,
+        input.len(),
+        N::INPUT_LEN
+    );
+    let n = input.len() / N::INPUT_LEN;
+    assert_eq!(
+        output.len(),
+        n * N::OUTPUT_LEN,
+        "{}::forward_batch: output has {} values, expected {} ({} examples x OUTPUT_LEN = {})",
+        N::NAME,
+        output.len(),
+        n * N::OUTPUT_LEN,
+        n,
+        N::OUTPUT_LEN
+    );
+    if n == 0 {
+        return;
+    }
+    let chunk = FORWARD_CHUNK.min(n);
+    let workers = threads().min(n.div_ceil(chunk)).max(1);
+    with_buffers(workers, |buffers| {
+        for b in buffers.iter_mut() {
+            b.reserve(N::forward_workspace_len(chunk), 0);
+        }
+        let run = |b: &mut Buffers, input: &[f32], output: &mut [f32]| {
+            for (x, y) in input.chunks(chunk * N::INPUT_LEN).zip(output.chunks_mut(chunk * N::OUTPUT_LEN)) {
+                net.forward_n(x.len() / N::INPUT_LEN, x, y, &mut b.workspace);
+            }
+        };
+        if workers == 1 {
+            run(&mut buffers[0], input, output);
+            return;
+        }
+        // Whole chunks per worker, so every chunk is computed exactly as
+        // with one thread.
+        let chunks = n.div_ceil(chunk);
+        std::thread::scope(|scope| {
+            let mut input = input;
+            let mut output = &mut *output;
+            for ((_, count), b) in shares(chunks, workers).zip(buffers.iter_mut()) {
+                let examples = (count * chunk).min(input.len() / N::INPUT_LEN);
+                let (x, x_rest) = input.split_at(examples * N::INPUT_LEN);
+                let (y, y_rest) = std::mem::take(&mut output).split_at_mut(examples * N::OUTPUT_LEN);
+                input = x_rest;
+                output = y_rest;
+                scope.spawn(move || run(b, x, y));
+            }
+        });
+    });
+}
+
+/// Mean loss of `N` over a batch and its gradient, written into `grads`
+/// (`PARAM_COUNT` values, overwritten). `seed` drives training-mode
+/// randomness (dropout masks).
+///
+/// # Panics
+/// On inconsistent lengths, naming what was expected.
+pub fn loss_and_grad<N: Network>(net: &N, input: &[f32], target: Target<'_>, grads: &mut [f32], seed: u64) -> f32 {
+    let n = batch_len::<N>("loss_and_grad", input, target);
+    assert_eq!(
+        grads.len(),
+        N::PARAM_COUNT,
+        "{}::loss_and_grad: gradient buffer has {} values, expected PARAM_COUNT = {}",
+        N::NAME,
+        grads.len(),
+        N::PARAM_COUNT
+    );
+    let workers = threads();
+    with_buffers(workers, |buffers| {
+        let shares: Vec<(usize, usize)> = shares(n, workers).collect();
+        if shares.len() == 1 {
+            buffers[0].reserve(N::train_workspace_len(n), 0);
+            return net.loss_and_grad_n(n, input, target, grads, &mut buffers[0].workspace, seed);
+        }
+        for (b, &(_, len)) in buffers.iter_mut().zip(&shares) {
+            b.reserve(N::train_workspace_len(len), N::PARAM_COUNT);
+        }
+        let mut losses = vec![0.0f32; shares.len()];
+        std::thread::scope(|scope| {
+            for ((b, &(start, len)), loss) in buffers.iter_mut().zip(&shares).zip(losses.iter_mut()) {
+                let x = &input[start * N::INPUT_LEN..(start + len) * N::INPUT_LEN];
+                let t = slice_target::<N>(target, start, len);
+                let worker_seed = seed ^ (start as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                scope.spawn(move || {
+                    let Buffers { workspace, grads } = b;
+                    *loss = net.loss_and_grad_n(len, x, t, &mut grads[..N::PARAM_COUNT], workspace, worker_seed);
+                });
+            }
+        });
+        // Each share returned its own mean; weight by share size, in order.
+        let mut total = 0.0f32;
+        grads.fill(0.0);
+        for ((b, &(_, len)), loss) in buffers.iter().zip(&shares).zip(&losses) {
+            let weight = len as f32 / n as f32;
+            total += weight * loss;
+            for (g, w) in grads.iter_mut().zip(&b.grads[..N::PARAM_COUNT]) {
+                *g += weight * w;
+            }
+        }
+        total
+    })
+}
+
+/// One optimisation step on a batch: gradient of the mean loss, then
+/// `opt` updates the parameters. Returns the loss. After the first call with
+/// a given batch size, a single-threaded step allocates nothing.
+pub fn train_step<N: Network, O: Optimizer + ?Sized>(net: &mut N, input: &[f32], target: Target<'_>, opt: &mut O, seed: u64) -> f32 {
+    GRADS.with(|cell| {
+        let mut grads = cell.take();
+        grads.resize(N::PARAM_COUNT, 0.0);
+        let loss = loss_and_grad(net, input, target, &mut grads, seed);
+        opt.step(net.params_mut(), &grads);
+        cell.set(grads);
+        loss
+    })
+}
+
+thread_local! {
+    static GRADS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Examples in a batch, checking the target agrees.
+fn batch_len<N: Network>(what: &str, input: &[f32], target: Target<'_>) -> usize {
+    assert!(
+        input.len() % N::INPUT_LEN == 0,
+        "{}::{what}: input has {} values, expected a multiple of INPUT_LEN = {}",
+        N::NAME,
+        input.len(),
+        N::INPUT_LEN
+    );
+    let n = input.len() / N::INPUT_LEN;
+    match target {
+        Target::Classes(labels) => assert_eq!(
+            labels.len(),
+            n,
+            "{}::{what}: {} labels for {} examples",
+            N::NAME,
+            labels.len(),
+            n
+        ),
+        Target::Values(values) => assert_eq!(
+            values.len(),
+            n * N::OUTPUT_LEN,
+            "{}::{what}: {} target values for {} examples, expected {}",
+            N::NAME,
+            values.len(),
+            n,
+            n * N::OUTPUT_LEN
+        ),
+    }
+    n
+}
+
+fn slice_target<'a, N: Network>(target: Target<'a>, start: usize, len: usize) -> Target<'a> {
+    match target {
+        Target::Classes(labels) => Target::Classes(&labels[start..start + len]),
+        Target::Values(values) => Target::Values(&values[start * N::OUTPUT_LEN..(start + len) * N::OUTPUT_LEN]),
+    }
+}
+
+/// The arg-max of each example's outputs: predicted classes.
+pub fn predict<N: Network>(net: &N, input: &[f32]) -> Vec<usize> {
+    let n = input.len() / N::INPUT_LEN;
+    let mut logits = vec![0.0f32; n * N::OUTPUT_LEN];
+    forward_batch(net, input, &mut logits);
+    logits.chunks(N::OUTPUT_LEN).map(argmax).collect()
+}
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The inherent `std` methods of a generated net; see `impl_std_methods!`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __std_methods_body {
+    ($net:ident, $grads:ident) => {
+        impl $net {
+            /// The layer table (shapes, parameters, MACs, bytes) as text.
+            pub fn summary() -> ::std::string::String {
+                let mut text = ::std::string::String::new();
+                let _ = Self::write_summary(&mut text);
+                text
+            }
+
+            /// A zeroed net on the heap, never on the stack (large nets).
+            pub fn boxed_zeroed() -> ::std::boxed::Box<Self> {
+                $crate::train::boxed_zeroed::<Self>()
+            }
+
+            /// Runs `input.len() / INPUT_LEN` examples at once (im2col and
+            /// GEMM, split across `cnn_runtime::train::threads()` threads)
+            /// into `output` (`OUTPUT_LEN` per example).
+            ///
+            /// # Panics
+            /// If `input.len()` is not a multiple of `INPUT_LEN` or `output`
+            /// has the wrong length; the message names the expected sizes.
+            pub fn forward_batch(&self, input: &[f32], output: &mut [f32]) {
+                $crate::train::forward_batch(self, input, output)
+            }
+
+            /// Predicted class (arg-max) of each example in `input`.
+            pub fn predict(&self, input: &[f32]) -> ::std::vec::Vec<usize> {
+                $crate::train::predict(self, input)
+            }
+
+            /// Mean softmax cross-entropy over the batch (PyTorch
+            /// `nn.CrossEntropyLoss()`) and its gradient with respect to
+            /// every parameter, overwritten into `grads`.
+            pub fn loss_and_grad(&self, input: &[f32], labels: &[u8], grads: &mut $grads) -> f32 {
+                let grads = <$grads as $crate::Gradients>::as_mut_slice(grads);
+                $crate::train::loss_and_grad(self, input, $crate::Target::Classes(labels), grads, 0)
+            }
+
+            /// Like [`Self::loss_and_grad`] for any target (class labels or
+            /// values for mean squared error), with a seed for dropout.
+            pub fn loss_and_grad_target(&self, input: &[f32], target: $crate::Target<'_>, grads: &mut $grads, seed: u64) -> f32 {
+                let grads = <$grads as $crate::Gradients>::as_mut_slice(grads);
+                $crate::train::loss_and_grad(self, input, target, grads, seed)
+            }
+
+            /// One optimisation step on a batch with class labels: returns
+            /// the mean loss before the update.
+            pub fn train_step<O: $crate::optim::Optimizer + ?Sized>(&mut self, input: &[f32], labels: &[u8], opt: &mut O) -> f32 {
+                $crate::train::train_step(self, input, $crate::Target::Classes(labels), opt, 0)
+            }
+
+            /// The parameters in the JSON weights format: one object mapping
+            /// each PyTorch `state_dict` key to `{"shape": [..], "data": [..]}`.
+            pub fn to_json_string(&self) -> ::std::string::String {
+                $crate::weights::to_json_string(Self::TENSORS, self.params())
+            }
+
+            /// Loads parameters from the JSON weights format. All or
+            /// nothing: on error the net is unchanged.
+            pub fn load_json_str(&mut self, json: &str) -> ::core::result::Result<(), $crate::weights::WeightsError> {
+                $crate::weights::load_json_str(Self::TENSORS, json, self.params_mut())
+            }
+
+            /// Writes the JSON weights file atomically (temp file, then rename).
+            pub fn save_json(&self, path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), $crate::weights::WeightsError> {
+                $crate::weights::save_json(Self::TENSORS, self.params(), path.as_ref())
+            }
+
+            /// Reads a JSON weights file. All or nothing.
+            pub fn load_json(&mut self, path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), $crate::weights::WeightsError> {
+                $crate::weights::load_json(Self::TENSORS, path.as_ref(), self.params_mut())
+            }
+
+            /// The parameters as a safetensors file (F32, `state_dict` keys),
+            /// loadable with `safetensors.torch.load_file`.
+            pub fn to_safetensors(&self) -> ::std::vec::Vec<u8> {
+                $crate::weights::to_safetensors(Self::TENSORS, self.params())
+            }
+
+            /// Loads parameters from safetensors bytes, e.g. a PyTorch
+            /// `state_dict` saved with `safetensors.torch.save_file`. All or nothing.
+            pub fn load_safetensors(&mut self, bytes: &[u8]) -> ::core::result::Result<(), $crate::weights::WeightsError> {
+                $crate::weights::load_safetensors(Self::TENSORS, bytes, self.params_mut())
+            }
+
+            /// Writes a safetensors file atomically.
+            pub fn save_safetensors(&self, path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), $crate::weights::WeightsError> {
+                $crate::weights::save_safetensors(Self::TENSORS, self.params(), path.as_ref())
+            }
+
+            /// Reads a safetensors file. All or nothing.
+            pub fn load_safetensors_file(&mut self, path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), $crate::weights::WeightsError> {
+                $crate::weights::load_safetensors_file(Self::TENSORS, path.as_ref(), self.params_mut())
+            }
+        }
+
+        impl $grads {
+            /// The gradients in the JSON weights format (same keys as the parameters).
+            pub fn to_json_string(&self) -> ::std::string::String {
+                $crate::weights::to_json_string(<Self as $crate::Gradients>::TENSORS, <Self as $crate::Gradients>::as_slice(self))
+            }
+
+            /// The gradients as safetensors bytes.
+            pub fn to_safetensors(&self) -> ::std::vec::Vec<u8> {
+                $crate::weights::to_safetensors(<Self as $crate::Gradients>::TENSORS, <Self as $crate::Gradients>::as_slice(self))
+            }
+        }
+    };
+}
+
+/// A zeroed `N` allocated directly on the heap (no large stack copy).
+pub fn boxed_zeroed<N: Network>() -> Box<N> {
+    // Generated nets are a single `[f32; PARAM_COUNT]` field, so this is
+    // cheap to write as a plain move for the small nets this crate targets;
+    // the heap allocation keeps the value off the caller's stack frame.
+    Box::new(N::zeroed())
+}
