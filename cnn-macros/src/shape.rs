@@ -141,7 +141,8 @@ fn step(layer: &Layer, input: Option<Shape>, provenance: &Provenance, errors: &m
                     errors.push(
                         in_span,
                         format!(
-                            "{source}: input has {c} channels (from {}), expected {expected}\nhelp: write {c} here, or `_` to infer it",
+                            "{source}: input has {c} channel{} (from {}), expected {expected}\nhelp: write {c} here, or `_` to infer it",
+                            if c == 1 { "" } else { "s" },
                             provenance.from()
                         ),
                     );

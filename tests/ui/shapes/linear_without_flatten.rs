@@ -1,0 +1,7 @@
+use cnn_runtime::cnn_net;
+
+cnn_net! {
+    pub Net: [1, 28, 28] => conv(1, 6, 5) sigmoid avgpool(2) linear(864, 10)
+}
+
+fn main() {}
