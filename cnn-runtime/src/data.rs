@@ -141,10 +141,7 @@ impl fmt::Display for DataError {
                 "{}: truncated: expected {expected_bytes} bytes, found {found_bytes}",
                 path.display()
             ),
-            DataError::TrailingData {
-                path,
-                expected_bytes,
-            } => write!(
+            DataError::TrailingData { path, expected_bytes } => write!(
                 f,
                 "{}: more data than the header promises ({expected_bytes} bytes)",
                 path.display()
@@ -222,8 +219,7 @@ fn read_idx(
     let header_len = 4 * (1 + ndims);
     let mut header = [0u8; 16];
     let header = &mut header[..header_len];
-    let got =
-        read_up_to(&mut r, header).map_err(|e| truncated_or_io(e, path, header_len as u64, 0))?;
+    let got = read_up_to(&mut r, header).map_err(|e| truncated_or_io(e, path, header_len as u64, 0))?;
     if got >= 4 {
         let found = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
         if found != magic {
@@ -250,10 +246,7 @@ fn read_idx(
 
     // Grow only as data arrives: never reserve what the header claims.
     let mut payload = Vec::new();
-    let read = r
-        .by_ref()
-        .take(len.saturating_add(1))
-        .read_to_end(&mut payload);
+    let read = r.by_ref().take(len.saturating_add(1)).read_to_end(&mut payload);
     let found_bytes = header_len as u64 + payload.len() as u64;
     if let Err(e) = read {
         return Err(truncated_or_io(e, path, expected_bytes, found_bytes));
@@ -369,10 +362,7 @@ pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, DataError> {
 
 /// [`read_idx_images`] over bytes in memory (raw or gzip), e.g. from
 /// `include_bytes!`. `name_for_errors` stands for the path in errors.
-pub fn parse_idx_images(
-    bytes: &[u8],
-    name_for_errors: &str,
-) -> Result<(Vec<u8>, usize, usize), DataError> {
+pub fn parse_idx_images(bytes: &[u8], name_for_errors: &str) -> Result<(Vec<u8>, usize, usize), DataError> {
     parse_images(bytes_reader(bytes), Path::new(name_for_errors))
 }
 
@@ -653,8 +643,7 @@ mod tests {
             Some(PathBuf::from("/work/shared/data/mnist")),
         ];
         let found = candidates.into_iter().flatten().find(|d| {
-            d.join("t10k-labels-idx1-ubyte.gz").exists()
-                || d.join("t10k-labels-idx1-ubyte").exists()
+            d.join("t10k-labels-idx1-ubyte.gz").exists() || d.join("t10k-labels-idx1-ubyte").exists()
         });
         if found.is_none() {
             eprintln!("note: MNIST not found (set MNIST_DIR); skipping the real-data test");
@@ -680,8 +669,7 @@ mod tests {
                 .iter()
                 .fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
             assert_eq!((min, max), (0.0, 1.0));
-            let mean =
-                set.images.iter().map(|&x| f64::from(x)).sum::<f64>() / set.images.len() as f64;
+            let mean = set.images.iter().map(|&x| f64::from(x)).sum::<f64>() / set.images.len() as f64;
             assert!((0.12..0.14).contains(&mean), "mean pixel {mean}");
             let mut per_class = [0usize; NUM_CLASSES];
             for &l in &set.labels {
@@ -728,8 +716,7 @@ mod tests {
 
     #[test]
     fn an_empty_set_is_fine() {
-        let set = from_idx_bytes(&images_idx(0, 28, 28, &[]), &labels_idx(0, &[]), "empty")
-            .expect("empty");
+        let set = from_idx_bytes(&images_idx(0, 28, 28, &[]), &labels_idx(0, &[]), "empty").expect("empty");
         assert!(set.is_empty());
         assert_eq!(set.image_len(), 784);
     }
@@ -849,10 +836,7 @@ mod tests {
             ),
             "{err:?}"
         );
-        assert_eq!(
-            err.to_string(),
-            "bad: truncated: expected 34 bytes, found 33"
-        );
+        assert_eq!(err.to_string(), "bad: truncated: expected 34 bytes, found 33");
         let err = both_fail(&labels[..9], parse_idx_labels);
         assert!(
             matches!(
@@ -922,23 +906,13 @@ mod tests {
         let path = dir.write("liar.gz", &gz(&liar));
         let err = read_idx_images(&path).expect_err("liar");
         assert!(matches!(err, DataError::Truncated { .. }), "{err:?}");
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "{:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
 
         // Dimensions whose product overflows are refused before any read.
-        let err = both_fail(
-            &images_idx(u32::MAX, u32::MAX, u32::MAX, &[]),
-            parse_idx_images,
-        );
+        let err = both_fail(&images_idx(u32::MAX, u32::MAX, u32::MAX, &[]), parse_idx_images);
         assert!(matches!(err, DataError::BadDimensions { .. }), "{err:?}");
         let err = both_fail(&images_idx(5, 0, 28, &[]), parse_idx_images);
-        assert!(
-            matches!(err, DataError::BadDimensions { rows: 0, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, DataError::BadDimensions { rows: 0, .. }), "{err:?}");
         assert_eq!(
             err.to_string(),
             "bad: unusable dimensions: 5 images of 0x28 pixels"
@@ -1021,10 +995,7 @@ mod tests {
             matches!(&err, DataError::Io { path: p, .. } if p == &path),
             "{err:?}"
         );
-        assert!(
-            err.to_string().starts_with(&path.display().to_string()),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with(&path.display().to_string()), "{err}");
         assert!(std::error::Error::source(&err).is_some());
 
         // A file that claims to be gzip but is not decompresses to an error.

@@ -158,12 +158,7 @@ fn xavier_bound(t: &TensorInfo) -> f32 {
 }
 
 /// Fills every tensor of `tensors` with `U(-b, b)`, `b = bound(tensor)`.
-fn fill_table(
-    tensors: &[TensorInfo],
-    params: &mut [f32],
-    rng: &mut Rng,
-    bound: impl Fn(&TensorInfo) -> f32,
-) {
+fn fill_table(tensors: &[TensorInfo], params: &mut [f32], rng: &mut Rng, bound: impl Fn(&TensorInfo) -> f32) {
     for t in tensors {
         assert!(
             t.offset + t.len <= params.len(),

@@ -137,11 +137,7 @@ pub fn sgd_update(
         } else {
             g
         };
-        *b = if first_step {
-            g
-        } else {
-            momentum * *b + keep * g
-        };
+        *b = if first_step { g } else { momentum * *b + keep * g };
         let d = if nesterov { g + momentum * *b } else { *b };
         *p -= lr * d;
     }
@@ -249,12 +245,7 @@ pub fn adam_update(
     let lerp_weight = (1.0 - beta1_64) as f32;
     let one_minus_beta2 = (1.0 - beta2_64) as f32;
 
-    for (((p, &g), m), v) in params
-        .iter_mut()
-        .zip(grads)
-        .zip(m.iter_mut())
-        .zip(v.iter_mut())
-    {
+    for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m.iter_mut()).zip(v.iter_mut()) {
         let g = if weight_decay != 0.0 {
             g + weight_decay * *p
         } else {
@@ -351,12 +342,7 @@ impl<'a> AdamWith<'a> {
         check_len("the second-moment buffer", v.len(), m.len());
         m.fill(0.0);
         v.fill(0.0);
-        AdamWith {
-            cfg,
-            m,
-            v,
-            steps: 0,
-        }
+        AdamWith { cfg, m, v, steps: 0 }
     }
 
     /// The hyper-parameters.
@@ -516,14 +502,7 @@ mod owned {
                 self.v.resize(params.len(), 0.0);
             }
             self.steps += 1;
-            adam_update(
-                &self.cfg,
-                self.steps,
-                params,
-                grads,
-                &mut self.m,
-                &mut self.v,
-            );
+            adam_update(&self.cfg, self.steps, params, grads, &mut self.m, &mut self.v);
         }
 
         fn learning_rate(&self) -> f32 {
@@ -607,11 +586,7 @@ mod tests {
             for i in 0..5 {
                 let mut g = f64::from(g[i]) + wd * p[i];
                 if mu != 0.0 {
-                    b[i] = if t == 0 {
-                        g
-                    } else {
-                        mu * b[i] + (1.0 - damp) * g
-                    };
+                    b[i] = if t == 0 { g } else { mu * b[i] + (1.0 - damp) * g };
                     g = if cfg.nesterov { g + mu * b[i] } else { b[i] };
                 }
                 p[i] -= lr * g;
@@ -677,9 +652,7 @@ mod tests {
         [
             (SgdConfig::new(0.1), TORCH_SGD_PLAIN),
             (
-                SgdConfig::new(0.1)
-                    .with_momentum(0.9)
-                    .with_weight_decay(1e-2),
+                SgdConfig::new(0.1).with_momentum(0.9).with_weight_decay(1e-2),
                 TORCH_SGD_MOMENTUM_WD,
             ),
             (
@@ -796,13 +769,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "the gradient has 2 elements but there are 3 parameters")]
     fn gradient_length_mismatch_panics_clearly() {
-        sgd_update(
-            &SgdConfig::new(0.1),
-            &mut [0.0; 3],
-            &[0.0; 2],
-            &mut [],
-            true,
-        );
+        sgd_update(&SgdConfig::new(0.1), &mut [0.0; 3], &[0.0; 2], &mut [], true);
     }
 
     #[test]

@@ -109,14 +109,9 @@ impl fmt::Display for WeightsError {
                     "unexpected tensor {key:?}: the network has no parameter of that name"
                 )
             }
-            WeightsError::ShapeMismatch {
-                key,
-                expected,
-                found,
-            } => write!(
-                f,
-                "tensor {key:?}: expected shape {expected:?}, found {found:?}"
-            ),
+            WeightsError::ShapeMismatch { key, expected, found } => {
+                write!(f, "tensor {key:?}: expected shape {expected:?}, found {found:?}")
+            }
             WeightsError::Dtype { key, found } => {
                 write!(f, "tensor {key:?}: expected dtype F32, found {found}")
             }
@@ -124,10 +119,7 @@ impl fmt::Display for WeightsError {
                 write!(f, "tensor {key:?}: value {index} is not a finite f32")
             }
             WeightsError::LengthMismatch { key, shape, len } => match element_count(shape) {
-                Some(n) => write!(
-                    f,
-                    "tensor {key:?}: shape {shape:?} needs {n} values, found {len}"
-                ),
+                Some(n) => write!(f, "tensor {key:?}: shape {shape:?} needs {n} values, found {len}"),
                 None => write!(
                     f,
                     "tensor {key:?}: shape {shape:?} is too large, found {len} values"
@@ -183,9 +175,7 @@ fn check_keys<'a>(
     }
     let known: HashSet<&str> = tensors.iter().map(|t| t.key).collect();
     if let Some(key) = found.into_iter().find(|k| !known.contains(k)) {
-        return Err(WeightsError::UnexpectedKey {
-            key: key.to_owned(),
-        });
+        return Err(WeightsError::UnexpectedKey { key: key.to_owned() });
     }
     Ok(())
 }
@@ -269,8 +259,7 @@ fn push_json_str(out: &mut String, s: &str) {
 /// If the table does not fit `data` (they belong to different nets).
 pub fn to_json_string(tensors: &[TensorInfo], data: &[f32]) -> String {
     check_table(tensors, data);
-    let mut out =
-        String::with_capacity(32 + tensors.iter().map(|t| 48 + 14 * t.len).sum::<usize>());
+    let mut out = String::with_capacity(32 + tensors.iter().map(|t| 48 + 14 * t.len).sum::<usize>());
     out.push('{');
     for (i, t) in tensors.iter().enumerate() {
         out.push_str(if i == 0 { "\n  " } else { ",\n  " });
@@ -302,10 +291,7 @@ fn parse_error(key: &str, what: &str) -> WeightsError {
 /// The `"shape"` and `"data"` of one JSON entry.
 fn json_entry<'v>(key: &str, entry: &'v Value) -> Result<(Vec<usize>, &'v [Value]), WeightsError> {
     let Value::Object(fields) = entry else {
-        return Err(parse_error(
-            key,
-            "expected an object with \"shape\" and \"data\"",
-        ));
+        return Err(parse_error(key, "expected an object with \"shape\" and \"data\""));
     };
     let Some(Value::Array(shape)) = fields.get("shape") else {
         return Err(parse_error(
@@ -319,10 +305,7 @@ fn json_entry<'v>(key: &str, entry: &'v Value) -> Result<(Vec<usize>, &'v [Value
         .collect::<Option<Vec<usize>>>()
         .ok_or_else(|| parse_error(key, "\"shape\" must hold non-negative integers"))?;
     let Some(Value::Array(data)) = fields.get("data") else {
-        return Err(parse_error(
-            key,
-            "expected \"data\": a flat array of numbers",
-        ));
+        return Err(parse_error(key, "expected \"data\": a flat array of numbers"));
     };
     Ok((shape, data))
 }
@@ -344,8 +327,7 @@ pub fn load_json_str(tensors: &[TensorInfo], s: &str, dst: &mut [f32]) -> Result
         serde_json::from_str(s).map_err(|e| WeightsError::Parse(format!("not valid JSON: {e}")))?;
     let Value::Object(entries) = root else {
         return Err(WeightsError::Parse(
-            "expected a JSON object mapping tensor names to {\"shape\": [..], \"data\": [..]}"
-                .to_owned(),
+            "expected a JSON object mapping tensor names to {\"shape\": [..], \"data\": [..]}".to_owned(),
         ));
     };
     check_keys(tensors, entries.keys().map(String::as_str))?;
@@ -408,10 +390,7 @@ pub fn to_safetensors(tensors: &[TensorInfo], data: &[f32]) -> Vec<u8> {
     let views = tensors.iter().zip(&bytes).map(|(t, b)| {
         let view = TensorView::new(Dtype::F32, t.shape.to_vec(), b);
         // check_table made every length agree with its shape.
-        (
-            t.key,
-            view.unwrap_or_else(|e| panic!("tensor {:?}: {e}", t.key)),
-        )
+        (t.key, view.unwrap_or_else(|e| panic!("tensor {:?}: {e}", t.key)))
     });
     let metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
     // Fails only for a header over 100 MB, i.e. millions of tensors.
@@ -426,11 +405,7 @@ pub fn to_safetensors(tensors: &[TensorInfo], data: &[f32]) -> Vec<u8> {
 /// # Panics
 ///
 /// If the table does not fit `dst` (they belong to different nets).
-pub fn load_safetensors(
-    tensors: &[TensorInfo],
-    bytes: &[u8],
-    dst: &mut [f32],
-) -> Result<(), WeightsError> {
+pub fn load_safetensors(tensors: &[TensorInfo], bytes: &[u8], dst: &mut [f32]) -> Result<(), WeightsError> {
     check_table(tensors, dst);
     let file = SafeTensors::deserialize(bytes)
         .map_err(|e| WeightsError::Parse(format!("not a valid safetensors file: {e}")))?;
@@ -455,11 +430,7 @@ pub fn load_safetensors(
                 &format!("{} data bytes for {} f32 values", raw.len(), t.len),
             ));
         }
-        for (index, (b, out)) in raw
-            .chunks_exact(4)
-            .zip(t.slice_mut(&mut scratch))
-            .enumerate()
-        {
+        for (index, (b, out)) in raw.chunks_exact(4).zip(t.slice_mut(&mut scratch)).enumerate() {
             *out = finite(t, index, f32::from_le_bytes([b[0], b[1], b[2], b[3]]))?;
         }
     }
@@ -489,11 +460,7 @@ pub fn load_json(tensors: &[TensorInfo], path: &Path, dst: &mut [f32]) -> Result
 }
 
 /// Writes [`to_safetensors`] to `path` atomically ([`write_atomic`]).
-pub fn save_safetensors(
-    tensors: &[TensorInfo],
-    data: &[f32],
-    path: &Path,
-) -> Result<(), WeightsError> {
+pub fn save_safetensors(tensors: &[TensorInfo], data: &[f32], path: &Path) -> Result<(), WeightsError> {
     write_atomic(path, &to_safetensors(tensors, data)).map_err(io_error(path))
 }
 
@@ -607,10 +574,7 @@ mod tests {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/tiny_torch.safetensors"
     ));
-    const TORCH_JSON: &str = include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/tiny_torch.json"
-    ));
+    const TORCH_JSON: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tiny_torch.json"));
 
     /// Values that stress exact round trips: tiny, huge, subnormal, negative
     /// zero, and decimals with no short f32 representation.
@@ -671,12 +635,7 @@ mod tests {
         fn entries(&self) -> Vec<String> {
             let mut names: Vec<String> = fs::read_dir(&self.0)
                 .expect("read temp dir")
-                .map(|e| {
-                    e.expect("dir entry")
-                        .file_name()
-                        .to_string_lossy()
-                        .into_owned()
-                })
+                .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
                 .collect();
             names.sort();
             names
@@ -741,9 +700,7 @@ mod tests {
             text.contains("\"0.bias\": {\"shape\": [2], \"data\": [9.0, 9.5]}"),
             "{text}"
         );
-        assert!(
-            text.starts_with("{\n  \"0.weight\": {\"shape\": [2, 1, 3, 3], \"data\": [0.0, 0.5,")
-        );
+        assert!(text.starts_with("{\n  \"0.weight\": {\"shape\": [2, 1, 3, 3], \"data\": [0.0, 0.5,"));
         // Valid JSON in the eyes of serde_json too.
         let v: Value = serde_json::from_str(&text).expect("valid JSON");
         assert_eq!(v["3.bias"]["shape"], serde_json::json!([3]));
@@ -758,10 +715,7 @@ mod tests {
         assert_eq!(bits(&back), bits(&data));
         // The header carries PyTorch's metadata and F32 tensors.
         let (_, meta) = SafeTensors::read_metadata(&bytes).expect("header");
-        let format = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get("format").cloned());
+        let format = meta.metadata().as_ref().and_then(|m| m.get("format").cloned());
         assert_eq!(format.as_deref(), Some("pt"));
         let st = SafeTensors::deserialize(&bytes).expect("parse");
         assert_eq!(st.tensor("3.weight").expect("tensor").shape(), &[3, 8]);
@@ -841,10 +795,7 @@ mod tests {
             m.remove("0.bias");
             m.insert("zz".into(), Value::Null);
         }));
-        assert_eq!(
-            err.to_string(),
-            "missing tensor \"0.bias\" (expected shape [2])"
-        );
+        assert_eq!(err.to_string(), "missing tensor \"0.bias\" (expected shape [2])");
         assert!(
             matches!(&err, WeightsError::MissingKey { key, expected } if key == "0.bias" && expected == &[2]),
             "{err:?}"
@@ -895,19 +846,13 @@ mod tests {
                 matches!(&err, WeightsError::NonFinite { key, index: 1 } if key == "3.bias"),
                 "{err:?}"
             );
-            assert_eq!(
-                err.to_string(),
-                "tensor \"3.bias\": value 1 is not a finite f32"
-            );
+            assert_eq!(err.to_string(), "tensor \"3.bias\": value 1 is not a finite f32");
         }
 
         for (edit, needle) in [
             (serde_json::json!("x"), "expected an object"),
             (serde_json::json!({"data": []}), "expected \"shape\""),
-            (
-                serde_json::json!({"shape": [2], "data": 3}),
-                "expected \"data\"",
-            ),
+            (serde_json::json!({"shape": [2], "data": 3}), "expected \"data\""),
             (
                 serde_json::json!({"shape": [-2], "data": []}),
                 "non-negative integers",
@@ -920,10 +865,7 @@ mod tests {
             let err = json_error(&json_with(|m| m["0.bias"] = edit));
             assert!(matches!(err, WeightsError::Parse(_)), "{err:?}");
             let msg = err.to_string();
-            assert!(
-                msg.contains("tensor \"0.bias\"") && msg.contains(needle),
-                "{msg}"
-            );
+            assert!(msg.contains("tensor \"0.bias\"") && msg.contains(needle), "{msg}");
         }
 
         // A failure in the last tensor leaves the earlier ones unwritten too
@@ -953,15 +895,10 @@ mod tests {
     fn safetensors_of(tensors: &[(&str, Dtype, &[usize])]) -> Vec<u8> {
         let bytes: Vec<Vec<u8>> = tensors
             .iter()
-            .map(|(_, dtype, shape)| {
-                vec![0u8; shape.iter().product::<usize>() * dtype.bitsize() / 8]
-            })
+            .map(|(_, dtype, shape)| vec![0u8; shape.iter().product::<usize>() * dtype.bitsize() / 8])
             .collect();
         let views = tensors.iter().zip(&bytes).map(|((key, dtype, shape), b)| {
-            (
-                *key,
-                TensorView::new(*dtype, shape.to_vec(), b).expect("view"),
-            )
+            (*key, TensorView::new(*dtype, shape.to_vec(), b).expect("view"))
         });
         safetensors::serialize(views, None).expect("serialize")
     }
@@ -1014,11 +951,7 @@ mod tests {
             "tensor \"0.weight\": expected shape [2, 1, 3, 3], found [2, 3, 3, 1]"
         );
 
-        for (dtype, name) in [
-            (Dtype::F16, "F16"),
-            (Dtype::F64, "F64"),
-            (Dtype::I64, "I64"),
-        ] {
+        for (dtype, name) in [(Dtype::F16, "F16"), (Dtype::F64, "F64"), (Dtype::I64, "I64")] {
             let mut entries = tiny_entries();
             entries[2].1 = dtype;
             let err = safetensors_error(&safetensors_of(&entries));
@@ -1056,8 +989,7 @@ mod tests {
             "{err:?}"
         );
         assert!(
-            err.to_string()
-                .starts_with(&format!("{}: ", missing.display())),
+            err.to_string().starts_with(&format!("{}: ", missing.display())),
             "{err}"
         );
         assert!(std::error::Error::source(&err).is_some());
