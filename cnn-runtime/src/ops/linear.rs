@@ -1,0 +1,447 @@
+//! Fully connected layer, PyTorch `nn.Linear`:
+//!
+//! `y[i, o] = b[o] + sum_k x[i, k] * w[o, k]`, i.e. `Y = X W^T + b`
+//!
+//! Layouts: `x` is `[N, in]`, `w` is `[out, in]` (PyTorch's), `b` is
+//! `[out]`, `y` is `[N, out]`, all row-major. A preceding NCHW activation is
+//! flattened as is (`nn.Flatten`).
+//!
+//! Backward: `dW += dY^T X`, `db += sum_i dY[i]` (accumulated over the
+//! batch), `dX = dY W` (overwritten).
+//!
+//! [`forward`] / [`backward`] are direct loops (no heap, no `std`);
+//! [`forward_gemm`] / [`backward_gemm`] do one GEMM per product for the whole
+//! batch, transposing through strides rather than copies, and fall back to
+//! the direct loops without `std`.
+
+use super::{axpy, dot};
+
+/// Geometry of a fully connected layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Linear {
+    /// Input features per example.
+    pub in_features: usize,
+    /// Output features per example.
+    pub out_features: usize,
+}
+
+impl Linear {
+    /// Elements of the weight, `out * in`.
+    #[inline]
+    pub const fn weight_len(&self) -> usize {
+        self.in_features * self.out_features
+    }
+}
+
+#[inline(always)]
+#[track_caller]
+fn check(g: &Linear, n: usize, x: usize, w: usize, b: Option<usize>, y: usize, y_name: &str) {
+    assert_eq!(
+        x,
+        n * g.in_features,
+        "linear: x has {x} elements, expected n * in_features = {n} * {}",
+        g.in_features
+    );
+    assert_eq!(
+        w,
+        g.weight_len(),
+        "linear: w has {w} elements, expected out_features * in_features = {}",
+        g.weight_len()
+    );
+    if let Some(b) = b {
+        assert_eq!(
+            b, g.out_features,
+            "linear: bias has {b} elements, expected out_features = {}",
+            g.out_features
+        );
+    }
+    assert_eq!(
+        y,
+        n * g.out_features,
+        "linear: {y_name} has {y} elements, expected n * out_features = {n} * {}",
+        g.out_features
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+#[track_caller]
+fn check_backward(
+    g: &Linear,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dw: &[f32],
+    db: Option<&[f32]>,
+    dx: Option<&[f32]>,
+) {
+    check(g, n, x.len(), w.len(), db.map(<[f32]>::len), dy.len(), "dy");
+    assert_eq!(
+        dw.len(),
+        w.len(),
+        "linear: dw has {} elements, expected out_features * in_features = {}",
+        dw.len(),
+        w.len()
+    );
+    if let Some(dx) = dx {
+        assert_eq!(
+            dx.len(),
+            x.len(),
+            "linear: dx has {} elements, expected n * in_features = {}",
+            dx.len(),
+            x.len()
+        );
+    }
+}
+
+/// `y = x W^T + b` for `n` examples (no bias if `b` is `None`), direct
+/// loops. Allocates nothing.
+///
+/// # Panics
+///
+/// If a slice length does not match (`x`: `n * in`, `w`: `out * in`,
+/// `b`: `out`, `y`: `n * out`).
+#[inline]
+pub fn forward(g: &Linear, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
+    let (k_n, o_n) = (g.in_features, g.out_features);
+    for i in 0..n {
+        let x_i = &x[i * k_n..][..k_n];
+        let y_i = &mut y[i * o_n..][..o_n];
+        for (o, y_io) in y_i.iter_mut().enumerate() {
+            *y_io = b.map_or(0.0, |b| b[o]) + dot(x_i, &w[o * k_n..][..k_n]);
+        }
+    }
+}
+
+/// Backward pass for `n` examples, direct loops, given `dy = dL/dy`:
+/// `dw += dy^T x`, `db += column sums of dy` (if `Some`), `dx = dy W` (if
+/// `Some`, overwritten). Allocates nothing.
+///
+/// # Panics
+///
+/// If a slice length does not match (as [`forward`], with `dy` like `y`,
+/// `dw` like `w`, `db` like `b`, `dx` like `x`).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn backward(
+    g: &Linear,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    mut db: Option<&mut [f32]>,
+    mut dx: Option<&mut [f32]>,
+) {
+    check_backward(g, n, x, w, dy, dw, db.as_deref(), dx.as_deref());
+    let (k_n, o_n) = (g.in_features, g.out_features);
+    for i in 0..n {
+        let x_i = &x[i * k_n..][..k_n];
+        let dy_i = &dy[i * o_n..][..o_n];
+        if let Some(db) = db.as_deref_mut() {
+            for (dbo, &d) in db.iter_mut().zip(dy_i) {
+                *dbo += d;
+            }
+        }
+        for (o, &d) in dy_i.iter().enumerate() {
+            axpy(d, x_i, &mut dw[o * k_n..][..k_n]);
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            let dx_i = &mut dx[i * k_n..][..k_n];
+            dx_i.fill(0.0);
+            for (o, &d) in dy_i.iter().enumerate() {
+                axpy(d, &w[o * k_n..][..k_n], dx_i);
+            }
+        }
+    }
+}
+
+/// `y = x W^T + b` for `n` examples as one GEMM; same result as [`forward`]
+/// up to rounding. Without `std` this is [`forward`].
+///
+/// # Panics
+///
+/// As [`forward`].
+#[inline]
+pub fn forward_gemm(g: &Linear, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    #[cfg(not(feature = "std"))]
+    forward(g, n, x, w, b, y);
+    #[cfg(feature = "std")]
+    {
+        check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
+        let (k_n, o_n) = (g.in_features, g.out_features);
+        let beta = match b {
+            Some(b) if o_n > 0 => {
+                for y_i in y.chunks_exact_mut(o_n) {
+                    y_i.copy_from_slice(b);
+                }
+                1.0
+            }
+            _ => 0.0,
+        };
+        // Y[n, out] (+)= X[n, in] W^T[in, out]; W^T[k][o] = w[o * in + k].
+        super::gemm::sgemm(
+            n,
+            k_n,
+            o_n,
+            1.0,
+            x,
+            k_n as isize,
+            1,
+            w,
+            1,
+            k_n as isize,
+            beta,
+            y,
+            o_n as isize,
+            1,
+        );
+    }
+}
+
+/// Backward pass for `n` examples as GEMMs; same result as [`backward`] up
+/// to rounding: `dw += dy^T x`, `db += column sums of dy`, `dx = dy W`.
+/// Without `std` this is [`backward`].
+///
+/// # Panics
+///
+/// As [`backward`].
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn backward_gemm(
+    g: &Linear,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>,
+) {
+    #[cfg(not(feature = "std"))]
+    backward(g, n, x, w, dy, dw, db, dx);
+    #[cfg(feature = "std")]
+    {
+        use super::gemm::sgemm;
+        check_backward(g, n, x, w, dy, dw, db.as_deref(), dx.as_deref());
+        let (k_n, o_n) = (g.in_features, g.out_features);
+        if let Some(db) = db {
+            if o_n > 0 {
+                for dy_i in dy.chunks_exact(o_n) {
+                    for (dbo, &d) in db.iter_mut().zip(dy_i) {
+                        *dbo += d;
+                    }
+                }
+            }
+        }
+        // dW[out, in] += dY^T[out, n] X[n, in]; dY^T[o][i] = dy[i * out + o].
+        sgemm(
+            o_n,
+            n,
+            k_n,
+            1.0,
+            dy,
+            1,
+            o_n as isize,
+            x,
+            k_n as isize,
+            1,
+            1.0,
+            dw,
+            k_n as isize,
+            1,
+        );
+        if let Some(dx) = dx {
+            // dX[n, in] = dY[n, out] W[out, in].
+            sgemm(
+                n,
+                o_n,
+                k_n,
+                1.0,
+                dy,
+                o_n as isize,
+                1,
+                w,
+                k_n as isize,
+                1,
+                0.0,
+                dx,
+                k_n as isize,
+                1,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{
+        assert_close, assert_close32, assert_grad, finite_diff, functional, to_f64, Rng,
+    };
+    use proptest::prelude::*;
+
+    fn reference_forward(g: &Linear, n: usize, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
+        let (k_n, o_n) = (g.in_features, g.out_features);
+        let mut y = vec![0.0; n * o_n];
+        for i in 0..n {
+            for o in 0..o_n {
+                let mut acc = b.map_or(0.0, |b| b[o]);
+                for k in 0..k_n {
+                    acc += x[i * k_n + k] * w[o * k_n + k];
+                }
+                y[i * o_n + o] = acc;
+            }
+        }
+        y
+    }
+
+    /// `(dx, dw, db)` of the definition, nothing accumulated.
+    fn reference_backward(
+        g: &Linear,
+        n: usize,
+        x: &[f64],
+        w: &[f64],
+        dy: &[f64],
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (k_n, o_n) = (g.in_features, g.out_features);
+        let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; o_n]);
+        for i in 0..n {
+            for o in 0..o_n {
+                let d = dy[i * o_n + o];
+                db[o] += d;
+                for k in 0..k_n {
+                    dw[o * k_n + k] += d * x[i * k_n + k];
+                    dx[i * k_n + k] += d * w[o * k_n + k];
+                }
+            }
+        }
+        (dx, dw, db)
+    }
+
+    fn geometry() -> impl Strategy<Value = (Linear, usize)> {
+        (1usize..=40, 1usize..=20, 1usize..=5).prop_map(|(i, o, n)| {
+            (
+                Linear {
+                    in_features: i,
+                    out_features: o,
+                },
+                n,
+            )
+        })
+    }
+
+    #[test]
+    fn hand_computed() {
+        let g = Linear {
+            in_features: 3,
+            out_features: 2,
+        };
+        let x = [1.0, 2.0, 3.0, -1.0, 0.0, 1.0];
+        let w = [1.0, 0.0, -1.0, 0.5, 0.5, 0.5];
+        let b = [10.0, 20.0];
+        let expected = [8.0, 23.0, 8.0, 20.0];
+        let mut y = [0.0; 4];
+        forward(&g, 2, &x, &w, Some(&b), &mut y);
+        assert_eq!(y, expected);
+        let mut y = [f32::NAN; 4];
+        forward_gemm(&g, 2, &x, &w, Some(&b), &mut y);
+        assert_eq!(y, expected);
+
+        let dy = [1.0, 0.0, 0.0, 2.0];
+        let (mut dw, mut db, mut dx) = ([0.0; 6], [0.0; 2], [f32::NAN; 6]);
+        backward(&g, 2, &x, &w, &dy, &mut dw, Some(&mut db), Some(&mut dx));
+        assert_eq!(dw, [1.0, 2.0, 3.0, -2.0, 0.0, 2.0]);
+        assert_eq!(db, [1.0, 2.0]);
+        assert_eq!(dx, [1.0, 0.0, -1.0, 1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "linear: y has 3 elements, expected n * out_features = 2 * 2")]
+    fn wrong_output_len_panics() {
+        let g = Linear {
+            in_features: 3,
+            out_features: 2,
+        };
+        forward(&g, 2, &[0.0; 6], &[0.0; 6], None, &mut [0.0; 3]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn forward_matches_reference((g, n) in geometry(), has_bias: bool, seed: u64) {
+            let mut rng = Rng::new(seed);
+            let x = rng.vec(n * g.in_features);
+            let w = rng.vec(g.weight_len());
+            let b = rng.vec(g.out_features);
+            let b = has_bias.then_some(&b[..]);
+            let expected =
+                reference_forward(&g, n, &to_f64(&x), &to_f64(&w), b.map(to_f64).as_deref());
+            let mut y = vec![f32::NAN; n * g.out_features];
+            forward(&g, n, &x, &w, b, &mut y);
+            assert_close("y", &y, &expected, 1e-5);
+            let mut y_gemm = vec![f32::NAN; y.len()];
+            forward_gemm(&g, n, &x, &w, b, &mut y_gemm);
+            assert_close32("y_gemm", &y_gemm, &y, 1e-5);
+        }
+
+        #[test]
+        fn backward_matches_reference((g, n) in geometry(), has_bias: bool, seed: u64) {
+            let mut rng = Rng::new(seed);
+            let x = rng.vec(n * g.in_features);
+            let w = rng.vec(g.weight_len());
+            let dy = rng.vec(n * g.out_features);
+            let dw0 = rng.vec(w.len());
+            let db0 = rng.vec(g.out_features);
+            let (rdx, rdw, rdb) = reference_backward(&g, n, &to_f64(&x), &to_f64(&w), &to_f64(&dy));
+            let plus = |a: &[f32], b: &[f64]| -> Vec<f64> {
+                a.iter().zip(b).map(|(&a, &b)| f64::from(a) + b).collect()
+            };
+
+            let mut dx = vec![f32::NAN; x.len()];
+            let (mut dw, mut db) = (dw0.clone(), db0.clone());
+            backward(&g, n, &x, &w, &dy, &mut dw, has_bias.then_some(&mut db[..]), Some(&mut dx));
+            assert_close("dx", &dx, &rdx, 1e-5);
+            assert_close("dw", &dw, &plus(&dw0, &rdw), 1e-5);
+            if has_bias {
+                assert_close("db", &db, &plus(&db0, &rdb), 1e-5);
+            } else {
+                prop_assert_eq!(&db, &db0);
+            }
+
+            let mut dx_gemm = vec![f32::NAN; x.len()];
+            let (mut dw_gemm, mut db_gemm) = (dw0.clone(), db0.clone());
+            backward_gemm(&g, n, &x, &w, &dy, &mut dw_gemm, has_bias.then_some(&mut db_gemm[..]),
+                          Some(&mut dx_gemm));
+            assert_close32("dx_gemm", &dx_gemm, &dx, 1e-5);
+            assert_close32("dw_gemm", &dw_gemm, &dw, 1e-5);
+            assert_close32("db_gemm", &db_gemm, &db, 1e-5);
+        }
+
+        #[test]
+        fn backward_matches_finite_differences((g, n) in geometry(), seed: u64) {
+            let mut rng = Rng::new(seed);
+            let x = rng.vec(n * g.in_features);
+            let w = rng.vec(g.weight_len());
+            let b = rng.vec(g.out_features);
+            let r = rng.vec(n * g.out_features);
+            let mut dx = vec![0.0; x.len()];
+            let mut dw = vec![0.0; w.len()];
+            let mut db = vec![0.0; b.len()];
+            backward(&g, n, &x, &w, &r, &mut dw, Some(&mut db), Some(&mut dx));
+            let (x64, w64, b64) = (to_f64(&x), to_f64(&w), to_f64(&b));
+            let loss = |x: &[f64], w: &[f64], b: &[f64]| {
+                functional(&r, &reference_forward(&g, n, x, w, Some(b)))
+            };
+            let fd = finite_diff(&x64, 1e-3, &mut rng, 24, |x| loss(x, &w64, &b64));
+            assert_grad("dx", &dx, &fd, 1e-4);
+            let fd = finite_diff(&w64, 1e-3, &mut rng, 24, |w| loss(&x64, w, &b64));
+            assert_grad("dw", &dw, &fd, 1e-4);
+            let fd = finite_diff(&b64, 1e-3, &mut rng, 24, |b| loss(&x64, &w64, b));
+            assert_grad("db", &db, &fd, 1e-4);
+        }
+    }
+}

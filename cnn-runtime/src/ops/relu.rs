@@ -1,0 +1,83 @@
+//! Rectified linear unit, PyTorch `nn.ReLU` / `torch.relu`, elementwise on
+//! any layout, in place:
+//!
+//! `y = max(x, 0)`, and backward `dL/dx = dL/dy * [y > 0]`.
+//!
+//! NaN stays NaN in the forward pass, as in PyTorch.
+
+/// `x <- max(x, 0)` in place.
+#[inline]
+pub fn forward(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        // Not `v.max(0.0)`, which would turn NaN into 0.
+        if *v < 0.0 {
+            *v = 0.0;
+        }
+    }
+}
+
+/// `dy <- dy * [y > 0]` in place, where `y` is the forward *output*; `dy`
+/// becomes `dL/dx`.
+///
+/// # Panics
+///
+/// If `y.len() != dy.len()`.
+#[inline]
+pub fn backward(y: &[f32], dy: &mut [f32]) {
+    assert_eq!(
+        y.len(),
+        dy.len(),
+        "relu: y has {} elements but dy has {}",
+        y.len(),
+        dy.len()
+    );
+    for (d, &v) in dy.iter_mut().zip(y) {
+        if v <= 0.0 {
+            *d = 0.0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{assert_grad, finite_diff, functional, to_f64, Rng};
+    use proptest::prelude::*;
+
+    fn reference(x: &[f64]) -> Vec<f64> {
+        x.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect()
+    }
+
+    #[test]
+    fn hand_computed() {
+        let mut x = [-2.0, -0.0, 0.0, 0.5, 3.0];
+        forward(&mut x);
+        assert_eq!(x, [0.0, 0.0, 0.0, 0.5, 3.0]);
+        let mut dy = [1.0, 2.0, 3.0, 4.0, 5.0];
+        backward(&x, &mut dy);
+        assert_eq!(dy, [0.0, 0.0, 0.0, 4.0, 5.0]);
+        let mut nan = [f32::NAN];
+        forward(&mut nan);
+        assert!(nan[0].is_nan());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn matches_reference_and_finite_differences(len in 1usize..200, seed: u64) {
+            let mut rng = Rng::new(seed);
+            // Distinct values 0.01 apart, none within 1e-3 of the kink.
+            let x = rng.distinct(len);
+            let expected = reference(&to_f64(&x));
+            let mut y = x.clone();
+            forward(&mut y);
+            prop_assert!(y.iter().zip(&expected).all(|(&a, &b)| f64::from(a) == b));
+            let r = rng.vec(len);
+            let mut dx = r.clone();
+            backward(&y, &mut dx);
+            let fd = finite_diff(&to_f64(&x), 1e-3, &mut rng, 32, |x| functional(&r, &reference(x)));
+            assert_grad("dx", &dx, &fd, 1e-6);
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Hyperbolic tangent, PyTorch `nn.Tanh` / `torch.tanh`, elementwise on any
+//! layout, in place:
+//!
+//! `y = tanh(x)`, and backward `dL/dx = dL/dy * (1 - y^2)`.
+
+use crate::math;
+
+/// `x <- tanh(x)` in place.
+#[inline]
+pub fn forward(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v = math::tanh(*v);
+    }
+}
+
+/// `dy <- dy * (1 - y^2)` in place, where `y` is the forward *output*; `dy`
+/// becomes `dL/dx`.
+///
+/// # Panics
+///
+/// If `y.len() != dy.len()`.
+#[inline]
+pub fn backward(y: &[f32], dy: &mut [f32]) {
+    assert_eq!(
+        y.len(),
+        dy.len(),
+        "tanh: y has {} elements but dy has {}",
+        y.len(),
+        dy.len()
+    );
+    for (d, &v) in dy.iter_mut().zip(y) {
+        *d *= 1.0 - v * v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{assert_close, assert_grad, finite_diff, functional, to_f64, Rng};
+    use proptest::prelude::*;
+
+    fn reference(x: &[f64]) -> Vec<f64> {
+        x.iter().map(|&v| v.tanh()).collect()
+    }
+
+    #[test]
+    fn hand_computed() {
+        let mut x = [0.0, 1.0, -1.0, 1e4, -1e4];
+        forward(&mut x);
+        assert_eq!(x[0], 0.0);
+        assert!((x[1] - 0.761_594_2).abs() < 1e-6);
+        assert!((x[2] + 0.761_594_2).abs() < 1e-6);
+        assert_eq!((x[3], x[4]), (1.0, -1.0));
+        let mut dy = [2.0; 5];
+        backward(&x, &mut dy);
+        assert_eq!(dy[0], 2.0);
+        assert!((dy[1] - 2.0 * 0.419_974_34).abs() < 1e-6);
+        assert_eq!((dy[3], dy[4]), (0.0, 0.0));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn matches_reference_and_finite_differences(len in 1usize..200, scale in 0.1f32..4.0,
+                                                    seed: u64) {
+            let mut rng = Rng::new(seed);
+            let x: Vec<f32> = rng.vec(len).iter().map(|v| v * scale).collect();
+            let mut y = x.clone();
+            forward(&mut y);
+            assert_close("y", &y, &reference(&to_f64(&x)), 1e-6);
+            let r = rng.vec(len);
+            let mut dx = r.clone();
+            backward(&y, &mut dx);
+            let fd = finite_diff(&to_f64(&x), 1e-4, &mut rng, 32, |x| functional(&r, &reference(x)));
+            assert_grad("dx", &dx, &fd, 1e-5);
+        }
+    }
+}
