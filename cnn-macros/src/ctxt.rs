@@ -22,13 +22,8 @@ impl Errors {
     }
 
     /// Number of errors recorded so far.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.errors.len()
-    }
-
-    /// True when no error has been recorded.
-    pub fn is_empty(&self) -> bool {
-        self.errors.is_empty()
     }
 
     /// All errors as `compile_error!` token streams.

@@ -33,7 +33,7 @@ fn lit(n: usize) -> Literal {
 
 /// Checks and plans one net; on any error emits a stub type instead.
 fn expand_net(net: &NetSyntax, errors: &mut Errors) -> TokenStream {
-    let before = errors.len();
+    let before = errors.count();
     let input = input_shape(net, errors);
     if net.layers.is_empty() {
         errors.push(net.arrow.spans[0], format!("net `{}` has no layers; add at least one after `=>`", net.name));
@@ -47,7 +47,7 @@ fn expand_net(net: &NetSyntax, errors: &mut Errors) -> TokenStream {
         None => None,
     };
     match (input, shaped) {
-        (Some(input), Some(shaped)) if errors.len() == before => emit_net(net, &plan::plan(input, shaped)),
+        (Some(input), Some(shaped)) if errors.count() == before => emit_net(net, &plan::plan(input, shaped)),
         _ => fallback(net),
     }
 }
@@ -590,6 +590,12 @@ fn forward_body(plan: &NetPlan) -> TokenStream {
     body
 }
 
+/// A per-layer constant mixed into the dropout seed, so two dropout layers
+/// draw different masks.
+fn layer_salt(index: usize) -> proc_macro2::Literal {
+    Literal::u64_suffixed((index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03))
+}
+
 /// `a3`, or `input` for the caller's buffer.
 fn buffer_ident(buffer: Buffer) -> TokenStream {
     match buffer {
@@ -629,6 +635,12 @@ fn train_body(plan: &NetPlan) -> TokenStream {
                 body.extend(quote!(#y.copy_from_slice(&*#x);));
             }
             body.extend(quote!(#p::ops::#module::forward(&mut *#y);));
+        } else if let (LayerKind::Dropout { p: rate }, true) = (l.kind(), l.is_dropping()) {
+            let salt = layer_salt(l.index);
+            body.extend(quote! {
+                #y.copy_from_slice(&*#x);
+                #p::ops::dropout::forward(#rate, seed ^ #salt, &mut *#y);
+            });
         }
     }
 
@@ -683,7 +695,15 @@ fn train_body(plan: &NetPlan) -> TokenStream {
                 let module = activation_module(l.kind());
                 quote!(#p::ops::#module::backward(&*#y, &mut #g_cur[..n * #out_len]);)
             }
-            LayerKind::Flatten | LayerKind::Dropout { .. } => TokenStream::new(),
+            LayerKind::Flatten => TokenStream::new(),
+            LayerKind::Dropout { p: rate } => {
+                if l.is_dropping() {
+                    let salt = layer_salt(l.index);
+                    quote!(#p::ops::dropout::backward(#rate, seed ^ #salt, &mut #g_cur[..n * #out_len]);)
+                } else {
+                    TokenStream::new()
+                }
+            }
             LayerKind::Conv { .. } => quote! { {
                 #geometry
                 #grads_split

@@ -183,7 +183,7 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
         return None;
     };
     let source = syntax.render();
-    let before = errors.len();
+    let before = errors.count();
 
     if positional.is_empty() && options.is_empty() {
         if let Some(paren) = &syntax.paren {
@@ -258,7 +258,7 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
             ),
         );
     }
-    if errors.len() > before {
+    if errors.count() > before {
         return None;
     }
 

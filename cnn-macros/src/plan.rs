@@ -50,6 +50,10 @@ impl LayerPlan<'_> {
     pub fn params(&self) -> usize {
         self.weight.map_or(0, |w| w.1) + self.bias.map_or(0, |b| b.1)
     }
+    /// Dropout with `p > 0`: does something in training.
+    pub fn is_dropping(&self) -> bool {
+        matches!(self.kind(), LayerKind::Dropout { p } if p > 0.0)
+    }
     /// Conv, pools and linear write a new buffer; the rest are element-wise
     /// (activations, dropout) or free (flatten).
     pub fn computes(&self) -> bool {
@@ -262,6 +266,12 @@ fn plan_training(layers: &[LayerPlan]) -> (Vec<TrainIo>, Vec<usize>, Buffer) {
             (Buffer::Act(acts.len() - 1), false)
         } else if layer.kind().is_activation() && (current == Buffer::Input || activated) {
             acts.push(layer.out_len());
+            (Buffer::Act(acts.len() - 1), true)
+        } else if layer.is_dropping() {
+            // Dropout writes a masked copy; its backward recomputes the mask
+            // and needs no stored output.
+            acts.push(layer.out_len());
+            activated = false;
             (Buffer::Act(acts.len() - 1), true)
         } else {
             (current, false)

@@ -14,6 +14,7 @@
 pub mod avgpool;
 pub mod conv;
 pub mod cross_entropy;
+pub mod dropout;
 #[cfg(feature = "std")]
 pub mod gemm;
 pub mod global_avgpool;
