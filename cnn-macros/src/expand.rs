@@ -36,10 +36,16 @@ fn expand_net(net: &NetSyntax, errors: &mut Errors) -> TokenStream {
     let before = errors.count();
     let input = input_shape(net, errors);
     if net.layers.is_empty() {
-        errors.push(net.arrow.spans[0], format!("net `{}` has no layers; add at least one after `=>`", net.name));
+        errors.push(
+            net.arrow.spans[0],
+            format!("net `{}` has no layers; add at least one after `=>`", net.name),
+        );
     }
     if let Some(weights) = &net.weights {
-        errors.push(weights.span(), "`weights = \"...\"` (baking weights in at compile time) is not supported yet");
+        errors.push(
+            weights.span(),
+            "`weights = \"...\"` (baking weights in at compile time) is not supported yet",
+        );
     }
     let layers: Vec<_> = net.layers.iter().map(|l| layer::resolve(l, errors)).collect();
     let shaped = match input {
@@ -55,7 +61,13 @@ fn expand_net(net: &NetSyntax, errors: &mut Errors) -> TokenStream {
 fn input_shape(net: &NetSyntax, errors: &mut Errors) -> Option<Shape> {
     let span = net.shape_bracket.span.join();
     if net.shape.len() != 3 {
-        errors.push(span, format!("expected the input shape as [C, H, W], found {} dimension(s)", net.shape.len()));
+        errors.push(
+            span,
+            format!(
+                "expected the input shape as [C, H, W], found {} dimension(s)",
+                net.shape.len()
+            ),
+        );
         return None;
     }
     let mut dims = [0usize; 3];
@@ -64,7 +76,10 @@ fn input_shape(net: &NetSyntax, errors: &mut Errors) -> Option<Shape> {
         match lit.base10_parse::<usize>() {
             Ok(v) if v > 0 && lit.suffix().is_empty() => *dim = v,
             _ => {
-                errors.push(lit.span(), format!("input dimensions must be positive integers, found `{lit}`"));
+                errors.push(
+                    lit.span(),
+                    format!("input dimensions must be positive integers, found `{lit}`"),
+                );
                 ok = false;
             }
         }
@@ -140,7 +155,8 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
         }
     });
     let layers = plan.layers.iter().map(|l| {
-        let (index, params, macs, scratch) = (lit(l.index), lit(l.params()), lit(l.macs), lit(l.infer_scratch));
+        let (index, params, macs, scratch) =
+            (lit(l.index), lit(l.params()), lit(l.macs), lit(l.infer_scratch));
         let keyword = l.kind().keyword();
         let torch = l.kind().torch_name();
         let source = &l.shaped.layer.source;
@@ -157,8 +173,21 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
     let train_body = train_body(plan);
 
     let doc_grads = format!("Gradients of every parameter of [`{name}`]: the same tensors, keys and layout.");
-    let doc_input = format!("`[C, H, W]` of one input: `[{}]`.", plan.layers[0].shaped.input.dims().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
-    let doc_output = format!("Outputs per example: {} (shape {}).", plan.output_len, plan.output_shape);
+    let doc_input = format!(
+        "`[C, H, W]` of one input: `[{}]`.",
+        plan.layers[0]
+            .shaped
+            .input
+            .dims()
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let doc_output = format!(
+        "Outputs per example: {} (shape {}).",
+        plan.output_len, plan.output_shape
+    );
 
     quote! {
         #(#attrs)*
@@ -462,7 +491,13 @@ fn geometry(l: &LayerPlan) -> TokenStream {
     };
     let (c, h, w) = (lit(c), lit(h), lit(w));
     match l.kind() {
-        LayerKind::Conv { out_channels, kernel, stride, pad, .. } => {
+        LayerKind::Conv {
+            out_channels,
+            kernel,
+            stride,
+            pad,
+            ..
+        } => {
             let o = lit(out_channels);
             let (k, s, pd) = (pair_lits(kernel), pair_lits(stride), pair_lits(pad));
             quote! {
@@ -471,7 +506,8 @@ fn geometry(l: &LayerPlan) -> TokenStream {
                 };
             }
         }
-        LayerKind::MaxPool(Window { kernel, stride, pad }) | LayerKind::AvgPool(Window { kernel, stride, pad }) => {
+        LayerKind::MaxPool(Window { kernel, stride, pad })
+        | LayerKind::AvgPool(Window { kernel, stride, pad }) => {
             let (k, s, pd) = (pair_lits(kernel), pair_lits(stride), pair_lits(pad));
             quote! {
                 const G: #p::ops::window::Pool2d = #p::ops::window::Pool2d {
@@ -513,9 +549,15 @@ fn forward_call(l: &LayerPlan) -> TokenStream {
         LayerKind::MaxPool(_) => quote! { #geometry #p::ops::maxpool::forward(&G, n, x, y); },
         LayerKind::AvgPool(_) => quote! { #geometry #p::ops::avgpool::forward(&G, n, x, y); },
         LayerKind::GlobalAvgPool | LayerKind::GlobalMaxPool => {
-            let Shape::Chw(c, h, w) = l.shaped.input else { return TokenStream::new() };
+            let Shape::Chw(c, h, w) = l.shaped.input else {
+                return TokenStream::new();
+            };
             let (c, s) = (lit(c), lit(h * w));
-            let op = if matches!(l.kind(), LayerKind::GlobalAvgPool) { quote!(global_avgpool) } else { quote!(global_maxpool) };
+            let op = if matches!(l.kind(), LayerKind::GlobalAvgPool) {
+                quote!(global_avgpool)
+            } else {
+                quote!(global_maxpool)
+            };
             quote! { #p::ops::#op::forward(#c, #s, n, x, y); }
         }
         _ => TokenStream::new(),
@@ -667,7 +709,11 @@ fn train_body(plan: &NetPlan) -> TokenStream {
         if !plan.params_before(i + 1) {
             break;
         }
-        let (g_cur, g_other) = if current_is_g0 { (quote!(g0), quote!(g1)) } else { (quote!(g1), quote!(g0)) };
+        let (g_cur, g_other) = if current_is_g0 {
+            (quote!(g0), quote!(g1))
+        } else {
+            (quote!(g1), quote!(g0))
+        };
         let (in_len, out_len) = (lit(l.in_len()), lit(l.out_len()));
         let x = buffer_ident(io.x);
         let y = buffer_ident(io.y);
@@ -736,12 +782,16 @@ fn train_body(plan: &NetPlan) -> TokenStream {
                 #p::ops::avgpool::backward(&G, n, &#g_cur[..n * #out_len], &mut #g_other[..n * #in_len]);
             }},
             LayerKind::GlobalAvgPool => {
-                let Shape::Chw(c, h, w) = l.shaped.input else { unreachable!("global pools take [C, H, W]") };
+                let Shape::Chw(c, h, w) = l.shaped.input else {
+                    unreachable!("global pools take [C, H, W]")
+                };
                 let (c, s) = (lit(c), lit(h * w));
                 quote!(#p::ops::global_avgpool::backward(#c, #s, n, &#g_cur[..n * #out_len], &mut #g_other[..n * #in_len]);)
             }
             LayerKind::GlobalMaxPool => {
-                let Shape::Chw(c, h, w) = l.shaped.input else { unreachable!("global pools take [C, H, W]") };
+                let Shape::Chw(c, h, w) = l.shaped.input else {
+                    unreachable!("global pools take [C, H, W]")
+                };
                 let (c, s) = (lit(c), lit(h * w));
                 quote!(#p::ops::global_maxpool::backward(#c, #s, n, &*#x, &#g_cur[..n * #out_len], &mut #g_other[..n * #in_len]);)
             }

@@ -144,8 +144,14 @@ const CONV_OPTIONS: &[Param] = &[
     param("bias", Accepts::Bool),
 ];
 const POOL_ARGS: &[Param] = &[param("kernel", Accepts::PositivePair)];
-const POOL_OPTIONS: &[Param] = &[param("stride", Accepts::PositivePair), param("pad", Accepts::NonNegativePair)];
-const LINEAR_ARGS: &[Param] = &[param("in", Accepts::PositiveOrInfer), param("out", Accepts::Positive)];
+const POOL_OPTIONS: &[Param] = &[
+    param("stride", Accepts::PositivePair),
+    param("pad", Accepts::NonNegativePair),
+];
+const LINEAR_ARGS: &[Param] = &[
+    param("in", Accepts::PositiveOrInfer),
+    param("out", Accepts::Positive),
+];
 const LINEAR_OPTIONS: &[Param] = &[param("bias", Accepts::Bool)];
 const DROPOUT_ARGS: &[Param] = &[param("p", Accepts::Probability)];
 
@@ -175,7 +181,10 @@ enum Value {
 pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer<'a>> {
     let keyword = syntax.name.to_string();
     let Some((positional, options)) = signature(&keyword) else {
-        let mut message = format!("unknown layer `{keyword}`; expected one of: {}", symbol::LAYERS.join(", "));
+        let mut message = format!(
+            "unknown layer `{keyword}`; expected one of: {}",
+            symbol::LAYERS.join(", ")
+        );
         if let Some(near) = symbol::nearest(&keyword, symbol::LAYERS) {
             message.push_str(&format!("\nhelp: did you mean `{near}`?"));
         }
@@ -187,7 +196,10 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
 
     if positional.is_empty() && options.is_empty() {
         if let Some(paren) = &syntax.paren {
-            errors.push(paren.span.join(), format!("`{keyword}` takes no arguments; write `{keyword}`"));
+            errors.push(
+                paren.span.join(),
+                format!("`{keyword}` takes no arguments; write `{keyword}`"),
+            );
             return None;
         }
     }
@@ -200,7 +212,10 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
         match arg {
             ArgSyntax::Positional(value) => {
                 if named_seen {
-                    errors.push_spanned(value, format!("{source}: positional arguments must come before options like `stride = 2`"));
+                    errors.push_spanned(
+                        value,
+                        format!("{source}: positional arguments must come before options like `stride = 2`"),
+                    );
                     continue;
                 }
                 match positional.get(position) {
@@ -234,7 +249,10 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
                         let mut message = if known.is_empty() {
                             format!("{source}: unknown option `{option}`; `{keyword}` takes no options")
                         } else {
-                            format!("{source}: unknown option `{option}`; `{keyword}` accepts {}", quoted(&known))
+                            format!(
+                                "{source}: unknown option `{option}`; `{keyword}` accepts {}",
+                                quoted(&known)
+                            )
                         };
                         if let Some(near) = symbol::nearest(&option, &known) {
                             message.push_str(&format!("\nhelp: did you mean `{near}`?"));
@@ -247,7 +265,10 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
     }
     if position < positional.len() {
         let missing: Vec<&str> = positional[position..].iter().map(|p| p.name).collect();
-        let span = syntax.paren.as_ref().map_or(syntax.name.span(), |p| p.span.join());
+        let span = syntax
+            .paren
+            .as_ref()
+            .map_or(syntax.name.span(), |p| p.span.join());
         errors.push(
             span,
             format!(
@@ -287,12 +308,19 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
         Some(Value::Bool(b)) => b,
         _ => true,
     };
-    let zero = Pair { h: 0, w: 0, span: name_span };
+    let zero = Pair {
+        h: 0,
+        w: 0,
+        span: name_span,
+    };
     let window = || {
         let kernel = pair(given[0]).unwrap_or(zero);
         Window {
             kernel,
-            stride: pair(opt("stride")).unwrap_or(Pair { span: name_span, ..kernel }),
+            stride: pair(opt("stride")).unwrap_or(Pair {
+                span: name_span,
+                ..kernel
+            }),
             pad: pair(opt("pad")).unwrap_or(zero),
         }
     };
@@ -300,7 +328,11 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
     let kind = match keyword.as_str() {
         "conv" => {
             let (in_channels, in_span) = maybe(0);
-            let one = Pair { h: 1, w: 1, span: name_span };
+            let one = Pair {
+                h: 1,
+                w: 1,
+                span: name_span,
+            };
             LayerKind::Conv {
                 in_channels,
                 in_span,
@@ -315,7 +347,12 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
         "avgpool" => LayerKind::AvgPool(window()),
         "linear" => {
             let (in_features, in_span) = maybe(0);
-            LayerKind::Linear { in_features, in_span, out_features: int(1), bias: flag("bias") }
+            LayerKind::Linear {
+                in_features,
+                in_span,
+                out_features: int(1),
+                bias: flag("bias"),
+            }
         }
         "dropout" => LayerKind::Dropout {
             p: match given[0] {
@@ -338,7 +375,11 @@ fn names(params: &[Param]) -> String {
 }
 
 fn quoted(words: &[&str]) -> String {
-    words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+    words
+        .iter()
+        .map(|w| format!("`{w}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn options_hint(options: &[Param]) -> String {
@@ -363,8 +404,15 @@ fn check_value(source: &str, param: &Param, value: &ValueSyntax, errors: &mut Er
     };
     let found = value.render();
     let mismatch = |errors: &mut Errors| {
-        let found = if found.is_empty() { "nothing".to_string() } else { format!("`{found}`") };
-        errors.push_spanned(value, format!("{source}: `{name}` must be {expected}, found {found}"));
+        let found = if found.is_empty() {
+            "nothing".to_string()
+        } else {
+            format!("`{found}`")
+        };
+        errors.push_spanned(
+            value,
+            format!("{source}: `{name}` must be {expected}, found {found}"),
+        );
         None
     };
     match (param.accepts, value) {
@@ -375,7 +423,10 @@ fn check_value(source: &str, param: &Param, value: &ValueSyntax, errors: &mut Er
         },
         (Accepts::Probability, ValueSyntax::Int(i)) if i.base10_digits() == "0" => Some(Value::Float(0.0)),
         (Accepts::PositiveOrInfer, ValueSyntax::Infer(u)) => Some(Value::Infer(u.span)),
-        (Accepts::Positive | Accepts::PositiveOrInfer | Accepts::PositivePair | Accepts::NonNegativePair, ValueSyntax::Int(lit)) => {
+        (
+            Accepts::Positive | Accepts::PositiveOrInfer | Accepts::PositivePair | Accepts::NonNegativePair,
+            ValueSyntax::Int(lit),
+        ) => {
             let Ok(v) = lit.base10_parse::<usize>() else {
                 return mismatch(errors);
             };
@@ -383,17 +434,31 @@ fn check_value(source: &str, param: &Param, value: &ValueSyntax, errors: &mut Er
                 return mismatch(errors);
             }
             if v == 0 && param.accepts != Accepts::NonNegativePair {
-                errors.push(lit.span(), format!("{source}: `{name}` must be at least 1, found 0"));
+                errors.push(
+                    lit.span(),
+                    format!("{source}: `{name}` must be at least 1, found 0"),
+                );
                 return None;
             }
             Some(Value::Int(v, lit.span()))
         }
         (Accepts::PositivePair | Accepts::NonNegativePair, ValueSyntax::Pair { first, second, .. }) => {
-            let inner = Param { name, accepts: if param.accepts == Accepts::PositivePair { Accepts::Positive } else { Accepts::NonNegativePair } };
+            let inner = Param {
+                name,
+                accepts: if param.accepts == Accepts::PositivePair {
+                    Accepts::Positive
+                } else {
+                    Accepts::NonNegativePair
+                },
+            };
             let h = check_value(source, &inner, first, errors);
             let w = check_value(source, &inner, second, errors);
             match (h, w) {
-                (Some(Value::Int(h, _)), Some(Value::Int(w, _))) => Some(Value::Pair(Pair { h, w, span: value.span() })),
+                (Some(Value::Int(h, _)), Some(Value::Int(w, _))) => Some(Value::Pair(Pair {
+                    h,
+                    w,
+                    span: value.span(),
+                })),
                 _ => None,
             }
         }

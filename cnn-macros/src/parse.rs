@@ -14,7 +14,9 @@ use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{bracketed, parenthesized, token, Attribute, Ident, LitBool, LitFloat, LitInt, LitStr, Token, Visibility};
+use syn::{
+    bracketed, parenthesized, token, Attribute, Ident, LitBool, LitFloat, LitInt, LitStr, Token, Visibility,
+};
 
 /// Everything inside `cnn_net! { ... }`.
 pub struct Input {
@@ -44,7 +46,11 @@ pub struct LayerSyntax {
 /// A positional or named argument.
 pub enum ArgSyntax {
     Positional(ValueSyntax),
-    Named { name: Ident, eq: Token![=], value: ValueSyntax },
+    Named {
+        name: Ident,
+        eq: Token![=],
+        value: ValueSyntax,
+    },
 }
 
 /// An argument value, kept loose so the layer phase can say what is wrong.
@@ -53,7 +59,11 @@ pub enum ValueSyntax {
     Float(LitFloat),
     Bool(LitBool),
     Infer(Token![_]),
-    Pair { paren: token::Paren, first: Box<ValueSyntax>, second: Box<ValueSyntax> },
+    Pair {
+        paren: token::Paren,
+        first: Box<ValueSyntax>,
+        second: Box<ValueSyntax>,
+    },
     /// Anything else (a negative number, a path, a tuple of three...): kept
     /// only to be reported.
     Other(TokenStream),
@@ -67,7 +77,9 @@ impl Parse for Input {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut nets = Vec::new();
         if input.is_empty() {
-            return Err(input.error("expected a net declaration, e.g. `pub LeNet: [1, 28, 28] => conv(1, 6, 5) ...`"));
+            return Err(
+                input.error("expected a net declaration, e.g. `pub LeNet: [1, 28, 28] => conv(1, 6, 5) ...`")
+            );
         }
         while !input.is_empty() {
             nets.push(input.parse()?);
@@ -108,7 +120,16 @@ impl Parse for NetSyntax {
                 input.parse::<Token![,]>()?;
             }
         }
-        Ok(NetSyntax { attrs, vis, name, shape_bracket, shape, weights, arrow, layers })
+        Ok(NetSyntax {
+            attrs,
+            vis,
+            name,
+            shape_bracket,
+            shape,
+            weights,
+            arrow,
+            layers,
+        })
     }
 }
 
@@ -168,7 +189,11 @@ impl Parse for ValueSyntax {
                     let (first, second) = (items.next(), items.next());
                     if let (Some(first), Some(second)) = (first, second) {
                         let _: TokenStream = input.parse::<proc_macro2::Group>()?.into_token_stream();
-                        return Ok(ValueSyntax::Pair { paren, first: Box::new(first), second: Box::new(second) });
+                        return Ok(ValueSyntax::Pair {
+                            paren,
+                            first: Box::new(first),
+                            second: Box::new(second),
+                        });
                     }
                 }
             }
@@ -251,7 +276,11 @@ impl ValueSyntax {
             ValueSyntax::Bool(v) => v.span,
             ValueSyntax::Infer(v) => v.span,
             ValueSyntax::Pair { paren, .. } => paren.span.join(),
-            ValueSyntax::Other(tokens) => tokens.clone().into_iter().next().map_or_else(Span::call_site, |t| t.span()),
+            ValueSyntax::Other(tokens) => tokens
+                .clone()
+                .into_iter()
+                .next()
+                .map_or_else(Span::call_site, |t| t.span()),
         }
     }
 }

@@ -59,7 +59,11 @@ impl LayerPlan<'_> {
     pub fn computes(&self) -> bool {
         !matches!(
             self.kind(),
-            LayerKind::Relu | LayerKind::Sigmoid | LayerKind::Tanh | LayerKind::Flatten | LayerKind::Dropout { .. }
+            LayerKind::Relu
+                | LayerKind::Sigmoid
+                | LayerKind::Tanh
+                | LayerKind::Flatten
+                | LayerKind::Dropout { .. }
         )
     }
 }
@@ -154,22 +158,45 @@ pub fn plan(input: Shape, shaped: Vec<Shaped<'_>>) -> NetPlan<'_> {
         let mut macs = 0;
         let mut push = |suffix: &str, shape: Vec<usize>, is_bias: bool, fan_in: usize, fan_out: usize| {
             let len = shape.iter().product();
-            tensors.push(Tensor { key: format!("{index}.{suffix}"), shape, offset, len, is_bias, fan_in, fan_out });
+            tensors.push(Tensor {
+                key: format!("{index}.{suffix}"),
+                shape,
+                offset,
+                len,
+                is_bias,
+                fan_in,
+                fan_out,
+            });
             offset += len;
             (offset - len, len)
         };
         match shaped.layer.kind {
-            LayerKind::Conv { out_channels, kernel, bias: has_bias, .. } => {
+            LayerKind::Conv {
+                out_channels,
+                kernel,
+                bias: has_bias,
+                ..
+            } => {
                 let c = shaped.fan_in_units;
                 let area = kernel.h * kernel.w;
                 let (fan_in, fan_out) = (c * area, out_channels * area);
-                weight = Some(push("weight", vec![out_channels, c, kernel.h, kernel.w], false, fan_in, fan_out));
+                weight = Some(push(
+                    "weight",
+                    vec![out_channels, c, kernel.h, kernel.w],
+                    false,
+                    fan_in,
+                    fan_out,
+                ));
                 if has_bias {
                     bias = Some(push("bias", vec![out_channels], true, fan_in, fan_out));
                 }
                 macs = shaped.output.len() * fan_in;
             }
-            LayerKind::Linear { out_features, bias: has_bias, .. } => {
+            LayerKind::Linear {
+                out_features,
+                bias: has_bias,
+                ..
+            } => {
                 let f = shaped.fan_in_units;
                 weight = Some(push("weight", vec![out_features, f], false, f, out_features));
                 if has_bias {
@@ -179,14 +206,23 @@ pub fn plan(input: Shape, shaped: Vec<Shaped<'_>>) -> NetPlan<'_> {
             }
             _ => {}
         }
-        layers.push(LayerPlan { shaped, index, weight, bias, macs, infer_scratch: 0 });
+        layers.push(LayerPlan {
+            shaped,
+            index,
+            weight,
+            bias,
+            macs,
+            infer_scratch: 0,
+        });
     }
 
     let (infer_steps, infer_scratch) = plan_inference(&mut layers);
     let col_len = layers
         .iter()
         .filter_map(|l| match (l.kind(), l.shaped.output) {
-            (LayerKind::Conv { kernel, .. }, Shape::Chw(_, oh, ow)) => Some(l.shaped.fan_in_units * kernel.h * kernel.w * oh * ow),
+            (LayerKind::Conv { kernel, .. }, Shape::Chw(_, oh, ow)) => {
+                Some(l.shaped.fan_in_units * kernel.h * kernel.w * oh * ow)
+            }
             _ => None,
         })
         .max()
@@ -219,33 +255,67 @@ fn plan_inference(layers: &mut [LayerPlan]) -> (Vec<InferStep>, usize) {
     let mut current = Slot::Input;
     let mut current_len = layers.first().map_or(0, |l| l.in_len());
     let mut scratch = 0;
-    let in_scratch = |slot: Slot, len: usize| if matches!(slot, Slot::Front | Slot::Back) { len } else { 0 };
-    let next_free = |slot: Slot| if slot == Slot::Front { Slot::Back } else { Slot::Front };
-    for i in 0..layers.len() {
-        let layer = &mut layers[i];
+    let in_scratch = |slot: Slot, len: usize| {
+        if matches!(slot, Slot::Front | Slot::Back) {
+            len
+        } else {
+            0
+        }
+    };
+    let next_free = |slot: Slot| {
+        if slot == Slot::Front {
+            Slot::Back
+        } else {
+            Slot::Front
+        }
+    };
+    for (i, layer) in layers.iter_mut().enumerate() {
         if layer.computes() {
-            let dst = if Some(i) == last_compute { Slot::Output } else { next_free(current) };
+            let dst = if Some(i) == last_compute {
+                Slot::Output
+            } else {
+                next_free(current)
+            };
             let live = in_scratch(current, layer.in_len()) + in_scratch(dst, layer.out_len());
             layer.infer_scratch = live;
             scratch = scratch.max(live);
-            steps.push(InferStep::Compute { layer: i, src: current, dst });
+            steps.push(InferStep::Compute {
+                layer: i,
+                src: current,
+                dst,
+            });
             current = dst;
         } else if !matches!(layer.kind(), LayerKind::Flatten | LayerKind::Dropout { .. }) {
             if current == Slot::Input {
                 // Activations never write the caller's input.
-                let dst = if last_compute.is_none_or(|last| i > last) { Slot::Output } else { Slot::Front };
+                let dst = if last_compute.is_none_or(|last| i > last) {
+                    Slot::Output
+                } else {
+                    Slot::Front
+                };
                 scratch = scratch.max(in_scratch(dst, current_len));
                 layer.infer_scratch = in_scratch(dst, current_len);
-                steps.push(InferStep::Copy { src: current, dst, len: current_len });
+                steps.push(InferStep::Copy {
+                    src: current,
+                    dst,
+                    len: current_len,
+                });
                 current = dst;
             }
-            steps.push(InferStep::InPlace { layer: i, slot: current });
+            steps.push(InferStep::InPlace {
+                layer: i,
+                slot: current,
+            });
         }
         current_len = layer.out_len();
     }
     if current == Slot::Input {
         // Nothing but flatten/dropout: the output is the input.
-        steps.push(InferStep::Copy { src: Slot::Input, dst: Slot::Output, len: current_len });
+        steps.push(InferStep::Copy {
+            src: Slot::Input,
+            dst: Slot::Output,
+            len: current_len,
+        });
     }
     (steps, scratch)
 }

@@ -80,9 +80,16 @@ impl Provenance {
 /// Walks the layers from `input`. Returns the shaped layers when every layer
 /// checked out; errors are pushed either way. Layers that failed in the
 /// `layer` phase are passed as `None`.
-pub fn infer<'a>(input: Shape, layers: Vec<Option<Layer<'a>>>, errors: &mut Errors) -> Option<Vec<Shaped<'a>>> {
+pub fn infer<'a>(
+    input: Shape,
+    layers: Vec<Option<Layer<'a>>>,
+    errors: &mut Errors,
+) -> Option<Vec<Shaped<'a>>> {
     let mut current = Some(input);
-    let mut provenance = Provenance { producer: None, flattened_from: None };
+    let mut provenance = Provenance {
+        producer: None,
+        flattened_from: None,
+    };
     let mut shaped = Vec::new();
     let mut complete = true;
     for (index, layer) in layers.into_iter().enumerate() {
@@ -107,7 +114,12 @@ pub fn infer<'a>(input: Shape, layers: Vec<Option<Layer<'a>>>, errors: &mut Erro
             };
         }
         match current {
-            Some(input) => shaped.push(Shaped { layer, input, output, fan_in_units }),
+            Some(input) => shaped.push(Shaped {
+                layer,
+                input,
+                output,
+                fan_in_units,
+            }),
             None => complete = false,
         }
         current = Some(output);
@@ -116,13 +128,22 @@ pub fn infer<'a>(input: Shape, layers: Vec<Option<Layer<'a>>>, errors: &mut Erro
 }
 
 /// Reports a layer that needs `[C, H, W]` but got a flat input.
-fn need_chw(layer: &Layer, input: Shape, provenance: &Provenance, errors: &mut Errors) -> Option<(usize, usize, usize)> {
+fn need_chw(
+    layer: &Layer,
+    input: Shape,
+    provenance: &Provenance,
+    errors: &mut Errors,
+) -> Option<(usize, usize, usize)> {
     match input {
         Shape::Chw(c, h, w) => Some((c, h, w)),
         flat => {
             errors.push(
                 layer.syntax.name.span(),
-                format!("{}: needs a [C, H, W] input, but {}", layer.source, provenance.yields(flat)),
+                format!(
+                    "{}: needs a [C, H, W] input, but {}",
+                    layer.source,
+                    provenance.yields(flat)
+                ),
             );
             None
         }
@@ -131,10 +152,23 @@ fn need_chw(layer: &Layer, input: Shape, provenance: &Provenance, errors: &mut E
 
 /// One layer: the output shape and the resolved fan-in units, or `None`
 /// when the input is unknown or the layer does not fit it.
-fn step(layer: &Layer, input: Option<Shape>, provenance: &Provenance, errors: &mut Errors) -> Option<(Shape, usize)> {
+fn step(
+    layer: &Layer,
+    input: Option<Shape>,
+    provenance: &Provenance,
+    errors: &mut Errors,
+) -> Option<(Shape, usize)> {
     let source = &layer.source;
     match layer.kind {
-        LayerKind::Conv { in_channels, in_span, out_channels, kernel, stride, pad, .. } => {
+        LayerKind::Conv {
+            in_channels,
+            in_span,
+            out_channels,
+            kernel,
+            stride,
+            pad,
+            ..
+        } => {
             let (c, h, w) = need_chw(layer, input?, provenance, errors)?;
             if let Some(expected) = in_channels {
                 if expected != c {
@@ -176,7 +210,12 @@ fn step(layer: &Layer, input: Option<Shape>, provenance: &Provenance, errors: &m
             let input = input?;
             Some((Shape::Flat(input.len()), input.len()))
         }
-        LayerKind::Linear { in_features, in_span, out_features, .. } => {
+        LayerKind::Linear {
+            in_features,
+            in_span,
+            out_features,
+            ..
+        } => {
             let output = Shape::Flat(out_features);
             // With `in` written out, the output is known even when the input is not.
             let Some(input) = input else {

@@ -9,7 +9,7 @@
 //! Without the default `std` feature the crate is `#![no_std]` and does not
 //! use `alloc`: the batch-1 forward pass and the batch-1 training step of a
 //! generated net run entirely on caller-provided buffers.
-#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![warn(missing_docs)]
 
 // Lets the generated code's absolute `::cnn_runtime::...` paths resolve inside

@@ -80,7 +80,10 @@ pub fn forward_batch<N: Network>(net: &N, input: &[f32], output: &mut [f32]) {
             b.reserve(N::forward_workspace_len(chunk), 0);
         }
         let run = |b: &mut Buffers, input: &[f32], output: &mut [f32]| {
-            for (x, y) in input.chunks(chunk * N::INPUT_LEN).zip(output.chunks_mut(chunk * N::OUTPUT_LEN)) {
+            for (x, y) in input
+                .chunks(chunk * N::INPUT_LEN)
+                .zip(output.chunks_mut(chunk * N::OUTPUT_LEN))
+            {
                 net.forward_n(x.len() / N::INPUT_LEN, x, y, &mut b.workspace);
             }
         };
@@ -112,7 +115,13 @@ pub fn forward_batch<N: Network>(net: &N, input: &[f32], output: &mut [f32]) {
 ///
 /// # Panics
 /// On inconsistent lengths, naming what was expected.
-pub fn loss_and_grad<N: Network>(net: &N, input: &[f32], target: Target<'_>, grads: &mut [f32], seed: u64) -> f32 {
+pub fn loss_and_grad<N: Network>(
+    net: &N,
+    input: &[f32],
+    target: Target<'_>,
+    grads: &mut [f32],
+    seed: u64,
+) -> f32 {
     let n = batch_len::<N>("loss_and_grad", input, target);
     assert_eq!(
         grads.len(),
@@ -140,7 +149,8 @@ pub fn loss_and_grad<N: Network>(net: &N, input: &[f32], target: Target<'_>, gra
                 let worker_seed = seed ^ (start as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 scope.spawn(move || {
                     let Buffers { workspace, grads } = b;
-                    *loss = net.loss_and_grad_n(len, x, t, &mut grads[..N::PARAM_COUNT], workspace, worker_seed);
+                    *loss =
+                        net.loss_and_grad_n(len, x, t, &mut grads[..N::PARAM_COUNT], workspace, worker_seed);
                 });
             }
         });
@@ -161,7 +171,13 @@ pub fn loss_and_grad<N: Network>(net: &N, input: &[f32], target: Target<'_>, gra
 /// One optimisation step on a batch: gradient of the mean loss, then
 /// `opt` updates the parameters. Returns the loss. After the first call with
 /// a given batch size, a single-threaded step allocates nothing.
-pub fn train_step<N: Network, O: Optimizer + ?Sized>(net: &mut N, input: &[f32], target: Target<'_>, opt: &mut O, seed: u64) -> f32 {
+pub fn train_step<N: Network, O: Optimizer + ?Sized>(
+    net: &mut N,
+    input: &[f32],
+    target: Target<'_>,
+    opt: &mut O,
+    seed: u64,
+) -> f32 {
     GRADS.with(|cell| {
         let mut grads = cell.take();
         grads.resize(N::PARAM_COUNT, 0.0);
@@ -211,7 +227,9 @@ fn batch_len<N: Network>(what: &str, input: &[f32], target: Target<'_>) -> usize
 fn slice_target<'a, N: Network>(target: Target<'a>, start: usize, len: usize) -> Target<'a> {
     match target {
         Target::Classes(labels) => Target::Classes(&labels[start..start + len]),
-        Target::Values(values) => Target::Values(&values[start * N::OUTPUT_LEN..(start + len) * N::OUTPUT_LEN]),
+        Target::Values(values) => {
+            Target::Values(&values[start * N::OUTPUT_LEN..(start + len) * N::OUTPUT_LEN])
+        }
     }
 }
 
@@ -241,14 +259,14 @@ macro_rules! __std_methods_body {
     ($net:ident, $grads:ident) => {
         impl $net {
             /// The layer table (shapes, parameters, MACs, bytes) as text.
-            pub fn summary() -> ::std::string::String {
-                let mut text = ::std::string::String::new();
+            pub fn summary() -> $crate::__private::std::string::String {
+                let mut text = $crate::__private::std::string::String::new();
                 let _ = Self::write_summary(&mut text);
                 text
             }
 
             /// A zeroed net on the heap, never on the stack (large nets).
-            pub fn boxed_zeroed() -> ::std::boxed::Box<Self> {
+            pub fn boxed_zeroed() -> $crate::__private::std::boxed::Box<Self> {
                 $crate::train::boxed_zeroed::<Self>()
             }
 
@@ -264,7 +282,7 @@ macro_rules! __std_methods_body {
             }
 
             /// Predicted class (arg-max) of each example in `input`.
-            pub fn predict(&self, input: &[f32]) -> ::std::vec::Vec<usize> {
+            pub fn predict(&self, input: &[f32]) -> $crate::__private::std::vec::Vec<usize> {
                 $crate::train::predict(self, input)
             }
 
@@ -278,71 +296,106 @@ macro_rules! __std_methods_body {
 
             /// Like [`Self::loss_and_grad`] for any target (class labels or
             /// values for mean squared error), with a seed for dropout.
-            pub fn loss_and_grad_target(&self, input: &[f32], target: $crate::Target<'_>, grads: &mut $grads, seed: u64) -> f32 {
+            pub fn loss_and_grad_target(
+                &self,
+                input: &[f32],
+                target: $crate::Target<'_>,
+                grads: &mut $grads,
+                seed: u64,
+            ) -> f32 {
                 let grads = <$grads as $crate::Gradients>::as_mut_slice(grads);
                 $crate::train::loss_and_grad(self, input, target, grads, seed)
             }
 
             /// One optimisation step on a batch with class labels: returns
             /// the mean loss before the update.
-            pub fn train_step<O: $crate::optim::Optimizer + ?Sized>(&mut self, input: &[f32], labels: &[u8], opt: &mut O) -> f32 {
+            pub fn train_step<O: $crate::optim::Optimizer + ?Sized>(
+                &mut self,
+                input: &[f32],
+                labels: &[u8],
+                opt: &mut O,
+            ) -> f32 {
                 $crate::train::train_step(self, input, $crate::Target::Classes(labels), opt, 0)
             }
 
             /// The parameters in the JSON weights format: one object mapping
             /// each PyTorch `state_dict` key to `{"shape": [..], "data": [..]}`.
-            pub fn to_json_string(&self) -> ::std::string::String {
+            pub fn to_json_string(&self) -> $crate::__private::std::string::String {
                 $crate::weights::to_json_string(Self::TENSORS, self.params())
             }
 
             /// Loads parameters from the JSON weights format. All or
             /// nothing: on error the net is unchanged.
-            pub fn load_json_str(&mut self, json: &str) -> ::core::result::Result<(), $crate::weights::WeightsError> {
+            pub fn load_json_str(
+                &mut self,
+                json: &str,
+            ) -> ::core::result::Result<(), $crate::weights::WeightsError> {
                 $crate::weights::load_json_str(Self::TENSORS, json, self.params_mut())
             }
 
             /// Writes the JSON weights file atomically (temp file, then rename).
-            pub fn save_json(&self, path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), $crate::weights::WeightsError> {
+            pub fn save_json(
+                &self,
+                path: impl ::core::convert::AsRef<$crate::__private::std::path::Path>,
+            ) -> ::core::result::Result<(), $crate::weights::WeightsError> {
                 $crate::weights::save_json(Self::TENSORS, self.params(), path.as_ref())
             }
 
             /// Reads a JSON weights file. All or nothing.
-            pub fn load_json(&mut self, path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), $crate::weights::WeightsError> {
+            pub fn load_json(
+                &mut self,
+                path: impl ::core::convert::AsRef<$crate::__private::std::path::Path>,
+            ) -> ::core::result::Result<(), $crate::weights::WeightsError> {
                 $crate::weights::load_json(Self::TENSORS, path.as_ref(), self.params_mut())
             }
 
             /// The parameters as a safetensors file (F32, `state_dict` keys),
             /// loadable with `safetensors.torch.load_file`.
-            pub fn to_safetensors(&self) -> ::std::vec::Vec<u8> {
+            pub fn to_safetensors(&self) -> $crate::__private::std::vec::Vec<u8> {
                 $crate::weights::to_safetensors(Self::TENSORS, self.params())
             }
 
             /// Loads parameters from safetensors bytes, e.g. a PyTorch
             /// `state_dict` saved with `safetensors.torch.save_file`. All or nothing.
-            pub fn load_safetensors(&mut self, bytes: &[u8]) -> ::core::result::Result<(), $crate::weights::WeightsError> {
+            pub fn load_safetensors(
+                &mut self,
+                bytes: &[u8],
+            ) -> ::core::result::Result<(), $crate::weights::WeightsError> {
                 $crate::weights::load_safetensors(Self::TENSORS, bytes, self.params_mut())
             }
 
             /// Writes a safetensors file atomically.
-            pub fn save_safetensors(&self, path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), $crate::weights::WeightsError> {
+            pub fn save_safetensors(
+                &self,
+                path: impl ::core::convert::AsRef<$crate::__private::std::path::Path>,
+            ) -> ::core::result::Result<(), $crate::weights::WeightsError> {
                 $crate::weights::save_safetensors(Self::TENSORS, self.params(), path.as_ref())
             }
 
             /// Reads a safetensors file. All or nothing.
-            pub fn load_safetensors_file(&mut self, path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), $crate::weights::WeightsError> {
+            pub fn load_safetensors_file(
+                &mut self,
+                path: impl ::core::convert::AsRef<$crate::__private::std::path::Path>,
+            ) -> ::core::result::Result<(), $crate::weights::WeightsError> {
                 $crate::weights::load_safetensors_file(Self::TENSORS, path.as_ref(), self.params_mut())
             }
         }
 
         impl $grads {
             /// The gradients in the JSON weights format (same keys as the parameters).
-            pub fn to_json_string(&self) -> ::std::string::String {
-                $crate::weights::to_json_string(<Self as $crate::Gradients>::TENSORS, <Self as $crate::Gradients>::as_slice(self))
+            pub fn to_json_string(&self) -> $crate::__private::std::string::String {
+                $crate::weights::to_json_string(
+                    <Self as $crate::Gradients>::TENSORS,
+                    <Self as $crate::Gradients>::as_slice(self),
+                )
             }
 
             /// The gradients as safetensors bytes.
-            pub fn to_safetensors(&self) -> ::std::vec::Vec<u8> {
-                $crate::weights::to_safetensors(<Self as $crate::Gradients>::TENSORS, <Self as $crate::Gradients>::as_slice(self))
+            pub fn to_safetensors(&self) -> $crate::__private::std::vec::Vec<u8> {
+                $crate::weights::to_safetensors(
+                    <Self as $crate::Gradients>::TENSORS,
+                    <Self as $crate::Gradients>::as_slice(self),
+                )
             }
         }
     };

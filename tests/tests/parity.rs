@@ -20,7 +20,11 @@ fn normalised(text: &str) -> String {
 /// The fixture, after checking it was generated from the same DSL text.
 fn fixture_for(name: &str, dsl: &str) -> Fixture {
     let fx = load(name);
-    assert_eq!(normalised(&fx.net), normalised(dsl), "{name}: the Rust declaration and the fixture's net differ");
+    assert_eq!(
+        normalised(&fx.net),
+        normalised(dsl),
+        "{name}: the Rust declaration and the fixture's net differ"
+    );
     fx
 }
 
@@ -35,14 +39,27 @@ fn check_forward_batch<N: Network>(fx: &Fixture) {
     let net = with_weights::<N>(fx);
     let mut out = vec![0.0; fx.batch * N::OUTPUT_LEN];
     cnn_runtime::train::forward_batch(&*net, &fx.input, &mut out);
-    assert_close(&format!("{} forward_batch", fx.name), &out, &fx.output, OUT_REL, OUT_ABS);
+    assert_close(
+        &format!("{} forward_batch", fx.name),
+        &out,
+        &fx.output,
+        OUT_REL,
+        OUT_ABS,
+    );
 }
 
 fn check_grads<N: Network>(fx: &Fixture) {
     let net = with_weights::<N>(fx);
     let mut grads = vec![f32::NAN; N::PARAM_COUNT];
-    let loss = cnn_runtime::train::loss_and_grad(&*net, &fx.input, Target::Classes(&fx.labels), &mut grads, 0);
-    assert_close(&format!("{} loss", fx.name), &[loss], &[fx.loss], GRAD_REL, GRAD_ABS);
+    let loss =
+        cnn_runtime::train::loss_and_grad(&*net, &fx.input, Target::Classes(&fx.labels), &mut grads, 0);
+    assert_close(
+        &format!("{} loss", fx.name),
+        &[loss],
+        &[fx.loss],
+        GRAD_REL,
+        GRAD_ABS,
+    );
     compare_grads::<N>(fx, &grads, "loss_and_grad");
 }
 
@@ -51,7 +68,13 @@ fn compare_grads<N: Network>(fx: &Fixture, grads: &[f32], what: &str) {
     for (key, expected) in &fx.grads {
         let actual = cnn_runtime::network::tensor(N::TENSORS, grads, key)
             .unwrap_or_else(|| panic!("{}: no tensor {key}", fx.name));
-        assert_close(&format!("{} {what} grad {key}", fx.name), actual, expected, GRAD_REL, GRAD_ABS);
+        assert_close(
+            &format!("{} {what} grad {key}", fx.name),
+            actual,
+            expected,
+            GRAD_REL,
+            GRAD_ABS,
+        );
     }
 }
 

@@ -17,7 +17,11 @@ cnn_net! {
 }
 
 /// Classifies one image with a net whose parameters and scratch are static.
-pub fn classify(net: &LeNet, image: &[f32; LeNet::INPUT_LEN], scratch: &mut [f32; LeNet::INFER_SCRATCH_LEN]) -> usize {
+pub fn classify(
+    net: &LeNet,
+    image: &[f32; LeNet::INPUT_LEN],
+    scratch: &mut [f32; LeNet::INFER_SCRATCH_LEN],
+) -> usize {
     let logits = net.forward_with(image, scratch);
     let mut best = 0;
     for (i, &v) in logits.iter().enumerate() {

@@ -1,0 +1,158 @@
+//! Central finite differences against the generated backward pass, on small
+//! nets that together use every layer kind and option, through both the
+//! batched (GEMM) path and the batch-1 no-heap path.
+
+use cnn_runtime::init::Rng;
+use cnn_runtime::{cnn_net, Network, Target};
+
+cnn_net! {
+    /// Strided, padded, rectangular conv; tanh; avgpool with padding; linear.
+    pub ConvTanh: [2, 9, 8] =>
+        conv(2, 3, (3, 2), stride = (2, 1), pad = (1, 0)) tanh
+        avgpool(3, stride = 2, pad = 1) flatten linear(_, 4) sigmoid linear(4, 3);
+    /// Maxpool with padding, relu, no-bias conv, global max pool.
+    pub PoolRelu: [3, 8, 8] =>
+        conv(3, 4, 3, pad = 1, bias = false) relu maxpool(3, stride = 2, pad = 1)
+        conv(4, 5, 1) relu global_maxpool flatten linear(5, 3, bias = false);
+    /// Global average pool, stacked activations, dropout(0), an activation first.
+    pub Stacked: [2, 6, 6] =>
+        sigmoid conv(2, 4, 3) tanh relu dropout(0.0) global_avgpool flatten linear(4, 3) tanh sigmoid;
+    /// Only linear layers and activations.
+    pub Mlp: [1, 3, 4] => flatten linear(12, 6) relu linear(6, 5) tanh linear(5, 3)
+}
+
+fn random(len: usize, rng: &mut Rng) -> Vec<f32> {
+    (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect()
+}
+
+/// Compares the analytic gradient with central differences on `samples`
+/// random parameters; `batched` selects the GEMM path, otherwise the
+/// batch-1 path is checked example by example.
+fn check<N: Network>(seed: u64) {
+    let mut rng = Rng::new(seed);
+    let n = 3;
+    let mut net = Box::new(N::zeroed());
+    for p in net.params_mut() {
+        *p = rng.uniform(-0.6, 0.6);
+    }
+    let input = random(n * N::INPUT_LEN, &mut rng);
+    let labels: Vec<u8> = (0..n).map(|i| (i % N::OUTPUT_LEN) as u8).collect();
+    let target = Target::Classes(&labels);
+    let mut grads = vec![0.0f32; N::PARAM_COUNT];
+    let mut ws = vec![0.0f32; N::train_workspace_len(n)];
+    net.loss_and_grad_n(n, &input, target, &mut grads, &mut ws, 0);
+
+    let eps = 2e-3f32;
+    let base = net.loss_and_grad_n(n, &input, target, &mut vec![0.0; N::PARAM_COUNT], &mut ws, 0) as f64;
+    let mut checked = 0;
+    for _ in 0..60 {
+        let i = rng.below(N::PARAM_COUNT);
+        let original = net.params()[i];
+        let mut scratch = vec![0.0f32; N::PARAM_COUNT];
+        let mut loss_at = |v: f32, net: &mut N| {
+            net.params_mut()[i] = v;
+            net.loss_and_grad_n(n, &input, target, &mut scratch, &mut ws, 0) as f64
+        };
+        let plus = loss_at(original + eps, &mut net);
+        let minus = loss_at(original - eps, &mut net);
+        net.params_mut()[i] = original;
+        let numeric = (plus - minus) / (2.0 * eps as f64);
+        let analytic = grads[i] as f64;
+        // A ReLU or max-pool kink inside [p - eps, p + eps] makes the two
+        // one-sided slopes disagree; such samples say nothing, skip them.
+        let (right, left) = ((plus - base) / eps as f64, (base - minus) / eps as f64);
+        if (right - left).abs() > 0.05 * right.abs().max(left.abs()).max(1e-2) {
+            continue;
+        }
+        let tolerance = 2e-3 + 3e-2 * analytic.abs().max(numeric.abs());
+        assert!(
+            (numeric - analytic).abs() <= tolerance,
+            "{}: parameter {i}: finite difference {numeric:.6}, backward {analytic:.6}",
+            N::NAME
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 40,
+        "{}: only {checked} of 60 samples were away from kinks",
+        N::NAME
+    );
+}
+
+#[test]
+fn conv_tanh_avgpool() {
+    for seed in 0..3 {
+        check::<ConvTanh>(seed);
+    }
+}
+
+#[test]
+fn maxpool_relu_no_bias_global_max() {
+    for seed in 0..3 {
+        check::<PoolRelu>(seed);
+    }
+}
+
+#[test]
+fn stacked_activations_global_avg_dropout_zero() {
+    for seed in 0..3 {
+        check::<Stacked>(seed);
+    }
+}
+
+#[test]
+fn linear_only() {
+    for seed in 0..3 {
+        check::<Mlp>(seed);
+    }
+}
+
+#[test]
+fn batch_one_path_matches_batched_path() {
+    let mut rng = Rng::new(5);
+    let mut net = Box::new(PoolRelu::zeroed());
+    for p in net.params_mut() {
+        *p = rng.uniform(-0.5, 0.5);
+    }
+    let x: Vec<f32> = random(PoolRelu::INPUT_LEN, &mut rng);
+    let labels = [2u8];
+    let mut batched = vec![0.0; PoolRelu::PARAM_COUNT];
+    let mut ws = vec![0.0; PoolRelu::train_workspace_len(1)];
+    let loss_b = net.loss_and_grad_n(1, &x, Target::Classes(&labels), &mut batched, &mut ws, 0);
+    let mut grads = Box::new(PoolReluGrads::zeroed());
+    let mut scratch = [0.0f32; PoolRelu::TRAIN_SCRATCH_LEN];
+    let loss_1 = net.loss_and_grad_with(
+        (&x[..]).try_into().unwrap(),
+        Target::Classes(&labels),
+        &mut grads,
+        &mut scratch,
+    );
+    assert!((loss_b - loss_1).abs() <= 1e-6 * loss_b.abs().max(1.0));
+    for (a, b) in batched.iter().zip(grads.as_array()) {
+        assert!((a - b).abs() <= 1e-5 + 1e-4 * a.abs(), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn dropout_masks_in_training_and_is_identity_in_inference() {
+    cnn_net! { Drop: [1, 2, 2] => flatten dropout(0.5) linear(4, 2) }
+    let mut net = Drop::zeroed();
+    net.params_mut()
+        .copy_from_slice(&[1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    let x = [1.0f32; 4];
+    // Inference: no mask, no scaling.
+    assert_eq!(net.forward(&x), [4.0, 0.0]);
+    // Training: the gradient of weight row 0 is x masked and scaled by 2,
+    // and the mask changes with the seed.
+    let mut masks = std::collections::HashSet::new();
+    for seed in 0..16u64 {
+        let mut grads = vec![0.0; Drop::PARAM_COUNT];
+        let mut ws = vec![0.0; Drop::train_workspace_len(1)];
+        net.loss_and_grad_n(1, &x, Target::Classes(&[1]), &mut grads, &mut ws, seed);
+        let row: Vec<f32> = grads[..4].to_vec();
+        let unit = row.iter().copied().find(|v| *v != 0.0).unwrap_or(0.0);
+        assert!(row.iter().all(|v| *v == 0.0 || *v == unit), "{row:?}");
+        masks.insert(row.iter().map(|v| *v != 0.0).collect::<Vec<_>>());
+    }
+    assert!(masks.len() > 4, "masks vary with the seed: {masks:?}");
+}
