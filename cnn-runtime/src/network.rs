@@ -165,12 +165,11 @@ pub fn tensor<'a>(table: &'static [TensorInfo], flat: &'a [f32], key: &str) -> O
 }
 
 /// The tensor named `key` inside a mutable flat array, if the table has it.
-pub fn tensor_mut<'a>(
-    table: &'static [TensorInfo],
-    flat: &'a mut [f32],
-    key: &str,
-) -> Option<&'a mut [f32]> {
-    table.iter().find(|t| t.key == key).map(move |t| t.slice_mut(flat))
+pub fn tensor_mut<'a>(table: &'static [TensorInfo], flat: &'a mut [f32], key: &str) -> Option<&'a mut [f32]> {
+    table
+        .iter()
+        .find(|t| t.key == key)
+        .map(move |t| t.slice_mut(flat))
 }
 
 /// Writes `n` with thousands separators.
@@ -245,7 +244,12 @@ impl core::fmt::Write for ShapeText {
 /// output bytes, then the totals and the memory plan.
 pub fn write_summary<N: Network, W: core::fmt::Write>(out: &mut W) -> core::fmt::Result {
     let width = N::LAYERS.iter().map(|l| l.source.len()).max().unwrap_or(5).max(5);
-    writeln!(out, "{}: input {}", N::NAME, ShapeText::new(&N::INPUT_SHAPE).as_str())?;
+    writeln!(
+        out,
+        "{}: input {}",
+        N::NAME,
+        ShapeText::new(&N::INPUT_SHAPE).as_str()
+    )?;
     writeln!(
         out,
         "{:>3}  {:<width$}  {:<17}  {:<15}  {:>8}  {:>11}  {:>10}",
