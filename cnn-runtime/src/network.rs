@@ -252,22 +252,23 @@ pub fn write_summary<N: Network, W: core::fmt::Write>(out: &mut W) -> core::fmt:
     )?;
     writeln!(
         out,
-        "{:>3}  {:<width$}  {:<17}  {:<15}  {:>8}  {:>11}  {:>10}",
-        "#", "layer", "PyTorch", "output shape", "params", "MACs", "out bytes"
+        "{:>3}  {:<width$}  {:<17}  {:<15}  {:>8}  {:>11}  {:>10}  {:>13}",
+        "#", "layer", "PyTorch", "output shape", "params", "MACs", "out bytes", "scratch bytes"
     )?;
     for l in N::LAYERS {
         let shape = ShapeText::new(l.output_shape);
         let bytes = l.output_shape.iter().product::<usize>() * 4;
         writeln!(
             out,
-            "{:>3}  {:<width$}  {:<17}  {:<15}  {:>8}  {:>11}  {:>10}",
+            "{:>3}  {:<width$}  {:<17}  {:<15}  {:>8}  {:>11}  {:>10}  {:>13}",
             l.index,
             l.source,
             l.torch_name,
             shape.as_str(),
             Thousands(l.params),
             Thousands(l.macs),
-            Thousands(bytes)
+            Thousands(bytes),
+            Thousands(l.infer_scratch * 4)
         )?;
     }
     writeln!(
