@@ -1,0 +1,367 @@
+//! The command line as clap sees it, and its checked form: the `*Args`
+//! structs hold what was typed, [`TrainArgs::validate`] and friends turn
+//! them into configurations whose values are known to be usable.
+
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValue, PossibleValuesParser};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use cnn_runtime::optim::{AdamConfig, SgdConfig};
+
+use super::error::CliError;
+use super::report::number;
+
+/// Train, evaluate and run CNNs compiled ahead of time by `cnn_net!`.
+///
+/// Without a command, `cnn` runs `cnn train` with its defaults: LeNet on
+/// Fashion-MNIST as in Dive into Deep Learning, section 7.6.
+#[derive(Debug, Parser)]
+#[command(name = "cnn", version)]
+pub struct Cli {
+    /// What to do (default: `train`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a net on Fashion-MNIST (the default command).
+    Train(TrainArgs),
+    /// Print the test accuracy of saved weights, overall and per class.
+    Eval(EvalArgs),
+    /// Classify every image of an IDX images file with saved weights.
+    Infer(InferArgs),
+    /// Print a net's layer table, or list the nets.
+    Summary(SummaryArgs),
+}
+
+/// The `--net` values: every name of the registry, [`models::NETS`].
+fn net_names() -> PossibleValuesParser {
+    PossibleValuesParser::new(
+        models::NETS
+            .iter()
+            .map(|net| PossibleValue::new(net.name).help(net.about)),
+    )
+}
+
+/// The optimizers `--optimizer` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerKind {
+    /// Stochastic gradient descent (`torch.optim.SGD`).
+    Sgd,
+    /// Adam (`torch.optim.Adam`).
+    Adam,
+}
+
+/// Options of `cnn train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The net to train.
+    #[arg(long, default_value = models::NETS[0].name, value_parser = net_names())]
+    pub net: String,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub epochs: usize,
+    /// Examples per optimisation step (the last batch of an epoch may be smaller).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub batch_size: usize,
+    /// Learning rate [default: 0.9 with sgd, 0.001 with adam].
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
+    pub lr: Option<f32>,
+    /// The optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
+    pub optimizer: OptimizerKind,
+    /// SGD momentum factor, in [0, 1).
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "FACTOR",
+        allow_negative_numbers = true
+    )]
+    pub momentum: f32,
+    /// L2 weight decay added to the gradient.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "FACTOR",
+        allow_negative_numbers = true
+    )]
+    pub weight_decay: f32,
+    /// Seed of the weight initialisation and of the shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fashion-MNIST directory (IDX files, raw or .gz) [default: $CNN_DATA,
+    /// else /usr/share/datasets/fashion-mnist, else the embedded sample].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Where to write weights, metrics and plots [default: runs/<net>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Worker threads [default: the available cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Start from these weights (.json or .safetensors) instead of a fresh
+    /// Xavier initialisation.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+    /// Train on the first N training examples only.
+    #[arg(long, value_name = "N")]
+    pub limit_train: Option<usize>,
+    /// Test on the first N test examples only.
+    #[arg(long, value_name = "N")]
+    pub limit_test: Option<usize>,
+}
+
+/// Options of `cnn eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Weights file (.json or .safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// The net the weights belong to.
+    #[arg(long, default_value = models::NETS[0].name, value_parser = net_names())]
+    pub net: String,
+    /// Fashion-MNIST directory [default: as for `cnn train`].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Test on the first N test examples only.
+    #[arg(long, value_name = "N")]
+    pub limit_test: Option<usize>,
+    /// Worker threads [default: the available cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// Options of `cnn infer`.
+#[derive(Debug, Args)]
+pub struct InferArgs {
+    /// Weights file (.json or .safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// The net the weights belong to.
+    #[arg(long, default_value = models::NETS[0].name, value_parser = net_names())]
+    pub net: String,
+    /// Worker threads [default: the available cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// IDX images file (raw or gzip) whose images match the net's input.
+    #[arg(value_name = "IDX_IMAGES")]
+    pub images: PathBuf,
+}
+
+/// Options of `cnn summary`.
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// The net to describe; without it, every net is listed.
+    #[arg(value_parser = net_names())]
+    pub name: Option<String>,
+}
+
+/// The optimizer with its hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OptimizerConfig {
+    /// SGD, as `torch.optim.SGD`.
+    Sgd(SgdConfig),
+    /// Adam, as `torch.optim.Adam`.
+    Adam(AdamConfig),
+}
+
+impl OptimizerConfig {
+    /// The learning rate.
+    pub fn lr(&self) -> f32 {
+        match self {
+            OptimizerConfig::Sgd(c) => c.lr,
+            OptimizerConfig::Adam(c) => c.lr,
+        }
+    }
+}
+
+impl std::fmt::Display for OptimizerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptimizerConfig::Sgd(c) => {
+                write!(f, "SGD lr {}", number(c.lr))?;
+                if c.momentum != 0.0 {
+                    write!(f, " momentum {}", number(c.momentum))?;
+                }
+                if c.weight_decay != 0.0 {
+                    write!(f, " weight decay {}", number(c.weight_decay))?;
+                }
+                Ok(())
+            }
+            OptimizerConfig::Adam(c) => {
+                write!(f, "Adam lr {}", number(c.lr))?;
+                if c.weight_decay != 0.0 {
+                    write!(f, " weight decay {}", number(c.weight_decay))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A checked `cnn train` command line.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    /// Registry name of the net.
+    pub net: String,
+    /// Passes over the training set, at least 1.
+    pub epochs: usize,
+    /// Examples per step, at least 1.
+    pub batch_size: usize,
+    /// Optimizer and hyper-parameters, all finite.
+    pub optimizer: OptimizerConfig,
+    /// Seed of initialisation and shuffling.
+    pub seed: u64,
+    /// `--data`, if given.
+    pub data: Option<PathBuf>,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Worker threads, at least 1.
+    pub threads: usize,
+    /// Weights to start from.
+    pub resume: Option<PathBuf>,
+    /// Use only the first N training examples (at least 1).
+    pub limit_train: Option<usize>,
+    /// Use only the first N test examples (at least 1).
+    pub limit_test: Option<usize>,
+}
+
+/// At least 1, or an error naming the option.
+fn positive(option: &str, value: usize) -> Result<usize, CliError> {
+    if value >= 1 {
+        Ok(value)
+    } else {
+        Err(CliError::InvalidArg(format!(
+            "{option} must be at least 1, got {value}"
+        )))
+    }
+}
+
+fn positive_opt(option: &str, value: Option<usize>) -> Result<Option<usize>, CliError> {
+    value.map(|v| positive(option, v)).transpose()
+}
+
+/// The `--threads` value, or the number of available cores.
+fn threads(value: Option<usize>) -> Result<usize, CliError> {
+    match value {
+        Some(n) => positive("--threads", n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// A finite value in `[0, limit)`, or an error naming the option.
+fn in_range(option: &str, value: f32, limit: Option<f32>) -> Result<f32, CliError> {
+    let ok = value.is_finite() && value >= 0.0 && limit.is_none_or(|l| value < l);
+    if ok {
+        return Ok(value);
+    }
+    let range = match limit {
+        Some(l) => format!("a number in [0, {l})"),
+        None => "a finite number >= 0".to_owned(),
+    };
+    Err(CliError::InvalidArg(format!(
+        "{option} must be {range}, got {value}"
+    )))
+}
+
+impl TrainArgs {
+    /// Checks every value and fills in the defaults that depend on others.
+    pub fn validate(self) -> Result<TrainConfig, CliError> {
+        let epochs = positive("--epochs", self.epochs)?;
+        let batch_size = positive("--batch-size", self.batch_size)?;
+        let lr = self.lr.unwrap_or(match self.optimizer {
+            OptimizerKind::Sgd => 0.9,
+            OptimizerKind::Adam => 1e-3,
+        });
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(CliError::InvalidArg(format!(
+                "--lr must be a finite number greater than 0, got {lr}"
+            )));
+        }
+        let momentum = in_range("--momentum", self.momentum, Some(1.0))?;
+        let weight_decay = in_range("--weight-decay", self.weight_decay, None)?;
+        let optimizer = match self.optimizer {
+            OptimizerKind::Sgd => OptimizerConfig::Sgd(
+                SgdConfig::new(lr)
+                    .with_momentum(momentum)
+                    .with_weight_decay(weight_decay),
+            ),
+            OptimizerKind::Adam => {
+                if momentum != 0.0 {
+                    return Err(CliError::InvalidArg(
+                        "--momentum applies to --optimizer sgd only (Adam has its own moments)".to_owned(),
+                    ));
+                }
+                OptimizerConfig::Adam(AdamConfig::new(lr).with_weight_decay(weight_decay))
+            }
+        };
+        Ok(TrainConfig {
+            out: self.out.unwrap_or_else(|| PathBuf::from("runs").join(&self.net)),
+            net: self.net,
+            epochs,
+            batch_size,
+            optimizer,
+            seed: self.seed,
+            data: self.data,
+            threads: threads(self.threads)?,
+            resume: self.resume,
+            limit_train: positive_opt("--limit-train", self.limit_train)?,
+            limit_test: positive_opt("--limit-test", self.limit_test)?,
+        })
+    }
+}
+
+/// A checked `cnn eval` command line.
+#[derive(Clone, Debug)]
+pub struct EvalConfig {
+    /// Registry name of the net.
+    pub net: String,
+    /// Weights file.
+    pub weights: PathBuf,
+    /// `--data`, if given.
+    pub data: Option<PathBuf>,
+    /// Use only the first N test examples (at least 1).
+    pub limit_test: Option<usize>,
+    /// Worker threads, at least 1.
+    pub threads: usize,
+}
+
+impl EvalArgs {
+    /// Checks every value.
+    pub fn validate(self) -> Result<EvalConfig, CliError> {
+        Ok(EvalConfig {
+            net: self.net,
+            weights: self.weights,
+            data: self.data,
+            limit_test: positive_opt("--limit-test", self.limit_test)?,
+            threads: threads(self.threads)?,
+        })
+    }
+}
+
+/// A checked `cnn infer` command line.
+#[derive(Clone, Debug)]
+pub struct InferConfig {
+    /// Registry name of the net.
+    pub net: String,
+    /// Weights file.
+    pub weights: PathBuf,
+    /// IDX images file.
+    pub images: PathBuf,
+    /// Worker threads, at least 1.
+    pub threads: usize,
+}
+
+impl InferArgs {
+    /// Checks every value.
+    pub fn validate(self) -> Result<InferConfig, CliError> {
+        Ok(InferConfig {
+            net: self.net,
+            weights: self.weights,
+            images: self.images,
+            threads: threads(self.threads)?,
+        })
+    }
+}
