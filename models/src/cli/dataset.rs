@@ -177,3 +177,33 @@ fn empty_split(source: &Source, split: Split) -> CliError {
     };
     CliError::Mismatch(format!("{file}: the data set holds no images"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_sample_loads_with_its_sizes() {
+        let data = load(&Source::Embedded, true, None, Some(100)).expect("embedded sample loads");
+        let train = data.train.expect("train split");
+        assert_eq!((train.len(), train.rows, train.cols), (5000, 28, 28));
+        assert_eq!(data.test.len(), 100);
+        assert_eq!(
+            data.description,
+            "data: embedded Fashion-MNIST sample (5,000 train, first 100 of 1,000 test); \
+             install dataset-fashion-mnist or pass --data for the full set"
+        );
+    }
+
+    #[test]
+    fn a_named_directory_wins_over_everything() {
+        let dir = Path::new("/some/where");
+        assert_eq!(
+            Source::choose(Some(dir)),
+            Source::Dir {
+                path: dir.to_owned(),
+                chosen_by: Some("--data")
+            }
+        );
+    }
+}
