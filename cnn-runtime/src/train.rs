@@ -53,7 +53,7 @@ fn shares(n: usize, workers: usize) -> impl Iterator<Item = (usize, usize)> {
 /// have room for exactly one output per example.
 pub fn forward_batch<N: Network>(net: &N, input: &[f32], output: &mut [f32]) {
     assert!(
-        input.len() % N::INPUT_LEN == 0,
+        input.len().is_multiple_of(N::INPUT_LEN),
         "{}::forward_batch: input has {} values, expected a multiple of INPUT_LEN = {}",
         N::NAME,
         input.len(),
@@ -195,7 +195,7 @@ thread_local! {
 /// Examples in a batch, checking the target agrees.
 fn batch_len<N: Network>(what: &str, input: &[f32], target: Target<'_>) -> usize {
     assert!(
-        input.len() % N::INPUT_LEN == 0,
+        input.len().is_multiple_of(N::INPUT_LEN),
         "{}::{what}: input has {} values, expected a multiple of INPUT_LEN = {}",
         N::NAME,
         input.len(),
