@@ -170,6 +170,17 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
     });
 
     let forward_body = forward_body(plan);
+    let train_outputs = match plan.train_output {
+        Buffer::Input => quote!(&input[..n * #output_len]),
+        Buffer::Act(k) => {
+            let before = lit(plan.acts[..k].iter().sum());
+            quote! {
+                let _ = input;
+                let start = Self::COL_LEN + n * #before;
+                &workspace[start..start + n * #output_len]
+            }
+        }
+    };
     let train_body = train_body(plan);
 
     let doc_grads = format!("Gradients of every parameter of [`{name}`]: the same tensors, keys and layout.");
@@ -394,6 +405,9 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
             }
             fn forward_n(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]) {
                 self.__forward::<true>(n, input, output, workspace)
+            }
+            fn train_outputs<'a>(n: usize, input: &'a [f32], workspace: &'a [f32]) -> &'a [f32] {
+                #train_outputs
             }
             fn loss_and_grad_n(
                 &self,

@@ -125,6 +125,11 @@ pub trait Network: Sized + Sync {
     /// GEMM when the runtime has `std`). Allocates nothing.
     fn forward_n(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]);
 
+    /// The net's outputs (logits) for the `n` examples of the last
+    /// [`Network::loss_and_grad_n`] call on this `workspace`: the training
+    /// forward pass already computed them.
+    fn train_outputs<'a>(n: usize, input: &'a [f32], workspace: &'a [f32]) -> &'a [f32];
+
     /// Mean loss over `n` examples and its gradient with respect to every
     /// parameter, written (not accumulated) into `grads` (`PARAM_COUNT`).
     /// `seed` drives any randomness of training-mode layers. Allocates nothing.

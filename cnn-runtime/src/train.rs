@@ -122,6 +122,20 @@ pub fn loss_and_grad<N: Network>(
     grads: &mut [f32],
     seed: u64,
 ) -> f32 {
+    loss_grad_outputs(net, input, target, grads, seed, None)
+}
+
+/// [`loss_and_grad`] that also copies the outputs (logits) of the training
+/// forward pass into `outputs` (`OUTPUT_LEN` per example), for training
+/// accuracy without a second forward pass.
+fn loss_grad_outputs<N: Network>(
+    net: &N,
+    input: &[f32],
+    target: Target<'_>,
+    grads: &mut [f32],
+    seed: u64,
+    mut outputs: Option<&mut [f32]>,
+) -> f32 {
     let n = batch_len::<N>("loss_and_grad", input, target);
     assert_eq!(
         grads.len(),
@@ -131,12 +145,25 @@ pub fn loss_and_grad<N: Network>(
         grads.len(),
         N::PARAM_COUNT
     );
+    if let Some(out) = &outputs {
+        assert_eq!(
+            out.len(),
+            n * N::OUTPUT_LEN,
+            "{}: outputs buffer has the wrong length",
+            N::NAME
+        );
+    }
     let workers = threads();
     with_buffers(workers, |buffers| {
         let shares: Vec<(usize, usize)> = shares(n, workers).collect();
         if shares.len() == 1 {
             buffers[0].reserve(N::train_workspace_len(n), 0);
-            return net.loss_and_grad_n(n, input, target, grads, &mut buffers[0].workspace, seed);
+            let ws = &mut buffers[0].workspace;
+            let loss = net.loss_and_grad_n(n, input, target, grads, ws, seed);
+            if let Some(out) = outputs {
+                out.copy_from_slice(N::train_outputs(n, input, ws));
+            }
+            return loss;
         }
         for (b, &(_, len)) in buffers.iter_mut().zip(&shares) {
             b.reserve(N::train_workspace_len(len), N::PARAM_COUNT);
@@ -157,11 +184,19 @@ pub fn loss_and_grad<N: Network>(
         // Each share returned its own mean; weight by share size, in order.
         let mut total = 0.0f32;
         grads.fill(0.0);
-        for ((b, &(_, len)), loss) in buffers.iter().zip(&shares).zip(&losses) {
+        for ((b, &(start, len)), loss) in buffers.iter().zip(&shares).zip(&losses) {
             let weight = len as f32 / n as f32;
             total += weight * loss;
             for (g, w) in grads.iter_mut().zip(&b.grads[..N::PARAM_COUNT]) {
                 *g += weight * w;
+            }
+            if let Some(out) = outputs.as_deref_mut() {
+                let x = &input[start * N::INPUT_LEN..(start + len) * N::INPUT_LEN];
+                out[start * N::OUTPUT_LEN..(start + len) * N::OUTPUT_LEN].copy_from_slice(N::train_outputs(
+                    len,
+                    x,
+                    &b.workspace,
+                ));
             }
         }
         total
@@ -178,10 +213,35 @@ pub fn train_step<N: Network, O: Optimizer + ?Sized>(
     opt: &mut O,
     seed: u64,
 ) -> f32 {
+    step_impl(net, input, target, opt, seed, None)
+}
+
+/// [`train_step`] that also writes the outputs (logits) the step computed
+/// before the update into `outputs` (`OUTPUT_LEN` per example): training
+/// accuracy for free.
+pub fn train_step_with_outputs<N: Network, O: Optimizer + ?Sized>(
+    net: &mut N,
+    input: &[f32],
+    target: Target<'_>,
+    opt: &mut O,
+    seed: u64,
+    outputs: &mut [f32],
+) -> f32 {
+    step_impl(net, input, target, opt, seed, Some(outputs))
+}
+
+fn step_impl<N: Network, O: Optimizer + ?Sized>(
+    net: &mut N,
+    input: &[f32],
+    target: Target<'_>,
+    opt: &mut O,
+    seed: u64,
+    outputs: Option<&mut [f32]>,
+) -> f32 {
     GRADS.with(|cell| {
         let mut grads = cell.take();
         grads.resize(N::PARAM_COUNT, 0.0);
-        let loss = loss_and_grad(net, input, target, &mut grads, seed);
+        let loss = loss_grad_outputs(net, input, target, &mut grads, seed, outputs);
         opt.step(net.params_mut(), &grads);
         cell.set(grads);
         loss

@@ -156,3 +156,38 @@ fn dropout_masks_in_training_and_is_identity_in_inference() {
     }
     assert!(masks.len() > 4, "masks vary with the seed: {masks:?}");
 }
+
+#[test]
+fn training_step_returns_the_forward_outputs() {
+    use cnn_runtime::optim::{Sgd, SgdConfig};
+    let mut rng = Rng::new(11);
+    let mut net = Box::new(ConvTanh::zeroed());
+    for p in net.params_mut() {
+        *p = rng.uniform(-0.5, 0.5);
+    }
+    let n = 20;
+    let x = random(n * ConvTanh::INPUT_LEN, &mut rng);
+    let y: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+    for threads in [1, 2] {
+        cnn_runtime::train::set_threads(threads);
+        let mut expected = vec![0.0; n * ConvTanh::OUTPUT_LEN];
+        net.forward_batch(&x, &mut expected);
+        let mut outputs = vec![f32::NAN; n * ConvTanh::OUTPUT_LEN];
+        let mut opt = Sgd::new(SgdConfig::new(0.1));
+        cnn_runtime::train::train_step_with_outputs(
+            &mut *net,
+            &x,
+            Target::Classes(&y),
+            &mut opt,
+            0,
+            &mut outputs,
+        );
+        for (a, b) in outputs.iter().zip(&expected) {
+            assert!(
+                (a - b).abs() <= 1e-6 + 1e-5 * b.abs(),
+                "{threads} threads: {a} vs {b}"
+            );
+        }
+    }
+    cnn_runtime::train::set_threads(1);
+}

@@ -204,18 +204,17 @@ fn train_epochs<N: Network>(
             let (x, y) = (&mut images[..len * N::INPUT_LEN], &mut labels[..len]);
             train_set.gather(indices, x, y);
 
-            // Accuracy from the weights the step starts from, as D2L does.
+            before.copy_from_slice(net.params());
+            let step_seed = config.seed ^ global_step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            // The step returns the logits of its forward pass: accuracy from
+            // the weights the step starts from, as D2L counts it.
             let out = &mut logits[..len * N::OUTPUT_LEN];
-            train::forward_batch(&*net, x, out);
+            let loss = train::train_step_with_outputs(net, x, Target::Classes(y), &mut *opt, step_seed, out);
             correct += out
                 .chunks(N::OUTPUT_LEN)
                 .zip(y.iter())
                 .filter(|(row, &label)| train::argmax(row) == usize::from(label))
                 .count();
-
-            before.copy_from_slice(net.params());
-            let step_seed = config.seed ^ global_step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let loss = train::train_step(net, x, Target::Classes(y), &mut *opt, step_seed);
             global_step += 1;
             if !loss.is_finite() || !before.iter().all(|v| v.is_finite()) {
                 bar.finish_and_clear();
