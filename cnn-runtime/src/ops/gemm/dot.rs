@@ -1,0 +1,69 @@
+//! The inner-product path: when `A`'s rows and `B`'s columns are both
+//! contiguous along the depth (`csa == 1`, `rsb == 1`, as in `X W^T` of the
+//! batched linear forward and `dY col^T` of the conv weight gradient), each
+//! element of `C` is a dot product of two contiguous vectors. Tiles of them
+//! are computed straight from the operands: no packing, so no transposing
+//! copy of `B`, which is what dominates the packed path for these layouts.
+
+#[cfg(target_arch = "x86_64")]
+use super::kernel::x86::{dot_tile_avx2, DOT_MR, DOT_NR};
+use super::kernel::Isa;
+use super::packed::Problem;
+
+/// Whether `p` takes the inner-product path with `isa`.
+pub(super) fn applies(isa: Isa, p: &Problem) -> bool {
+    isa.has_dot() && p.a.cs == 1 && p.b.rs == 1
+}
+
+/// Runs `p` on the inner-product path.
+///
+/// # Safety
+///
+/// As [`super::packed::run`], and [`applies`] holds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn run(p: &Problem) {
+    let Problem {
+        m,
+        k,
+        n,
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+    } = *p;
+    // Column tiles outside: the `DOT_NR` columns of `B` stay in L1 while
+    // the rows of `A` stream past them.
+    for j0 in (0..n).step_by(DOT_NR) {
+        let nr = DOT_NR.min(n - j0);
+        for i0 in (0..m).step_by(DOT_MR) {
+            let mr = DOT_MR.min(m - i0);
+            // SAFETY: rows i0..i0 + mr of A and columns j0..j0 + nr of B are
+            // inside them with unit stride along the depth (`applies`), so
+            // `k` elements from each start are readable; the C tile is inside
+            // C, whose elements are distinct and overlap neither operand
+            // (caller); avx2 and fma are on (caller, `has_dot`).
+            unsafe {
+                dot_tile_avx2(
+                    k,
+                    alpha,
+                    (a.ptr.add(i0 * a.rs), a.rs, mr),
+                    (b.ptr.add(j0 * b.cs), b.cs, nr),
+                    beta,
+                    (c.ptr.add(i0 * c.rs + j0 * c.cs), c.rs, c.cs),
+                )
+            };
+        }
+    }
+}
+
+/// Never called: [`applies`] is false without `x86_64`.
+///
+/// # Safety
+///
+/// None needed; it panics.
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) unsafe fn run(_: &Problem) {
+    unreachable!("the inner-product path needs x86_64")
+}
