@@ -155,8 +155,8 @@ fn loss_grad_outputs<N: Network>(
     }
     let workers = threads();
     with_buffers(workers, |buffers| {
-        let shares: Vec<(usize, usize)> = shares(n, workers).collect();
-        if shares.len() == 1 {
+        // Counted before collecting so the one-thread path allocates nothing.
+        if shares(n, workers).count() == 1 {
             buffers[0].reserve(N::train_workspace_len(n), 0);
             let ws = &mut buffers[0].workspace;
             let loss = net.loss_and_grad_n(n, input, target, grads, ws, seed);
@@ -165,6 +165,7 @@ fn loss_grad_outputs<N: Network>(
             }
             return loss;
         }
+        let shares: Vec<(usize, usize)> = shares(n, workers).collect();
         for (b, &(_, len)) in buffers.iter_mut().zip(&shares) {
             b.reserve(N::train_workspace_len(len), N::PARAM_COUNT);
         }

@@ -5,8 +5,9 @@
 //! with the batch outermost, conv weights OIHW, linear weights `[out, in]`)
 //! and checks their lengths with `assert!`. The direct kernels allocate
 //! nothing and run without `std`; the `*_gemm` variants use im2col plus
-//! `gemm::sgemm` when `std` is on (matrixmultiply allocates its packing
-//! buffers) and fall back to the direct kernels otherwise.
+//! `gemm::sgemm` when `std` is on (its packing buffers are thread-local and
+//! reused, so after the first call it allocates nothing) and fall back to
+//! the direct kernels otherwise.
 //!
 //! Backward conventions: parameter gradients (`dw`, `db`) are accumulated
 //! (`+=`) over the batch, input gradients (`dx`) are overwritten.
