@@ -672,10 +672,10 @@ fn train_body(plan: &NetPlan) -> TokenStream {
         let len = lit(*len);
         body.extend(quote!(let (#ident, rest) = rest.split_at_mut(n * #len);));
     }
-    let grad_len = lit(plan.grad_len);
+    let (g0_len, g1_len) = (lit(plan.grad_lens[0]), lit(plan.grad_lens[1]));
     body.extend(quote! {
-        let (g0, rest) = rest.split_at_mut(n * #grad_len);
-        let (g1, _) = rest.split_at_mut(n * #grad_len);
+        let (g0, rest) = rest.split_at_mut(n * #g0_len);
+        let (g1, _) = rest.split_at_mut(n * #g1_len);
     });
 
     // Forward, keeping every buffer.

@@ -128,8 +128,9 @@ pub struct NetPlan<'a> {
     pub train_io: Vec<TrainIo>,
     /// Length per example of each stored activation.
     pub acts: Vec<usize>,
-    /// Length per example of each of the two gradient buffers.
-    pub grad_len: usize,
+    /// Length per example of the two gradient buffers the backward pass
+    /// ping-pongs between: exactly the longest gradient each receives.
+    pub grad_lens: [usize; 2],
     /// The buffer holding the net's output in training.
     pub train_output: Buffer,
 }
@@ -137,7 +138,7 @@ pub struct NetPlan<'a> {
 impl NetPlan<'_> {
     /// Training scratch per example (activations plus gradient buffers).
     pub fn train_scratch(&self) -> usize {
-        self.acts.iter().sum::<usize>() + 2 * self.grad_len
+        self.acts.iter().sum::<usize>() + self.grad_lens[0] + self.grad_lens[1]
     }
 
     /// True when some layer before `index` has parameters, so the backward
@@ -228,7 +229,7 @@ pub fn plan(input: Shape, shaped: Vec<Shaped<'_>>) -> NetPlan<'_> {
         .max()
         .unwrap_or(0);
     let (train_io, acts, train_output) = plan_training(&layers);
-    let grad_len = layers.iter().map(|l| l.out_len()).max().unwrap_or(input.len());
+    let grad_lens = plan_gradients(&layers);
     let output_shape = layers.last().map_or(input, |l| l.shaped.output);
     NetPlan {
         param_count: offset,
@@ -243,7 +244,7 @@ pub fn plan(input: Shape, shaped: Vec<Shaped<'_>>) -> NetPlan<'_> {
         col_len,
         train_io,
         acts,
-        grad_len,
+        grad_lens,
         train_output,
     }
 }
@@ -353,4 +354,26 @@ fn plan_training(layers: &[LayerPlan]) -> (Vec<TrainIo>, Vec<usize>, Buffer) {
         current = y;
     }
     (io, acts, current)
+}
+
+/// Simulates the backward pass the code generator writes (the loss gradient
+/// into buffer 0; each computing layer that must pass a gradient on writes
+/// its input gradient into the other buffer) and returns the longest
+/// gradient each buffer receives.
+fn plan_gradients(layers: &[LayerPlan]) -> [usize; 2] {
+    let params_before = |i: usize| layers[..i].iter().any(|l| l.params() > 0);
+    let mut lens = [layers.last().map_or(0, |l| l.out_len()), 0];
+    let mut current = 0;
+    for (i, layer) in layers.iter().enumerate().rev() {
+        if !params_before(i + 1) {
+            break;
+        }
+        if layer.computes() {
+            if params_before(i) {
+                lens[1 - current] = lens[1 - current].max(layer.in_len());
+            }
+            current = 1 - current;
+        }
+    }
+    lens
 }

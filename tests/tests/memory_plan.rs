@@ -1,0 +1,89 @@
+//! The memory plan's constants are exact: the scratch a net declares is
+//! enough (results equal the unconstrained paths) and not one element too
+//! large (a NaN-filled scratch comes back with every element overwritten).
+
+use cnn_runtime::{cnn_net, Network, Target};
+use models::{LeNet, LeNetGrads, LeNetRelu, LeNetReluGrads};
+
+cnn_net! {
+    Pools: [3, 9, 9] => maxpool(3, stride = 2, pad = 1) conv(3, 4, 3, pad = 1) relu avgpool(2) flatten linear(_, 5);
+    ActivationFirst: [1, 6, 6] => sigmoid conv(1, 2, 3) tanh relu global_avgpool flatten linear(2, 3);
+    NoLinear: [2, 8, 8] => conv(2, 4, 3) relu conv(4, 3, 1) global_maxpool flatten
+}
+
+fn image<N: Network>(seed: usize) -> Vec<f32> {
+    (0..N::INPUT_LEN)
+        .map(|i| ((i * 37 + seed * 11) % 101) as f32 / 101.0 - 0.3)
+        .collect()
+}
+
+macro_rules! exact_plan {
+    ($test:ident, $net:ident, $grads:ident) => {
+        #[test]
+        fn $test() {
+            let net = Box::new($net::init(3));
+            let x: [f32; $net::INPUT_LEN] = image::<$net>(1).try_into().unwrap();
+
+            // Inference: the declared constant is the largest live pair.
+            let widest = $net::LAYERS
+                .iter()
+                .map(|l| l.infer_scratch)
+                .max()
+                .unwrap_or(0);
+            assert_eq!($net::INFER_SCRATCH_LEN, widest);
+            assert_eq!($net::INFER_SCRATCH_BYTES, 4 * widest);
+            let mut scratch = [f32::NAN; $net::INFER_SCRATCH_LEN];
+            let out = net.forward_with(&x, &mut scratch);
+            assert!(
+                scratch.iter().all(|v| !v.is_nan()),
+                "some inference scratch is never used"
+            );
+            let mut batched = vec![0.0; $net::OUTPUT_LEN];
+            net.forward_batch(&x, &mut batched);
+            for (a, b) in out.iter().zip(&batched) {
+                assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+            }
+
+            // Training, one example, no heap.
+            let mut scratch = vec![f32::NAN; $net::TRAIN_SCRATCH_LEN];
+            let mut grads = Box::new($grads::zeroed());
+            let loss = net.loss_and_grad_with(
+                &x,
+                Target::Classes(&[1]),
+                &mut grads,
+                (&mut scratch[..]).try_into().unwrap(),
+            );
+            assert!(
+                scratch.iter().all(|v| !v.is_nan()),
+                "some training scratch is never used"
+            );
+            assert_eq!($net::TRAIN_SCRATCH_BYTES, 4 * scratch.len());
+            let mut expected = vec![0.0; $net::PARAM_COUNT];
+            let batched_loss =
+                cnn_runtime::train::loss_and_grad(&*net, &x, Target::Classes(&[1]), &mut expected, 0);
+            assert!((loss - batched_loss).abs() <= 1e-5 * loss.abs().max(1.0));
+            for (a, b) in grads.as_array().iter().zip(&expected) {
+                assert!((a - b).abs() <= 1e-6 + 1e-4 * b.abs(), "{a} vs {b}");
+            }
+            assert_eq!($net::PARAM_BYTES, 4 * $net::PARAM_COUNT);
+        }
+    };
+}
+
+exact_plan!(lenet, LeNet, LeNetGrads);
+exact_plan!(lenet_relu, LeNetRelu, LeNetReluGrads);
+exact_plan!(pools, Pools, PoolsGrads);
+exact_plan!(activation_first, ActivationFirst, ActivationFirstGrads);
+exact_plan!(no_linear, NoLinear, NoLinearGrads);
+
+/// A firmware's budget, checked by the compiler: activations in 32 KiB of
+/// RAM, parameters in 256 KiB of flash. (RAM and flash together would not
+/// fit 256 KiB: 23,520 + 246,824 bytes; the compiler says so.)
+const _: () = assert!(LeNet::INFER_SCRATCH_BYTES <= 32 * 1024 && LeNet::PARAM_BYTES <= 256 * 1024);
+
+#[test]
+fn lenet_plan_numbers() {
+    // The largest live pair is avgpool(2) reading [6, 28, 28] and writing [6, 14, 14].
+    assert_eq!(LeNet::INFER_SCRATCH_LEN, 6 * 28 * 28 + 6 * 14 * 14);
+    assert_eq!(LeNet::PARAM_BYTES, 246_824);
+}
