@@ -25,6 +25,7 @@ pub mod maxpool;
 pub mod mse;
 pub mod relu;
 pub mod sigmoid;
+pub(crate) mod simd;
 pub mod tanh;
 pub mod window;
 
