@@ -26,6 +26,12 @@ impl Errors {
         self.errors.len()
     }
 
+    /// The messages, for tests.
+    #[cfg(test)]
+    pub fn messages(&self) -> Vec<String> {
+        self.errors.iter().map(|e| e.to_string()).collect()
+    }
+
     /// All errors as `compile_error!` token streams.
     pub fn into_compile_error(self) -> TokenStream {
         self.errors

@@ -13,6 +13,7 @@ use crate::layer::{self, LayerKind, Window};
 use crate::parse::{Input, NetSyntax};
 use crate::plan::{self, Buffer, InferStep, LayerPlan, NetPlan, Slot};
 use crate::shape::{self, Shape};
+use crate::weights::{self, Baked};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
@@ -41,19 +42,27 @@ fn expand_net(net: &NetSyntax, errors: &mut Errors) -> TokenStream {
             format!("net `{}` has no layers; add at least one after `=>`", net.name),
         );
     }
-    if let Some(weights) = &net.weights {
-        errors.push(
-            weights.span(),
-            "`weights = \"...\"` (baking weights in at compile time) is not supported yet",
-        );
-    }
     let layers: Vec<_> = net.layers.iter().map(|l| layer::resolve(l, errors)).collect();
     let shaped = match input {
         Some(input) => shape::infer(input, layers, errors),
         None => None,
     };
     match (input, shaped) {
-        (Some(input), Some(shaped)) if errors.count() == before => emit_net(net, &plan::plan(input, shaped)),
+        (Some(input), Some(shaped)) if errors.count() == before => {
+            let plan = plan::plan(input, shaped);
+            let baked = match &net.weights {
+                Some(lit) => match weights::load(lit, &plan.tensors, plan.param_count, errors) {
+                    Some(baked) => Some(baked),
+                    None => return fallback(net),
+                },
+                None => None,
+            };
+            let mut code = emit_net(net, &plan);
+            if let Some(baked) = baked {
+                code.extend(emit_baked(net, &baked));
+            }
+            code
+        }
         _ => fallback(net),
     }
 }
@@ -85,6 +94,26 @@ fn input_shape(net: &NetSyntax, errors: &mut Errors) -> Option<Shape> {
         }
     }
     ok.then_some(Shape::Chw(dims[0], dims[1], dims[2]))
+}
+
+/// `Name::TRAINED`: the baked parameters as a constant reference, which the
+/// compiler places in read-only memory (flash on a microcontroller).
+fn emit_baked(net: &NetSyntax, baked: &Baked) -> TokenStream {
+    let name = &net.name;
+    let values = baked.values.iter().map(|&v| Literal::f32_suffixed(v));
+    let path = &baked.path;
+    let doc = format!(
+        "The parameters baked in at compile time from `{}`: read-only memory, no RAM.",
+        net.weights.as_ref().map(|w| w.value()).unwrap_or_default()
+    );
+    quote! {
+        impl #name {
+            #[doc = #doc]
+            pub const TRAINED: &'static #name = &#name { params: [#(#values),*] };
+        }
+        // Rebuild when the weights file changes.
+        const _: &[u8] = include_bytes!(#path);
+    }
 }
 
 /// A stub with the same names, so a mistake in the net does not also

@@ -20,6 +20,7 @@ mod parse;
 mod plan;
 mod shape;
 mod symbol;
+mod weights;
 
 use proc_macro::TokenStream;
 

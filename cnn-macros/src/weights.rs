@@ -1,0 +1,346 @@
+//! `weights = "file"`: parameters read while the macro expands, checked
+//! against the planned tensors, and baked into the binary as a constant the
+//! compiler places in read-only memory.
+//!
+//! The path is relative to the calling crate's `CARGO_MANIFEST_DIR`. The
+//! generated code `include_bytes!`s the file too, only so that cargo rebuilds
+//! the crate when the file changes.
+
+use crate::ctxt::Errors;
+use crate::plan::Tensor;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use syn::LitStr;
+
+/// The parameters of a net, read from a weights file.
+pub struct Baked {
+    /// Every parameter, in the flat `state_dict` order of the plan.
+    pub values: Vec<f32>,
+    /// The absolute path read, for rebuild tracking.
+    pub path: String,
+}
+
+/// One tensor as the file holds it.
+struct FileTensor {
+    shape: Vec<usize>,
+    values: Result<Vec<f32>, String>,
+}
+
+/// Reads and checks the file named by `lit`; every problem becomes an error
+/// at `lit`, all of them at once.
+pub fn load(lit: &LitStr, tensors: &[Tensor], param_count: usize, errors: &mut Errors) -> Option<Baked> {
+    let before = errors.count();
+    let relative = lit.value();
+    let Ok(root) = std::env::var("CARGO_MANIFEST_DIR") else {
+        errors.push(
+            lit.span(),
+            "cannot resolve the weights path: CARGO_MANIFEST_DIR is not set (build with cargo)",
+        );
+        return None;
+    };
+    let path = PathBuf::from(root).join(&relative);
+    let shown = path.display().to_string();
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            errors.push(lit.span(), format!("cannot read weights file `{shown}`: {e}"));
+            return None;
+        }
+    };
+    let parsed = if relative.ends_with(".safetensors") {
+        read_safetensors(&bytes)
+    } else if relative.ends_with(".json") {
+        read_json(&bytes)
+    } else {
+        Err("expected a `.safetensors` or `.json` file".to_string())
+    };
+    let mut file = match parsed {
+        Ok(file) => file,
+        Err(message) => {
+            errors.push(lit.span(), format!("weights file `{relative}`: {message}"));
+            return None;
+        }
+    };
+
+    let mut values = vec![0.0f32; param_count];
+    for t in tensors {
+        let Some(found) = file.remove(&t.key) else {
+            errors.push(
+                lit.span(),
+                format!(
+                    "weights file `{relative}`: missing tensor \"{}\" (expected shape {:?})",
+                    t.key, t.shape
+                ),
+            );
+            continue;
+        };
+        let data = match found.values {
+            Ok(data) => data,
+            Err(message) => {
+                errors.push(
+                    lit.span(),
+                    format!("weights file `{relative}`: tensor \"{}\": {message}", t.key),
+                );
+                continue;
+            }
+        };
+        if found.shape != t.shape {
+            errors.push(
+                lit.span(),
+                format!(
+                    "weights file `{relative}`: tensor \"{}\": expected shape {:?}, found {:?}",
+                    t.key, t.shape, found.shape
+                ),
+            );
+        } else if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            errors.push(
+                lit.span(),
+                format!(
+                    "weights file `{relative}`: tensor \"{}\": value {i} is not finite",
+                    t.key
+                ),
+            );
+        } else {
+            values[t.offset..t.offset + t.len].copy_from_slice(&data);
+        }
+    }
+    let mut extra: Vec<&String> = file.keys().collect();
+    extra.sort();
+    for key in extra {
+        errors.push(
+            lit.span(),
+            format!("weights file `{relative}`: unexpected tensor \"{key}\" (the net has no such parameter)"),
+        );
+    }
+    (errors.count() == before).then_some(Baked { values, path: shown })
+}
+
+fn read_safetensors(bytes: &[u8]) -> Result<HashMap<String, FileTensor>, String> {
+    let file =
+        safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+    Ok(file
+        .tensors()
+        .into_iter()
+        .map(|(key, view)| {
+            let values = if view.dtype() == safetensors::Dtype::F32 {
+                Ok(view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect())
+            } else {
+                Err(format!("dtype {:?}, expected F32", view.dtype()))
+            };
+            (
+                key,
+                FileTensor {
+                    shape: view.shape().to_vec(),
+                    values,
+                },
+            )
+        })
+        .collect())
+}
+
+fn read_json(bytes: &[u8]) -> Result<HashMap<String, FileTensor>, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    let object = value
+        .as_object()
+        .ok_or("expected an object mapping keys to {\"shape\", \"data\"}")?;
+    let mut out = HashMap::new();
+    for (key, entry) in object {
+        let shape: Option<Vec<usize>> = entry["shape"]
+            .as_array()
+            .and_then(|dims| dims.iter().map(|d| d.as_u64().map(|d| d as usize)).collect());
+        let shape = shape.ok_or_else(|| format!("tensor \"{key}\": missing or bad \"shape\""))?;
+        let values = entry["data"]
+            .as_array()
+            .and_then(|data| {
+                data.iter()
+                    .map(|v| v.as_f64().map(|v| v as f32))
+                    .collect::<Option<Vec<f32>>>()
+            })
+            .ok_or_else(|| "missing or bad \"data\"".to_string())
+            .and_then(|data| {
+                let expected: usize = shape.iter().product();
+                if data.len() == expected {
+                    Ok(data)
+                } else {
+                    Err(format!(
+                        "{} values for shape {shape:?} ({expected} expected)",
+                        data.len()
+                    ))
+                }
+            });
+        out.insert(key.clone(), FileTensor { shape, values });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proc_macro2::Span;
+    use safetensors::tensor::TensorView;
+
+    fn table() -> Vec<Tensor> {
+        let t = |key: &str, shape: Vec<usize>, offset, is_bias| Tensor {
+            len: shape.iter().product(),
+            key: key.to_string(),
+            shape,
+            offset,
+            is_bias,
+            fan_in: 2,
+            fan_out: 3,
+        };
+        vec![t("0.weight", vec![3, 2], 0, false), t("0.bias", vec![3], 6, true)]
+    }
+
+    fn write(name: &str, bytes: &[u8]) -> String {
+        let dir = std::env::temp_dir().join(format!("cnn-macros-weights-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    }
+
+    fn safetensors_file(tensors: &[(&str, Vec<usize>, Vec<f32>)], dtype: safetensors::Dtype) -> Vec<u8> {
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+            .iter()
+            .map(|(k, s, v)| {
+                (
+                    k.to_string(),
+                    s.clone(),
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                )
+            })
+            .collect();
+        let views: Vec<(String, TensorView)> = bytes
+            .iter()
+            .map(|(k, s, b)| {
+                // A 16-bit dtype keeps the shape and takes half the bytes.
+                let b = if dtype == safetensors::Dtype::F32 {
+                    &b[..]
+                } else {
+                    &b[..b.len() / 2]
+                };
+                (k.clone(), TensorView::new(dtype, s.clone(), b).unwrap())
+            })
+            .collect();
+        safetensors::serialize(views, None).unwrap()
+    }
+
+    fn load_path(path: &str) -> (Option<Baked>, Vec<String>) {
+        let mut errors = Errors::default();
+        let lit = LitStr::new(path, Span::call_site());
+        let baked = load(&lit, &table(), 9, &mut errors);
+        (baked, errors.messages())
+    }
+
+    #[test]
+    fn loads_safetensors_and_json_in_table_order() {
+        let w = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let b = vec![-0.5, 0.25, 7.0];
+        let st = write(
+            "ok.safetensors",
+            &safetensors_file(
+                &[
+                    ("0.bias", vec![3], b.clone()),
+                    ("0.weight", vec![3, 2], w.clone()),
+                ],
+                safetensors::Dtype::F32,
+            ),
+        );
+        let (baked, errors) = load_path(&st);
+        assert!(errors.is_empty(), "{errors:?}");
+        let expected: Vec<f32> = w.iter().chain(&b).copied().collect();
+        assert_eq!(baked.unwrap().values, expected);
+
+        let json = write(
+            "ok.json",
+            br#"{"0.weight": {"shape": [3, 2], "data": [1, 2, 3, 4, 5, 6]}, "0.bias": {"shape": [3], "data": [-0.5, 0.25, 7]}}"#,
+        );
+        let (baked, errors) = load_path(&json);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(baked.unwrap().values, expected);
+    }
+
+    #[test]
+    fn every_mismatch_is_reported_at_once() {
+        let st = write(
+            "bad.safetensors",
+            &safetensors_file(
+                &[
+                    ("0.weight", vec![2, 3], vec![0.0; 6]),
+                    ("1.weight", vec![1], vec![0.0]),
+                ],
+                safetensors::Dtype::F32,
+            ),
+        );
+        let (baked, errors) = load_path(&st);
+        assert!(baked.is_none());
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(
+            errors[0].contains("tensor \"0.weight\": expected shape [3, 2], found [2, 3]"),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[1].contains("missing tensor \"0.bias\" (expected shape [3])"),
+            "{}",
+            errors[1]
+        );
+        assert!(
+            errors[2].contains("unexpected tensor \"1.weight\""),
+            "{}",
+            errors[2]
+        );
+    }
+
+    #[test]
+    fn wrong_dtype_non_finite_and_unreadable_files() {
+        let f16 = write(
+            "f16.safetensors",
+            &safetensors_file(
+                &[
+                    ("0.weight", vec![3, 2], vec![0.0; 6]),
+                    ("0.bias", vec![3], vec![0.0; 3]),
+                ],
+                safetensors::Dtype::F16,
+            ),
+        );
+        let (_, errors) = load_path(&f16);
+        assert!(
+            errors.iter().any(|e| e.contains("dtype F16, expected F32")),
+            "{errors:?}"
+        );
+
+        let nan = write(
+            "nan.json",
+            br#"{"0.weight": {"shape": [3, 2], "data": [1, 2, 3, 4, 5, 1e39]}, "0.bias": {"shape": [3], "data": [0, 0, 0]}}"#,
+        );
+        let (_, errors) = load_path(&nan);
+        assert!(
+            errors.iter().any(|e| e.contains("value 5 is not finite")),
+            "{errors:?}"
+        );
+
+        let (_, errors) = load_path("/definitely/not/here.safetensors");
+        assert!(
+            errors[0].starts_with("cannot read weights file `/definitely/not/here.safetensors`"),
+            "{errors:?}"
+        );
+
+        let txt = write("weights.txt", b"hello");
+        let (_, errors) = load_path(&txt);
+        assert!(
+            errors[0].contains("expected a `.safetensors` or `.json` file"),
+            "{errors:?}"
+        );
+
+        let garbage = write("garbage.safetensors", b"not really");
+        let (_, errors) = load_path(&garbage);
+        assert!(errors[0].contains("not a safetensors file"), "{errors:?}");
+    }
+}
