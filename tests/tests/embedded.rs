@@ -29,6 +29,59 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The C harness linked against the static library, built once per run.
+fn harness() -> PathBuf {
+    static HARNESS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HARNESS.get_or_init(build_harness).clone()
+}
+
+/// Builds the static library and links the C harness.
+fn build_harness() -> PathBuf {
+    let crate_dir = root().join("models/embedded-lenet");
+    let target = crate_dir.join("target");
+    // Its own workspace and target dir: no lock shared with this test run.
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(crate_dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target));
+    let harness = target.join("harness");
+    run(Command::new("cc")
+        .arg(crate_dir.join("host/main.c"))
+        .arg(target.join("release/libembedded_lenet.a"))
+        .args(["-lm", "-o"])
+        .arg(&harness));
+    harness
+}
+
+fn write_f32(path: &Path, values: &[f32]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn no_std_build_matches_the_pytorch_fixture() {
+    // The same fixture the std build is checked against (tests/parity.rs),
+    // through the no_std build with libm maths.
+    let fx = cnn_tests::load("lenet");
+    let mut net = Box::new(LeNet::zeroed());
+    net.load_json_str(&fx.weights_json).unwrap();
+    let harness = harness();
+    let dir = harness.parent().unwrap().join("fixture-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_f32(&dir.join("params.f32"), net.params());
+    write_f32(&dir.join("images.f32"), &fx.input);
+    let output = run(Command::new(&harness)
+        .arg("fixture")
+        .arg(dir.join("params.f32"))
+        .arg(dir.join("images.f32"))
+        .arg(fx.batch.to_string()));
+    let logits: Vec<f32> = output
+        .lines()
+        .flat_map(|l| l.split(' ').skip(3).map(|v| v.parse::<f32>().unwrap()).collect::<Vec<_>>())
+        .collect();
+    cnn_tests::assert_close("no_std LeNet forward", &logits, &fx.output, 1e-5, 1e-6);
+}
+
 fn close(a: f32, b: f32) -> bool {
     (a - b).abs() <= 1e-5 + 1e-4 * b.abs()
 }
@@ -56,10 +109,9 @@ fn static_library_matches_the_std_path() {
     let n = 16;
     let images = &data.images[..n * LeNet::INPUT_LEN];
     let labels = &data.labels[..n];
-    let dir = target.join("harness-data");
+    let dir = harness.parent().unwrap().join("harness-data");
     std::fs::create_dir_all(&dir).unwrap();
-    let bytes: Vec<u8> = images.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(dir.join("images.f32"), bytes).unwrap();
+    write_f32(&dir.join("images.f32"), images);
     std::fs::write(dir.join("labels.u8"), labels).unwrap();
     let (steps, lr) = (6, 0.1f32);
     let output = run(Command::new(&harness)

@@ -4,7 +4,8 @@
  * logits, then trains the RAM copy on the first STEPS images and prints each
  * loss and the trained copy's logits for every image.
  *
- * usage: harness IMAGES LABELS N STEPS LR */
+ * usage: harness IMAGES LABELS N STEPS LR
+ *        harness fixture PARAMS IMAGES N   (load parameters, print logits) */
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +14,17 @@ uint32_t lenet_classify(const float *image, float *logits);
 float lenet_train_step(const float *image, uint32_t label, float lr);
 uint32_t lenet_trainable_classify(const float *image, float *logits);
 void lenet_memory(uint32_t *infer_scratch, uint32_t *train_scratch, uint32_t *params);
+void lenet_load_params(const float *params);
+
+#define PARAM_COUNT 61706
+
+static float *read_floats(const char *path, size_t count) {
+    float *out = malloc(sizeof(float) * count);
+    FILE *f = fopen(path, "rb");
+    if (!out || !f || fread(out, sizeof(float), count, f) != count) return NULL;
+    fclose(f);
+    return out;
+}
 
 static void print_logits(const char *tag, int i, uint32_t cls, const float *logits) {
     printf("%s %d %u", tag, i, cls);
@@ -21,6 +33,15 @@ static void print_logits(const char *tag, int i, uint32_t cls, const float *logi
 }
 
 int main(int argc, char **argv) {
+    if (argc == 5 && argv[1][0] == 'f') {
+        int n = atoi(argv[4]);
+        float *params = read_floats(argv[2], PARAM_COUNT), *images = read_floats(argv[3], 784 * (size_t)n);
+        if (!params || !images) return 1;
+        lenet_load_params(params);
+        float logits[10];
+        for (int i = 0; i < n; i++) print_logits("fixture", i, lenet_trainable_classify(images + 784 * i, logits), logits);
+        return 0;
+    }
     if (argc != 6) {
         fprintf(stderr, "usage: %s IMAGES LABELS N STEPS LR\n", argv[0]);
         return 2;

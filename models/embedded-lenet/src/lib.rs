@@ -92,6 +92,23 @@ pub unsafe extern "C" fn lenet_train_step(image: *const f32, label: u32, lr: f32
     net.train_step_with(image, Target::Classes(&label), grads, scratch, &mut opt)
 }
 
+/// Replaces the trainable RAM copy's parameters with `params`
+/// (`PARAM_COUNT` floats in `state_dict` order), e.g. weights received over
+/// a radio link.
+///
+/// # Safety
+/// `params` points to `LeNet::PARAM_COUNT` readable floats; not called
+/// concurrently with the other functions.
+#[no_mangle]
+pub unsafe extern "C" fn lenet_load_params(params: *const f32) {
+    // SAFETY: the caller guarantees PARAM_COUNT readable floats at `params`.
+    let params = unsafe { core::slice::from_raw_parts(params, LeNet::PARAM_COUNT) };
+    // SAFETY: single-threaded by contract.
+    let (net, started) = unsafe { (&mut *addr_of_mut!(TRAINABLE), &mut *addr_of_mut!(STARTED)) };
+    net.params_mut().copy_from_slice(params);
+    *started = true;
+}
+
 /// Classifies with the trainable copy (after [`lenet_train_step`] calls).
 ///
 /// # Safety
