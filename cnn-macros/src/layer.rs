@@ -205,7 +205,7 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
     }
 
     let mut given: Vec<Option<Value>> = vec![None; positional.len()];
-    let mut opt_given: Vec<Option<(Value, Span)>> = vec![None; options.len()];
+    let mut opt_given: Vec<Option<Value>> = vec![None; options.len()];
     let mut position = 0;
     let mut named_seen = false;
     for arg in &syntax.args {
@@ -237,11 +237,10 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
                 let option = name.to_string();
                 match options.iter().position(|o| o.name == option) {
                     Some(i) => {
-                        if let Some((_, first)) = opt_given[i] {
+                        if opt_given[i].is_some() {
                             errors.push(name.span(), format!("{source}: duplicate option `{option}`"));
-                            let _ = first;
                         } else if let Some(v) = check_value(&source, &options[i], value, errors) {
-                            opt_given[i] = Some((v, name.span()));
+                            opt_given[i] = Some(v);
                         }
                     }
                     None => {
@@ -302,7 +301,7 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
         options
             .iter()
             .position(|o| o.name == name)
-            .and_then(|i| opt_given[i].map(|(v, _)| v))
+            .and_then(|i| opt_given[i])
     };
     let flag = |name: &str| match opt(name) {
         Some(Value::Bool(b)) => b,
