@@ -13,7 +13,68 @@
 //! Backward: `dx[i, c, h, w] = sum over windows containing (h, w) of
 //! dy / (KH*KW)`, overwritten.
 
+use super::simd::multiversion;
 use super::window::{check_geometry, input_index, valid_range, zip_strided, zip_strided_rev, Pool2d};
+
+/// The 2x2, stride-2, unpadded window of LeNet-style nets, which gets
+/// straight-line loops (same sums in the same order as the general path).
+#[inline(always)]
+fn is_halving(p: &Pool2d) -> bool {
+    p.kernel == (2, 2) && p.stride == (2, 2) && p.pad == (0, 0)
+}
+
+multiversion! {
+    /// [`forward`] of an [`is_halving`] window, every plane of `x`.
+    fn halving_forward(p: &Pool2d, x: &[f32], y: &mut [f32]) => halving_forward_body
+}
+
+#[inline(always)]
+fn halving_forward_body<const FMA: bool>(p: &Pool2d, x: &[f32], y: &mut [f32]) {
+    let (wd, plane) = (p.in_w, p.in_h * p.in_w);
+    let (oh_n, ow_n) = (p.out_h(), p.out_w());
+    let oplane = oh_n * ow_n;
+    for (x_c, y_c) in x.chunks_exact(plane).zip(y.chunks_exact_mut(oplane)) {
+        for (oh, y_row) in y_c.chunks_exact_mut(ow_n).enumerate() {
+            let top = &x_c[2 * oh * wd..][..2 * ow_n];
+            let bottom = &x_c[(2 * oh + 1) * wd..][..2 * ow_n];
+            for ((v, t), b) in y_row.iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
+                *v = (((t[0] + t[1]) + b[0]) + b[1]) / 4.0;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// [`backward`] of an [`is_halving`] window, every plane of `dy`.
+    fn halving_backward(p: &Pool2d, dy: &[f32], dx: &mut [f32]) => halving_backward_body
+}
+
+#[inline(always)]
+fn halving_backward_body<const FMA: bool>(p: &Pool2d, dy: &[f32], dx: &mut [f32]) {
+    let (wd, plane) = (p.in_w, p.in_h * p.in_w);
+    let (oh_n, ow_n) = (p.out_h(), p.out_w());
+    let oplane = oh_n * ow_n;
+    for (dx_c, dy_c) in dx.chunks_exact_mut(plane).zip(dy.chunks_exact(oplane)) {
+        if 2 * ow_n != wd || 2 * oh_n != p.in_h {
+            // Odd sizes: the last row or column gets no gradient.
+            dx_c.fill(0.0);
+        }
+        for (oh, dy_row) in dy_c.chunks_exact(ow_n).enumerate() {
+            let (top, bottom) = dx_c[2 * oh * wd..].split_at_mut(wd);
+            for ((&g, t), b) in dy_row
+                .iter()
+                .zip(top[..2 * ow_n].chunks_exact_mut(2))
+                .zip(bottom[..2 * ow_n].chunks_exact_mut(2))
+            {
+                let d = g / 4.0;
+                t[0] = d;
+                t[1] = d;
+                b[0] = d;
+                b[1] = d;
+            }
+        }
+    }
+}
 
 #[inline(always)]
 #[track_caller]
@@ -48,6 +109,9 @@ pub fn forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32]) {
     let (ph, pw) = p.pad;
     let (plane, oplane) = (h * wd, oh_n * ow_n);
     let divisor = (kh * kw) as f32;
+    if is_halving(p) {
+        return halving_forward(p, x, y);
+    }
     for plane_idx in 0..n * p.channels {
         let x_c = &x[plane_idx * plane..][..plane];
         let y_c = &mut y[plane_idx * oplane..][..oplane];
@@ -92,6 +156,9 @@ pub fn backward(p: &Pool2d, n: usize, dy: &[f32], dx: &mut [f32]) {
     let (ph, pw) = p.pad;
     let (plane, oplane) = (h * wd, oh_n * ow_n);
     let divisor = (kh * kw) as f32;
+    if is_halving(p) {
+        return halving_backward(p, dy, dx);
+    }
     for plane_idx in 0..n * p.channels {
         let dx_c = &mut dx[plane_idx * plane..][..plane];
         let dy_c = &dy[plane_idx * oplane..][..oplane];
@@ -242,6 +309,22 @@ mod tests {
 
         #[test]
         fn forward_and_backward_match_reference((p, n) in geometry(), seed: u64) {
+            let mut rng = Rng::new(seed);
+            let x = rng.vec(n * p.input_len());
+            let dy = rng.vec(n * p.output_len());
+            let mut y = vec![f32::NAN; n * p.output_len()];
+            forward(&p, n, &x, &mut y);
+            assert_close("y", &y, &reference(&p, n, &to_f64(&x)), 1e-6);
+            let mut dx = vec![f32::NAN; x.len()];
+            backward(&p, n, &dy, &mut dx);
+            assert_close("dx", &dx, &reference_backward(&p, n, &to_f64(&dy)), 1e-6);
+        }
+
+        /// The straight-line 2x2 stride-2 path, odd sizes included.
+        #[test]
+        fn halving_matches_reference(c in 1usize..=3, h in 2usize..=9, w in 2usize..=9, n in 1usize..=3,
+                                     seed: u64) {
+            let p = Pool2d { channels: c, in_h: h, in_w: w, kernel: (2, 2), stride: (2, 2), pad: (0, 0) };
             let mut rng = Rng::new(seed);
             let x = rng.vec(n * p.input_len());
             let dy = rng.vec(n * p.output_len());
