@@ -138,12 +138,12 @@ fn fallback(net: &NetSyntax) -> TokenStream {
             pub fn zeroed() -> Self { Self }
             pub fn init(seed: u64) -> Self { Self }
             pub fn init_xavier(seed: u64) -> Self { Self }
-            pub fn forward<T>(&self, input: T) -> ! { ::core::unreachable!() }
-            pub fn forward_with<T, S>(&self, input: T, scratch: S) -> ! { ::core::unreachable!() }
-            pub fn forward_batch<T, O>(&self, input: T, output: O) { ::core::unreachable!() }
-            pub fn loss_and_grad<T, L, G>(&self, input: T, labels: L, grads: G) -> ! { ::core::unreachable!() }
-            pub fn train_step<T, L, O>(&mut self, input: T, labels: L, opt: O) -> ! { ::core::unreachable!() }
-            pub fn summary() -> ! { ::core::unreachable!() }
+            pub fn forward<T>(&self, input: T) -> ! { ::cnn_runtime::__private::core::unreachable!() }
+            pub fn forward_with<T, S>(&self, input: T, scratch: S) -> ! { ::cnn_runtime::__private::core::unreachable!() }
+            pub fn forward_batch<T, O>(&self, input: T, output: O) { ::cnn_runtime::__private::core::unreachable!() }
+            pub fn loss_and_grad<T, L, G>(&self, input: T, labels: L, grads: G) -> ! { ::cnn_runtime::__private::core::unreachable!() }
+            pub fn train_step<T, L, O>(&mut self, input: T, labels: L, opt: O) -> ! { ::cnn_runtime::__private::core::unreachable!() }
+            pub fn summary() -> ! { ::cnn_runtime::__private::core::unreachable!() }
         }
         #[allow(dead_code, missing_docs)]
         impl #grads {
@@ -307,22 +307,22 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
             }
 
             /// `(key, shape, values)` of every parameter tensor, in `state_dict` order.
-            pub fn tensors(&self) -> impl ::core::iter::Iterator<Item = (&'static str, &'static [usize], &[f32])> + '_ {
+            pub fn tensors(&self) -> impl ::cnn_runtime::__private::core::iter::Iterator<Item = (&'static str, &'static [usize], &[f32])> + '_ {
                 #p::network::tensors(Self::TENSORS, &self.params)
             }
 
             /// The tensor with this `state_dict` key.
-            pub fn tensor(&self, key: &str) -> ::core::option::Option<&[f32]> {
+            pub fn tensor(&self, key: &str) -> ::cnn_runtime::__private::core::option::Option<&[f32]> {
                 #p::network::tensor(Self::TENSORS, &self.params, key)
             }
 
             /// The tensor with this `state_dict` key, mutable.
-            pub fn tensor_mut(&mut self, key: &str) -> ::core::option::Option<&mut [f32]> {
+            pub fn tensor_mut(&mut self, key: &str) -> ::cnn_runtime::__private::core::option::Option<&mut [f32]> {
                 #p::network::tensor_mut(Self::TENSORS, &mut self.params, key)
             }
 
             /// Writes the layer table (shapes, parameters, MACs, bytes).
-            pub fn write_summary<W: ::core::fmt::Write>(out: &mut W) -> ::core::fmt::Result {
+            pub fn write_summary<W: ::cnn_runtime::__private::core::fmt::Write>(out: &mut W) -> ::cnn_runtime::__private::core::fmt::Result {
                 #p::network::write_summary::<Self, W>(out)
             }
 
@@ -451,8 +451,8 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
             }
         }
 
-        impl ::core::fmt::Debug for #name {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        impl ::cnn_runtime::__private::core::fmt::Debug for #name {
+            fn fmt(&self, f: &mut ::cnn_runtime::__private::core::fmt::Formatter<'_>) -> ::cnn_runtime::__private::core::fmt::Result {
                 f.debug_struct(#name_str).field("params", &#param_count).finish_non_exhaustive()
             }
         }
@@ -468,11 +468,11 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
                 &self.data
             }
             /// `(key, shape, values)` of every gradient tensor.
-            pub fn tensors(&self) -> impl ::core::iter::Iterator<Item = (&'static str, &'static [usize], &[f32])> + '_ {
+            pub fn tensors(&self) -> impl ::cnn_runtime::__private::core::iter::Iterator<Item = (&'static str, &'static [usize], &[f32])> + '_ {
                 #p::network::tensors(#name::TENSORS, &self.data)
             }
             /// The gradient of the parameter with this `state_dict` key.
-            pub fn tensor(&self, key: &str) -> ::core::option::Option<&[f32]> {
+            pub fn tensor(&self, key: &str) -> ::cnn_runtime::__private::core::option::Option<&[f32]> {
                 #p::network::tensor(#name::TENSORS, &self.data, key)
             }
         }
@@ -490,8 +490,8 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
             }
         }
 
-        impl ::core::fmt::Debug for #grads {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        impl ::cnn_runtime::__private::core::fmt::Debug for #grads {
+            fn fmt(&self, f: &mut ::cnn_runtime::__private::core::fmt::Formatter<'_>) -> ::cnn_runtime::__private::core::fmt::Result {
                 f.debug_struct(stringify!(#grads)).field("params", &#param_count).finish_non_exhaustive()
             }
         }
@@ -515,9 +515,9 @@ fn bias_arg(range: Option<(usize, usize)>) -> TokenStream {
     match range {
         Some(_) => {
             let s = param_slice(range);
-            quote!(::core::option::Option::Some(#s))
+            quote!(::cnn_runtime::__private::core::option::Option::Some(#s))
         }
-        None => quote!(::core::option::Option::None),
+        None => quote!(::cnn_runtime::__private::core::option::Option::None),
     }
 }
 
@@ -762,20 +762,20 @@ fn train_body(plan: &NetPlan) -> TokenStream {
         let y = buffer_ident(io.y);
         let needs_dx = plan.params_before(i);
         let dx = if needs_dx {
-            quote!(::core::option::Option::Some(&mut #g_other[..n * #in_len]))
+            quote!(::cnn_runtime::__private::core::option::Option::Some(&mut #g_other[..n * #in_len]))
         } else {
-            quote!(::core::option::Option::None)
+            quote!(::cnn_runtime::__private::core::option::Option::None)
         };
         let geometry = geometry(l);
         let w = param_slice(l.weight);
         let grads_split = match (l.weight, l.bias) {
             (Some((w_off, w_len)), Some((_, b_len))) => {
                 let (a, m, e) = (lit(w_off), lit(w_len), lit(w_off + w_len + b_len));
-                quote!(let (dw, db) = grads[#a..#e].split_at_mut(#m); let db = ::core::option::Option::Some(db);)
+                quote!(let (dw, db) = grads[#a..#e].split_at_mut(#m); let db = ::cnn_runtime::__private::core::option::Option::Some(db);)
             }
             (Some((w_off, w_len)), None) => {
                 let (a, e) = (lit(w_off), lit(w_off + w_len));
-                quote!(let dw = &mut grads[#a..#e]; let db = ::core::option::Option::None;)
+                quote!(let dw = &mut grads[#a..#e]; let db = ::cnn_runtime::__private::core::option::Option::None;)
             }
             _ => TokenStream::new(),
         };
@@ -847,4 +847,47 @@ fn train_body(plan: &NetPlan) -> TokenStream {
     // Nets whose backward pass never reaches a buffer leave it unused.
     body.extend(quote!(let _ = (&g0, &g1); loss));
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole expansion of D2L's LeNet, pretty-printed, so a reviewer can
+    /// read what the macro turns a layer list into. Re-record after an
+    /// intended change with `UPDATE_SNAPSHOTS=1 cargo test -p cnn-macros`.
+    #[test]
+    fn lenet_expansion_snapshot() {
+        let input: Input = syn::parse_quote! {
+            /// LeNet-5 as in Dive into Deep Learning, section 7.6
+            pub LeNet: [1, 28, 28] =>
+                conv(1, 6, 5, pad = 2) sigmoid avgpool(2)
+                conv(6, 16, 5) sigmoid avgpool(2)
+                flatten
+                linear(400, 120) sigmoid
+                linear(120, 84) sigmoid
+                linear(84, 10)
+        };
+        let file: syn::File = syn::parse2(expand(&input)).expect("the expansion parses as Rust items");
+        let text = prettyplease::unparse(&file);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots/lenet.rs");
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            recorded == text,
+            "the LeNet expansion changed; review it and re-record with UPDATE_SNAPSHOTS=1 ({})",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn errors_expand_to_compile_errors_and_a_stub() {
+        let input: Input = syn::parse_quote! { pub Bad: [1, 8, 8] => conv(2, 4, 3) flatten linear(10, 2) };
+        let text = expand(&input).to_string();
+        assert!(text.contains("compile_error"), "{text}");
+        assert!(text.contains("input has 1 channel"), "{text}");
+        assert!(text.contains("pub struct Bad"), "the stub keeps the type: {text}");
+    }
 }
