@@ -7,11 +7,13 @@
 //! shares' losses and gradients are added in worker order, weighted by
 //! share size. The result is therefore bit-identical for the same thread
 //! count, and differs between thread counts only by float reassociation of
-//! that final sum (relative differences around 1e-6).
+//! that final sum (relative differences around 1e-6). The calling thread
+//! computes the first share and persistent workers the others
+//! ([`crate::workspace::run_jobs`]), so no thread is spawned per step.
 
 use crate::network::{Network, Target};
 use crate::optim::Optimizer;
-use crate::workspace::{with_buffers, Buffers};
+use crate::workspace::{run_jobs, with_buffers, Buffers};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
@@ -94,18 +96,23 @@ pub fn forward_batch<N: Network>(net: &N, input: &[f32], output: &mut [f32]) {
         // Whole chunks per worker, so every chunk is computed exactly as
         // with one thread.
         let chunks = n.div_ceil(chunk);
-        std::thread::scope(|scope| {
-            let mut input = input;
-            let mut output = &mut *output;
-            for ((_, count), b) in shares(chunks, workers).zip(buffers.iter_mut()) {
-                let examples = (count * chunk).min(input.len() / N::INPUT_LEN);
-                let (x, x_rest) = input.split_at(examples * N::INPUT_LEN);
-                let (y, y_rest) = std::mem::take(&mut output).split_at_mut(examples * N::OUTPUT_LEN);
-                input = x_rest;
-                output = y_rest;
-                scope.spawn(move || run(b, x, y));
-            }
-        });
+        let mut input = input;
+        let mut output = &mut *output;
+        let mut jobs = Vec::with_capacity(workers);
+        for ((_, count), b) in shares(chunks, workers).zip(buffers.iter_mut()) {
+            let examples = (count * chunk).min(input.len() / N::INPUT_LEN);
+            let (x, x_rest) = input.split_at(examples * N::INPUT_LEN);
+            let (y, y_rest) = std::mem::take(&mut output).split_at_mut(examples * N::OUTPUT_LEN);
+            input = x_rest;
+            output = y_rest;
+            let mut y = Some(y);
+            jobs.push(move || {
+                if let Some(y) = y.take() {
+                    run(b, x, y);
+                }
+            });
+        }
+        run_jobs(&mut jobs);
     });
 }
 
@@ -170,18 +177,18 @@ fn loss_grad_outputs<N: Network>(
             b.reserve(N::train_workspace_len(len), N::PARAM_COUNT);
         }
         let mut losses = vec![0.0f32; shares.len()];
-        std::thread::scope(|scope| {
-            for ((b, &(start, len)), loss) in buffers.iter_mut().zip(&shares).zip(losses.iter_mut()) {
-                let x = &input[start * N::INPUT_LEN..(start + len) * N::INPUT_LEN];
-                let t = slice_target::<N>(target, start, len);
-                let worker_seed = seed ^ (start as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                scope.spawn(move || {
-                    let Buffers { workspace, grads } = b;
-                    *loss =
-                        net.loss_and_grad_n(len, x, t, &mut grads[..N::PARAM_COUNT], workspace, worker_seed);
-                });
-            }
-        });
+        let mut jobs = Vec::with_capacity(shares.len());
+        for ((b, &(start, len)), loss) in buffers.iter_mut().zip(&shares).zip(losses.iter_mut()) {
+            let x = &input[start * N::INPUT_LEN..(start + len) * N::INPUT_LEN];
+            let t = slice_target::<N>(target, start, len);
+            let worker_seed = seed ^ (start as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            jobs.push(move || {
+                let Buffers { workspace, grads } = &mut *b;
+                *loss = net.loss_and_grad_n(len, x, t, &mut grads[..N::PARAM_COUNT], workspace, worker_seed);
+            });
+        }
+        run_jobs(&mut jobs);
+        drop(jobs);
         // Each share returned its own mean; weight by share size, in order.
         let mut total = 0.0f32;
         grads.fill(0.0);

@@ -1,6 +1,9 @@
-//! Reusable buffers for the `std` conveniences: sized on first use, reused
-//! afterwards, so that after the first call a batched forward pass or a
-//! training step of the same batch size performs no heap allocation.
+//! Reusable buffers and threads for the `std` conveniences: buffers are
+//! sized on first use and reused afterwards, so that after the first call a
+//! batched forward pass or a training step of the same batch size performs
+//! no heap allocation on one thread; with more threads, [`run_jobs`] hands
+//! the shares to workers that persist across calls (with their thread-local
+//! GEMM packing buffers) instead of spawning threads every step.
 
 use std::cell::RefCell;
 
@@ -46,4 +49,183 @@ pub fn with_buffers<R>(workers: usize, f: impl FnOnce(&mut [Buffers]) -> R) -> R
         }
     });
     result
+}
+
+/// Runs every job of `jobs` at once and returns when all are done: job 0 on
+/// the calling thread, job `i` on worker `i` of a process-wide pool of
+/// threads that persist across calls (so their thread-local GEMM packing
+/// buffers do too). Which job runs where never changes the result: jobs are
+/// independent and each gets its own state.
+///
+/// A panic in any job is re-raised here once every job has finished. If
+/// another thread is using the pool at the same moment, this call runs its
+/// jobs on freshly spawned scoped threads instead.
+pub fn run_jobs<J: FnMut() + Send>(jobs: &mut [J]) {
+    match jobs {
+        [] => return,
+        [only] => return only(),
+        _ => {}
+    }
+    let pool = pool::get();
+    let Ok(_exclusive) = pool.busy.try_lock() else {
+        std::thread::scope(|scope| {
+            let (first, rest) = jobs.split_first_mut().expect("at least two jobs");
+            for job in rest {
+                scope.spawn(job);
+            }
+            first();
+        });
+        return;
+    };
+    pool.ensure_workers(jobs.len() - 1);
+    let task = pool::Task {
+        data: jobs.as_mut_ptr().cast(),
+        call: pool::call::<J>,
+        count: jobs.len(),
+    };
+    pool.publish(task);
+    // SAFETY: `task` points at `jobs`, alive and otherwise untouched until
+    // `wait` below returns; index 0 is this thread's alone (workers take
+    // 1..count).
+    let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (task.call)(task.data, 0) }));
+    let theirs = pool.wait();
+    if let Err(payload) = mine {
+        std::panic::resume_unwind(payload);
+    }
+    if let Some(payload) = theirs {
+        std::panic::resume_unwind(payload);
+    }
+}
+
+/// The persistent workers behind [`run_jobs`].
+mod pool {
+    use std::any::Any;
+    use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+
+    /// A batch of jobs with its lifetime erased: `call(data, i)` runs job `i`.
+    #[derive(Clone, Copy)]
+    pub(super) struct Task {
+        pub data: *mut (),
+        pub call: unsafe fn(*mut (), usize),
+        pub count: usize,
+    }
+
+    // SAFETY: a `Task` only travels to the workers while `run_jobs` keeps the
+    // jobs (which are `Send`) alive and waits for them; each index is run by
+    // exactly one thread.
+    unsafe impl Send for Task {}
+
+    /// Runs job `i` of the `J` array at `data`.
+    ///
+    /// # Safety
+    ///
+    /// `data` points at a live `[J]` with more than `i` elements, and no
+    /// other thread touches element `i` meanwhile.
+    pub(super) unsafe fn call<J: FnMut()>(data: *mut (), i: usize) {
+        // SAFETY: the caller's contract; elements are disjoint per index.
+        let job = unsafe { &mut *data.cast::<J>().add(i) };
+        job();
+    }
+
+    #[derive(Default)]
+    struct State {
+        /// Bumped for every published task.
+        generation: u64,
+        task: Option<Task>,
+        /// Worker jobs of the current task not finished yet.
+        remaining: usize,
+        /// The first panic of a worker job, re-raised by the caller.
+        panic: Option<Box<dyn Any + Send>>,
+        /// Worker threads started so far (numbered 1..=workers).
+        workers: usize,
+    }
+
+    pub(super) struct Pool {
+        /// Held by the one caller using the pool.
+        pub busy: Mutex<()>,
+        state: Mutex<State>,
+        work: Condvar,
+        done: Condvar,
+    }
+
+    pub(super) fn get() -> &'static Pool {
+        static POOL: OnceLock<Pool> = OnceLock::new();
+        POOL.get_or_init(|| Pool {
+            busy: Mutex::new(()),
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            done: Condvar::new(),
+        })
+    }
+
+    impl Pool {
+        fn lock(&self) -> MutexGuard<'_, State> {
+            // Jobs run outside the lock, so a poisoned state is still consistent.
+            self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        /// Starts workers until there are at least `n`.
+        pub fn ensure_workers(&'static self, n: usize) {
+            let mut state = self.lock();
+            while state.workers < n {
+                state.workers += 1;
+                let index = state.workers;
+                std::thread::Builder::new()
+                    .name(format!("cnn-worker-{index}"))
+                    .spawn(move || self.work_loop(index))
+                    .expect("cannot spawn a worker thread");
+            }
+        }
+
+        pub fn publish(&self, task: Task) {
+            let mut state = self.lock();
+            state.task = Some(task);
+            state.remaining = task.count - 1;
+            state.generation += 1;
+            drop(state);
+            self.work.notify_all();
+        }
+
+        /// Waits for the worker jobs of the current task; their first panic.
+        pub fn wait(&self) -> Option<Box<dyn Any + Send>> {
+            let mut state = self.lock();
+            while state.remaining > 0 {
+                state = self.done.wait(state).unwrap_or_else(PoisonError::into_inner);
+            }
+            state.task = None;
+            state.panic.take()
+        }
+
+        fn work_loop(&self, index: usize) {
+            let mut seen = 0;
+            loop {
+                let task = {
+                    let mut state = self.lock();
+                    loop {
+                        if state.generation != seen {
+                            seen = state.generation;
+                            if let Some(task) = state.task.filter(|t| index < t.count) {
+                                break task;
+                            }
+                        }
+                        state = self.work.wait(state).unwrap_or_else(PoisonError::into_inner);
+                    }
+                };
+                // SAFETY: the publisher keeps the jobs alive until `remaining`
+                // reaches 0, which needs this job to finish; index `index` is
+                // this worker's alone.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+                    (task.call)(task.data, index)
+                }));
+                let mut state = self.lock();
+                if let Err(payload) = result {
+                    state.panic.get_or_insert(payload);
+                }
+                state.remaining -= 1;
+                if state.remaining == 0 {
+                    self.done.notify_all();
+                }
+            }
+        }
+    }
 }
