@@ -87,7 +87,9 @@ pub fn run_jobs<J: FnMut() + Send>(jobs: &mut [J]) {
     // SAFETY: `task` points at `jobs`, alive and otherwise untouched until
     // `wait` below returns; index 0 is this thread's alone (workers take
     // 1..count).
-    let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (task.call)(task.data, 0) }));
+    let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+        (task.call)(task.data, 0)
+    }));
     let theirs = pool.wait();
     if let Err(payload) = mine {
         std::panic::resume_unwind(payload);

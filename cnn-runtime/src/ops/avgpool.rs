@@ -37,7 +37,11 @@ fn halving_forward_body<const FMA: bool>(p: &Pool2d, x: &[f32], y: &mut [f32]) {
         for (oh, y_row) in y_c.chunks_exact_mut(ow_n).enumerate() {
             let top = &x_c[2 * oh * wd..][..2 * ow_n];
             let bottom = &x_c[(2 * oh + 1) * wd..][..2 * ow_n];
-            for ((v, t), b) in y_row.iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
+            for ((v, t), b) in y_row
+                .iter_mut()
+                .zip(top.chunks_exact(2))
+                .zip(bottom.chunks_exact(2))
+            {
                 *v = (((t[0] + t[1]) + b[0]) + b[1]) / 4.0;
             }
         }
