@@ -27,6 +27,7 @@
 //! overwritten with `dL/dx`.
 
 use super::window::{check_geometry, input_index, out_len, valid_range, zip_strided, zip_strided_rev};
+use super::simd::{madd, multiversion};
 use super::{reduce, sum};
 
 /// Geometry of a 2-D convolution over one NCHW example.
@@ -151,6 +152,16 @@ fn check(g: &Conv2d, n: usize, x: usize, w: usize, b: Option<usize>, y: usize, y
 #[inline]
 pub fn forward(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
+    forward_any(g, n, x, w, b, y);
+}
+
+multiversion! {
+    /// [`forward`] after its checks, compiled for the CPU's vector width.
+    fn forward_any(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) => forward_body
+}
+
+#[inline(always)]
+fn forward_body<const FMA: bool>(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     let (in_len, out_len) = (g.input_len(), g.output_len());
     let (oplane, flen) = (g.out_plane(), g.filter_len());
     let (kh, kw) = g.kernel;
@@ -170,7 +181,7 @@ pub fn forward(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y:
         for (o, y_o) in y_img.chunks_exact_mut(oplane).enumerate() {
             y_o.fill(b.map_or(0.0, |b| b[o]));
         }
-        corr.run(y_img, g.out_channels, x_img, |o, c, u, v| {
+        corr.run::<FMA>(y_img, g.out_channels, x_img, |o, c, u, v| {
             w[o * flen + (c * kh + u) * kw + v]
         });
     }
@@ -210,8 +221,8 @@ struct Correlation {
 }
 
 impl Correlation {
-    #[inline]
-    fn run(
+    #[inline(always)]
+    fn run<const FMA: bool>(
         &self,
         out: &mut [f32],
         outputs: usize,
@@ -222,23 +233,23 @@ impl Correlation {
         let mut o = 0;
         while o + CHANNEL_BLOCK <= outputs {
             let tile = &mut out[o * oplane..(o + CHANNEL_BLOCK) * oplane];
-            self.block::<CHANNEL_BLOCK>(tile, inp, |k, c, u, v| wt(o + k, c, u, v));
+            self.block::<CHANNEL_BLOCK, FMA>(tile, inp, |k, c, u, v| wt(o + k, c, u, v));
             o += CHANNEL_BLOCK;
         }
         if o + 2 <= outputs {
             let tile = &mut out[o * oplane..(o + 2) * oplane];
-            self.block::<2>(tile, inp, |k, c, u, v| wt(o + k, c, u, v));
+            self.block::<2, FMA>(tile, inp, |k, c, u, v| wt(o + k, c, u, v));
             o += 2;
         }
         if o < outputs {
             let tile = &mut out[o * oplane..(o + 1) * oplane];
-            self.block::<1>(tile, inp, |k, c, u, v| wt(o + k, c, u, v));
+            self.block::<1, FMA>(tile, inp, |k, c, u, v| wt(o + k, c, u, v));
         }
     }
 
     /// [`Correlation::run`] for exactly `NO` output planes.
-    #[inline]
-    fn block<const NO: usize>(
+    #[inline(always)]
+    fn block<const NO: usize, const FMA: bool>(
         &self,
         out: &mut [f32],
         inp: &[f32],
@@ -268,9 +279,9 @@ impl Correlation {
                 // are skipped.
                 let q = q0.min(ow_n - lanes);
                 let acc = if lanes == BLOCK && q >= q_lo && q + BLOCK <= q_hi {
-                    self.tile::<NO, false>(inp, p, q, &wt)
+                    self.tile::<NO, false, FMA>(inp, p, q, &wt)
                 } else if span <= SEGMENT {
-                    self.tile::<NO, true>(inp, p, q, &wt)
+                    self.tile::<NO, true, FMA>(inp, p, q, &wt)
                 } else {
                     self.tile_wide_border::<NO>(inp, p, q, lanes, &wt)
                 };
@@ -301,7 +312,7 @@ impl Correlation {
     /// lanes past the end of a row narrower than `BLOCK` compute values the
     /// caller does not store.
     #[inline(always)]
-    fn tile<const NO: usize, const BORDER: bool>(
+    fn tile<const NO: usize, const BORDER: bool, const FMA: bool>(
         &self,
         inp: &[f32],
         p: usize,
@@ -344,14 +355,14 @@ impl Correlation {
                         let xs = &row[base..base + BLOCK];
                         for (acc_k, &wk) in acc.iter_mut().zip(&wv) {
                             for (a, &xv) in acc_k.iter_mut().zip(xs) {
-                                *a += wk * xv;
+                                *a = madd::<FMA>(wk, xv, *a);
                             }
                         }
                     } else {
                         let xs = &row[base..base + (BLOCK - 1) * sw + 1];
                         for (j, &xv) in xs.iter().step_by(sw).enumerate() {
                             for (acc_k, &wk) in acc.iter_mut().zip(&wv) {
-                                acc_k[j] += wk * xv;
+                                acc_k[j] = madd::<FMA>(wk, xv, acc_k[j]);
                             }
                         }
                     }
@@ -417,10 +428,40 @@ pub fn backward(
     w: &[f32],
     dy: &[f32],
     dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>,
+) {
+    check_backward(g, n, x, w, dy, dw, db.as_deref(), dx.as_deref());
+    backward_any(g, n, x, w, dy, dw, db, dx);
+}
+
+multiversion! {
+    /// [`backward`] after its checks, compiled for the CPU's vector width.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_any(
+        g: &Conv2d,
+        n: usize,
+        x: &[f32],
+        w: &[f32],
+        dy: &[f32],
+        dw: &mut [f32],
+        db: Option<&mut [f32]>,
+        dx: Option<&mut [f32]>,
+    ) => backward_body
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_body<const FMA: bool>(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
     mut db: Option<&mut [f32]>,
     mut dx: Option<&mut [f32]>,
 ) {
-    check_backward(g, n, x, w, dy, dw, db.as_deref(), dx.as_deref());
     let (h, wd) = (g.in_h, g.in_w);
     let (kh, kw) = g.kernel;
     let (ph, pw) = g.pad;
@@ -434,7 +475,7 @@ pub fn backward(
                 *dbo += sum(dy_o);
             }
         }
-        weight_grad(g, x_img, dy_img, dw);
+        weight_grad::<FMA>(g, x_img, dy_img, dw);
         if let Some(dx) = dx.as_deref_mut() {
             let dx_img = &mut dx[i * in_len..][..in_len];
             dx_img.fill(0.0);
@@ -452,7 +493,7 @@ pub fn backward(
                     stride: (1, 1),
                     pad: (kh - 1 - ph, kw - 1 - pw),
                 };
-                corr.run(dx_img, g.in_channels, dy_img, |c, o, u, v| {
+                corr.run::<FMA>(dx_img, g.in_channels, dy_img, |c, o, u, v| {
                     w[o * flen + (c * kh + (kh - 1 - u)) * kw + (kw - 1 - v)]
                 });
             } else {
@@ -464,27 +505,27 @@ pub fn backward(
 
 /// `dw[o, c, u, v] += sum_{p, q} dy[o, p, q] * x[c, p*SH + u - PH, q*SW + v - PW]`
 /// for one image, output channels in blocks that share each input load.
-#[inline]
-fn weight_grad(g: &Conv2d, x_img: &[f32], dy_img: &[f32], dw: &mut [f32]) {
+#[inline(always)]
+fn weight_grad<const FMA: bool>(g: &Conv2d, x_img: &[f32], dy_img: &[f32], dw: &mut [f32]) {
     let mut o = 0;
     while o + CHANNEL_BLOCK <= g.out_channels {
-        weight_grad_block::<CHANNEL_BLOCK>(g, o, x_img, dy_img, dw);
+        weight_grad_block::<CHANNEL_BLOCK, FMA>(g, o, x_img, dy_img, dw);
         o += CHANNEL_BLOCK;
     }
     if o + 2 <= g.out_channels {
-        weight_grad_block::<2>(g, o, x_img, dy_img, dw);
+        weight_grad_block::<2, FMA>(g, o, x_img, dy_img, dw);
         o += 2;
     }
     if o < g.out_channels {
-        weight_grad_block::<1>(g, o, x_img, dy_img, dw);
+        weight_grad_block::<1, FMA>(g, o, x_img, dy_img, dw);
     }
 }
 
 /// [`weight_grad`] for output channels `o0..o0 + NO`: per tap, a dot product
 /// over the valid outputs with `NO x BLOCK` accumulators kept in registers
 /// across rows.
-#[inline]
-fn weight_grad_block<const NO: usize>(g: &Conv2d, o0: usize, x_img: &[f32], dy_img: &[f32], dw: &mut [f32]) {
+#[inline(always)]
+fn weight_grad_block<const NO: usize, const FMA: bool>(g: &Conv2d, o0: usize, x_img: &[f32], dy_img: &[f32], dw: &mut [f32]) {
     let (h, wd) = (g.in_h, g.in_w);
     let (oh_n, ow_n) = (g.out_h(), g.out_w());
     let (kh, kw) = g.kernel;
@@ -521,7 +562,7 @@ fn weight_grad_block<const NO: usize>(g: &Conv2d, o0: usize, x_img: &[f32], dy_i
                         for (k, acc_k) in acc.iter_mut().enumerate() {
                             let dys = &dy_block[k * oplane + dy_at + t..][..BLOCK];
                             for ((a, &d), &xv) in acc_k.iter_mut().zip(dys).zip(&xb) {
-                                *a += d * xv;
+                                *a = madd::<FMA>(d, xv, *a);
                             }
                         }
                     }

@@ -14,6 +14,7 @@
 //! batch, transposing through strides rather than copies, and fall back to
 //! the direct loops without `std`.
 
+use super::simd::multiversion;
 use super::{axpy, dot};
 
 /// Geometry of a fully connected layer.
@@ -105,6 +106,16 @@ fn check_backward(
 #[inline]
 pub fn forward(g: &Linear, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
+    forward_any(g, n, x, w, b, y);
+}
+
+multiversion! {
+    /// [`forward`] after its checks, compiled for the CPU's vector width.
+    fn forward_any(g: &Linear, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) => forward_body
+}
+
+#[inline(always)]
+fn forward_body<const FMA: bool>(g: &Linear, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     let (k_n, o_n) = (g.in_features, g.out_features);
     for i in 0..n {
         let x_i = &x[i * k_n..][..k_n];

@@ -92,3 +92,4 @@ macro_rules! multiversion {
     };
 }
 pub(crate) use multiversion;
+
