@@ -26,8 +26,8 @@
 //! Backward: `dw` and `db` are accumulated (`+=`) over the batch, `dx` is
 //! overwritten with `dL/dx`.
 
-use super::window::{check_geometry, input_index, out_len, valid_range, zip_strided, zip_strided_rev};
 use super::simd::{madd, multiversion};
+use super::window::{check_geometry, input_index, out_len, valid_range, zip_strided, zip_strided_rev};
 use super::{reduce, sum};
 
 /// Geometry of a 2-D convolution over one NCHW example.
@@ -161,7 +161,14 @@ multiversion! {
 }
 
 #[inline(always)]
-fn forward_body<const FMA: bool>(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+fn forward_body<const FMA: bool>(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+) {
     let (in_len, out_len) = (g.input_len(), g.output_len());
     let (oplane, flen) = (g.out_plane(), g.filter_len());
     let (kh, kw) = g.kernel;
@@ -525,7 +532,13 @@ fn weight_grad<const FMA: bool>(g: &Conv2d, x_img: &[f32], dy_img: &[f32], dw: &
 /// over the valid outputs with `NO x BLOCK` accumulators kept in registers
 /// across rows.
 #[inline(always)]
-fn weight_grad_block<const NO: usize, const FMA: bool>(g: &Conv2d, o0: usize, x_img: &[f32], dy_img: &[f32], dw: &mut [f32]) {
+fn weight_grad_block<const NO: usize, const FMA: bool>(
+    g: &Conv2d,
+    o0: usize,
+    x_img: &[f32],
+    dy_img: &[f32],
+    dw: &mut [f32],
+) {
     let (h, wd) = (g.in_h, g.in_w);
     let (oh_n, ow_n) = (g.out_h(), g.out_w());
     let (kh, kw) = g.kernel;

@@ -115,7 +115,14 @@ multiversion! {
 }
 
 #[inline(always)]
-fn forward_body<const FMA: bool>(g: &Linear, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+fn forward_body<const FMA: bool>(
+    g: &Linear,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+) {
     let (k_n, o_n) = (g.in_features, g.out_features);
     for i in 0..n {
         let x_i = &x[i * k_n..][..k_n];

@@ -92,4 +92,3 @@ macro_rules! multiversion {
     };
 }
 pub(crate) use multiversion;
-
