@@ -24,6 +24,53 @@ cnn_net! {
         linear(84, 10)
 }
 
+cnn_net! {
+    /// Network in Network (Lin et al., 2013) as in Dive into Deep Learning,
+    /// section 8.3, sized for 28x28 inputs: NiN blocks of a convolution and
+    /// two 1x1 convolutions, each followed by ReLU, max pooling with kernel 3
+    /// and stride 2 between blocks, dropout before the last block, which
+    /// yields one channel per class; global average pooling replaces the
+    /// fully connected layers.
+    pub Nin: [1, 28, 28] =>
+        conv(1, 16, 5, pad = 2) relu conv(16, 16, 1) relu conv(16, 16, 1) relu
+        maxpool(3, stride = 2)
+        conv(16, 32, 3, pad = 1) relu conv(32, 32, 1) relu conv(32, 32, 1) relu
+        maxpool(3, stride = 2)
+        conv(32, 64, 3, pad = 1) relu conv(64, 64, 1) relu conv(64, 64, 1) relu
+        maxpool(3, stride = 2)
+        dropout(0.5)
+        conv(64, 10, 3, pad = 1) relu conv(10, 10, 1) relu conv(10, 10, 1) relu
+        global_avgpool flatten;
+
+    /// VGG (Simonyan and Zisserman, 2014) as in Dive into Deep Learning,
+    /// section 8.2, scaled down for 28x28 inputs: blocks of 3x3 convolutions
+    /// with padding 1 and ReLU, each block closed by a 2x2 max pool, channels
+    /// 16-32-64, then fully connected layers with dropout.
+    pub VggSmall: [1, 28, 28] =>
+        conv(1, 16, 3, pad = 1) relu maxpool(2)
+        conv(16, 32, 3, pad = 1) relu conv(32, 32, 3, pad = 1) relu maxpool(2)
+        conv(32, 64, 3, pad = 1) relu conv(64, 64, 3, pad = 1) relu maxpool(2)
+        flatten
+        linear(576, 256) relu dropout(0.5)
+        linear(256, 256) relu dropout(0.5)
+        linear(256, 10);
+
+    /// AlexNet (Krizhevsky et al., 2012) as in Dive into Deep Learning,
+    /// section 8.1, scaled down for 28x28 inputs: a large first kernel with
+    /// stride 2, max pooling with kernel 3 and stride 2, three 3x3
+    /// convolutions, and dropout between the fully connected layers.
+    pub AlexNetSmall: [1, 28, 28] =>
+        conv(1, 32, 7, stride = 2, pad = 3) relu maxpool(3, stride = 2, pad = 1)
+        conv(32, 64, 3, pad = 1) relu
+        conv(64, 96, 3, pad = 1) relu
+        conv(96, 64, 3, pad = 1) relu
+        maxpool(3, stride = 2)
+        flatten
+        linear(576, 512) relu dropout(0.5)
+        linear(512, 512) relu dropout(0.5)
+        linear(512, 10)
+}
+
 /// One net the `cnn` tool knows: the name used on the command line, the
 /// Rust type and a one-line description. See [`NETS`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,4 +118,7 @@ macro_rules! net_registry {
 net_registry! {
     "lenet" => LeNet, "LeNet-5 of D2L 7.6: sigmoid, average pooling";
     "lenet-relu" => LeNetRelu, "LeNet with ReLU and max pooling";
+    "nin" => Nin, "Network in Network of D2L 8.3: 1x1 convolutions, global average pooling";
+    "vgg-small" => VggSmall, "VGG of D2L 8.2, scaled down: 3x3 convolution blocks, channels 16-32-64";
+    "alexnet-small" => AlexNetSmall, "AlexNet of D2L 8.1, scaled down: 7x7 stride-2 first convolution";
 }
