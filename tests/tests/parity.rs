@@ -153,3 +153,66 @@ parity!(no_bias, "no_bias", [2, 8, 8] => conv(2, 4, 3, bias = false) relu avgpoo
 parity!(tanh_mlp, "tanh_mlp", [1, 4, 4] => flatten linear(16, 12) tanh linear(12, 7) sigmoid linear(7, 3));
 parity!(maxpool_ties, "maxpool_ties", [1, 4, 4] => maxpool(2, stride = 1) flatten linear(9, 2));
 parity!(maxpool_ties_conv, "maxpool_ties_conv", [2, 4, 4] => conv(2, 1, 1, bias = false) maxpool(2, stride = 1) flatten linear(9, 2));
+
+// The model zoo of `models` (nets too large for a fixture are scaled down in
+// width; see tools/gen_fixtures.py). Dropout is `dropout(0.0)` here: PyTorch's
+// random masks cannot be reproduced, while p = 0 must match exactly.
+parity!(nin, "nin", [1, 28, 28] => conv(1, 16, 5, pad = 2) relu conv(16, 16, 1) relu conv(16, 16, 1) relu maxpool(3, stride = 2) conv(16, 32, 3, pad = 1) relu conv(32, 32, 1) relu conv(32, 32, 1) relu maxpool(3, stride = 2) conv(32, 64, 3, pad = 1) relu conv(64, 64, 1) relu conv(64, 64, 1) relu maxpool(3, stride = 2) dropout(0.0) conv(64, 10, 3, pad = 1) relu conv(10, 10, 1) relu conv(10, 10, 1) relu global_avgpool flatten);
+parity!(vgg_small, "vgg_small", [1, 28, 28] => conv(1, 8, 3, pad = 1) relu maxpool(2) conv(8, 16, 3, pad = 1) relu conv(16, 16, 3, pad = 1) relu maxpool(2) conv(16, 32, 3, pad = 1) relu conv(32, 32, 3, pad = 1) relu maxpool(2) flatten linear(288, 64) relu dropout(0.0) linear(64, 64) relu dropout(0.0) linear(64, 10));
+parity!(alexnet_small, "alexnet_small", [1, 28, 28] => conv(1, 8, 7, stride = 2, pad = 3) relu maxpool(3, stride = 2, pad = 1) conv(8, 16, 3, pad = 1) relu conv(16, 24, 3, pad = 1) relu conv(24, 16, 3, pad = 1) relu maxpool(3, stride = 2) flatten linear(144, 64) relu dropout(0.0) linear(64, 64) relu dropout(0.0) linear(64, 10));
+
+/// A layer's source with what the zoo fixtures may change blanked out: the
+/// dropout rate always, and the widths of `conv(in, out, ..)` and
+/// `linear(in, out, ..)` if `widths` (the first two arguments are never pairs).
+fn masked_layer(source: &str, widths: bool) -> String {
+    if source.starts_with("dropout(") {
+        return "dropout(_)".to_owned();
+    }
+    match source.split_once('(') {
+        Some((keyword @ ("conv" | "linear"), args)) if widths => {
+            let rest = args
+                .splitn(3, ',')
+                .nth(2)
+                .map_or(")".to_owned(), |r| format!(",{r}"));
+            format!("{keyword}(_, _{rest}")
+        }
+        _ => source.to_owned(),
+    }
+}
+
+/// `Zoo` and the parity net `Fixture` have the same input and the same layers,
+/// up to [`masked_layer`].
+fn assert_same_layers<Zoo: Network, Fixture: Network>(widths: bool) {
+    assert_eq!(
+        Zoo::INPUT_SHAPE,
+        Fixture::INPUT_SHAPE,
+        "{}: input shape",
+        Zoo::NAME
+    );
+    let layers = |net: &[cnn_runtime::network::LayerInfo]| -> Vec<String> {
+        net.iter().map(|l| masked_layer(l.source, widths)).collect()
+    };
+    assert_eq!(
+        layers(Zoo::LAYERS),
+        layers(Fixture::LAYERS),
+        "{}: the zoo net and its fixture differ; update tools/gen_fixtures.py and this file",
+        Zoo::NAME
+    );
+}
+
+#[test]
+fn zoo_fixtures_follow_the_zoo_declarations() {
+    assert_eq!(
+        masked_layer("conv(1, 16, 5, pad = 2)", true),
+        "conv(_, _, 5, pad = 2)"
+    );
+    assert_eq!(masked_layer("linear(64, 10)", true), "linear(_, _)");
+    assert_eq!(
+        masked_layer("conv(1, 16, 5, pad = 2)", false),
+        "conv(1, 16, 5, pad = 2)"
+    );
+    // NiN is its own fixture, dropout rate aside.
+    assert_same_layers::<models::Nin, nin::Net>(false);
+    assert_same_layers::<models::VggSmall, vgg_small::Net>(true);
+    assert_same_layers::<models::AlexNetSmall, alexnet_small::Net>(true);
+}
