@@ -531,3 +531,113 @@ fn bad_files_are_one_line_errors() {
         &["no-such-images.idx"],
     );
 }
+
+/// The zoo is listed with its training defaults, and `cnn summary NAME`
+/// shows each net's table.
+#[test]
+fn summary_lists_the_zoo_with_its_recipes() {
+    let out = run(&mut cnn(&["summary"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for needle in [
+        "nin ",
+        "vgg-small ",
+        "alexnet-small ",
+        "AlexNetSmall",
+        "train defaults: SGD lr 0.9, 10 epochs",
+        "train defaults: SGD lr 0.05 momentum 0.9, 5 epochs",
+        "train defaults: Adam lr 0.002",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    for (net, needles) in [
+        (
+            "nin",
+            &[
+                "global_avgpool",
+                "dropout(0.5)",
+                "[10, 2, 2]",
+                "40,518 parameters",
+            ][..],
+        ),
+        (
+            "vgg-small",
+            &["[64, 3, 3]", "[576]", "dropout(0.5)", "285,546 parameters"][..],
+        ),
+        (
+            "alexnet-small",
+            &[
+                "conv(1, 32, 7, stride = 2, pad = 3)",
+                "maxpool(3, stride = 2",
+                "694,058 parameters",
+            ][..],
+        ),
+    ] {
+        let out = run(&mut cnn(&["summary", net]));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        for needle in needles {
+            assert!(text.contains(needle), "{net}: {needle} missing from:\n{text}");
+        }
+    }
+}
+
+/// Every zoo net trains one tiny epoch from `cnn train --net NAME` with its
+/// recipe filling in what the command line leaves out; an explicit option
+/// still wins, and another optimizer falls back to the generic defaults.
+#[test]
+fn zoo_nets_train_with_their_recipes() {
+    let dir = TempDir::new("zoo");
+    let data = sample_dir();
+    for (net, args, header) in [
+        (
+            "nin",
+            &[][..],
+            "net: Nin (40,518 parameters), Adam lr 0.002, batch 32, 1 epoch,",
+        ),
+        (
+            "vgg-small",
+            &[][..],
+            "net: VggSmall (285,546 parameters), SGD lr 0.05 momentum 0.9, batch 32, 1 epoch,",
+        ),
+        (
+            "alexnet-small",
+            &["--optimizer", "adam"][..],
+            "net: AlexNetSmall (694,058 parameters), Adam lr 0.001, batch 32, 1 epoch,",
+        ),
+        (
+            "vgg-small",
+            &["--lr", "0.01"][..],
+            "net: VggSmall (285,546 parameters), SGD lr 0.01 momentum 0.9, batch 32, 1 epoch,",
+        ),
+    ] {
+        let out_dir = dir.path(net);
+        let out = run(cnn(&[
+            "train",
+            "--net",
+            net,
+            "--data",
+            path_str(&data),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--limit-train",
+            "96",
+            "--limit-test",
+            "32",
+            "--out",
+            path_str(&out_dir),
+        ])
+        .args(args));
+        let text = stdout(&out);
+        assert!(out.status.success(), "{net}: {text}\n{}", stderr(&out));
+        assert!(
+            text.contains(header),
+            "{net} {args:?}: {header:?} missing from:\n{text}"
+        );
+        let rows = metrics(&out_dir.join("metrics.csv"));
+        assert_eq!(rows.len(), 1, "{net}: {rows:?}");
+        assert!(rows[0].1.is_finite(), "{net}: {rows:?}");
+    }
+}

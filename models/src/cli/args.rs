@@ -60,26 +60,23 @@ pub struct TrainArgs {
     /// The net to train.
     #[arg(long, default_value = models::NETS[0].name, value_parser = net_names())]
     pub net: String,
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    pub epochs: usize,
+    /// Passes over the training set [default: the net's recipe, 10 for LeNet].
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
     /// Examples per optimisation step (the last batch of an epoch may be smaller).
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub batch_size: usize,
-    /// Learning rate [default: 0.9 with sgd, 0.001 with adam].
+    /// Learning rate [default: the net's recipe (`cnn summary` lists them) if
+    /// the optimizer is the recipe's, else 0.9 with sgd, 0.001 with adam].
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub lr: Option<f32>,
-    /// The optimizer.
-    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
-    pub optimizer: OptimizerKind,
-    /// SGD momentum factor, in [0, 1).
-    #[arg(
-        long,
-        default_value_t = 0.0,
-        value_name = "FACTOR",
-        allow_negative_numbers = true
-    )]
-    pub momentum: f32,
+    /// The optimizer [default: the net's recipe, sgd for LeNet].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// SGD momentum factor, in [0, 1) [default: the net's recipe if it uses
+    /// sgd, else 0].
+    #[arg(long, value_name = "FACTOR", allow_negative_numbers = true)]
+    pub momentum: Option<f32>,
     /// L2 weight decay added to the gradient.
     #[arg(
         long,
@@ -267,22 +264,32 @@ fn in_range(option: &str, value: f32, limit: Option<f32>) -> Result<f32, CliErro
 }
 
 impl TrainArgs {
-    /// Checks every value and fills in the defaults that depend on others.
+    /// Checks every value and fills in the defaults that depend on others:
+    /// the net's [`models::Recipe`] for what was left out; its learning rate
+    /// and momentum only if the optimizer is the recipe's.
     pub fn validate(self) -> Result<TrainConfig, CliError> {
-        let epochs = positive("--epochs", self.epochs)?;
+        let recipe = models::net_entry(&self.net).map_or(models::Recipe::D2L, |net| net.recipe);
+        let recipe_optimizer = match recipe.optimizer {
+            models::RecipeOptimizer::Sgd => OptimizerKind::Sgd,
+            models::RecipeOptimizer::Adam => OptimizerKind::Adam,
+        };
+        let kind = self.optimizer.unwrap_or(recipe_optimizer);
+        let (default_lr, default_momentum) = match kind {
+            _ if kind == recipe_optimizer => (recipe.lr, recipe.momentum),
+            OptimizerKind::Sgd => (0.9, 0.0),
+            OptimizerKind::Adam => (1e-3, 0.0),
+        };
+        let epochs = positive("--epochs", self.epochs.unwrap_or(recipe.epochs))?;
         let batch_size = positive("--batch-size", self.batch_size)?;
-        let lr = self.lr.unwrap_or(match self.optimizer {
-            OptimizerKind::Sgd => 0.9,
-            OptimizerKind::Adam => 1e-3,
-        });
+        let lr = self.lr.unwrap_or(default_lr);
         if !(lr.is_finite() && lr > 0.0) {
             return Err(CliError::InvalidArg(format!(
                 "--lr must be a finite number greater than 0, got {lr}"
             )));
         }
-        let momentum = in_range("--momentum", self.momentum, Some(1.0))?;
+        let momentum = in_range("--momentum", self.momentum.unwrap_or(default_momentum), Some(1.0))?;
         let weight_decay = in_range("--weight-decay", self.weight_decay, None)?;
-        let optimizer = match self.optimizer {
+        let optimizer = match kind {
             OptimizerKind::Sgd => OptimizerConfig::Sgd(
                 SgdConfig::new(lr)
                     .with_momentum(momentum)

@@ -130,13 +130,15 @@ fn write_stdout(text: &str) -> Result<(), CliError> {
 }
 
 /// `cnn summary` without a name: one line per net of the registry.
+/// The second line gives the training defaults (the net's recipe).
 fn list_nets() -> Result<(), CliError> {
     let width = NETS.iter().map(|n| n.name.len()).max().unwrap_or(0);
+    let type_width = NETS.iter().map(|n| n.type_name.len()).max().unwrap_or(0);
     let mut text = String::from("nets (cnn summary NAME for the layer table):\n");
     for net in NETS {
         text.push_str(&format!(
-            "  {:<width$}  {:<10}  {}\n",
-            net.name, net.type_name, net.about
+            "  {:<width$}  {:<type_width$}  {}\n  {:<width$}  {:<type_width$}  train defaults: {}\n",
+            net.name, net.type_name, net.about, "", "", net.recipe
         ));
     }
     write_stdout(&text)
