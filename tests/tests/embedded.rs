@@ -40,10 +40,12 @@ fn build_harness() -> PathBuf {
     let crate_dir = root().join("models/embedded-lenet");
     let target = crate_dir.join("target");
     // Its own workspace and target dir: no lock shared with this test run.
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "--manifest-path"])
-        .arg(crate_dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target));
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--quiet", "--manifest-path"])
+            .arg(crate_dir.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target),
+    );
     let harness = target.join("harness");
     run(Command::new("cc")
         .arg(crate_dir.join("host/main.c"))
@@ -77,7 +79,12 @@ fn no_std_build_matches_the_pytorch_fixture() {
         .arg(fx.batch.to_string()));
     let logits: Vec<f32> = output
         .lines()
-        .flat_map(|l| l.split(' ').skip(3).map(|v| v.parse::<f32>().unwrap()).collect::<Vec<_>>())
+        .flat_map(|l| {
+            l.split(' ')
+                .skip(3)
+                .map(|v| v.parse::<f32>().unwrap())
+                .collect::<Vec<_>>()
+        })
         .collect();
     cnn_tests::assert_close("no_std LeNet forward", &logits, &fx.output, 1e-5, 1e-6);
 }
