@@ -30,7 +30,9 @@ cnn_net! {
     /// two 1x1 convolutions, each followed by ReLU, max pooling with kernel 3
     /// and stride 2 between blocks, dropout before the last block, which
     /// yields one channel per class; global average pooling replaces the
-    /// fully connected layers.
+    /// fully connected layers. Unlike D2L, the last 1x1 convolution has no
+    /// ReLU: with it the class scores cannot go below 0 and a class channel
+    /// that dies early stays dead (seed 1 stalled at 0.78 test accuracy).
     pub Nin: [1, 28, 28] =>
         conv(1, 16, 5, pad = 2) relu conv(16, 16, 1) relu conv(16, 16, 1) relu
         maxpool(3, stride = 2)
@@ -39,7 +41,7 @@ cnn_net! {
         conv(32, 64, 3, pad = 1) relu conv(64, 64, 1) relu conv(64, 64, 1) relu
         maxpool(3, stride = 2)
         dropout(0.5)
-        conv(64, 10, 3, pad = 1) relu conv(10, 10, 1) relu conv(10, 10, 1) relu
+        conv(64, 10, 3, pad = 1) relu conv(10, 10, 1) relu conv(10, 10, 1)
         global_avgpool flatten;
 
     /// VGG (Simonyan and Zisserman, 2014) as in Dive into Deep Learning,
