@@ -16,7 +16,12 @@
 //!   so the inner loop never branches on padding. The input gradient of a
 //!   stride-1 conv is the same correlation applied to `dy` with the kernel
 //!   flipped (other strides scatter row by row); the weight gradient is a
-//!   dot product per tap with register accumulators across rows.
+//!   dot product per tap with register accumulators across rows. With
+//!   `std` on `x86_64`, a column stride of 1 and AVX2 + FMA or AVX-512F,
+//!   that correlation (forward and input gradient) runs the intrinsics
+//!   kernels of `conv/x86.rs` instead: up to 16 channels x 16 or 32 columns
+//!   in registers, masked loads instead of padded copies, and rows narrower
+//!   than a vector packed several to a vector.
 //! - [`forward_gemm`] / [`backward_gemm`]: per image, im2col into the
 //!   caller's `col` buffer (`[C*KH*KW, OH*OW]`), then one GEMM:
 //!   `Y = W col + b`, `dW += dY col^T`, `dcol = W^T dY` scattered back by
@@ -29,6 +34,9 @@
 use super::simd::{madd, multiversion};
 use super::window::{check_geometry, input_index, out_len, valid_range, zip_strided, zip_strided_rev};
 use super::{reduce, sum};
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod x86;
 
 /// Geometry of a 2-D convolution over one NCHW example.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,6 +195,19 @@ fn forward_body<const FMA: bool>(
         let y_img = &mut y[i * out_len..][..out_len];
         for (o, y_o) in y_img.chunks_exact_mut(oplane).enumerate() {
             y_o.fill(b.map_or(0.0, |b| b[o]));
+        }
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        {
+            let taps = x86::Taps {
+                base: 0,
+                k_step: flen as isize,
+                c_step: (kh * kw) as isize,
+                u_step: kw as isize,
+                v_step: 1,
+            };
+            if x86::correlate(&corr, y_img, g.out_channels, x_img, w, taps) {
+                continue;
+            }
         }
         corr.run::<FMA>(y_img, g.out_channels, x_img, |o, c, u, v| {
             w[o * flen + (c * kh + u) * kw + v]
@@ -500,6 +521,20 @@ fn backward_body<const FMA: bool>(
                     stride: (1, 1),
                     pad: (kh - 1 - ph, kw - 1 - pw),
                 };
+                #[cfg(all(feature = "std", target_arch = "x86_64"))]
+                {
+                    // w[o, c, KH - 1 - u, KW - 1 - v] for output plane c, input plane o.
+                    let taps = x86::Taps {
+                        base: ((kh - 1) * kw + kw - 1) as isize,
+                        k_step: (kh * kw) as isize,
+                        c_step: flen as isize,
+                        u_step: -(kw as isize),
+                        v_step: -1,
+                    };
+                    if x86::correlate(&corr, dx_img, g.in_channels, dy_img, w, taps) {
+                        continue;
+                    }
+                }
                 corr.run::<FMA>(dx_img, g.in_channels, dy_img, |c, o, u, v| {
                     w[o * flen + (c * kh + (kh - 1 - u)) * kw + (kw - 1 - v)]
                 });

@@ -1,0 +1,611 @@
+//! Register-tiled direct correlation for `x86_64` AVX-512F and AVX2 + FMA:
+//! the fast path of [`super::Correlation`] for a unit column stride.
+//!
+//! A tile is `NO` output channels x `NQ` vectors of consecutive output
+//! columns (16 lanes for AVX-512, 8 for AVX2) of one output row, held in
+//! registers over every tap `(c, u, v)`: per tap, `NQ` input vectors are
+//! loaded once and each of the `NO` weights is broadcast into `NQ` fused
+//! multiply-adds. Padding costs nothing per element: taps whose input row is
+//! outside are skipped (`tap_rows`), and a column mask per `(v, vector)`
+//! loads zeros where the input column is outside or the lane is past the
+//! row's end (masked lanes are neither read nor written). Rows narrower than
+//! 16 outputs instead take tiles of one vector of the flattened output plane
+//! (`flat`), which covers several rows with one masked load per row segment
+//! (LeNet's 10x10 conv2: 7 vectors a plane instead of 10).
+//!
+//! Weights are addressed affinely, `w[base + k*SK + c*SC + u*SU + v*SV]`, so
+//! the same kernel runs the forward pass (OIHW as is) and the input gradient
+//! (flipped kernel, channels swapped: negative `SU`, `SV`).
+//!
+//! `out += correlation`, like [`super::Correlation::run`]: every output of
+//! the tile is loaded once, accumulated in registers, and stored once.
+
+use super::super::simd::{level, Level};
+use super::Correlation;
+use core::arch::x86_64::*;
+
+/// `w[base + k*k_step + c*c_step + u*u_step + v*v_step]` is the weight of
+/// output plane `k`, input plane `c`, tap `(u, v)`.
+#[derive(Clone, Copy)]
+pub(super) struct Taps {
+    pub base: isize,
+    pub k_step: isize,
+    pub c_step: isize,
+    pub u_step: isize,
+    pub v_step: isize,
+}
+
+/// `out[k, p, q] += sum_{c, u, v} w(k, c, u, v) * inp[c, p*SH + u - PH, q + v - PW]`
+/// through the widest vector kernel this CPU runs; `false` (nothing done)
+/// when there is none or the column stride is not 1.
+///
+/// # Panics
+///
+/// If `out`, `inp` or the weights addressed by `taps` are out of bounds.
+#[inline]
+pub(super) fn correlate(
+    corr: &Correlation,
+    out: &mut [f32],
+    outputs: usize,
+    inp: &[f32],
+    w: &[f32],
+    taps: Taps,
+) -> bool {
+    let level = level();
+    if corr.stride.1 != 1 || level == Level::Baseline {
+        return false;
+    }
+    let (kh, kw) = corr.kernel;
+    assert!(
+        out.len() >= outputs * corr.out_h * corr.out_w,
+        "conv: output too short"
+    );
+    assert!(
+        inp.len() >= corr.inputs * corr.in_h * corr.in_w,
+        "conv: input too short"
+    );
+    assert!(
+        corr.out_w == corr.in_w + 2 * corr.pad.1 - kw + 1,
+        "conv: width geometry"
+    );
+    assert!(
+        corr.out_h == 0 || (corr.out_h - 1) * corr.stride.0 + kh <= corr.in_h + 2 * corr.pad.0,
+        "conv: height geometry"
+    );
+    if outputs == 0 || corr.out_h == 0 || corr.out_w == 0 || corr.inputs == 0 {
+        return true;
+    }
+    // Every weight index lies between the sums of each term's extremes.
+    let (mut lo, mut hi) = (taps.base, taps.base);
+    for (step, n) in [
+        (taps.k_step, outputs),
+        (taps.c_step, corr.inputs),
+        (taps.u_step, kh),
+        (taps.v_step, kw),
+    ] {
+        let last = step * (n as isize - 1);
+        lo += last.min(0);
+        hi += last.max(0);
+    }
+    assert!(
+        lo >= 0 && hi < w.len() as isize,
+        "conv: weight index out of bounds"
+    );
+    match level {
+        // SAFETY: `level()` detected AVX-512F, AVX2 and FMA on this CPU; the
+        // bounds of `out`, `inp` and every weight index are checked above.
+        Level::Avx512 => unsafe {
+            run_avx512(corr, out.as_mut_ptr(), outputs, inp.as_ptr(), w.as_ptr(), taps)
+        },
+        // SAFETY: as above, with AVX2 and FMA.
+        Level::Avx2Fma => unsafe {
+            run_avx2(corr, out.as_mut_ptr(), outputs, inp.as_ptr(), w.as_ptr(), taps)
+        },
+        Level::Baseline => unreachable!(),
+    }
+    true
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn run_avx512(
+    corr: &Correlation,
+    out: *mut f32,
+    outputs: usize,
+    inp: *const f32,
+    w: *const f32,
+    t: Taps,
+) {
+    // SAFETY: the caller's contract is `run`'s, the features are enabled, and
+    // a 16-lane vector spans at most 3 rows of 8 or more, 5 rows of 4 or more.
+    unsafe {
+        match corr.out_w {
+            8..16 => run::<Avx512, 3, 1, 16, 12>(corr, out, outputs, inp, w, t),
+            4..8 => run::<Avx512, 5, 1, 16, 12>(corr, out, outputs, inp, w, t),
+            _ => run::<Avx512, 0, 2, 8, 6>(corr, out, outputs, inp, w, t),
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2(
+    corr: &Correlation,
+    out: *mut f32,
+    outputs: usize,
+    inp: *const f32,
+    w: *const f32,
+    t: Taps,
+) {
+    // SAFETY: the caller's contract is `run`'s, the features are enabled, and
+    // an 8-lane vector spans at most 2 rows of 8 or more, 3 rows of 4 or more.
+    unsafe {
+        match corr.out_w {
+            8..16 => run::<Avx2, 2, 1, 12, 8>(corr, out, outputs, inp, w, t),
+            4..8 => run::<Avx2, 3, 1, 12, 8>(corr, out, outputs, inp, w, t),
+            _ => run::<Avx2, 0, 2, 6, 4>(corr, out, outputs, inp, w, t),
+        }
+    }
+}
+
+/// Output planes in blocks of `BIG` while they last, then of `MID`, 4, 2
+/// and 1 (`BIG` and `MID` above 4); tiles of [`flat`] vectors reading `S` row segments each,
+/// or if `S == 0` of [`block`] rows of `NQ` vectors.
+///
+/// # Safety
+///
+/// The CPU supports `V`; `out` holds `outputs` planes, `inp` `corr.inputs`
+/// planes, and every weight index `taps` gives for `k < outputs` is inside `w`.
+#[inline(always)]
+unsafe fn run<V: Vector, const S: usize, const NQ: usize, const BIG: usize, const MID: usize>(
+    corr: &Correlation,
+    out: *mut f32,
+    outputs: usize,
+    inp: *const f32,
+    w: *const f32,
+    t: Taps,
+) {
+    let oplane = corr.out_h * corr.out_w;
+    let mut o = 0;
+    // SAFETY: each block covers planes `o..o + NO` with `o + NO <= outputs`,
+    // and its weights are those of output planes `o + k`.
+    unsafe {
+        let at = |o: usize| (out.add(o * oplane), w.offset(o as isize * t.k_step));
+        while outputs - o >= BIG {
+            let (out, w) = at(o);
+            if S > 0 {
+                flat::<V, BIG, S>(corr, out, inp, w, t);
+            } else {
+                block::<V, BIG, NQ>(corr, out, inp, w, t);
+            }
+            o += BIG;
+        }
+        while outputs - o >= MID {
+            let (out, w) = at(o);
+            if S > 0 {
+                flat::<V, MID, S>(corr, out, inp, w, t);
+            } else {
+                block::<V, MID, NQ>(corr, out, inp, w, t);
+            }
+            o += MID;
+        }
+        while outputs - o >= 4 {
+            let (out, w) = at(o);
+            if S > 0 {
+                flat::<V, 4, S>(corr, out, inp, w, t);
+            } else {
+                block::<V, 4, NQ>(corr, out, inp, w, t);
+            }
+            o += 4;
+        }
+        if outputs - o >= 2 {
+            let (out, w) = at(o);
+            if S > 0 {
+                flat::<V, 2, S>(corr, out, inp, w, t);
+            } else {
+                block::<V, 2, NQ>(corr, out, inp, w, t);
+            }
+            o += 2;
+        }
+        if outputs - o >= 1 {
+            let (out, w) = at(o);
+            if S > 0 {
+                flat::<V, 1, S>(corr, out, inp, w, t);
+            } else {
+                block::<V, 1, NQ>(corr, out, inp, w, t);
+            }
+        }
+    }
+}
+
+/// `NO` output planes, tiles of one row x `NQ * V::LANES` columns.
+///
+/// # Safety
+///
+/// As [`run`], for the `NO` planes at `out` and the weights at `w` (`base`
+/// not yet added).
+#[inline(always)]
+unsafe fn block<V: Vector, const NO: usize, const NQ: usize>(
+    corr: &Correlation,
+    out: *mut f32,
+    inp: *const f32,
+    w: *const f32,
+    t: Taps,
+) {
+    let lanes = V::LANES as isize;
+    let (ow, wd) = (corr.out_w as isize, corr.in_w as isize);
+    let oplane = corr.out_h * corr.out_w;
+    let plane = corr.in_h * corr.in_w;
+    let (sh, ph, pw) = (corr.stride.0, corr.pad.0, corr.pad.1 as isize);
+    let w = w.wrapping_offset(t.base);
+    for p in 0..corr.out_h {
+        let (u_lo, u_hi) = corr.tap_rows(p);
+        let out_row = out.wrapping_add(p * corr.out_w);
+        let mut q0 = 0;
+        while q0 < ow {
+            // Lanes of vector j inside the row: j*L + l < OW - q0.
+            let left = ow - q0;
+            let masks: [V::Mask; NQ] = core::array::from_fn(|j| V::mask(0, left - j as isize * lanes));
+            let mut acc = [[V::zero(); NQ]; NO];
+            for (k, acc_k) in acc.iter_mut().enumerate() {
+                for (j, a) in acc_k.iter_mut().enumerate() {
+                    let at = out_row
+                        .wrapping_add(k * oplane)
+                        .wrapping_offset(q0 + j as isize * lanes);
+                    // SAFETY: the mask keeps lanes inside output row `p` of plane `k`.
+                    *a = unsafe { V::load(at, masks[j]) };
+                }
+            }
+            for v in 0..corr.kernel.1 {
+                // Input column of lane l of vector j: s + j*L + l, read only
+                // if inside the input row and the lane inside the output row.
+                let s = q0 + v as isize - pw;
+                let cols: [V::Mask; NQ] = core::array::from_fn(|j| {
+                    let sj = s + j as isize * lanes;
+                    V::mask(-sj, (wd - sj).min(left - j as isize * lanes))
+                });
+                let w_v = w.wrapping_offset(v as isize * t.v_step);
+                for c in 0..corr.inputs {
+                    let w_c = w_v.wrapping_offset(c as isize * t.c_step);
+                    let inp_c = inp.wrapping_add(c * plane);
+                    for u in u_lo..u_hi {
+                        let row = inp_c.wrapping_add((p * sh + u - ph) * corr.in_w);
+                        let xs: [V::Vec; NQ] = core::array::from_fn(|j| {
+                            // SAFETY: row `p*SH + u - PH` is inside the input
+                            // (`tap_rows`), and the mask keeps its columns.
+                            unsafe { V::load(row.wrapping_offset(s + j as isize * lanes), cols[j]) }
+                        });
+                        let w_u = w_c.wrapping_offset(u as isize * t.u_step);
+                        for (k, acc_k) in acc.iter_mut().enumerate() {
+                            // SAFETY: `correlate` checked every weight index.
+                            let wk = unsafe { V::splat(w_u.wrapping_offset(k as isize * t.k_step)) };
+                            for (a, &x) in acc_k.iter_mut().zip(&xs) {
+                                // SAFETY: the CPU supports `V`.
+                                *a = unsafe { V::fmadd(wk, x, *a) };
+                            }
+                        }
+                    }
+                }
+            }
+            for (k, acc_k) in acc.iter().enumerate() {
+                for (j, &a) in acc_k.iter().enumerate() {
+                    let at = out_row
+                        .wrapping_add(k * oplane)
+                        .wrapping_offset(q0 + j as isize * lanes);
+                    // SAFETY: as for the load above.
+                    unsafe { V::store(at, masks[j], a) };
+                }
+            }
+            q0 += NQ as isize * lanes;
+        }
+    }
+}
+
+/// `NO` output planes, each tile one vector of `V::LANES` consecutive
+/// outputs of the flattened plane (`p * OW + q`), which may span several
+/// output rows: for rows narrower than a vector or two, fewer lanes idle
+/// than in [`block`]. Each row segment of a vector is its own masked load
+/// per tap (always `S` of them, unused ones with an empty mask, so the inner
+/// loop does not branch), merged into one vector that feeds `NO`
+/// multiply-adds.
+///
+/// # Safety
+///
+/// As [`block`], and a vector spans at most `S` output rows.
+#[inline(always)]
+unsafe fn flat<V: Vector, const NO: usize, const S: usize>(
+    corr: &Correlation,
+    out: *mut f32,
+    inp: *const f32,
+    w: *const f32,
+    t: Taps,
+) {
+    let lanes = V::LANES;
+    let (ow, wd, h) = (corr.out_w, corr.in_w as isize, corr.in_h as isize);
+    let oplane = corr.out_h * corr.out_w;
+    let plane = corr.in_h * corr.in_w;
+    let (sh, ph, pw) = (corr.stride.0 as isize, corr.pad.0 as isize, corr.pad.1 as isize);
+    let w = w.wrapping_offset(t.base);
+    let mut t0 = 0;
+    while t0 < oplane {
+        let n = lanes.min(oplane - t0);
+        // Segments: output row, column of lane 0 in that row, and lanes
+        // `lo..hi` (empty for unused ones).
+        let mut segs = [(0isize, 0isize, 0isize, 0isize); S];
+        let mut l = 0;
+        for seg in &mut segs {
+            if l < n {
+                let (p, q) = ((t0 + l) / ow, (t0 + l) % ow);
+                let len = (ow - q).min(n - l);
+                *seg = (
+                    p as isize,
+                    q as isize - l as isize,
+                    l as isize,
+                    (l + len) as isize,
+                );
+                l += len;
+            }
+        }
+        debug_assert!(l == n, "a vector spans more than S rows");
+        let omask = V::mask(0, n as isize);
+        let mut acc = [V::zero(); NO];
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: the mask keeps lanes `t0..t0 + n` of plane `k`.
+            *a = unsafe { V::load(out.wrapping_add(k * oplane + t0), omask) };
+        }
+        for u in 0..corr.kernel.0 {
+            // Whether each segment's input row is inside, and its offset.
+            let rows: [(bool, isize); S] = core::array::from_fn(|i| {
+                let r = segs[i].0 * sh + u as isize - ph;
+                (segs[i].2 < segs[i].3 && (0..h).contains(&r), r * wd)
+            });
+            if !rows.iter().any(|r| r.0) {
+                continue;
+            }
+            for v in 0..corr.kernel.1 {
+                // Per segment: the offset of lane 0 in an input plane and
+                // the lanes whose input row and column are inside.
+                let loads: [(isize, V::Mask); S] = core::array::from_fn(|i| {
+                    let (_, q_lane0, lo, hi) = segs[i];
+                    let (inside, row) = rows[i];
+                    let col0 = q_lane0 + v as isize - pw;
+                    let hi = if inside { hi.min(wd - col0) } else { 0 };
+                    (if inside { row + col0 } else { 0 }, V::mask(lo.max(-col0), hi))
+                });
+                let w_uv = w.wrapping_offset(u as isize * t.u_step + v as isize * t.v_step);
+                for c in 0..corr.inputs {
+                    let inp_c = inp.wrapping_add(c * plane);
+                    // SAFETY: each mask keeps only lanes whose row and column
+                    // are inside the input.
+                    let mut x = unsafe { V::load(inp_c.wrapping_offset(loads[0].0), loads[0].1) };
+                    for &(off, m) in &loads[1..] {
+                        // SAFETY: as above.
+                        x = unsafe { V::load_merge(x, inp_c.wrapping_offset(off), m) };
+                    }
+                    let w_c = w_uv.wrapping_offset(c as isize * t.c_step);
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: `correlate` checked every weight index; the
+                        // CPU supports `V`.
+                        unsafe { *a = V::fmadd(V::splat(w_c.wrapping_offset(k as isize * t.k_step)), x, *a) };
+                    }
+                }
+            }
+        }
+        for (k, &a) in acc.iter().enumerate() {
+            // SAFETY: as for the load above.
+            unsafe { V::store(out.wrapping_add(k * oplane + t0), omask, a) };
+        }
+        t0 += lanes;
+    }
+}
+
+/// The few vector operations [`block`] needs, for one instruction set.
+trait Vector {
+    const LANES: usize;
+    type Vec: Copy;
+    type Mask: Copy;
+    /// All lanes zero.
+    fn zero() -> Self::Vec;
+    /// Lanes `l` with `lo <= l < hi` (any integers).
+    fn mask(lo: isize, hi: isize) -> Self::Mask;
+    /// Lanes in `m` from `p + l`, others zero; lanes outside `m` are not read.
+    unsafe fn load(p: *const f32, m: Self::Mask) -> Self::Vec;
+    /// Lanes in `m` from `p + l`, the others from `v` (zero in the lanes of
+    /// `m`); lanes outside `m` are not read.
+    unsafe fn load_merge(v: Self::Vec, p: *const f32, m: Self::Mask) -> Self::Vec;
+    /// Lanes in `m` to `p + l`; others are not written.
+    unsafe fn store(p: *mut f32, m: Self::Mask, v: Self::Vec);
+    /// `*p` in every lane.
+    unsafe fn splat(p: *const f32) -> Self::Vec;
+    /// `a * b + c`, rounded once.
+    unsafe fn fmadd(a: Self::Vec, b: Self::Vec, c: Self::Vec) -> Self::Vec;
+}
+
+struct Avx512;
+
+impl Vector for Avx512 {
+    const LANES: usize = 16;
+    type Vec = __m512;
+    type Mask = __mmask16;
+    #[inline(always)]
+    fn zero() -> __m512 {
+        // SAFETY: only called from code compiled with AVX-512F.
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    fn mask(lo: isize, hi: isize) -> __mmask16 {
+        let lo = lo.clamp(0, 16) as u32;
+        let hi = hi.clamp(lo as isize, 16) as u32;
+        ((1u32 << hi) - (1u32 << lo)) as u16
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32, m: __mmask16) -> __m512 {
+        // SAFETY: the caller guarantees the lanes in `m` are readable.
+        unsafe { _mm512_maskz_loadu_ps(m, p) }
+    }
+    #[inline(always)]
+    unsafe fn load_merge(v: __m512, p: *const f32, m: __mmask16) -> __m512 {
+        // SAFETY: the caller guarantees the lanes in `m` are readable.
+        unsafe { _mm512_mask_loadu_ps(v, m, p) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, m: __mmask16, v: __m512) {
+        // SAFETY: the caller guarantees the lanes in `m` are writable.
+        unsafe { _mm512_mask_storeu_ps(p, m, v) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> __m512 {
+        // SAFETY: the caller guarantees `p` is readable.
+        unsafe { _mm512_set1_ps(*p) }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: the caller guarantees AVX-512F.
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+}
+
+struct Avx2;
+
+impl Vector for Avx2 {
+    const LANES: usize = 8;
+    type Vec = __m256;
+    type Mask = __m256i;
+    #[inline(always)]
+    fn zero() -> __m256 {
+        // SAFETY: only called from code compiled with AVX2.
+        unsafe { _mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    fn mask(lo: isize, hi: isize) -> __m256i {
+        let lo = lo.clamp(0, 8) as i32;
+        let hi = hi.clamp(0, 8) as i32;
+        // SAFETY: only called from code compiled with AVX2.
+        unsafe {
+            let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let below_hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane);
+            let below_lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(lo), lane);
+            _mm256_andnot_si256(below_lo, below_hi)
+        }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32, m: __m256i) -> __m256 {
+        // SAFETY: the caller guarantees the lanes in `m` are readable.
+        unsafe { _mm256_maskload_ps(p, m) }
+    }
+    #[inline(always)]
+    unsafe fn load_merge(v: __m256, p: *const f32, m: __m256i) -> __m256 {
+        // SAFETY: the caller guarantees the lanes in `m` are readable; they
+        // are zero in `v`, and the load zeroes the others.
+        unsafe { _mm256_or_ps(v, _mm256_maskload_ps(p, m)) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, m: __m256i, v: __m256) {
+        // SAFETY: the caller guarantees the lanes in `m` are writable.
+        unsafe { _mm256_maskstore_ps(p, m, v) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> __m256 {
+        // SAFETY: the caller guarantees `p` is readable.
+        unsafe { _mm256_broadcast_ss(&*p) }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: the caller guarantees FMA.
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{assert_close32, Rng};
+
+    type Kernel = unsafe fn(&Correlation, *mut f32, usize, *const f32, *const f32, Taps);
+
+    /// Both kernels (whichever this CPU runs) against the portable
+    /// correlation, over random shapes covering every tile path: rows and
+    /// flattened tiles, each channel block, padding on every side, row
+    /// strides, and the flipped taps of the input gradient.
+    #[test]
+    fn kernels_match_portable_correlation() {
+        let mut rng = Rng::new(11);
+        let mut kernels: Vec<(&str, Kernel)> = Vec::new();
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            kernels.push(("avx2", run_avx2));
+            if is_x86_feature_detected!("avx512f") {
+                kernels.push(("avx512", run_avx512));
+            }
+        }
+        for case in 0..400 {
+            let (kh, kw) = (1 + rng.below(5), 1 + rng.below(5));
+            let (ph, pw) = (rng.below(kh), rng.below(kw));
+            let sh = 1 + rng.below(2);
+            let in_h = (kh + rng.below(6)).saturating_sub(2 * ph).max(1);
+            let in_w = (kw + rng.below(36)).saturating_sub(2 * pw).max(1);
+            let corr = Correlation {
+                inputs: 1 + rng.below(4),
+                in_h,
+                in_w,
+                out_h: (in_h + 2 * ph - kh) / sh + 1,
+                out_w: in_w + 2 * pw - kw + 1,
+                kernel: (kh, kw),
+                stride: (sh, 1),
+                pad: (ph, pw),
+            };
+            let outputs = 1 + rng.below(40);
+            let (c_n, flen) = (corr.inputs, corr.inputs * kh * kw);
+            let inp = rng.vec(c_n * in_h * in_w);
+            let out0 = rng.vec(outputs * corr.out_h * corr.out_w);
+            // Forward taps over `w[outputs, inputs, kh, kw]`; flipped taps
+            // over `w[inputs, outputs, kh, kw]` as the input gradient reads.
+            let w = rng.vec(outputs * flen);
+            let flipped = case % 2 == 1;
+            let taps = if flipped {
+                Taps {
+                    base: ((kh - 1) * kw + kw - 1) as isize,
+                    k_step: (kh * kw) as isize,
+                    c_step: (outputs * kh * kw) as isize,
+                    u_step: -(kw as isize),
+                    v_step: -1,
+                }
+            } else {
+                Taps {
+                    base: 0,
+                    k_step: flen as isize,
+                    c_step: (kh * kw) as isize,
+                    u_step: kw as isize,
+                    v_step: 1,
+                }
+            };
+            let weight = |k: usize, c: usize, u: usize, v: usize| {
+                let at = taps.base
+                    + k as isize * taps.k_step
+                    + c as isize * taps.c_step
+                    + u as isize * taps.u_step
+                    + v as isize * taps.v_step;
+                w[at as usize]
+            };
+            let mut expected = out0.clone();
+            corr.run::<false>(&mut expected, outputs, &inp, weight);
+            for &(name, kernel) in &kernels {
+                let mut out = out0.clone();
+                // SAFETY: the CPU has the kernel's features (checked above);
+                // the lengths are those `correlate` checks.
+                unsafe { kernel(&corr, out.as_mut_ptr(), outputs, inp.as_ptr(), w.as_ptr(), taps) };
+                let (o, g) = (
+                    outputs,
+                    (
+                        corr.inputs,
+                        corr.in_h,
+                        corr.in_w,
+                        corr.out_h,
+                        corr.out_w,
+                        corr.kernel,
+                        corr.stride,
+                        corr.pad,
+                    ),
+                );
+                assert_close32(&format!("{name} case {case} {o} {g:?}"), &out, &expected, 1e-5);
+            }
+        }
+    }
+}
