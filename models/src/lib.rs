@@ -33,6 +33,8 @@ cnn_net! {
     /// fully connected layers. Unlike D2L, the last 1x1 convolution has no
     /// ReLU: with it the class scores cannot go below 0 and a class channel
     /// that dies early stays dead (seed 1 stalled at 0.78 test accuracy).
+    /// With its recipe (Adam, lr 0.002, 15 epochs) it reached 0.883 (seed 0)
+    /// and 0.892 (seed 1) test accuracy on Fashion-MNIST.
     pub Nin: [1, 28, 28] =>
         conv(1, 16, 5, pad = 2) relu conv(16, 16, 1) relu conv(16, 16, 1) relu
         maxpool(3, stride = 2)
@@ -47,7 +49,10 @@ cnn_net! {
     /// VGG (Simonyan and Zisserman, 2014) as in Dive into Deep Learning,
     /// section 8.2, scaled down for 28x28 inputs: blocks of 3x3 convolutions
     /// with padding 1 and ReLU, each block closed by a 2x2 max pool, channels
-    /// 16-32-64, then fully connected layers with dropout.
+    /// 16-32-64, then fully connected layers with dropout. Sized so that an
+    /// epoch of Fashion-MNIST takes about a minute on two cores; with its
+    /// recipe (SGD, lr 0.05, momentum 0.9, 5 epochs) it reached 0.895 test
+    /// accuracy.
     pub VggSmall: [1, 28, 28] =>
         conv(1, 16, 3, pad = 1) relu maxpool(2)
         conv(16, 32, 3, pad = 1) relu conv(32, 32, 3, pad = 1) relu maxpool(2)
@@ -60,7 +65,9 @@ cnn_net! {
     /// AlexNet (Krizhevsky et al., 2012) as in Dive into Deep Learning,
     /// section 8.1, scaled down for 28x28 inputs: a large first kernel with
     /// stride 2, max pooling with kernel 3 and stride 2, three 3x3
-    /// convolutions, and dropout between the fully connected layers.
+    /// convolutions, and dropout between the fully connected layers. With its
+    /// recipe (SGD, lr 0.05, momentum 0.9, 5 epochs) it reached 0.877 test
+    /// accuracy on Fashion-MNIST.
     pub AlexNetSmall: [1, 28, 28] =>
         conv(1, 32, 7, stride = 2, pad = 3) relu maxpool(3, stride = 2, pad = 1)
         conv(32, 64, 3, pad = 1) relu
