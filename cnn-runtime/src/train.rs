@@ -36,7 +36,12 @@ pub fn threads() -> usize {
 /// ones first; shares never go below a few examples, where threads cost more
 /// than they give.
 fn shares(n: usize, workers: usize) -> impl Iterator<Item = (usize, usize)> {
-    let workers = workers.min(n.div_ceil(8)).max(1);
+    split(n, workers.min(n.div_ceil(8)))
+}
+
+/// Splits `n` items into `workers` contiguous runs, the longer ones first.
+fn split(n: usize, workers: usize) -> impl Iterator<Item = (usize, usize)> {
+    let workers = workers.max(1);
     let base = n / workers;
     let extra = n % workers;
     (0..workers).scan(0, move |start, i| {
@@ -75,7 +80,9 @@ pub fn forward_batch<N: Network>(net: &N, input: &[f32], output: &mut [f32]) {
     if n == 0 {
         return;
     }
-    let chunk = FORWARD_CHUNK.min(n);
+    // Chunks small enough that every thread gets one: a batch of 256 on two
+    // threads runs as two chunks of 128.
+    let chunk = FORWARD_CHUNK.min(n.div_ceil(threads().max(1))).max(1);
     let workers = threads().min(n.div_ceil(chunk)).max(1);
     with_buffers(workers, |buffers| {
         for b in buffers.iter_mut() {
@@ -99,7 +106,7 @@ pub fn forward_batch<N: Network>(net: &N, input: &[f32], output: &mut [f32]) {
         let mut input = input;
         let mut output = &mut *output;
         let mut jobs = Vec::with_capacity(workers);
-        for ((_, count), b) in shares(chunks, workers).zip(buffers.iter_mut()) {
+        for ((_, count), b) in split(chunks, workers).zip(buffers.iter_mut()) {
             let examples = (count * chunk).min(input.len() / N::INPUT_LEN);
             let (x, x_rest) = input.split_at(examples * N::INPUT_LEN);
             let (y, y_rest) = std::mem::take(&mut output).split_at_mut(examples * N::OUTPUT_LEN);
