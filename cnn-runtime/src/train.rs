@@ -264,6 +264,21 @@ fn step_impl<N: Network, O: Optimizer + ?Sized>(
 }
 
 thread_local! {
+    static STEPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// A fresh dropout seed for each call on this thread: a hash of the
+/// thread's step count, so a program that makes the same calls gets the same
+/// masks, and consecutive steps get different ones.
+pub fn next_step_seed() -> u64 {
+    STEPS.with(|steps| {
+        let step = steps.get();
+        steps.set(step + 1);
+        step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    })
+}
+
+thread_local! {
     static GRADS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
@@ -383,14 +398,18 @@ macro_rules! __std_methods_body {
             }
 
             /// One optimisation step on a batch with class labels: returns
-            /// the mean loss before the update.
+            /// the mean loss before the update. Dropout layers draw a new
+            /// mask each call (seeded by this thread's step count, see
+            /// `cnn_runtime::train::next_step_seed`); pass a seed to
+            /// `cnn_runtime::train::train_step` to control it.
             pub fn train_step<O: $crate::optim::Optimizer + ?Sized>(
                 &mut self,
                 input: &[f32],
                 labels: &[u8],
                 opt: &mut O,
             ) -> f32 {
-                $crate::train::train_step(self, input, $crate::Target::Classes(labels), opt, 0)
+                let seed = $crate::train::next_step_seed();
+                $crate::train::train_step(self, input, $crate::Target::Classes(labels), opt, seed)
             }
 
             /// The parameters in the JSON weights format: one object mapping

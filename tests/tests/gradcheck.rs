@@ -191,3 +191,17 @@ fn training_step_returns_the_forward_outputs() {
     }
     cnn_runtime::train::set_threads(1);
 }
+
+#[test]
+fn inherent_train_step_draws_a_new_dropout_mask_each_step() {
+    use cnn_runtime::optim::{Sgd, SgdConfig};
+    cnn_net! { Drop2: [1, 2, 2] => flatten dropout(0.5) linear(4, 2) }
+    let x = [1.0f32; 4];
+    // With lr 0 the parameters stay put, so only the mask changes the loss.
+    let mut net = Drop2::init(1);
+    let mut opt = Sgd::new(SgdConfig::new(0.0));
+    let losses: std::collections::HashSet<u32> = (0..12)
+        .map(|_| net.train_step(&x, &[0], &mut opt).to_bits())
+        .collect();
+    assert!(losses.len() > 3, "the same mask every step: {losses:?}");
+}
