@@ -882,6 +882,35 @@ mod tests {
         );
     }
 
+    /// Every net of the `models` zoo expands without errors to code that
+    /// parses; prints the size of each expansion (pretty-printed lines) for
+    /// the compile-cost figures in README:
+    /// `cargo test -p cnn-macros zoo_expansion_sizes -- --nocapture`.
+    #[test]
+    fn zoo_expansion_sizes() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/src/lib.rs");
+        let source = std::fs::read_to_string(&path).unwrap();
+        let file = syn::parse_file(&source).unwrap();
+        let mut names = Vec::new();
+        for item in &file.items {
+            let syn::Item::Macro(m) = item else { continue };
+            if !m.mac.path.is_ident("cnn_net") {
+                continue;
+            }
+            let input: Input = syn::parse2(m.mac.tokens.clone()).expect("the zoo parses");
+            for net in input.nets {
+                let name = net.name.to_string();
+                let tokens = expand(&Input { nets: vec![net] });
+                assert!(!tokens.to_string().contains("compile_error"), "{name} has errors");
+                let file: syn::File = syn::parse2(tokens).expect("the expansion parses as Rust items");
+                let lines = prettyplease::unparse(&file).lines().count();
+                println!("{name}: {lines} lines generated");
+                names.push(name);
+            }
+        }
+        assert_eq!(names, ["LeNet", "LeNetRelu", "Nin", "VggSmall", "AlexNetSmall"]);
+    }
+
     #[test]
     fn errors_expand_to_compile_errors_and_a_stub() {
         let input: Input = syn::parse_quote! { pub Bad: [1, 8, 8] => conv(2, 4, 3) flatten linear(10, 2) };
