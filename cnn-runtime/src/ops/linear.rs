@@ -14,8 +14,8 @@
 //! batch, transposing through strides rather than copies, and fall back to
 //! the direct loops without `std`.
 
-use super::simd::multiversion;
-use super::{axpy, dot};
+use super::axpy;
+use super::simd::{madd, multiversion};
 
 /// Geometry of a fully connected layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,10 +127,67 @@ fn forward_body<const FMA: bool>(
     for i in 0..n {
         let x_i = &x[i * k_n..][..k_n];
         let y_i = &mut y[i * o_n..][..o_n];
-        for (o, y_io) in y_i.iter_mut().enumerate() {
-            *y_io = b.map_or(0.0, |b| b[o]) + dot(x_i, &w[o * k_n..][..k_n]);
+        // ROWS outputs at a time: each segment of `x` is loaded once for
+        // ROWS weight rows, and the ROWS accumulators are independent chains.
+        let mut blocks = y_i.chunks_exact_mut(ROWS);
+        for (blk, y_blk) in (&mut blocks).enumerate() {
+            let o = blk * ROWS;
+            let sums = dot_rows::<ROWS, FMA>(x_i, &w[o * k_n..][..ROWS * k_n]);
+            for (r, (y_io, s)) in y_blk.iter_mut().zip(sums).enumerate() {
+                *y_io = b.map_or(0.0, |b| b[o + r]) + s;
+            }
+        }
+        let o0 = o_n - blocks.into_remainder().len();
+        for o in o0..o_n {
+            let [s] = dot_rows::<1, FMA>(x_i, &w[o * k_n..][..k_n]);
+            y_i[o] = b.map_or(0.0, |b| b[o]) + s;
         }
     }
+}
+
+/// Output rows per block in [`forward_body`]: 4 rows of 16 lanes are 4
+/// AVX-512 or 8 AVX2 accumulators, which leaves registers for the loads.
+const ROWS: usize = 4;
+
+/// Lanes per row accumulator in [`dot_rows`].
+const ROW_LANES: usize = 16;
+
+/// `[dot(x, w_r) for r in 0..R]` where `w_r = w[r * x.len()..][..x.len()]`:
+/// `R` dot products sharing the loads of `x`, each summed in
+/// [`ROW_LANES`] independent lanes and then reduced.
+#[inline(always)]
+fn dot_rows<const R: usize, const FMA: bool>(x: &[f32], w: &[f32]) -> [f32; R] {
+    let k_n = x.len();
+    let w = &w[..R * k_n];
+    let mut acc = [[0.0f32; ROW_LANES]; R];
+    let full = k_n / ROW_LANES * ROW_LANES;
+    for k in (0..full).step_by(ROW_LANES) {
+        let xs: &[f32; ROW_LANES] = x[k..][..ROW_LANES].try_into().unwrap();
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let ws: &[f32; ROW_LANES] = w[r * k_n + k..][..ROW_LANES].try_into().unwrap();
+            for l in 0..ROW_LANES {
+                acc_r[l] = madd::<FMA>(xs[l], ws[l], acc_r[l]);
+            }
+        }
+    }
+    let mut out = [0.0f32; R];
+    for (r, (out_r, acc_r)) in out.iter_mut().zip(&acc).enumerate() {
+        // Halve the lanes pairwise (a tree, like a vector reduction).
+        let mut lanes = *acc_r;
+        let mut width = ROW_LANES / 2;
+        while width > 0 {
+            for l in 0..width {
+                lanes[l] += lanes[l + width];
+            }
+            width /= 2;
+        }
+        let mut s = lanes[0];
+        for k in full..k_n {
+            s = madd::<FMA>(x[k], w[r * k_n + k], s);
+        }
+        *out_r = s;
+    }
+    out
 }
 
 /// Backward pass for `n` examples, direct loops, given `dy = dL/dy`:

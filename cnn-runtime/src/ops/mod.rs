@@ -29,29 +29,10 @@ pub(crate) mod simd;
 pub mod tanh;
 pub mod window;
 
-/// Lanes of the independent partial sums in [`dot`] and [`sum`]: float
+/// Lanes of the independent partial sums in [`sum`]: float
 /// addition is not associative, so LLVM only vectorizes a reduction whose
 /// order the source already splits into independent lanes.
 pub(crate) const LANES: usize = 8;
-
-/// `sum_i a[i] * b[i]` over the common length, vectorizable.
-#[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let len = a.len().min(b.len());
-    let (a, b) = (&a[..len], &b[..len]);
-    let mut acc = [0.0f32; LANES];
-    let mut a_chunks = a.chunks_exact(LANES);
-    let mut b_chunks = b.chunks_exact(LANES);
-    for (ca, cb) in (&mut a_chunks).zip(&mut b_chunks) {
-        for ((l, x), y) in acc.iter_mut().zip(ca).zip(cb) {
-            *l += x * y;
-        }
-    }
-    for ((l, x), y) in acc.iter_mut().zip(a_chunks.remainder()).zip(b_chunks.remainder()) {
-        *l += x * y;
-    }
-    reduce(acc)
-}
 
 /// `sum_i a[i]`, vectorizable.
 #[inline]
