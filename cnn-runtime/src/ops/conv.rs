@@ -28,7 +28,9 @@
 //!   `direct_beats_gemm`):
 //!   `Y = W col + b`, `dW += dY col^T`, `dcol = W^T dY` scattered back by
 //!   col2im. A 1x1, stride-1, unpadded conv uses `x` itself as `col`.
-//!   Without `std` they call the direct kernels.
+//!   The weight gradient of any other unit-stride conv skips im2col: each
+//!   tap's window is a shifted view of the zero-padded image
+//!   (`weight_grad_windows`). Without `std` they call the direct kernels.
 //!
 //! Backward: `dw` and `db` are accumulated (`+=`) over the batch, `dx` is
 //! overwritten with `dL/dx`.
@@ -955,6 +957,79 @@ pub fn forward_gemm(
     }
 }
 
+/// The padded row length and the lengths of the padded image and of the
+/// widened output gradient that [`weight_grad_windows`] lays out in `col`.
+#[cfg(feature = "std")]
+#[inline]
+fn windows_layout(g: &Conv2d) -> (usize, usize, usize) {
+    let wp = g.in_w + 2 * g.pad.1;
+    let hp = g.in_h + 2 * g.pad.0;
+    let x_len = g.in_channels * hp * wp + g.kernel.1 - 1;
+    (wp, x_len, g.out_channels * g.out_h() * wp)
+}
+
+/// Whether [`weight_grad_windows`] applies: unit strides (so every tap's
+/// window is a shifted view of the padded image) and room in `col` for its
+/// two buffers (always, except for convs whose padding dwarfs the kernel).
+#[cfg(feature = "std")]
+#[inline]
+fn windows_fit(g: &Conv2d, col_len: usize) -> bool {
+    let (_, x_len, dy_len) = windows_layout(g);
+    g.stride == (1, 1) && g.out_h() > 0 && g.out_w() > 0 && x_len + dy_len <= col_len
+}
+
+/// `dw += dL/dw` for one image of a unit-stride conv with no im2col copy:
+/// with `x` zero-padded to rows of `WP` and `dy` widened with zeros from
+/// `OW` to `WP` columns, both flattened, tap `(c, u, v)` of output channel
+/// `o` is one inner product, `sum_j dy'[o, j] x'[c, u*WP + v + j]` over
+/// `j < OH*WP`: the window of every tap is a shifted view of the same
+/// padded image (the zero columns of `dy'` cancel the reads that wrap into
+/// the next row). Costs `WP/OW` more multiply-adds than the GEMM on an
+/// im2col copy, but writes `C*HP*WP + O*OH*WP` values per image instead of
+/// `C*KH*KW*OH*OW` (LeNet's conv1: 6.4k instead of 19.6k). `col` holds the
+/// two buffers. Returns `false`, having done nothing, when this CPU has no
+/// kernel for it ([`super::gemm::dot_windows`]).
+#[cfg(feature = "std")]
+fn weight_grad_windows(g: &Conv2d, x_img: &[f32], dy_img: &[f32], dw: &mut [f32], col: &mut [f32]) -> bool {
+    let (wp, x_len, dy_len) = windows_layout(g);
+    let (h, wd, (ph, pw)) = (g.in_h, g.in_w, g.pad);
+    let (kh, kw) = g.kernel;
+    let (oh_n, ow_n) = (g.out_h(), g.out_w());
+    let plane_p = (h + 2 * ph) * wp;
+    let (xp, rest) = col.split_at_mut(x_len);
+    let dyp = &mut rest[..dy_len];
+    for (x_c, xp_c) in x_img.chunks_exact(h * wd).zip(xp.chunks_exact_mut(plane_p)) {
+        xp_c[..ph * wp].fill(0.0);
+        xp_c[(ph + h) * wp..].fill(0.0);
+        for (x_row, xp_row) in x_c.chunks_exact(wd).zip(xp_c[ph * wp..].chunks_exact_mut(wp)) {
+            xp_row[..pw].fill(0.0);
+            copy_short(&mut xp_row[pw..pw + wd], x_row);
+            xp_row[pw + wd..].fill(0.0);
+        }
+    }
+    xp[g.in_channels * plane_p..].fill(0.0);
+    for (dy_row, dyp_row) in dy_img.chunks_exact(ow_n).zip(dyp.chunks_exact_mut(wp)) {
+        copy_short(&mut dyp_row[..ow_n], dy_row);
+        dyp_row[ow_n..].fill(0.0);
+    }
+    let flen = g.filter_len();
+    super::gemm::dot_windows(
+        g.out_channels,
+        oh_n * wp,
+        flen,
+        dyp,
+        oh_n * wp,
+        xp,
+        |j| {
+            let (cu, v) = (j / kw, j % kw);
+            let (c, u) = (cu / kh, cu % kh);
+            c * plane_p + u * wp + v
+        },
+        dw,
+        flen,
+    )
+}
+
 /// Backward pass of `n` images through im2col and GEMM; same result as
 /// [`backward`] up to rounding: `dw += dL/dw`, `db += dL/db`, `dx = dL/dx`.
 /// `col` is scratch as for [`forward_gemm`]. Without `std` this is
@@ -991,6 +1066,7 @@ pub fn backward_gemm(
         let (o_n, oplane, flen) = (g.out_channels, g.out_plane(), g.filter_len());
         let pointwise = g.is_pointwise();
         let col = &mut col[..if pointwise { 0 } else { g.col_len() }];
+        let windows = !pointwise && windows_fit(g, col.len());
         for i in 0..n {
             let x_img = &x[i * in_len..][..in_len];
             let dy_img = &dy[i * out_len..][..out_len];
@@ -999,27 +1075,29 @@ pub fn backward_gemm(
                     *dbo += sum(dy_o);
                 }
             }
-            if !pointwise {
-                im2col(g, x_img, col);
+            if !(windows && weight_grad_windows(g, x_img, dy_img, dw, col)) {
+                if !pointwise {
+                    im2col(g, x_img, col);
+                }
+                let cols: &[f32] = if pointwise { x_img } else { &*col };
+                // dW[O, CKK] += dY[O, P] col^T[P, CKK]
+                sgemm(
+                    o_n,
+                    oplane,
+                    flen,
+                    1.0,
+                    dy_img,
+                    oplane as isize,
+                    1,
+                    cols,
+                    1,
+                    oplane as isize,
+                    1.0,
+                    dw,
+                    flen as isize,
+                    1,
+                );
             }
-            let cols: &[f32] = if pointwise { x_img } else { &*col };
-            // dW[O, CKK] += dY[O, P] col^T[P, CKK]
-            sgemm(
-                o_n,
-                oplane,
-                flen,
-                1.0,
-                dy_img,
-                oplane as isize,
-                1,
-                cols,
-                1,
-                oplane as isize,
-                1.0,
-                dw,
-                flen as isize,
-                1,
-            );
             if let Some(dx) = dx.as_deref_mut() {
                 let dx_img = &mut dx[i * in_len..][..in_len];
                 // dcol[CKK, P] = W^T[CKK, O] dY[O, P]; pointwise: dcol is dx.

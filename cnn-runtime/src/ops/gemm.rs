@@ -149,6 +149,75 @@ fn sgemm_with(
     }
 }
 
+/// `C[i][j] += sum_{p < k} A[i * lda + p] * B[start(j) + p]` for `i < m`,
+/// `j < n`, with `C` row-major (row stride `ldc`): the inner products of `m`
+/// contiguous rows of `A` with `n` contiguous windows of `B` that begin
+/// anywhere and may overlap. With the windows at the shifted views of one
+/// zero-padded image this is the weight gradient of a convolution, without
+/// the im2col copy an [`sgemm`] would need (`conv::backward_gemm`).
+///
+/// Returns `false`, having done nothing, when this CPU has no vector kernel
+/// for it (the inner-product tiles need AVX2 and FMA): the caller then takes
+/// another path.
+///
+/// # Panics
+///
+/// If a row of `A` or a window of `B` runs past its slice, if `ldc < n`, or
+/// if `C` is too short.
+#[allow(clippy::too_many_arguments)]
+pub fn dot_windows(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    start: impl Fn(usize) -> usize,
+    c: &mut [f32],
+    ldc: usize,
+) -> bool {
+    if !Isa::detect().has_dot() {
+        return false;
+    }
+    if m == 0 || n == 0 || k == 0 {
+        return true;
+    }
+    assert!(
+        (m - 1) * lda + k <= a.len(),
+        "dot_windows: A has {} elements, its {m} rows of {k} at stride {lda} need {}",
+        a.len(),
+        (m - 1) * lda + k
+    );
+    for j in 0..n {
+        let s = start(j);
+        assert!(
+            s.checked_add(k).is_some_and(|end| end <= b.len()),
+            "dot_windows: window {j} of B starts at {s}, runs {k} elements, but B has {}",
+            b.len()
+        );
+    }
+    assert!(
+        ldc >= n && (m - 1) * ldc + n <= c.len(),
+        "dot_windows: C has {} elements with row stride {ldc}, needs {m} rows of {n}",
+        c.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `has_dot` says AVX2 and FMA run here; m, n, k > 0; every row
+    // of A and window of B is in bounds (asserted above), C's elements
+    // `i * ldc + j` are in bounds and distinct (`ldc >= n`), and `c` is a
+    // unique borrow, so it overlaps neither operand.
+    unsafe {
+        dot::run_windows(
+            (m, k, n),
+            (a.as_ptr(), lda),
+            b.as_ptr(),
+            &start,
+            (c.as_mut_ptr(), ldc),
+        );
+    }
+    true
+}
+
 /// Asserts that the `rows x cols` matrix with strides `(rs, cs)` lies inside
 /// a slice of `len` elements.
 #[inline]
@@ -514,6 +583,33 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// `dot_windows` against the f64 definition, with overlapping
+        /// windows at arbitrary starts and partial tiles.
+        #[test]
+        fn dot_windows_matches_reference(m in 1usize..=9, k in 1usize..=40, n in 1usize..=11,
+                                         extra in 0usize..3, seed: u64) {
+            let mut rng = Rng::new(seed);
+            let lda = k + extra;
+            let ldc = n + extra;
+            let a = rng.vec((m - 1) * lda + k);
+            let b = rng.vec(k + 2 * n + extra);
+            let starts: Vec<usize> = (0..n).map(|_| (rng.next_u64() % (2 * n + extra + 1) as u64) as usize).collect();
+            let c0 = rng.vec((m - 1) * ldc + n);
+            let mut expected: Vec<f64> = c0.iter().map(|&v| f64::from(v)).collect();
+            for i in 0..m {
+                for (j, &s) in starts.iter().enumerate() {
+                    let dot: f64 = (0..k).map(|p| f64::from(a[i * lda + p]) * f64::from(b[s + p])).sum();
+                    expected[i * ldc + j] += dot;
+                }
+            }
+            let mut c = c0.clone();
+            if dot_windows(m, k, n, &a, lda, &b, |j| starts[j], &mut c, ldc) {
+                assert_close("dot_windows", &c, &expected, 1e-5 * (1.0 + k as f64));
+            } else {
+                prop_assert_eq!(c, c0);
+            }
+        }
 
         /// Every kernel against the f64 definition, and the selected one
         /// against matrixmultiply, over random sizes, layouts, alpha, beta.

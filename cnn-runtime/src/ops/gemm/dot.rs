@@ -45,13 +45,55 @@ pub(super) unsafe fn run(p: &Problem) {
             // C, whose elements are distinct and overlap neither operand
             // (caller); avx2 and fma are on (caller, `has_dot`).
             unsafe {
+                let cols = core::array::from_fn(|j| b.ptr.add((j0 + j.min(nr - 1)) * b.cs));
                 dot_tile_avx2(
                     k,
                     alpha,
                     (a.ptr.add(i0 * a.rs), a.rs, mr),
-                    (b.ptr.add(j0 * b.cs), b.cs, nr),
+                    (cols, nr),
                     beta,
                     (c.ptr.add(i0 * c.rs + j0 * c.cs), c.rs, c.cs),
+                )
+            };
+        }
+    }
+}
+
+/// `C[i][j] += sum_{p < k} A[i * lda + p] * B[start(j) + p]` for `i < m`,
+/// `j < n`, `C` row-major with row stride `ldc`: see
+/// [`super::dot_windows`], which checks the bounds.
+///
+/// # Safety
+///
+/// AVX2 and FMA are available; `m, n, k > 0`; `k` elements from every
+/// `a + i * lda` and every `b + start(j)` are readable; the `C` elements
+/// `c + i * ldc + j` are distinct, writable and overlap neither operand.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn run_windows(
+    (m, k, n): (usize, usize, usize),
+    (a, lda): (*const f32, usize),
+    b: *const f32,
+    start: &dyn Fn(usize) -> usize,
+    (c, ldc): (*mut f32, usize),
+) {
+    for j0 in (0..n).step_by(DOT_NR) {
+        let nr = DOT_NR.min(n - j0);
+        // SAFETY: every window start is readable for `k` elements (caller).
+        let cols = core::array::from_fn(|j| unsafe { b.add(start(j0 + j.min(nr - 1))) });
+        for i0 in (0..m).step_by(DOT_MR) {
+            let mr = DOT_MR.min(m - i0);
+            // SAFETY: rows i0..i0 + mr of A and the windows in `cols` are
+            // readable for `k` elements; the C tile is inside C and
+            // overlaps no operand (caller); avx2 and fma are on (caller).
+            unsafe {
+                dot_tile_avx2(
+                    k,
+                    1.0,
+                    (a.add(i0 * lda), lda, mr),
+                    (cols, nr),
+                    1.0,
+                    (c.add(i0 * ldc + j0), ldc, 1),
                 )
             };
         }

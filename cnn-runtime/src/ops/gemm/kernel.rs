@@ -371,7 +371,7 @@ pub(super) mod x86 {
     /// An up-to-`3 x 4` tile of inner products for operands contiguous along
     /// the depth: `C[i][j] <- alpha * sum_p A_i[p] B_j[p] + beta * C[i][j]`
     /// for `i < mr`, `j < nr`, with row `A_i` at `a + i * rsa`, column `B_j`
-    /// at `b + j * csb` and `C[i][j]` at `c + i * rsc + j * csc`. When
+    /// at `cols[j]` and `C[i][j]` at `c + i * rsc + j * csc`. When
     /// `beta == 0`, `C` is not read. Missing rows and columns of a partial
     /// tile repeat the last real one, so every load stays inside the
     /// operands; their sums are dropped.
@@ -379,7 +379,7 @@ pub(super) mod x86 {
     /// # Safety
     ///
     /// AVX2 and FMA are available; `1 <= mr <= 3`, `1 <= nr <= 4`; `k`
-    /// elements from each `a + i * rsa` (`i < mr`) and each `b + j * csb`
+    /// elements from each `a + i * rsa` (`i < mr`) and each `cols[j]`
     /// (`j < nr`) are readable; the `C` elements are distinct, readable,
     /// writable and overlap neither `A` nor `B`.
     #[allow(clippy::too_many_arguments)]
@@ -388,7 +388,7 @@ pub(super) mod x86 {
         k: usize,
         alpha: f32,
         (a, rsa, mr): (*const f32, usize, usize),
-        (b, csb, nr): (*const f32, usize, usize),
+        (cols, nr): ([*const f32; DOT_NR], usize),
         beta: f32,
         (c, rsc, csc): (*mut f32, usize, usize),
     ) {
@@ -404,10 +404,9 @@ pub(super) mod x86 {
             for (i, row) in rows.iter_mut().enumerate() {
                 *row = a.add(i.min(mr - 1) * rsa);
             }
-            let mut cols = [b; NR];
-            for (j, col) in cols.iter_mut().enumerate() {
-                *col = b.add(j.min(nr - 1) * csb);
-            }
+            let mut cols = cols;
+            let last = cols[nr - 1];
+            cols[nr..].fill(last);
             let mut acc = [[_mm256_setzero_ps(); NR]; MR];
             let mut p = 0;
             while p + 8 <= k {
