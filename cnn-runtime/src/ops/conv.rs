@@ -811,11 +811,17 @@ fn fill_short(dst: &mut [f32]) {
     }
 }
 
-/// col2im of one image, the adjoint of [`im2col`]: `dx_img` is overwritten
-/// with the sum of every `col` entry that reads each input element.
 #[cfg(feature = "std")]
-#[inline]
-fn col2im(g: &Conv2d, col: &[f32], dx_img: &mut [f32]) {
+super::simd::multiversion! {
+    /// col2im of one image, the adjoint of [`im2col`]: `dx_img` is
+    /// overwritten with the sum of every `col` entry that reads each input
+    /// element. Compiled for the CPU's widest vectors: its rows are short.
+    fn col2im(g: &Conv2d, col: &[f32], dx_img: &mut [f32]) => col2im_body
+}
+
+#[cfg(feature = "std")]
+#[inline(always)]
+fn col2im_body<const FMA: bool>(g: &Conv2d, col: &[f32], dx_img: &mut [f32]) {
     let (h, wd) = (g.in_h, g.in_w);
     let (oh_n, ow_n) = (g.out_h(), g.out_w());
     let (kh, kw) = g.kernel;
@@ -957,6 +963,21 @@ pub fn forward_gemm(
     }
 }
 
+#[cfg(feature = "std")]
+super::simd::multiversion! {
+    /// `db[o] += sum(dy_img[o])` over the `oplane` outputs of each channel,
+    /// compiled for the CPU's widest vectors.
+    fn bias_grad(db: &mut [f32], dy_img: &[f32], oplane: usize) => bias_grad_body
+}
+
+#[cfg(feature = "std")]
+#[inline(always)]
+fn bias_grad_body<const FMA: bool>(db: &mut [f32], dy_img: &[f32], oplane: usize) {
+    for (dbo, dy_o) in db.iter_mut().zip(dy_img.chunks_exact(oplane)) {
+        *dbo += sum(dy_o);
+    }
+}
+
 /// The padded row length and the lengths of the padded image and of the
 /// widened output gradient that [`weight_grad_windows`] lays out in `col`.
 #[cfg(feature = "std")]
@@ -1071,9 +1092,7 @@ pub fn backward_gemm(
             let x_img = &x[i * in_len..][..in_len];
             let dy_img = &dy[i * out_len..][..out_len];
             if let Some(db) = db.as_deref_mut() {
-                for (dbo, dy_o) in db.iter_mut().zip(dy_img.chunks_exact(oplane)) {
-                    *dbo += sum(dy_o);
-                }
+                bias_grad(db, dy_img, oplane);
             }
             if !(windows && weight_grad_windows(g, x_img, dy_img, dw, col)) {
                 if !pointwise {

@@ -142,7 +142,7 @@ fn sgemm_with(
     // its elements do not alias one another (asserted above).
     unsafe {
         if allow_dot && dot::applies(isa, &problem) {
-            dot::run(&problem);
+            dot::run(isa, &problem);
         } else {
             packed::run(isa, &problem);
         }
@@ -176,7 +176,8 @@ pub fn dot_windows(
     c: &mut [f32],
     ldc: usize,
 ) -> bool {
-    if !Isa::detect().has_dot() {
+    let isa = Isa::detect();
+    if !isa.has_dot() {
         return false;
     }
     if m == 0 || n == 0 || k == 0 {
@@ -208,6 +209,7 @@ pub fn dot_windows(
     // unique borrow, so it overlaps neither operand.
     unsafe {
         dot::run_windows(
+            isa,
             (m, k, n),
             (a.as_ptr(), lda),
             b.as_ptr(),

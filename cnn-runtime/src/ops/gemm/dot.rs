@@ -1,12 +1,13 @@
 //! The inner-product path: when `A`'s rows and `B`'s columns are both
 //! contiguous along the depth (`csa == 1`, `rsb == 1`, as in `X W^T` of the
-//! batched linear forward and `dY col^T` of the conv weight gradient), each
-//! element of `C` is a dot product of two contiguous vectors. Tiles of them
-//! are computed straight from the operands: no packing, so no transposing
-//! copy of `B`, which is what dominates the packed path for these layouts.
+//! batched linear forward), each element of `C` is a dot product of two
+//! contiguous vectors. Tiles of them are computed straight from the
+//! operands: no packing, so no transposing copy of `B`, which is what
+//! dominates the packed path for these layouts. [`run_windows`] is the same
+//! loop over columns that start anywhere (the conv weight gradient).
 
 #[cfg(target_arch = "x86_64")]
-use super::kernel::x86::{dot_tile_avx2, DOT_MR, DOT_NR};
+use super::kernel::x86::{dot_tile_avx2, dot_tile_avx512, DOT_MR_AVX2, DOT_MR_AVX512, DOT_NR};
 use super::kernel::Isa;
 use super::packed::Problem;
 
@@ -15,14 +16,36 @@ pub(super) fn applies(isa: Isa, p: &Problem) -> bool {
     isa.has_dot() && p.a.cs == 1 && p.b.rs == 1
 }
 
+/// A tile kernel of `kernel::x86` and its row count.
+#[cfg(target_arch = "x86_64")]
+type Tile = (
+    unsafe fn(
+        usize,
+        f32,
+        (*const f32, usize, usize),
+        ([*const f32; DOT_NR], usize),
+        f32,
+        (*mut f32, usize, usize),
+    ),
+    usize,
+);
+
+/// The widest tile `isa` runs.
+#[cfg(target_arch = "x86_64")]
+fn tile(isa: Isa) -> Tile {
+    match isa {
+        Isa::Avx512 => (dot_tile_avx512, DOT_MR_AVX512),
+        _ => (dot_tile_avx2, DOT_MR_AVX2),
+    }
+}
+
 /// Runs `p` on the inner-product path.
 ///
 /// # Safety
 ///
 /// As [`super::packed::run`], and [`applies`] holds.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn run(p: &Problem) {
+pub(super) unsafe fn run(isa: Isa, p: &Problem) {
     let Problem {
         m,
         k,
@@ -33,20 +56,22 @@ pub(super) unsafe fn run(p: &Problem) {
         beta,
         c,
     } = *p;
+    let (kernel, mr_max) = tile(isa);
     // Column tiles outside: the `DOT_NR` columns of `B` stay in L1 while
     // the rows of `A` stream past them.
     for j0 in (0..n).step_by(DOT_NR) {
         let nr = DOT_NR.min(n - j0);
-        for i0 in (0..m).step_by(DOT_MR) {
-            let mr = DOT_MR.min(m - i0);
-            // SAFETY: rows i0..i0 + mr of A and columns j0..j0 + nr of B are
-            // inside them with unit stride along the depth (`applies`), so
-            // `k` elements from each start are readable; the C tile is inside
-            // C, whose elements are distinct and overlap neither operand
-            // (caller); avx2 and fma are on (caller, `has_dot`).
+        // SAFETY: columns j0..j0 + nr of B are inside it (caller).
+        let cols = core::array::from_fn(|j| unsafe { b.ptr.add((j0 + j.min(nr - 1)) * b.cs) });
+        for i0 in (0..m).step_by(mr_max) {
+            let mr = mr_max.min(m - i0);
+            // SAFETY: rows i0..i0 + mr of A and the columns in `cols` are
+            // readable for `k` elements with unit stride along the depth
+            // (`applies`); the C tile is inside C, whose elements are
+            // distinct and overlap neither operand (caller); the tile's CPU
+            // features are those of `isa`, which runs here (caller).
             unsafe {
-                let cols = core::array::from_fn(|j| b.ptr.add((j0 + j.min(nr - 1)) * b.cs));
-                dot_tile_avx2(
+                kernel(
                     k,
                     alpha,
                     (a.ptr.add(i0 * a.rs), a.rs, mr),
@@ -65,29 +90,31 @@ pub(super) unsafe fn run(p: &Problem) {
 ///
 /// # Safety
 ///
-/// AVX2 and FMA are available; `m, n, k > 0`; `k` elements from every
-/// `a + i * lda` and every `b + start(j)` are readable; the `C` elements
-/// `c + i * ldc + j` are distinct, writable and overlap neither operand.
+/// `isa` runs here and [`Isa::has_dot`]; `m, n, k > 0`; `k` elements from
+/// every `a + i * lda` and every `b + start(j)` are readable; the `C`
+/// elements `c + i * ldc + j` are distinct, writable and overlap neither
+/// operand.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn run_windows(
+    isa: Isa,
     (m, k, n): (usize, usize, usize),
     (a, lda): (*const f32, usize),
     b: *const f32,
     start: &dyn Fn(usize) -> usize,
     (c, ldc): (*mut f32, usize),
 ) {
+    let (kernel, mr_max) = tile(isa);
     for j0 in (0..n).step_by(DOT_NR) {
         let nr = DOT_NR.min(n - j0);
         // SAFETY: every window start is readable for `k` elements (caller).
         let cols = core::array::from_fn(|j| unsafe { b.add(start(j0 + j.min(nr - 1))) });
-        for i0 in (0..m).step_by(DOT_MR) {
-            let mr = DOT_MR.min(m - i0);
+        for i0 in (0..m).step_by(mr_max) {
+            let mr = mr_max.min(m - i0);
             // SAFETY: rows i0..i0 + mr of A and the windows in `cols` are
             // readable for `k` elements; the C tile is inside C and
-            // overlaps no operand (caller); avx2 and fma are on (caller).
+            // overlaps no operand; `isa`'s features are on (caller).
             unsafe {
-                dot_tile_avx2(
+                kernel(
                     k,
                     1.0,
                     (a.add(i0 * lda), lda, mr),
@@ -106,6 +133,6 @@ pub(super) unsafe fn run_windows(
 ///
 /// None needed; it panics.
 #[cfg(not(target_arch = "x86_64"))]
-pub(super) unsafe fn run(_: &Problem) {
+pub(super) unsafe fn run(_: Isa, _: &Problem) {
     unreachable!("the inner-product path needs x86_64")
 }
