@@ -811,12 +811,22 @@ fn fill_short(dst: &mut [f32]) {
     }
 }
 
+/// col2im of one image, the adjoint of [`im2col`]: `dx_img` is overwritten
+/// with the sum of every `col` entry that reads each input element.
+#[cfg(feature = "std")]
+#[inline]
+fn col2im(g: &Conv2d, col: &[f32], dx_img: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if x86::col2im(g, col, dx_img) {
+        return;
+    }
+    col2im_any(g, col, dx_img);
+}
+
 #[cfg(feature = "std")]
 super::simd::multiversion! {
-    /// col2im of one image, the adjoint of [`im2col`]: `dx_img` is
-    /// overwritten with the sum of every `col` entry that reads each input
-    /// element. Compiled for the CPU's widest vectors: its rows are short.
-    fn col2im(g: &Conv2d, col: &[f32], dx_img: &mut [f32]) => col2im_body
+    /// [`col2im`] compiled for the CPU's widest vectors.
+    fn col2im_any(g: &Conv2d, col: &[f32], dx_img: &mut [f32]) => col2im_body
 }
 
 #[cfg(feature = "std")]

@@ -106,6 +106,117 @@ pub(super) fn correlate(
     true
 }
 
+/// [`super::col2im`] for a unit column stride, or `false` (nothing done)
+/// without AVX2 + FMA or for other strides. Each row of `dx` is gathered in
+/// registers from every `(u, v)` tap that writes it (a masked load per tap
+/// and 8 or 16 columns) and stored once: no clearing pass, and no store is
+/// reloaded right away (adding the taps' rows to `dx` one by one, as the
+/// portable loop does, makes each row's store feed the next tap's load at a
+/// one-column shift, which stalls store forwarding).
+#[cfg(feature = "std")]
+pub(super) fn col2im(g: &super::Conv2d, col: &[f32], dx_img: &mut [f32]) -> bool {
+    if g.stride.1 != 1 || g.kernel.1 > GATHER_MAX_KW {
+        return false;
+    }
+    assert!(col.len() >= g.col_len(), "conv: col too short");
+    assert!(dx_img.len() >= g.input_len(), "conv: dx too short");
+    let level = level();
+    // SAFETY: the features of each kernel were detected on this CPU, and
+    // the lengths `gather_rows` needs were asserted above.
+    unsafe {
+        match level {
+            Level::Avx512 => gather_rows_avx512(g, col, dx_img),
+            Level::Avx2Fma => gather_rows_avx2(g, col, dx_img),
+            Level::Baseline => return false,
+        }
+    }
+    true
+}
+
+#[cfg(feature = "std")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gather_rows_avx512(g: &super::Conv2d, col: &[f32], dx_img: &mut [f32]) {
+    // SAFETY: the caller's contract is `gather_rows`'s; the features are on.
+    unsafe { gather_rows::<Avx512>(g, col, dx_img) }
+}
+
+#[cfg(feature = "std")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gather_rows_avx2(g: &super::Conv2d, col: &[f32], dx_img: &mut [f32]) {
+    // SAFETY: the caller's contract is `gather_rows`'s; the features are on.
+    unsafe { gather_rows::<Avx2>(g, col, dx_img) }
+}
+
+/// The widest kernel [`col2im`] takes: its per-column masks live in arrays
+/// of this size.
+#[cfg(feature = "std")]
+const GATHER_MAX_KW: usize = 16;
+
+/// The body of [`col2im`]: `dx[c, y, x] = sum` of the `col` entries of taps
+/// `(c, u, v)` at outputs `(p, q)` with `p*SH + u - PH = y`, `q + v - PW = x`.
+/// Per vector of columns the mask and offset of each `v` are computed once.
+///
+/// # Safety
+///
+/// The CPU supports `V`; the column stride is 1; `KW <= GATHER_MAX_KW`;
+/// `col` holds `g.col_len()` and `dx_img` `g.input_len()` elements.
+#[cfg(feature = "std")]
+#[inline(always)]
+unsafe fn gather_rows<V: Vector>(g: &super::Conv2d, col: &[f32], dx_img: &mut [f32]) {
+    let (h, wd) = (g.in_h, g.in_w);
+    let (oh_n, ow_n) = (g.out_h(), g.out_w());
+    let (kh, kw) = g.kernel;
+    let (sh, (ph, pw)) = (g.stride.0, g.pad);
+    let oplane = oh_n * ow_n;
+    let mut masks = [V::mask(0, 0); GATHER_MAX_KW];
+    let mut offsets = [0isize; GATHER_MAX_KW];
+    let mut any = [false; GATHER_MAX_KW];
+    for x0 in (0..wd).step_by(V::LANES) {
+        // Lane l of tap column v reads output column q = x0 + l + PW - v,
+        // for the lanes where that is in 0..OW and x0 + l < W.
+        for v in 0..kw {
+            let lo = (v as isize - (x0 + pw) as isize).max(0);
+            let hi = (ow_n as isize + v as isize - (x0 + pw) as isize)
+                .min(V::LANES as isize)
+                .min((wd - x0) as isize);
+            any[v] = lo < hi;
+            masks[v] = V::mask(lo, hi);
+            offsets[v] = (v * oplane + x0 + pw) as isize - v as isize;
+        }
+        let store_mask = V::mask(0, (wd - x0) as isize);
+        for c in 0..g.in_channels {
+            for y in 0..h {
+                let mut acc = V::zero();
+                for u in 0..kh {
+                    // Output row p with p*SH + u - PH = y, if any.
+                    let Some(t) = (y + ph).checked_sub(u) else {
+                        continue;
+                    };
+                    if t % sh != 0 || t / sh >= oh_n {
+                        continue;
+                    }
+                    let row = ((c * kh + u) * kw * oplane + t / sh * ow_n) as isize;
+                    for v in 0..kw {
+                        if any[v] {
+                            // SAFETY: only the lanes of `masks[v]` are read,
+                            // for which `q` is in 0..OW: inside this tap's
+                            // row of `col` (length asserted by the caller);
+                            // `wrapping_offset` keeps the lane-0 address
+                            // computable even where it is not.
+                            let x =
+                                unsafe { V::load(col.as_ptr().wrapping_offset(row + offsets[v]), masks[v]) };
+                            // SAFETY: the CPU supports `V` (caller).
+                            acc = unsafe { V::add(acc, x) };
+                        }
+                    }
+                }
+                // SAFETY: lanes `x0 + l < W` of row `y` of plane `c` of `dx`.
+                unsafe { V::store(dx_img.as_mut_ptr().add((c * h + y) * wd + x0), store_mask, acc) };
+            }
+        }
+    }
+}
+
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn run_avx512(
     corr: &Correlation,
@@ -417,6 +528,8 @@ trait Vector {
     unsafe fn splat(p: *const f32) -> Self::Vec;
     /// `a * b + c`, rounded once.
     unsafe fn fmadd(a: Self::Vec, b: Self::Vec, c: Self::Vec) -> Self::Vec;
+    /// `a + b`.
+    unsafe fn add(a: Self::Vec, b: Self::Vec) -> Self::Vec;
 }
 
 struct Avx512;
@@ -460,6 +573,11 @@ impl Vector for Avx512 {
     unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
         // SAFETY: the caller guarantees AVX-512F.
         unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the caller guarantees AVX-512F.
+        unsafe { _mm512_add_ps(a, b) }
     }
 }
 
@@ -511,6 +629,11 @@ impl Vector for Avx2 {
     unsafe fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
         // SAFETY: the caller guarantees FMA.
         unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the caller guarantees AVX.
+        unsafe { _mm256_add_ps(a, b) }
     }
 }
 
@@ -605,6 +728,55 @@ mod tests {
                     ),
                 );
                 assert_close32(&format!("{name} case {case} {o} {g:?}"), &out, &expected, 1e-5);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod col2im_tests {
+    use super::super::Conv2d;
+    use super::*;
+    use crate::ops::testing::Rng;
+
+    type Gather = unsafe fn(&Conv2d, &[f32], &mut [f32]);
+
+    /// The gathering col2im of both vector widths against the portable
+    /// scatter, bit for bit (both add each element's taps in the same
+    /// order, starting from zero), over random unit-column-stride shapes:
+    /// padding on every side, row strides, rows wider than a vector.
+    #[test]
+    fn gather_matches_portable_col2im() {
+        let mut rng = Rng::new(5);
+        let mut kernels: Vec<(&str, Gather)> = Vec::new();
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            kernels.push(("avx2", gather_rows_avx2));
+            if is_x86_feature_detected!("avx512f") {
+                kernels.push(("avx512", gather_rows_avx512));
+            }
+        }
+        for _ in 0..300 {
+            let (kh, kw) = (1 + rng.below(5), 1 + rng.below(6));
+            let (ph, pw) = (rng.below(kh + 1), rng.below(kw + 1));
+            let g = Conv2d {
+                in_channels: 1 + rng.below(3),
+                in_h: (kh + rng.below(8)).saturating_sub(2 * ph).max(1),
+                in_w: (kw + rng.below(40)).saturating_sub(2 * pw).max(1),
+                out_channels: 1,
+                kernel: (kh, kw),
+                stride: (1 + rng.below(3), 1),
+                pad: (ph, pw),
+            };
+            let col = rng.vec(g.col_len());
+            let mut expected = rng.vec(g.input_len());
+            super::super::col2im_any(&g, &col, &mut expected);
+            for &(name, kernel) in &kernels {
+                let mut dx = rng.vec(g.input_len());
+                // SAFETY: the CPU has the kernel's features (checked above);
+                // `col` and `dx` have the lengths `gather_rows` needs, the
+                // column stride is 1 and the kernel is at most 6 wide.
+                unsafe { kernel(&g, &col, &mut dx) };
+                assert_eq!(dx, expected, "{name} on {g:?}");
             }
         }
     }
