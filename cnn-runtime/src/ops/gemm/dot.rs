@@ -7,7 +7,7 @@
 //! loop over columns that start anywhere (the conv weight gradient).
 
 #[cfg(target_arch = "x86_64")]
-use super::kernel::x86::{dot_tile_avx2, dot_tile_avx512, DOT_MR_AVX2, DOT_MR_AVX512, DOT_NR};
+use super::kernel::x86::{dot_tile_avx2, dot_tile_avx512, DOT_MR_AVX2, DOT_NR};
 use super::kernel::Isa;
 use super::packed::Problem;
 
@@ -30,11 +30,16 @@ type Tile = (
     usize,
 );
 
-/// The widest tile `isa` runs.
+/// The tile `isa` runs for the next `rows` rows: the widest, or with
+/// AVX-512 the one closest to the rows left (so LeNet's 16 output channels
+/// take tiles of 6, 6 and 4 rows rather than 6, 6 and 6).
 #[cfg(target_arch = "x86_64")]
-fn tile(isa: Isa) -> Tile {
-    match isa {
-        Isa::Avx512 => (dot_tile_avx512, DOT_MR_AVX512),
+fn tile(isa: Isa, rows: usize) -> Tile {
+    match (isa, rows) {
+        (Isa::Avx512, 5..) => (dot_tile_avx512::<6>, 6),
+        (Isa::Avx512, 4) => (dot_tile_avx512::<4>, 4),
+        (Isa::Avx512, 3) => (dot_tile_avx512::<3>, 3),
+        (Isa::Avx512, _) => (dot_tile_avx512::<2>, 2),
         _ => (dot_tile_avx2, DOT_MR_AVX2),
     }
 }
@@ -56,14 +61,15 @@ pub(super) unsafe fn run(isa: Isa, p: &Problem) {
         beta,
         c,
     } = *p;
-    let (kernel, mr_max) = tile(isa);
     // Column tiles outside: the `DOT_NR` columns of `B` stay in L1 while
     // the rows of `A` stream past them.
     for j0 in (0..n).step_by(DOT_NR) {
         let nr = DOT_NR.min(n - j0);
         // SAFETY: columns j0..j0 + nr of B are inside it (caller).
         let cols = core::array::from_fn(|j| unsafe { b.ptr.add((j0 + j.min(nr - 1)) * b.cs) });
-        for i0 in (0..m).step_by(mr_max) {
+        let mut i0 = 0;
+        while i0 < m {
+            let (kernel, mr_max) = tile(isa, m - i0);
             let mr = mr_max.min(m - i0);
             // SAFETY: rows i0..i0 + mr of A and the columns in `cols` are
             // readable for `k` elements with unit stride along the depth
@@ -80,6 +86,7 @@ pub(super) unsafe fn run(isa: Isa, p: &Problem) {
                     (c.ptr.add(i0 * c.rs + j0 * c.cs), c.rs, c.cs),
                 )
             };
+            i0 += mr;
         }
     }
 }
@@ -103,12 +110,13 @@ pub(super) unsafe fn run_windows(
     start: &dyn Fn(usize) -> usize,
     (c, ldc): (*mut f32, usize),
 ) {
-    let (kernel, mr_max) = tile(isa);
     for j0 in (0..n).step_by(DOT_NR) {
         let nr = DOT_NR.min(n - j0);
         // SAFETY: every window start is readable for `k` elements (caller).
         let cols = core::array::from_fn(|j| unsafe { b.add(start(j0 + j.min(nr - 1))) });
-        for i0 in (0..m).step_by(mr_max) {
+        let mut i0 = 0;
+        while i0 < m {
+            let (kernel, mr_max) = tile(isa, m - i0);
             let mr = mr_max.min(m - i0);
             // SAFETY: rows i0..i0 + mr of A and the windows in `cols` are
             // readable for `k` elements; the C tile is inside C and
@@ -123,6 +131,7 @@ pub(super) unsafe fn run_windows(
                     (c.add(i0 * ldc + j0), ldc, 1),
                 )
             };
+            i0 += mr;
         }
     }
 }

@@ -367,8 +367,6 @@ pub(super) mod x86 {
 
     /// Rows of an inner-product tile with AVX2 (16 vector registers).
     pub(in super::super) const DOT_MR_AVX2: usize = 3;
-    /// Rows of an inner-product tile with AVX-512 (32 vector registers).
-    pub(in super::super) const DOT_MR_AVX512: usize = 6;
     /// Columns of an inner-product tile.
     pub(in super::super) const DOT_NR: usize = 4;
 
@@ -391,17 +389,17 @@ pub(super) mod x86 {
         unsafe { dot_tile::<DOT_MR_AVX2>(k, alpha, a, cols, beta, c) }
     }
 
-    /// [`dot_tile`] with `6 x 4` tiles: the same 256-bit operations (as
-    /// fast as 512-bit ones per flop on the cores measured), but AVX-512VL
-    /// gives them 32 registers, so 24 accumulators fit and each loaded
-    /// column feeds 6 rows.
+    /// [`dot_tile`] with `MR x 4` tiles (`MR <= 6`) and AVX-512VL: the same
+    /// 256-bit operations (as fast per flop as 512-bit ones on the cores
+    /// measured), but with 32 registers, so `6 x 4` accumulators fit and each
+    /// loaded column feeds 6 rows. The smaller `MR` are for the last rows.
     ///
     /// # Safety
     ///
-    /// As [`dot_tile`] with `MR = 6`, and AVX-512F and AVX-512VL are available.
+    /// As [`dot_tile`], and AVX-512F and AVX-512VL are available.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    pub(in super::super) unsafe fn dot_tile_avx512(
+    pub(in super::super) unsafe fn dot_tile_avx512<const MR: usize>(
         k: usize,
         alpha: f32,
         a: (*const f32, usize, usize),
@@ -410,7 +408,7 @@ pub(super) mod x86 {
         c: (*mut f32, usize, usize),
     ) {
         // SAFETY: the caller's contract is `dot_tile`'s; the features are on.
-        unsafe { dot_tile::<DOT_MR_AVX512>(k, alpha, a, cols, beta, c) }
+        unsafe { dot_tile::<MR>(k, alpha, a, cols, beta, c) }
     }
 
     /// An up-to-`MR x 4` tile of inner products for operands contiguous along
