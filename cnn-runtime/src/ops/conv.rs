@@ -1023,26 +1023,12 @@ fn windows_fit(g: &Conv2d, col_len: usize) -> bool {
 #[cfg(feature = "std")]
 fn weight_grad_windows(g: &Conv2d, x_img: &[f32], dy_img: &[f32], dw: &mut [f32], col: &mut [f32]) -> bool {
     let (wp, x_len, dy_len) = windows_layout(g);
-    let (h, wd, (ph, pw)) = (g.in_h, g.in_w, g.pad);
     let (kh, kw) = g.kernel;
-    let (oh_n, ow_n) = (g.out_h(), g.out_w());
-    let plane_p = (h + 2 * ph) * wp;
+    let oh_n = g.out_h();
+    let plane_p = (g.in_h + 2 * g.pad.0) * wp;
     let (xp, rest) = col.split_at_mut(x_len);
     let dyp = &mut rest[..dy_len];
-    for (x_c, xp_c) in x_img.chunks_exact(h * wd).zip(xp.chunks_exact_mut(plane_p)) {
-        xp_c[..ph * wp].fill(0.0);
-        xp_c[(ph + h) * wp..].fill(0.0);
-        for (x_row, xp_row) in x_c.chunks_exact(wd).zip(xp_c[ph * wp..].chunks_exact_mut(wp)) {
-            xp_row[..pw].fill(0.0);
-            copy_short(&mut xp_row[pw..pw + wd], x_row);
-            xp_row[pw + wd..].fill(0.0);
-        }
-    }
-    xp[g.in_channels * plane_p..].fill(0.0);
-    for (dy_row, dyp_row) in dy_img.chunks_exact(ow_n).zip(dyp.chunks_exact_mut(wp)) {
-        copy_short(&mut dyp_row[..ow_n], dy_row);
-        dyp_row[ow_n..].fill(0.0);
-    }
+    pad_windows(g, x_img, dy_img, xp, dyp);
     let flen = g.filter_len();
     super::gemm::dot_windows(
         g.out_channels,
@@ -1059,6 +1045,44 @@ fn weight_grad_windows(g: &Conv2d, x_img: &[f32], dy_img: &[f32], dw: &mut [f32]
         dw,
         flen,
     )
+}
+
+#[cfg(feature = "std")]
+super::simd::multiversion! {
+    /// The two buffers of [`weight_grad_windows`]: `xp` the image
+    /// zero-padded to rows of `WP` (and `KW - 1` zeros after), `dyp` the
+    /// output gradient widened with zeros to rows of `WP`; compiled for the
+    /// CPU's widest vectors (the rows are short).
+    fn pad_windows(g: &Conv2d, x_img: &[f32], dy_img: &[f32], xp: &mut [f32], dyp: &mut [f32]) => pad_windows_body
+}
+
+#[cfg(feature = "std")]
+#[inline(always)]
+fn pad_windows_body<const FMA: bool>(
+    g: &Conv2d,
+    x_img: &[f32],
+    dy_img: &[f32],
+    xp: &mut [f32],
+    dyp: &mut [f32],
+) {
+    let (wp, _, _) = windows_layout(g);
+    let (h, wd, (ph, pw)) = (g.in_h, g.in_w, g.pad);
+    let ow_n = g.out_w();
+    let plane_p = (h + 2 * ph) * wp;
+    for (x_c, xp_c) in x_img.chunks_exact(h * wd).zip(xp.chunks_exact_mut(plane_p)) {
+        xp_c[..ph * wp].fill(0.0);
+        xp_c[(ph + h) * wp..].fill(0.0);
+        for (x_row, xp_row) in x_c.chunks_exact(wd).zip(xp_c[ph * wp..].chunks_exact_mut(wp)) {
+            fill_short(&mut xp_row[..pw]);
+            copy_short(&mut xp_row[pw..pw + wd], x_row);
+            fill_short(&mut xp_row[pw + wd..]);
+        }
+    }
+    xp[g.in_channels * plane_p..].fill(0.0);
+    for (dy_row, dyp_row) in dy_img.chunks_exact(ow_n).zip(dyp.chunks_exact_mut(wp)) {
+        copy_short(&mut dyp_row[..ow_n], dy_row);
+        fill_short(&mut dyp_row[ow_n..]);
+    }
 }
 
 /// Backward pass of `n` images through im2col and GEMM; same result as
