@@ -61,33 +61,18 @@ pub(super) unsafe fn run(isa: Isa, p: &Problem) {
         beta,
         c,
     } = *p;
-    // Column tiles outside: the `DOT_NR` columns of `B` stay in L1 while
-    // the rows of `A` stream past them.
-    for j0 in (0..n).step_by(DOT_NR) {
-        let nr = DOT_NR.min(n - j0);
-        // SAFETY: columns j0..j0 + nr of B are inside it (caller).
-        let cols = core::array::from_fn(|j| unsafe { b.ptr.add((j0 + j.min(nr - 1)) * b.cs) });
-        let mut i0 = 0;
-        while i0 < m {
-            let (kernel, mr_max) = tile(isa, m - i0);
-            let mr = mr_max.min(m - i0);
-            // SAFETY: rows i0..i0 + mr of A and the columns in `cols` are
-            // readable for `k` elements with unit stride along the depth
-            // (`applies`); the C tile is inside C, whose elements are
-            // distinct and overlap neither operand (caller); the tile's CPU
-            // features are those of `isa`, which runs here (caller).
-            unsafe {
-                kernel(
-                    k,
-                    alpha,
-                    (a.ptr.add(i0 * a.rs), a.rs, mr),
-                    (cols, nr),
-                    beta,
-                    (c.ptr.add(i0 * c.rs + j0 * c.cs), c.rs, c.cs),
-                )
-            };
-            i0 += mr;
-        }
+    // SAFETY: the caller's contract is `tiles`': columns of B at `cs`
+    // steps are contiguous along the depth (`applies`).
+    unsafe {
+        tiles(
+            isa,
+            (m, k, n),
+            alpha,
+            (a.ptr, a.rs),
+            &|j| b.ptr.wrapping_add(j * b.cs),
+            beta,
+            (c.ptr, c.rs, c.cs),
+        )
     }
 }
 
@@ -97,10 +82,8 @@ pub(super) unsafe fn run(isa: Isa, p: &Problem) {
 ///
 /// # Safety
 ///
-/// `isa` runs here and [`Isa::has_dot`]; `m, n, k > 0`; `k` elements from
-/// every `a + i * lda` and every `b + start(j)` are readable; the `C`
-/// elements `c + i * ldc + j` are distinct, writable and overlap neither
-/// operand.
+/// As [`tiles`] with column `j` at `b + start(j)`, `alpha = beta = 1` and
+/// `C` at `c + i * ldc + j`.
 #[cfg(target_arch = "x86_64")]
 pub(super) unsafe fn run_windows(
     isa: Isa,
@@ -110,25 +93,59 @@ pub(super) unsafe fn run_windows(
     start: &dyn Fn(usize) -> usize,
     (c, ldc): (*mut f32, usize),
 ) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        tiles(
+            isa,
+            (m, k, n),
+            1.0,
+            (a, lda),
+            &|j| b.wrapping_add(start(j)),
+            1.0,
+            (c, ldc, 1),
+        )
+    }
+}
+
+/// `C[i][j] <- alpha * sum_{p < k} A_i[p] B_j[p] + beta * C[i][j]` with row
+/// `A_i` at `a + i * lda`, column `B_j` at `col(j)` and `C[i][j]` at
+/// `c + i * rsc + j * csc`, in tiles of [`DOT_NR`] columns (outside: they
+/// stay in L1 while the rows of `A` stream past them) by up to 6 rows.
+///
+/// # Safety
+///
+/// `isa` runs here and [`Isa::has_dot`]; `m, n, k > 0`; `k` elements from
+/// every `a + i * lda` (`i < m`) and every `col(j)` (`j < n`) are readable;
+/// the `C` elements are distinct, writable and overlap neither operand.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tiles(
+    isa: Isa,
+    (m, k, n): (usize, usize, usize),
+    alpha: f32,
+    (a, lda): (*const f32, usize),
+    col: &dyn Fn(usize) -> *const f32,
+    beta: f32,
+    (c, rsc, csc): (*mut f32, usize, usize),
+) {
     for j0 in (0..n).step_by(DOT_NR) {
         let nr = DOT_NR.min(n - j0);
-        // SAFETY: every window start is readable for `k` elements (caller).
-        let cols = core::array::from_fn(|j| unsafe { b.add(start(j0 + j.min(nr - 1))) });
+        let cols = core::array::from_fn(|j| col(j0 + j.min(nr - 1)));
         let mut i0 = 0;
         while i0 < m {
             let (kernel, mr_max) = tile(isa, m - i0);
             let mr = mr_max.min(m - i0);
-            // SAFETY: rows i0..i0 + mr of A and the windows in `cols` are
+            // SAFETY: rows i0..i0 + mr of A and the columns in `cols` are
             // readable for `k` elements; the C tile is inside C and
             // overlaps no operand; `isa`'s features are on (caller).
             unsafe {
                 kernel(
                     k,
-                    1.0,
-                    (a.add(i0 * lda), lda, mr),
+                    alpha,
+                    (a.wrapping_add(i0 * lda), lda, mr),
                     (cols, nr),
-                    1.0,
-                    (c.add(i0 * ldc + j0), ldc, 1),
+                    beta,
+                    (c.wrapping_add(i0 * rsc + j0 * csc), rsc, csc),
                 )
             };
             i0 += mr;
