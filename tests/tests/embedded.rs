@@ -95,23 +95,9 @@ fn close(a: f32, b: f32) -> bool {
 
 #[test]
 fn static_library_matches_the_std_path() {
-    let crate_dir = root().join("models/embedded-lenet");
-    let target = crate_dir.join("target");
-    // Its own workspace and target dir: no lock shared with this test run.
-    run(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--quiet", "--manifest-path"])
-            .arg(crate_dir.join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target),
-    );
-    let lib = target.join("release/libembedded_lenet.a");
-    let harness = target.join("harness");
-    run(Command::new("cc")
-        .arg(crate_dir.join("host/main.c"))
-        .arg(&lib)
-        .args(["-lm", "-o"])
-        .arg(&harness));
-
+    // Built once for both tests: each linking its own copy raced, one test
+    // running the harness while the other was still writing it.
+    let harness = harness();
     let data = load_split(&root().join("models/data/fashion-mnist-sample"), Split::Test).unwrap();
     let n = 16;
     let images = &data.images[..n * LeNet::INPUT_LEN];
