@@ -19,8 +19,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 
 /// Examples per forward chunk: bounds the workspace of `forward_batch`
-/// whatever the batch size.
-pub const FORWARD_CHUNK: usize = 256;
+/// whatever the batch size, and keeps a chunk's activations in the core's
+/// L2 cache from one layer to the next (LeNet: 32 x 23.5 KB; batch-256
+/// inference measured 5% faster than with chunks of 256).
+pub const FORWARD_CHUNK: usize = 32;
+
+/// Examples per training micro-batch: each worker computes its share of a
+/// batch this many examples at a time and adds up the gradients, weighted
+/// by size, so a micro-batch's activations stay in L2 between layers and
+/// the training workspace does not grow with the batch (LeNet at batch
+/// 256, one thread: 1.8 MB instead of 14 MB, and 3% faster).
+pub const TRAIN_CHUNK: usize = 32;
+
+/// Seeds of the dropout masks of a micro-batch starting at example
+/// `first` of the batch (`seed` itself for the first).
+fn chunk_seed(seed: u64, first: usize) -> u64 {
+    seed ^ (first as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
 
 /// Sets how many threads batched inference and training use (at least 1).
 pub fn set_threads(threads: usize) {
@@ -86,7 +101,7 @@ pub fn forward_batch<N: Network>(net: &N, input: &[f32], output: &mut [f32]) {
     let workers = threads().min(n.div_ceil(chunk)).max(1);
     with_buffers(workers, |buffers| {
         for b in buffers.iter_mut() {
-            b.reserve(N::forward_workspace_len(chunk), 0);
+            b.reserve(N::forward_workspace_len(chunk), 0, 0);
         }
         let run = |b: &mut Buffers, input: &[f32], output: &mut [f32]| {
             for (x, y) in input
@@ -148,7 +163,7 @@ fn loss_grad_outputs<N: Network>(
     target: Target<'_>,
     grads: &mut [f32],
     seed: u64,
-    mut outputs: Option<&mut [f32]>,
+    outputs: Option<&mut [f32]>,
 ) -> f32 {
     let n = batch_len::<N>("loss_and_grad", input, target);
     assert_eq!(
@@ -171,27 +186,56 @@ fn loss_grad_outputs<N: Network>(
     with_buffers(workers, |buffers| {
         // Counted before collecting so the one-thread path allocates nothing.
         if shares(n, workers).count() == 1 {
-            buffers[0].reserve(N::train_workspace_len(n), 0);
-            let ws = &mut buffers[0].workspace;
-            let loss = net.loss_and_grad_n(n, input, target, grads, ws, seed);
-            if let Some(out) = outputs {
-                out.copy_from_slice(N::train_outputs(n, input, ws));
-            }
-            return loss;
+            let b = &mut buffers[0];
+            b.reserve(N::train_workspace_len(n.min(TRAIN_CHUNK)), 0, micro_len::<N>(n));
+            let Buffers {
+                workspace,
+                micro_grads,
+                ..
+            } = b;
+            return share_loss_and_grad(
+                net,
+                0,
+                input,
+                target,
+                grads,
+                workspace,
+                micro_grads,
+                seed,
+                outputs,
+            );
         }
         let shares: Vec<(usize, usize)> = shares(n, workers).collect();
         for (b, &(_, len)) in buffers.iter_mut().zip(&shares) {
-            b.reserve(N::train_workspace_len(len), N::PARAM_COUNT);
+            b.reserve(
+                N::train_workspace_len(len.min(TRAIN_CHUNK)),
+                N::PARAM_COUNT,
+                micro_len::<N>(len),
+            );
         }
         let mut losses = vec![0.0f32; shares.len()];
         let mut jobs = Vec::with_capacity(shares.len());
+        let mut outputs = outputs;
         for ((b, &(start, len)), loss) in buffers.iter_mut().zip(&shares).zip(losses.iter_mut()) {
             let x = &input[start * N::INPUT_LEN..(start + len) * N::INPUT_LEN];
             let t = slice_target::<N>(target, start, len);
-            let worker_seed = seed ^ (start as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let mut out = match outputs.take() {
+                Some(rest) => {
+                    let (mine, rest) = rest.split_at_mut(len * N::OUTPUT_LEN);
+                    outputs = Some(rest);
+                    Some(mine)
+                }
+                None => None,
+            };
             jobs.push(move || {
-                let Buffers { workspace, grads } = &mut *b;
-                *loss = net.loss_and_grad_n(len, x, t, &mut grads[..N::PARAM_COUNT], workspace, worker_seed);
+                let Buffers {
+                    workspace,
+                    grads,
+                    micro_grads,
+                } = &mut *b;
+                let grads = &mut grads[..N::PARAM_COUNT];
+                let out = out.as_deref_mut();
+                *loss = share_loss_and_grad(net, start, x, t, grads, workspace, micro_grads, seed, out);
             });
         }
         run_jobs(&mut jobs);
@@ -199,23 +243,76 @@ fn loss_grad_outputs<N: Network>(
         // Each share returned its own mean; weight by share size, in order.
         let mut total = 0.0f32;
         grads.fill(0.0);
-        for ((b, &(start, len)), loss) in buffers.iter().zip(&shares).zip(&losses) {
+        for ((b, &(_, len)), loss) in buffers.iter().zip(&shares).zip(&losses) {
             let weight = len as f32 / n as f32;
             total += weight * loss;
             for (g, w) in grads.iter_mut().zip(&b.grads[..N::PARAM_COUNT]) {
                 *g += weight * w;
             }
-            if let Some(out) = outputs.as_deref_mut() {
-                let x = &input[start * N::INPUT_LEN..(start + len) * N::INPUT_LEN];
-                out[start * N::OUTPUT_LEN..(start + len) * N::OUTPUT_LEN].copy_from_slice(N::train_outputs(
-                    len,
-                    x,
-                    &b.workspace,
-                ));
-            }
         }
         total
     })
+}
+
+/// The gradient buffer [`share_loss_and_grad`] needs for a share of `n`.
+fn micro_len<N: Network>(n: usize) -> usize {
+    if n > TRAIN_CHUNK {
+        N::PARAM_COUNT
+    } else {
+        0
+    }
+}
+
+/// Mean loss and gradient (written into `grads`) of a share of a batch
+/// whose first example is example `first` of the batch, computed
+/// [`TRAIN_CHUNK`] examples at a time: each micro-batch's gradient goes
+/// through `micro_grads` and is added to `grads` weighted by its share of
+/// the examples. Also copies the logits into `outputs` if given.
+#[allow(clippy::too_many_arguments)]
+fn share_loss_and_grad<N: Network>(
+    net: &N,
+    first: usize,
+    input: &[f32],
+    target: Target<'_>,
+    grads: &mut [f32],
+    workspace: &mut [f32],
+    micro_grads: &mut [f32],
+    seed: u64,
+    mut outputs: Option<&mut [f32]>,
+) -> f32 {
+    let n = input.len() / N::INPUT_LEN;
+    let mut total = 0.0f32;
+    for (i, (start, len)) in (0..n)
+        .step_by(TRAIN_CHUNK)
+        .map(|s| (s, TRAIN_CHUNK.min(n - s)))
+        .enumerate()
+    {
+        let x = &input[start * N::INPUT_LEN..(start + len) * N::INPUT_LEN];
+        let t = slice_target::<N>(target, start, len);
+        let s = chunk_seed(seed, first + start);
+        if len == n {
+            total = net.loss_and_grad_n(n, x, t, grads, workspace, s);
+        } else {
+            let micro = &mut micro_grads[..N::PARAM_COUNT];
+            let loss = net.loss_and_grad_n(len, x, t, micro, workspace, s);
+            let weight = len as f32 / n as f32;
+            total += weight * loss;
+            if i == 0 {
+                for (g, d) in grads.iter_mut().zip(&*micro) {
+                    *g = weight * d;
+                }
+            } else {
+                for (g, d) in grads.iter_mut().zip(&*micro) {
+                    *g += weight * d;
+                }
+            }
+        }
+        if let Some(out) = outputs.as_deref_mut() {
+            out[start * N::OUTPUT_LEN..(start + len) * N::OUTPUT_LEN]
+                .copy_from_slice(N::train_outputs(len, x, workspace));
+        }
+    }
+    total
 }
 
 /// One optimisation step on a batch: gradient of the mean loss, then

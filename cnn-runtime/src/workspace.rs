@@ -7,23 +7,29 @@
 
 use std::cell::RefCell;
 
-/// The buffers one worker needs: a workspace and a gradient array.
+/// The buffers one worker needs: a workspace and two gradient arrays.
 #[derive(Default)]
 pub struct Buffers {
     /// Activation and im2col workspace.
     pub workspace: Vec<f32>,
     /// Gradient accumulator for one worker's share of a batch.
     pub grads: Vec<f32>,
+    /// Gradient of one micro-batch of a share, before it is added to the
+    /// share's (see `train::TRAIN_CHUNK`).
+    pub micro_grads: Vec<f32>,
 }
 
 impl Buffers {
-    /// Grows (never shrinks) both buffers to at least the given lengths.
-    pub fn reserve(&mut self, workspace: usize, grads: usize) {
-        if self.workspace.len() < workspace {
-            self.workspace.resize(workspace, 0.0);
-        }
-        if self.grads.len() < grads {
-            self.grads.resize(grads, 0.0);
+    /// Grows (never shrinks) the buffers to at least the given lengths.
+    pub fn reserve(&mut self, workspace: usize, grads: usize, micro_grads: usize) {
+        for (buffer, len) in [
+            (&mut self.workspace, workspace),
+            (&mut self.grads, grads),
+            (&mut self.micro_grads, micro_grads),
+        ] {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
         }
     }
 }

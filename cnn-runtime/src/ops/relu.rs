@@ -3,11 +3,18 @@
 //!
 //! `y = max(x, 0)`, and backward `dL/dx = dL/dy * [y > 0]`.
 //!
-//! NaN stays NaN in the forward pass, as in PyTorch.
+//! NaN stays NaN in the forward pass, as in PyTorch. Both passes are
+//! compiled for the CPU's widest vectors ([`super::simd`]).
 
-/// `x <- max(x, 0)` in place.
-#[inline]
-pub fn forward(x: &mut [f32]) {
+use super::simd::multiversion;
+
+multiversion! {
+    /// `x <- max(x, 0)` in place.
+    pub fn forward(x: &mut [f32]) => forward_body
+}
+
+#[inline(always)]
+fn forward_body<const FMA: bool>(x: &mut [f32]) {
     for v in x.iter_mut() {
         // Not `v.max(0.0)`, which would turn NaN into 0.
         if *v < 0.0 {
@@ -31,6 +38,16 @@ pub fn backward(y: &[f32], dy: &mut [f32]) {
         y.len(),
         dy.len()
     );
+    backward_any(y, dy);
+}
+
+multiversion! {
+    /// [`backward`] after its check.
+    fn backward_any(y: &[f32], dy: &mut [f32]) => backward_body
+}
+
+#[inline(always)]
+fn backward_body<const FMA: bool>(y: &[f32], dy: &mut [f32]) {
     for (d, &v) in dy.iter_mut().zip(y) {
         if v <= 0.0 {
             *d = 0.0;

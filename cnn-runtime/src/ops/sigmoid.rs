@@ -87,6 +87,16 @@ pub fn backward(y: &[f32], dy: &mut [f32]) {
         y.len(),
         dy.len()
     );
+    backward_any(y, dy);
+}
+
+multiversion! {
+    /// [`backward`] after its check, compiled for the CPU's vector width.
+    fn backward_any(y: &[f32], dy: &mut [f32]) => backward_body
+}
+
+#[inline(always)]
+fn backward_body<const FMA: bool>(y: &[f32], dy: &mut [f32]) {
     for (d, &v) in dy.iter_mut().zip(y) {
         *d *= v * (1.0 - v);
     }
