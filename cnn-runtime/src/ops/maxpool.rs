@@ -13,6 +13,7 @@
 //! requires `pad <= kernel / 2`; a window lying entirely in the padding
 //! (only possible beyond that) gives `-inf` and passes no gradient.
 
+use super::simd::multiversion;
 use super::window::{check_geometry, input_index, valid_range, zip_strided, Pool2d};
 
 #[inline(always)]
@@ -41,6 +42,122 @@ fn takes_over(v: f32, m: f32) -> bool {
     v > m || v.is_nan()
 }
 
+/// `v` if it [`takes_over`] `m`, else `m`: one step of the running maximum.
+#[inline(always)]
+fn pick(v: f32, m: f32) -> f32 {
+    if takes_over(v, m) {
+        v
+    } else {
+        m
+    }
+}
+
+/// The 2x2, stride-2, unpadded window (LeNet-style and VGG nets), which gets
+/// straight-line, branch-free loops over whole rows, compiled for the CPU's
+/// widest vectors; same results as the general path.
+#[inline(always)]
+fn is_halving(p: &Pool2d) -> bool {
+    p.kernel == (2, 2) && p.stride == (2, 2) && p.pad == (0, 0)
+}
+
+multiversion! {
+    /// [`forward`] of an [`is_halving`] window, every plane of `x`.
+    fn halving_forward(p: &Pool2d, x: &[f32], y: &mut [f32]) => halving_forward_body
+}
+
+#[inline(always)]
+fn halving_forward_body<const FMA: bool>(p: &Pool2d, x: &[f32], y: &mut [f32]) {
+    let (wd, plane) = (p.in_w, p.in_h * p.in_w);
+    let (oh_n, ow_n) = (p.out_h(), p.out_w());
+    for (x_c, y_c) in x.chunks_exact(plane).zip(y.chunks_exact_mut(oh_n * ow_n)) {
+        for (oh, y_row) in y_c.chunks_exact_mut(ow_n).enumerate() {
+            let top = &x_c[2 * oh * wd..][..2 * ow_n];
+            let bottom = &x_c[(2 * oh + 1) * wd..][..2 * ow_n];
+            for ((v, t), b) in y_row
+                .iter_mut()
+                .zip(top.chunks_exact(2))
+                .zip(bottom.chunks_exact(2))
+            {
+                // Starting from the first element equals starting from -inf.
+                *v = pick(b[1], pick(b[0], pick(t[1], t[0])));
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// [`backward`] of an [`is_halving`] window, every plane: windows do not
+    /// overlap, so each `dx` element is written once (no clearing pass
+    /// unless an odd size leaves a row or column outside every window).
+    fn halving_backward(p: &Pool2d, x: &[f32], dy: &[f32], dx: &mut [f32]) => halving_backward_body
+}
+
+#[inline(always)]
+fn halving_backward_body<const FMA: bool>(p: &Pool2d, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let (wd, plane) = (p.in_w, p.in_h * p.in_w);
+    let (oh_n, ow_n) = (p.out_h(), p.out_w());
+    let planes = x.chunks_exact(plane).zip(dx.chunks_exact_mut(plane));
+    for ((x_c, dx_c), dy_c) in planes.zip(dy.chunks_exact(oh_n * ow_n)) {
+        if 2 * ow_n != wd || 2 * oh_n != p.in_h {
+            dx_c.fill(0.0);
+        }
+        for (oh, dy_row) in dy_c.chunks_exact(ow_n).enumerate() {
+            let top = &x_c[2 * oh * wd..][..2 * ow_n];
+            let bottom = &x_c[(2 * oh + 1) * wd..][..2 * ow_n];
+            let (dtop, dbottom) = dx_c[2 * oh * wd..].split_at_mut(wd);
+            let (dtop, dbottom) = (&mut dtop[..2 * ow_n], &mut dbottom[..2 * ow_n]);
+            // Blocks of LANES windows through fixed-size arrays (so LLVM
+            // vectorizes the de- and re-interleaving), then the rest.
+            let full = ow_n / LANES * LANES;
+            for q in (0..full).step_by(LANES) {
+                let at = 2 * q;
+                let t: &[f32; 2 * LANES] = top[at..at + 2 * LANES].try_into().expect("block");
+                let b: &[f32; 2 * LANES] = bottom[at..at + 2 * LANES].try_into().expect("block");
+                let g: &[f32; LANES] = dy_row[q..q + LANES].try_into().expect("block");
+                let (mut out_t, mut out_b) = ([0.0f32; 2 * LANES], [0.0f32; 2 * LANES]);
+                for l in 0..LANES {
+                    let d = route(t[2 * l], t[2 * l + 1], b[2 * l], b[2 * l + 1], g[l]);
+                    (out_t[2 * l], out_t[2 * l + 1], out_b[2 * l], out_b[2 * l + 1]) = d;
+                }
+                dtop[at..at + 2 * LANES].copy_from_slice(&out_t);
+                dbottom[at..at + 2 * LANES].copy_from_slice(&out_b);
+            }
+            for q in full..ow_n {
+                let d = route(
+                    top[2 * q],
+                    top[2 * q + 1],
+                    bottom[2 * q],
+                    bottom[2 * q + 1],
+                    dy_row[q],
+                );
+                (dtop[2 * q], dtop[2 * q + 1], dbottom[2 * q], dbottom[2 * q + 1]) = d;
+            }
+        }
+    }
+}
+
+/// Windows per block in [`halving_backward`].
+const LANES: usize = 8;
+
+/// The gradient `g` of one 2x2 window `(t0, t1; b0, b1)`, sent to its first
+/// arg-max in row-major order (as the general path) and zero elsewhere,
+/// with lane masks rather than an index so that LLVM vectorizes it.
+#[inline(always)]
+fn route(t0: f32, t1: f32, b0: f32, b1: f32, g: f32) -> (f32, f32, f32, f32) {
+    let take1 = takes_over(t1, t0);
+    let m1 = if take1 { t1 } else { t0 };
+    let take2 = takes_over(b0, m1);
+    let m2 = if take2 { b0 } else { m1 };
+    let take3 = takes_over(b1, m2);
+    let later2 = take2 | take3;
+    (
+        if take1 | later2 { 0.0 } else { g },
+        if take1 & !later2 { g } else { 0.0 },
+        if take2 & !take3 { g } else { 0.0 },
+        if take3 { g } else { 0.0 },
+    )
+}
+
 /// Max pooling of `n` images. Allocates nothing.
 ///
 /// # Panics
@@ -49,6 +166,15 @@ fn takes_over(v: f32, m: f32) -> bool {
 #[inline]
 pub fn forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32]) {
     check(p, n, x.len(), y.len(), "y");
+    if is_halving(p) {
+        halving_forward(p, x, y);
+        return;
+    }
+    general_forward(p, n, x, y);
+}
+
+/// [`forward`] for any window, after the checks.
+fn general_forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32]) {
     let (h, wd) = (p.in_h, p.in_w);
     let (oh_n, ow_n) = (p.out_h(), p.out_w());
     let (kh, kw) = p.kernel;
@@ -102,6 +228,15 @@ pub fn backward(p: &Pool2d, n: usize, x: &[f32], dy: &[f32], dx: &mut [f32]) {
         dx.len(),
         x.len()
     );
+    if is_halving(p) {
+        halving_backward(p, x, dy, dx);
+        return;
+    }
+    general_backward(p, n, x, dy, dx);
+}
+
+/// [`backward`] for any window, after the checks.
+fn general_backward(p: &Pool2d, n: usize, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (h, wd) = (p.in_h, p.in_w);
     let (oh_n, ow_n) = (p.out_h(), p.out_w());
     let (kh, kw) = p.kernel;
@@ -275,6 +410,42 @@ mod tests {
         let mut y = [0.0; 4];
         forward(&d2l_pool(), 1, &x, &mut y);
         assert!(y.iter().all(|v| v.is_nan()));
+    }
+
+    /// The 2x2 stride-2 fast path against the general one, bit for bit:
+    /// odd sizes, ties, -inf and NaN included.
+    #[test]
+    fn halving_path_matches_general_path() {
+        let mut rng = Rng::new(3);
+        for case in 0..200 {
+            let p = Pool2d {
+                channels: 1 + rng.below(3),
+                in_h: 2 + rng.below(9),
+                in_w: 2 + rng.below(40),
+                kernel: (2, 2),
+                stride: (2, 2),
+                pad: (0, 0),
+            };
+            let n = 1 + rng.below(2);
+            let special = [0.0, 1.0, f32::NEG_INFINITY, f32::NAN, -0.0];
+            let x: Vec<f32> = (0..n * p.input_len())
+                .map(|_| match case % 3 {
+                    0 => rng.uniform(),
+                    1 => rng.below(3) as f32,
+                    _ => special[rng.below(special.len())],
+                })
+                .collect();
+            let dy = rng.vec(n * p.output_len());
+            let (mut y, mut y_general) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
+            forward(&p, n, &x, &mut y);
+            general_forward(&p, n, &x, &mut y_general);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&y_general), "forward {p:?}");
+            let (mut dx, mut dx_general) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+            backward(&p, n, &x, &dy, &mut dx);
+            general_backward(&p, n, &x, &dy, &mut dx_general);
+            assert_eq!(bits(&dx), bits(&dx_general), "backward {p:?}");
+        }
     }
 
     proptest! {
