@@ -77,7 +77,7 @@ macro_rules! bench_nets {
     };
 }
 
-bench_nets!(LeNet, LeNetRelu);
+bench_nets!(LeNet, LeNetRelu, Nin, VggSmall, AlexNetSmall);
 
 criterion_group! {
     name = nets;
