@@ -14,7 +14,7 @@
 //! (only possible beyond that) gives `-inf` and passes no gradient.
 
 use super::simd::multiversion;
-use super::window::{check_geometry, input_index, valid_range, zip_strided, Pool2d};
+use super::window::{check_geometry, Pool2d};
 
 #[inline(always)]
 #[track_caller]
@@ -173,41 +173,67 @@ pub fn forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32]) {
     general_forward(p, n, x, y);
 }
 
-/// [`forward`] for any window, after the checks.
-fn general_forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32]) {
-    let (h, wd) = (p.in_h, p.in_w);
-    let (oh_n, ow_n) = (p.out_h(), p.out_w());
-    let (kh, kw) = p.kernel;
-    let (sh, sw) = p.stride;
-    let (ph, pw) = p.pad;
-    let (plane, oplane) = (h * wd, oh_n * ow_n);
-    for plane_idx in 0..n * p.channels {
-        let x_c = &x[plane_idx * plane..][..plane];
-        let y_c = &mut y[plane_idx * oplane..][..oplane];
-        y_c.fill(f32::NEG_INFINITY);
-        // Tap by tap over whole rows, like conv: the padding is never read,
-        // which is the same as reading -inf there.
-        for ki in 0..kh {
-            let (oh_lo, oh_hi) = valid_range(ki, ph, sh, h, oh_n);
-            for kj in 0..kw {
-                let (ow_lo, ow_hi) = valid_range(kj, pw, sw, wd, ow_n);
-                if ow_lo == ow_hi {
-                    continue;
-                }
-                let start = input_index(ow_lo, kj, pw, sw);
-                for oh in oh_lo..oh_hi {
-                    let ih = input_index(oh, ki, ph, sh);
-                    let x_row = &x_c[ih * wd..][..wd];
-                    let y_row = &mut y_c[oh * ow_n + ow_lo..oh * ow_n + ow_hi];
-                    zip_strided(y_row, x_row, start, sw, |m, v| {
-                        if takes_over(v, *m) {
-                            *m = v;
-                        }
-                    });
-                }
+multiversion! {
+    /// [`forward`] for any window, after the checks.
+    fn general_forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32]) => general_forward_body
+}
+
+#[inline(always)]
+fn general_forward_body<const FMA: bool>(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32]) {
+    let (plane, oh_n, ow_n) = (p.in_h * p.in_w, p.out_h(), p.out_w());
+    for (x_c, y_c) in x
+        .chunks_exact(plane)
+        .zip(y.chunks_exact_mut(oh_n * ow_n))
+        .take(n * p.channels)
+    {
+        for (oh, y_row) in y_c.chunks_exact_mut(ow_n).enumerate() {
+            for (block, y_blk) in y_row.chunks_mut(WINDOWS).enumerate() {
+                let (best, _) = window_max(p, x_c, oh, block * WINDOWS);
+                y_blk.copy_from_slice(&best[..y_blk.len()]);
             }
         }
     }
+}
+
+/// Output windows [`window_max`] takes at once, one per vector lane.
+const WINDOWS: usize = 8;
+
+/// The maximum and its first position (flat index into the plane `x_c`,
+/// `usize::MAX` if the window is all padding) in row-major window order,
+/// PyTorch's rule ([`takes_over`], and the first real element is always
+/// taken), of the windows of outputs `(oh, ow0 + l)` for `l < WINDOWS`.
+/// Branch-free over lanes, so LLVM vectorizes it; lanes past the last
+/// output hold windows clipped to nothing, which callers ignore.
+#[inline(always)]
+fn window_max(p: &Pool2d, x_c: &[f32], oh: usize, ow0: usize) -> ([f32; WINDOWS], [usize; WINDOWS]) {
+    let (h, wd) = (p.in_h, p.in_w);
+    let (kh, kw) = p.kernel;
+    let (sh, sw) = p.stride;
+    let (ph, pw) = p.pad;
+    let mut best = [f32::NEG_INFINITY; WINDOWS];
+    let mut at = [usize::MAX; WINDOWS];
+    for u in 0..kh {
+        let Some(ih) = (oh * sh + u).checked_sub(ph).filter(|&ih| ih < h) else {
+            continue;
+        };
+        let row = &x_c[ih * wd..][..wd];
+        for v in 0..kw {
+            for l in 0..WINDOWS {
+                // Out of the row (padding) reads nothing and never takes over.
+                let iw = ((ow0 + l) * sw + v).wrapping_sub(pw);
+                let inside = iw < wd;
+                let val = if inside {
+                    row[iw.min(wd - 1)]
+                } else {
+                    f32::NEG_INFINITY
+                };
+                let take = inside & (takes_over(val, best[l]) | (at[l] == usize::MAX));
+                best[l] = if take { val } else { best[l] };
+                at[l] = if take { ih * wd + iw } else { at[l] };
+            }
+        }
+    }
+    (best, at)
 }
 
 /// Backward of max pooling for `n` images: `dx` is overwritten with
@@ -235,41 +261,26 @@ pub fn backward(p: &Pool2d, n: usize, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     general_backward(p, n, x, dy, dx);
 }
 
-/// [`backward`] for any window, after the checks.
-fn general_backward(p: &Pool2d, n: usize, x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    let (h, wd) = (p.in_h, p.in_w);
-    let (oh_n, ow_n) = (p.out_h(), p.out_w());
-    let (kh, kw) = p.kernel;
-    let (sh, sw) = p.stride;
-    let (ph, pw) = p.pad;
-    let (plane, oplane) = (h * wd, oh_n * ow_n);
+multiversion! {
+    /// [`backward`] for any window, after the checks: the arg-max of
+    /// [`WINDOWS`] outputs at a time ([`window_max`]), then one add per
+    /// output (overlapping windows may share an arg-max).
+    fn general_backward(p: &Pool2d, n: usize, x: &[f32], dy: &[f32], dx: &mut [f32]) => general_backward_body
+}
+
+#[inline(always)]
+fn general_backward_body<const FMA: bool>(p: &Pool2d, n: usize, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let (plane, oh_n, ow_n) = (p.in_h * p.in_w, p.out_h(), p.out_w());
     dx.fill(0.0);
-    for plane_idx in 0..n * p.channels {
-        let x_c = &x[plane_idx * plane..][..plane];
-        let dx_c = &mut dx[plane_idx * plane..][..plane];
-        let dy_c = &dy[plane_idx * oplane..][..oplane];
-        for oh in 0..oh_n {
-            // Window rows and columns clipped to the real input.
-            let ih_lo = (oh * sh).saturating_sub(ph);
-            let ih_hi = (oh * sh + kh).saturating_sub(ph).min(h);
-            for ow in 0..ow_n {
-                let iw_lo = (ow * sw).saturating_sub(pw);
-                let iw_hi = (ow * sw + kw).saturating_sub(pw).min(wd);
-                let mut best = f32::NEG_INFINITY;
-                let mut at = None;
-                for ih in ih_lo..ih_hi {
-                    for iw in iw_lo..iw_hi {
-                        let v = x_c[ih * wd + iw];
-                        // `at.is_none()` lets an all -inf window still pick
-                        // its first element, as PyTorch does.
-                        if takes_over(v, best) || at.is_none() {
-                            best = v;
-                            at = Some(ih * wd + iw);
-                        }
+    let planes = x.chunks_exact(plane).zip(dx.chunks_exact_mut(plane));
+    for ((x_c, dx_c), dy_c) in planes.zip(dy.chunks_exact(oh_n * ow_n)).take(n * p.channels) {
+        for (oh, dy_row) in dy_c.chunks_exact(ow_n).enumerate() {
+            for (block, dy_blk) in dy_row.chunks(WINDOWS).enumerate() {
+                let (_, at) = window_max(p, x_c, oh, block * WINDOWS);
+                for (&at, &g) in at.iter().zip(dy_blk) {
+                    if let Some(d) = dx_c.get_mut(at) {
+                        *d += g;
                     }
-                }
-                if let Some(at) = at {
-                    dx_c[at] += dy_c[oh * ow_n + ow];
                 }
             }
         }
