@@ -11,8 +11,10 @@
 //! unpacked inner-product path (`dot`) for operands that are contiguous
 //! along the depth. The packing buffers are thread-local and reused, so
 //! after the first call of a given size on a thread no call touches the
-//! heap. This module holds the crate's only `unsafe`: raw-pointer kernels
-//! behind the length checks of [`sgemm`].
+//! heap. Its `unsafe` is raw-pointer kernels behind the length checks of
+//! [`sgemm`] and [`dot_windows`] (the crate's other `unsafe`: the
+//! convolution intrinsics in `conv/x86.rs`, the instruction-set dispatch
+//! in `simd.rs` and the worker pool in `workspace.rs`).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod dot;
