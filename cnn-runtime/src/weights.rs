@@ -374,6 +374,12 @@ pub fn load_json_str(tensors: &[TensorInfo], s: &str, dst: &mut [f32]) -> Result
     Ok(())
 }
 
+/// The safetensors metadata key under which the `cnn` tool records which
+/// net (its `Network::NAME`, e.g. `"LeNet"`) a file was saved from, so that
+/// loading it into another net with the same tensor shapes is refused
+/// ([`to_safetensors_with`], [`safetensors_metadata`]).
+pub const NET_METADATA_KEY: &str = "cnn.net";
+
 /// The safetensors file of `data`: one `F32` little-endian tensor per table
 /// entry under its key, with the `{"format": "pt"}` metadata PyTorch's
 /// `safetensors.torch.save_file` writes.
@@ -382,6 +388,16 @@ pub fn load_json_str(tensors: &[TensorInfo], s: &str, dst: &mut [f32]) -> Result
 ///
 /// If the table does not fit `data` (they belong to different nets).
 pub fn to_safetensors(tensors: &[TensorInfo], data: &[f32]) -> Vec<u8> {
+    to_safetensors_with(tensors, data, &[])
+}
+
+/// [`to_safetensors`] with more metadata entries (`(key, value)` pairs,
+/// e.g. [`NET_METADATA_KEY`]) beside `{"format": "pt"}`.
+///
+/// # Panics
+///
+/// If the table does not fit `data` (they belong to different nets).
+pub fn to_safetensors_with(tensors: &[TensorInfo], data: &[f32], metadata: &[(&str, &str)]) -> Vec<u8> {
     check_table(tensors, data);
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
@@ -392,10 +408,18 @@ pub fn to_safetensors(tensors: &[TensorInfo], data: &[f32]) -> Vec<u8> {
         // check_table made every length agree with its shape.
         (t.key, view.unwrap_or_else(|e| panic!("tensor {:?}: {e}", t.key)))
     });
-    let metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
+    let mut all = HashMap::from([("format".to_owned(), "pt".to_owned())]);
+    all.extend(metadata.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())));
     // Fails only for a header over 100 MB, i.e. millions of tensors.
-    safetensors::serialize(views, Some(metadata))
+    safetensors::serialize(views, Some(all))
         .unwrap_or_else(|e| panic!("cannot serialise the tensor table: {e}"))
+}
+
+/// The metadata of safetensors bytes (empty if the header has none).
+pub fn safetensors_metadata(bytes: &[u8]) -> Result<HashMap<String, String>, WeightsError> {
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| WeightsError::Parse(format!("not a valid safetensors file: {e}")))?;
+    Ok(header.metadata().clone().unwrap_or_default())
 }
 
 /// Reads safetensors bytes into `dst`. Every tensor must be `F32` with the
@@ -461,7 +485,17 @@ pub fn load_json(tensors: &[TensorInfo], path: &Path, dst: &mut [f32]) -> Result
 
 /// Writes [`to_safetensors`] to `path` atomically ([`write_atomic`]).
 pub fn save_safetensors(tensors: &[TensorInfo], data: &[f32], path: &Path) -> Result<(), WeightsError> {
-    write_atomic(path, &to_safetensors(tensors, data)).map_err(io_error(path))
+    save_safetensors_with(tensors, data, &[], path)
+}
+
+/// Writes [`to_safetensors_with`] to `path` atomically ([`write_atomic`]).
+pub fn save_safetensors_with(
+    tensors: &[TensorInfo],
+    data: &[f32],
+    metadata: &[(&str, &str)],
+    path: &Path,
+) -> Result<(), WeightsError> {
+    write_atomic(path, &to_safetensors_with(tensors, data, metadata)).map_err(io_error(path))
 }
 
 /// Reads a safetensors file into `dst` ([`load_safetensors`]); `dst` is
@@ -719,6 +753,26 @@ mod tests {
         assert_eq!(format.as_deref(), Some("pt"));
         let st = SafeTensors::deserialize(&bytes).expect("parse");
         assert_eq!(st.tensor("3.weight").expect("tensor").shape(), &[3, 8]);
+    }
+
+    #[test]
+    fn safetensors_metadata_round_trips() {
+        let data = awkward_values();
+        let bytes = to_safetensors_with(TINY, &data, &[(NET_METADATA_KEY, "Tiny")]);
+        let meta = safetensors_metadata(&bytes).expect("metadata");
+        assert_eq!(meta.get(NET_METADATA_KEY).map(String::as_str), Some("Tiny"));
+        assert_eq!(meta.get("format").map(String::as_str), Some("pt"));
+        // The extra entry does not change what loads.
+        let mut back = vec![f32::NAN; TINY_LEN];
+        load_safetensors(TINY, &bytes, &mut back).expect("load");
+        assert_eq!(bits(&back), bits(&data));
+        // PyTorch's files carry no net name; garbage is a parse error.
+        let torch = safetensors_metadata(TORCH_SAFETENSORS).expect("metadata");
+        assert!(!torch.contains_key(NET_METADATA_KEY), "{torch:?}");
+        assert!(matches!(
+            safetensors_metadata(b"not safetensors"),
+            Err(WeightsError::Parse(_))
+        ));
     }
 
     #[test]

@@ -243,6 +243,27 @@ fn train_eval_infer_resume() {
         assert_eq!(accuracy_line(&eval), accuracy_line(&text), "eval of {weights}");
     }
 
+    // LeNet has the same tensor shapes: the safetensors file names the net
+    // it came from, so giving it to the wrong one is an error, not garbage.
+    let wrong = expect_error(
+        &[
+            "eval",
+            "--net",
+            "lenet",
+            "--weights",
+            path_str(&out_dir.join("weights.safetensors")),
+            "--data",
+            path_str(&data),
+        ],
+        &[
+            "weights.safetensors",
+            "LeNetRelu",
+            "not LeNet",
+            "pass --net lenet-relu",
+        ],
+    );
+    assert!(!wrong.contains("accuracy"), "{wrong}");
+
     // Infer on the (gzipped) test images: one line per image.
     let out = run(&mut cnn(&[
         "infer",

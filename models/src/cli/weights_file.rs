@@ -27,22 +27,56 @@ fn format_of(path: &Path) -> Result<Format, CliError> {
 }
 
 /// Loads `path` into `net`, choosing the format by extension. All or
-/// nothing: on error `net` is unchanged.
+/// nothing: on error `net` is unchanged. A safetensors file that names the
+/// net it was saved from ([`weights::NET_METADATA_KEY`], written by
+/// [`save_both`]) must name `N`: nets with the same tensor shapes (`lenet`
+/// and `lenet-relu`) would otherwise load each other's weights silently.
+/// Files without the name (PyTorch's, JSON) are not checked.
 pub fn load<N: Network>(net: &mut N, path: &Path) -> Result<(), CliError> {
     let result = match format_of(path)? {
         Format::Json => weights::load_json(N::TENSORS, path, net.params_mut()),
-        Format::Safetensors => weights::load_safetensors_file(N::TENSORS, path, net.params_mut()),
+        Format::Safetensors => {
+            let bytes = std::fs::read(path).map_err(CliError::io("cannot read", path))?;
+            let meta = weights::safetensors_metadata(&bytes).map_err(CliError::weights(path))?;
+            if let Some(saved) = meta.get(weights::NET_METADATA_KEY).filter(|&s| s != N::NAME) {
+                return Err(wrong_net::<N>(path, saved));
+            }
+            weights::load_safetensors(N::TENSORS, &bytes, net.params_mut())
+        }
     };
     result.map_err(CliError::weights(path))
 }
 
+/// The error for weights of net type `saved` given to a command for `N`,
+/// naming the `--net` values of both.
+fn wrong_net<N: Network>(path: &Path, saved: &str) -> CliError {
+    let cli_name = |type_name: &str| {
+        models::NETS
+            .iter()
+            .find(|net| net.type_name == type_name)
+            .map(|net| net.name)
+    };
+    let hint = match cli_name(saved) {
+        Some(name) => format!("; pass --net {name}"),
+        None => String::new(),
+    };
+    CliError::Mismatch(format!(
+        "{} holds weights saved from the net {saved}, not {} (--net {}){hint}",
+        path.display(),
+        N::NAME,
+        cli_name(N::NAME).unwrap_or(N::NAME),
+    ))
+}
+
 /// Writes `weights.json` and `weights.safetensors` into `dir` (each
-/// atomically) and returns their paths.
+/// atomically) and returns their paths. The safetensors file records the
+/// net's name in its metadata.
 pub fn save_both<N: Network>(net: &N, dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     let json = dir.join("weights.json");
     weights::save_json(N::TENSORS, net.params(), &json).map_err(CliError::weights(&json))?;
     let safetensors = dir.join("weights.safetensors");
-    weights::save_safetensors(N::TENSORS, net.params(), &safetensors)
+    let name = [(weights::NET_METADATA_KEY, N::NAME)];
+    weights::save_safetensors_with(N::TENSORS, net.params(), &name, &safetensors)
         .map_err(CliError::weights(&safetensors))?;
     Ok(vec![json, safetensors])
 }
