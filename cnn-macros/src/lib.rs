@@ -2,11 +2,11 @@
 //! const-sized Rust forward and backward code.
 //!
 //! The phases, a module each, with plain data between them:
-//! [`parse`] (tokens to syntax, every node keeps its span) ->
-//! [`layer`] (arguments checked and resolved to numbers) ->
-//! [`shape`] (every tensor shape computed, mismatches reported) ->
-//! [`plan`] (parameter layout and memory plan) ->
-//! [`expand`] (the Rust code). Errors are collected in [`ctxt::Errors`] and
+//! `parse` (tokens to syntax, every node keeps its span) ->
+//! `layer` (arguments checked and resolved to numbers) ->
+//! `shape` (every tensor shape computed, mismatches reported) ->
+//! `plan` (parameter layout and memory plan) ->
+//! `expand` (the Rust code). Errors are collected in `ctxt::Errors` and
 //! reported together; a net with errors still expands to a stub type so the
 //! user sees only the real mistakes.
 //!

@@ -14,42 +14,23 @@
 //! dy / (KH*KW)`, overwritten.
 
 use super::simd::multiversion;
-use super::window::{check_geometry, input_index, valid_range, zip_strided, zip_strided_rev, Pool2d};
-
-/// The 2x2, stride-2, unpadded window of LeNet-style nets, which gets
-/// straight-line loops (same sums in the same order as the general path).
-#[inline(always)]
-fn is_halving(p: &Pool2d) -> bool {
-    p.kernel == (2, 2) && p.stride == (2, 2) && p.pad == (0, 0)
-}
+use super::window::{
+    check_geometry, halving_map, input_index, valid_range, zip_strided, zip_strided_rev, Pool2d,
+};
 
 multiversion! {
-    /// [`forward`] of an [`is_halving`] window, every plane of `x`.
+    /// [`forward`] of a [`Pool2d::is_halving`] window, every plane of `x`
+    /// (same sums in the same order as the general path).
     fn halving_forward(p: &Pool2d, x: &[f32], y: &mut [f32]) => halving_forward_body
 }
 
 #[inline(always)]
 fn halving_forward_body<const FMA: bool>(p: &Pool2d, x: &[f32], y: &mut [f32]) {
-    let (wd, plane) = (p.in_w, p.in_h * p.in_w);
-    let (oh_n, ow_n) = (p.out_h(), p.out_w());
-    let oplane = oh_n * ow_n;
-    for (x_c, y_c) in x.chunks_exact(plane).zip(y.chunks_exact_mut(oplane)) {
-        for (oh, y_row) in y_c.chunks_exact_mut(ow_n).enumerate() {
-            let top = &x_c[2 * oh * wd..][..2 * ow_n];
-            let bottom = &x_c[(2 * oh + 1) * wd..][..2 * ow_n];
-            for ((v, t), b) in y_row
-                .iter_mut()
-                .zip(top.chunks_exact(2))
-                .zip(bottom.chunks_exact(2))
-            {
-                *v = (((t[0] + t[1]) + b[0]) + b[1]) / 4.0;
-            }
-        }
-    }
+    halving_map(p, x, y, |t, b| (((t[0] + t[1]) + b[0]) + b[1]) / 4.0);
 }
 
 multiversion! {
-    /// [`backward`] of an [`is_halving`] window, every plane of `dy`.
+    /// [`backward`] of a [`Pool2d::is_halving`] window, every plane of `dy`.
     fn halving_backward(p: &Pool2d, dy: &[f32], dx: &mut [f32]) => halving_backward_body
 }
 
@@ -109,7 +90,7 @@ pub fn forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32]) {
     let (ph, pw) = p.pad;
     let (plane, oplane) = (h * wd, oh_n * ow_n);
     let divisor = (kh * kw) as f32;
-    if is_halving(p) {
+    if p.is_halving() {
         return halving_forward(p, x, y);
     }
     for plane_idx in 0..n * p.channels {
@@ -156,7 +137,7 @@ pub fn backward(p: &Pool2d, n: usize, dy: &[f32], dx: &mut [f32]) {
     let (ph, pw) = p.pad;
     let (plane, oplane) = (h * wd, oh_n * ow_n);
     let divisor = (kh * kw) as f32;
-    if is_halving(p) {
+    if p.is_halving() {
         return halving_backward(p, dy, dx);
     }
     for plane_idx in 0..n * p.channels {

@@ -14,7 +14,7 @@
 //! (only possible beyond that) gives `-inf` and passes no gradient.
 
 use super::simd::multiversion;
-use super::window::{check_geometry, Pool2d};
+use super::window::{check_geometry, halving_map, Pool2d};
 
 #[inline(always)]
 #[track_caller]
@@ -52,41 +52,20 @@ fn pick(v: f32, m: f32) -> f32 {
     }
 }
 
-/// The 2x2, stride-2, unpadded window (LeNet-style and VGG nets), which gets
-/// straight-line, branch-free loops over whole rows, compiled for the CPU's
-/// widest vectors; same results as the general path.
-#[inline(always)]
-fn is_halving(p: &Pool2d) -> bool {
-    p.kernel == (2, 2) && p.stride == (2, 2) && p.pad == (0, 0)
-}
-
 multiversion! {
-    /// [`forward`] of an [`is_halving`] window, every plane of `x`.
+    /// [`forward`] of a [`Pool2d::is_halving`] window, every plane of `x`:
+    /// straight-line and branch-free, same results as the general path.
     fn halving_forward(p: &Pool2d, x: &[f32], y: &mut [f32]) => halving_forward_body
 }
 
 #[inline(always)]
 fn halving_forward_body<const FMA: bool>(p: &Pool2d, x: &[f32], y: &mut [f32]) {
-    let (wd, plane) = (p.in_w, p.in_h * p.in_w);
-    let (oh_n, ow_n) = (p.out_h(), p.out_w());
-    for (x_c, y_c) in x.chunks_exact(plane).zip(y.chunks_exact_mut(oh_n * ow_n)) {
-        for (oh, y_row) in y_c.chunks_exact_mut(ow_n).enumerate() {
-            let top = &x_c[2 * oh * wd..][..2 * ow_n];
-            let bottom = &x_c[(2 * oh + 1) * wd..][..2 * ow_n];
-            for ((v, t), b) in y_row
-                .iter_mut()
-                .zip(top.chunks_exact(2))
-                .zip(bottom.chunks_exact(2))
-            {
-                // Starting from the first element equals starting from -inf.
-                *v = pick(b[1], pick(b[0], pick(t[1], t[0])));
-            }
-        }
-    }
+    // Starting from the first element equals starting from -inf.
+    halving_map(p, x, y, |t, b| pick(b[1], pick(b[0], pick(t[1], t[0]))));
 }
 
 multiversion! {
-    /// [`backward`] of an [`is_halving`] window, every plane: windows do not
+    /// [`backward`] of a [`Pool2d::is_halving`] window, every plane: windows do not
     /// overlap, so each `dx` element is written once (no clearing pass
     /// unless an odd size leaves a row or column outside every window).
     fn halving_backward(p: &Pool2d, x: &[f32], dy: &[f32], dx: &mut [f32]) => halving_backward_body
@@ -166,7 +145,7 @@ fn route(t0: f32, t1: f32, b0: f32, b1: f32, g: f32) -> (f32, f32, f32, f32) {
 #[inline]
 pub fn forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32]) {
     check(p, n, x.len(), y.len(), "y");
-    if is_halving(p) {
+    if p.is_halving() {
         halving_forward(p, x, y);
         return;
     }
@@ -290,7 +269,7 @@ pub fn backward(p: &Pool2d, n: usize, x: &[f32], dy: &[f32], dx: &mut [f32]) {
         dx.len(),
         x.len()
     );
-    if is_halving(p) {
+    if p.is_halving() {
         halving_backward(p, x, dy, dx);
         return;
     }

@@ -4,7 +4,7 @@
 //! `y = max(x, 0)`, and backward `dL/dx = dL/dy * [y > 0]`.
 //!
 //! NaN stays NaN in the forward pass, as in PyTorch. Both passes are
-//! compiled for the CPU's widest vectors ([`super::simd`]).
+//! compiled for the CPU's widest vectors (`ops/simd.rs`).
 
 use super::simd::multiversion;
 

@@ -9,7 +9,7 @@
 //! function it evaluates `e^t` with a branch-free polynomial (Cephes `expf`:
 //! Cody-Waite range reduction, degree-6 polynomial, exponent by bit
 //! arithmetic; about 1 ulp) that LLVM vectorizes, compiled for the best
-//! instruction set of the CPU ([`super::simd`]). The whole pass stays within
+//! instruction set of the CPU (`ops/simd.rs`). The whole pass stays within
 //! 1e-6 of the exact sigmoid; NaN stays NaN.
 
 use super::simd::{madd, multiversion};

@@ -54,6 +54,39 @@ impl Pool2d {
     }
 }
 
+impl Pool2d {
+    /// Whether this is the 2x2, stride-2, unpadded window of LeNet- and
+    /// VGG-style nets, which the pooling ops run through [`halving_map`]
+    /// and straight-line backward loops.
+    #[inline(always)]
+    pub(crate) fn is_halving(&self) -> bool {
+        self.kernel == (2, 2) && self.stride == (2, 2) && self.pad == (0, 0)
+    }
+}
+
+/// `y[c, p, q] = f([x[c, 2p, 2q], x[c, 2p, 2q + 1]], [x[c, 2p + 1, 2q],
+/// x[c, 2p + 1, 2q + 1]])` for every plane: the forward pass of a pooling op
+/// over [`Pool2d::is_halving`] windows, as row loops LLVM vectorizes (to be
+/// inlined into a multiversioned kernel).
+#[inline(always)]
+pub(crate) fn halving_map(p: &Pool2d, x: &[f32], y: &mut [f32], f: impl Fn(&[f32], &[f32]) -> f32) {
+    let (wd, plane) = (p.in_w, p.in_h * p.in_w);
+    let (oh_n, ow_n) = (p.out_h(), p.out_w());
+    for (x_c, y_c) in x.chunks_exact(plane).zip(y.chunks_exact_mut(oh_n * ow_n)) {
+        for (oh, y_row) in y_c.chunks_exact_mut(ow_n).enumerate() {
+            let top = &x_c[2 * oh * wd..][..2 * ow_n];
+            let bottom = &x_c[(2 * oh + 1) * wd..][..2 * ow_n];
+            for ((v, t), b) in y_row
+                .iter_mut()
+                .zip(top.chunks_exact(2))
+                .zip(bottom.chunks_exact(2))
+            {
+                *v = f(t, b);
+            }
+        }
+    }
+}
+
 /// `(input + 2 pad - kernel) / stride + 1`, the number of window positions.
 #[inline]
 pub(crate) const fn out_len(input: usize, kernel: usize, stride: usize, pad: usize) -> usize {
