@@ -282,6 +282,15 @@ fn share_loss_and_grad<N: Network>(
     mut outputs: Option<&mut [f32]>,
 ) -> f32 {
     let n = input.len() / N::INPUT_LEN;
+    if n <= TRAIN_CHUNK {
+        // One micro-batch (or none: an empty batch is the net's to handle).
+        let loss = net.loss_and_grad_n(n, input, target, grads, workspace, chunk_seed(seed, first));
+        if let Some(out) = outputs {
+            out.copy_from_slice(N::train_outputs(n, input, workspace));
+        }
+        return loss;
+    }
+    let micro = &mut micro_grads[..N::PARAM_COUNT];
     let mut total = 0.0f32;
     for (i, (start, len)) in (0..n)
         .step_by(TRAIN_CHUNK)
@@ -290,22 +299,16 @@ fn share_loss_and_grad<N: Network>(
     {
         let x = &input[start * N::INPUT_LEN..(start + len) * N::INPUT_LEN];
         let t = slice_target::<N>(target, start, len);
-        let s = chunk_seed(seed, first + start);
-        if len == n {
-            total = net.loss_and_grad_n(n, x, t, grads, workspace, s);
+        let loss = net.loss_and_grad_n(len, x, t, micro, workspace, chunk_seed(seed, first + start));
+        let weight = len as f32 / n as f32;
+        total += weight * loss;
+        if i == 0 {
+            for (g, d) in grads.iter_mut().zip(&*micro) {
+                *g = weight * d;
+            }
         } else {
-            let micro = &mut micro_grads[..N::PARAM_COUNT];
-            let loss = net.loss_and_grad_n(len, x, t, micro, workspace, s);
-            let weight = len as f32 / n as f32;
-            total += weight * loss;
-            if i == 0 {
-                for (g, d) in grads.iter_mut().zip(&*micro) {
-                    *g = weight * d;
-                }
-            } else {
-                for (g, d) in grads.iter_mut().zip(&*micro) {
-                    *g += weight * d;
-                }
+            for (g, d) in grads.iter_mut().zip(&*micro) {
+                *g += weight * d;
             }
         }
         if let Some(out) = outputs.as_deref_mut() {
