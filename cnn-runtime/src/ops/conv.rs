@@ -999,14 +999,20 @@ fn windows_layout(g: &Conv2d) -> (usize, usize, usize) {
     (wp, x_len, g.out_channels * g.out_h() * wp)
 }
 
-/// Whether [`weight_grad_windows`] applies: unit strides (so every tap's
-/// window is a shifted view of the padded image) and room in `col` for its
-/// two buffers (always, except for convs whose padding dwarfs the kernel).
+/// Whether [`weight_grad_windows`] applies: a CPU with its kernel (checked
+/// here, once per call, so the buffers are never built for nothing), unit
+/// strides (so every tap's window is a shifted view of the padded image)
+/// and room in `col` for its two buffers (always, except for convs whose
+/// padding dwarfs the kernel).
 #[cfg(feature = "std")]
 #[inline]
 fn windows_fit(g: &Conv2d, col_len: usize) -> bool {
     let (_, x_len, dy_len) = windows_layout(g);
-    g.stride == (1, 1) && g.out_h() > 0 && g.out_w() > 0 && x_len + dy_len <= col_len
+    super::gemm::dot_windows_available()
+        && g.stride == (1, 1)
+        && g.out_h() > 0
+        && g.out_w() > 0
+        && x_len + dy_len <= col_len
 }
 
 /// `dw += dL/dw` for one image of a unit-stride conv with no im2col copy:

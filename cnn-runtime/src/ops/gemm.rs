@@ -70,6 +70,12 @@ pub fn has_fast_kernel() -> &'static str {
     Isa::detect().name()
 }
 
+/// Whether [`dot_windows`] runs on this CPU (it needs AVX2 and FMA), so a
+/// caller can skip preparing its operands when it would return `false`.
+pub fn dot_windows_available() -> bool {
+    Isa::detect().has_dot()
+}
+
 /// [`sgemm`] with an explicit kernel set, and the inner-product path allowed
 /// or not, so tests can run every variant.
 #[allow(clippy::too_many_arguments)]
@@ -178,10 +184,10 @@ pub fn dot_windows(
     c: &mut [f32],
     ldc: usize,
 ) -> bool {
-    let isa = Isa::detect();
-    if !isa.has_dot() {
+    if !dot_windows_available() {
         return false;
     }
+    let isa = Isa::detect();
     if m == 0 || n == 0 || k == 0 {
         return true;
     }
