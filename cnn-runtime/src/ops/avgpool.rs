@@ -285,20 +285,25 @@ mod tests {
         assert_eq!(y, [1.0, 2.0, 3.0, 4.0]);
     }
 
+    /// Forward and backward of random data against the f64 definition.
+    fn check_against_reference(p: &Pool2d, n: usize, seed: u64) {
+        let mut rng = Rng::new(seed);
+        let x = rng.vec(n * p.input_len());
+        let dy = rng.vec(n * p.output_len());
+        let mut y = vec![f32::NAN; n * p.output_len()];
+        forward(p, n, &x, &mut y);
+        assert_close("y", &y, &reference(p, n, &to_f64(&x)), 1e-6);
+        let mut dx = vec![f32::NAN; x.len()];
+        backward(p, n, &dy, &mut dx);
+        assert_close("dx", &dx, &reference_backward(p, n, &to_f64(&dy)), 1e-6);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
         #[test]
         fn forward_and_backward_match_reference((p, n) in geometry(), seed: u64) {
-            let mut rng = Rng::new(seed);
-            let x = rng.vec(n * p.input_len());
-            let dy = rng.vec(n * p.output_len());
-            let mut y = vec![f32::NAN; n * p.output_len()];
-            forward(&p, n, &x, &mut y);
-            assert_close("y", &y, &reference(&p, n, &to_f64(&x)), 1e-6);
-            let mut dx = vec![f32::NAN; x.len()];
-            backward(&p, n, &dy, &mut dx);
-            assert_close("dx", &dx, &reference_backward(&p, n, &to_f64(&dy)), 1e-6);
+            check_against_reference(&p, n, seed);
         }
 
         /// The straight-line 2x2 stride-2 path, odd sizes included.
@@ -306,15 +311,7 @@ mod tests {
         fn halving_matches_reference(c in 1usize..=3, h in 2usize..=9, w in 2usize..=9, n in 1usize..=3,
                                      seed: u64) {
             let p = Pool2d { channels: c, in_h: h, in_w: w, kernel: (2, 2), stride: (2, 2), pad: (0, 0) };
-            let mut rng = Rng::new(seed);
-            let x = rng.vec(n * p.input_len());
-            let dy = rng.vec(n * p.output_len());
-            let mut y = vec![f32::NAN; n * p.output_len()];
-            forward(&p, n, &x, &mut y);
-            assert_close("y", &y, &reference(&p, n, &to_f64(&x)), 1e-6);
-            let mut dx = vec![f32::NAN; x.len()];
-            backward(&p, n, &dy, &mut dx);
-            assert_close("dx", &dx, &reference_backward(&p, n, &to_f64(&dy)), 1e-6);
+            check_against_reference(&p, n, seed);
         }
 
         #[test]
