@@ -1024,8 +1024,9 @@ fn windows_fit(g: &Conv2d, col_len: usize) -> bool {
 /// the next row). Costs `WP/OW` more multiply-adds than the GEMM on an
 /// im2col copy, but writes `C*HP*WP + O*OH*WP` values per image instead of
 /// `C*KH*KW*OH*OW` (LeNet's conv1: 6.4k instead of 19.6k). `col` holds the
-/// two buffers. Returns `false`, having done nothing, when this CPU has no
-/// kernel for it ([`super::gemm::dot_windows`]).
+/// two buffers. Returns `false`, with `dw` untouched, when this CPU has no
+/// kernel for it ([`super::gemm::dot_windows`]; [`windows_fit`] checks that
+/// first).
 #[cfg(feature = "std")]
 fn weight_grad_windows(g: &Conv2d, x_img: &[f32], dy_img: &[f32], dw: &mut [f32], col: &mut [f32]) -> bool {
     let (wp, x_len, dy_len) = windows_layout(g);
