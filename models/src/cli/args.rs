@@ -8,6 +8,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cnn_runtime::optim::{AdamConfig, SgdConfig};
 
+use super::dataset::Source;
 use super::error::CliError;
 use super::report::number;
 
@@ -60,12 +61,15 @@ pub struct TrainArgs {
     /// The net to train.
     #[arg(long, default_value = models::NETS[0].name, value_parser = net_names())]
     pub net: String,
-    /// Passes over the training set [default: the net's recipe, 10 for LeNet].
+    /// Passes over the training set [default: the net's recipe, 10 for LeNet
+    /// on the full data set, 20 on the sample].
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
-    /// Examples per optimisation step (the last batch of an epoch may be smaller).
-    #[arg(long, default_value_t = 256, value_name = "N")]
-    pub batch_size: usize,
+    /// Examples per optimisation step (the last batch of an epoch may be
+    /// smaller) [default: the net's recipe, 256 on the full data set, 64 on
+    /// the sample].
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
     /// Learning rate [default: the net's recipe (`cnn summary` lists them) if
     /// the optimizer is the recipe's, else 0.9 with sgd, 0.001 with adam].
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
@@ -92,6 +96,10 @@ pub struct TrainArgs {
     /// else /usr/share/datasets/fashion-mnist, else the embedded sample].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Train on the 5,000-image sample compiled into the binary, with the
+    /// net's sample recipe, even if a full data set is installed.
+    #[arg(long, conflicts_with = "data")]
+    pub sample: bool,
     /// Where to write weights, metrics and plots [default: runs/<net>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -211,8 +219,10 @@ pub struct TrainConfig {
     pub optimizer: OptimizerConfig,
     /// Seed of initialisation and shuffling.
     pub seed: u64,
-    /// `--data`, if given.
-    pub data: Option<PathBuf>,
+    /// Where the data comes from.
+    pub source: Source,
+    /// The recipe that filled in the options left out, and its name.
+    pub recipe: (models::Recipe, &'static str),
     /// Output directory.
     pub out: PathBuf,
     /// Worker threads, at least 1.
@@ -265,10 +275,27 @@ fn in_range(option: &str, value: f32, limit: Option<f32>) -> Result<f32, CliErro
 
 impl TrainArgs {
     /// Checks every value and fills in the defaults that depend on others:
-    /// the net's [`models::Recipe`] for what was left out; its learning rate
-    /// and momentum only if the optimizer is the recipe's.
+    /// the data source, then the net's [`models::Recipe`] for that source
+    /// (its sample recipe on the embedded sample) for what was left out; the
+    /// recipe's learning rate and momentum only if the optimizer is its own.
     pub fn validate(self) -> Result<TrainConfig, CliError> {
-        let recipe = models::net_entry(&self.net).map_or(models::Recipe::D2L, |net| net.recipe);
+        let source = if self.sample {
+            Source::Embedded
+        } else {
+            Source::choose(self.data.as_deref())
+        };
+        let entry = models::net_entry(&self.net);
+        let recipe = match (&source, entry) {
+            (Source::Embedded, Some(net)) => (net.sample_recipe, "the sample recipe"),
+            (Source::Embedded, None) => (models::Recipe::SAMPLE, "the sample recipe"),
+            (Source::Dir { .. }, Some(net)) if net.recipe == models::Recipe::D2L => {
+                (net.recipe, "D2L's recipe (section 7.6)")
+            }
+            (Source::Dir { .. }, Some(net)) => (net.recipe, "the net's recipe"),
+            (Source::Dir { .. }, None) => (models::Recipe::D2L, "D2L's recipe (section 7.6)"),
+        };
+        let recipe_name = recipe.1;
+        let recipe = recipe.0;
         let recipe_optimizer = match recipe.optimizer {
             models::RecipeOptimizer::Sgd => OptimizerKind::Sgd,
             models::RecipeOptimizer::Adam => OptimizerKind::Adam,
@@ -280,7 +307,7 @@ impl TrainArgs {
             OptimizerKind::Adam => (1e-3, 0.0),
         };
         let epochs = positive("--epochs", self.epochs.unwrap_or(recipe.epochs))?;
-        let batch_size = positive("--batch-size", self.batch_size)?;
+        let batch_size = positive("--batch-size", self.batch_size.unwrap_or(recipe.batch_size))?;
         let lr = self.lr.unwrap_or(default_lr);
         if !(lr.is_finite() && lr > 0.0) {
             return Err(CliError::InvalidArg(format!(
@@ -311,7 +338,8 @@ impl TrainArgs {
             batch_size,
             optimizer,
             seed: self.seed,
-            data: self.data,
+            source,
+            recipe: (recipe, recipe_name),
             threads: threads(self.threads)?,
             resume: self.resume,
             limit_train: positive_opt("--limit-train", self.limit_train)?,

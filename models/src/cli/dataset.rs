@@ -144,8 +144,8 @@ pub fn load(
             chosen_by: None,
         } => format!("data: Fashion-MNIST, {} ({sizes})", path.display()),
         Source::Embedded => format!(
-            "data: embedded Fashion-MNIST sample ({sizes}); install dataset-fashion-mnist \
-             or pass --data for the full set"
+            "data: embedded Fashion-MNIST sample ({sizes}); for the full set (60,000 + \
+             10,000): `apt-get install dataset-fashion-mnist`, or --data DIR"
         ),
     };
     if let Some(train) = &train {
@@ -191,7 +191,8 @@ mod tests {
         assert_eq!(
             data.description,
             "data: embedded Fashion-MNIST sample (5,000 train, first 100 of 1,000 test); \
-             install dataset-fashion-mnist or pass --data for the full set"
+             for the full set (60,000 + 10,000): `apt-get install dataset-fashion-mnist`, \
+             or --data DIR"
         );
     }
 

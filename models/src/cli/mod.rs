@@ -130,15 +130,17 @@ fn write_stdout(text: &str) -> Result<(), CliError> {
 }
 
 /// `cnn summary` without a name: one line per net of the registry.
-/// The second line gives the training defaults (the net's recipe).
+/// The next lines give the training defaults: the net's recipe, and its
+/// recipe for the embedded sample.
 fn list_nets() -> Result<(), CliError> {
     let width = NETS.iter().map(|n| n.name.len()).max().unwrap_or(0);
     let type_width = NETS.iter().map(|n| n.type_name.len()).max().unwrap_or(0);
     let mut text = String::from("nets (cnn summary NAME for the layer table):\n");
     for net in NETS {
         text.push_str(&format!(
-            "  {:<width$}  {:<type_width$}  {}\n  {:<width$}  {:<type_width$}  train defaults: {}\n",
-            net.name, net.type_name, net.about, "", "", net.recipe
+            "  {:<width$}  {:<type_width$}  {}\n  {:<width$}  {:<type_width$}  train defaults: {}\n  \
+             {:<width$}  {:<type_width$}  on the sample: {}\n",
+            net.name, net.type_name, net.about, "", "", net.recipe, "", "", net.sample_recipe
         ));
     }
     write_stdout(&text)

@@ -108,15 +108,23 @@ pub fn run<N: Network>(config: &TrainConfig) -> Result<(), CliError> {
     train::set_threads(config.threads);
     let mut net = initial_net::<N>(config.seed, config.resume.as_deref())?;
 
-    let source = Source::choose(config.data.as_deref());
-    let data = dataset::load(&source, true, config.limit_train, config.limit_test)?;
+    let source = &config.source;
+    let data = dataset::load(source, true, config.limit_train, config.limit_test)?;
     say!("{}", data.description);
+    let (recipe, recipe_name) = config.recipe;
+    say!(
+        "recipe: {recipe_name}: {recipe}{}",
+        match source {
+            Source::Embedded => "; D2L's (SGD lr 0.9, batch 256, 10 epochs) needs the full set",
+            Source::Dir { .. } => "",
+        }
+    );
     let test = &data.test;
     let Some(train_set) = &data.train else {
         unreachable!("dataset::load was asked for the training split")
     };
-    check_dataset::<N>(train_set, &source, cnn_runtime::data::Split::Train)?;
-    check_dataset::<N>(test, &source, cnn_runtime::data::Split::Test)?;
+    check_dataset::<N>(train_set, source, cnn_runtime::data::Split::Train)?;
+    check_dataset::<N>(test, source, cnn_runtime::data::Split::Test)?;
 
     std::fs::create_dir_all(&config.out).map_err(CliError::io("cannot create directory", &config.out))?;
 
@@ -272,24 +280,9 @@ fn write_outputs<N: Network>(
     written.push(csv);
 
     let title = format!("{} on Fashion-MNIST", N::NAME);
-    let svg = plot::write_svg(out, &title, history)?;
-    if let Some(why) = &svg.without_text {
-        warn!(
-            "{} drawn without text (no usable font: {why})",
-            svg.path.display()
-        );
-    }
-    written.push(svg.path);
+    written.push(plot::write_svg(out, &title, history)?);
     match plot::write_png(out, &title, history) {
-        Ok(png) => {
-            if let Some(why) = &png.without_text {
-                warn!(
-                    "{} drawn without text (no usable font: {why})",
-                    png.path.display()
-                );
-            }
-            written.push(png.path);
-        }
+        Ok(png) => written.push(png),
         Err(e) => warn!("{e}"),
     }
     Ok(written)
