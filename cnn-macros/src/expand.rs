@@ -9,9 +9,10 @@
 //! the im2col + GEMM ones.
 
 use crate::ctxt::Errors;
-use crate::layer::{self, LayerKind, Window};
+use crate::lower;
+use crate::ops::{BackwardIo, Effect, ForwardIo};
 use crate::parse::{Input, NetSyntax};
-use crate::plan::{self, Buffer, InferStep, LayerPlan, NetPlan, Slot};
+use crate::plan::{self, Buffer, InferStep, NetPlan, Slot};
 use crate::shape::{self, Shape};
 use crate::weights::{self, Baked};
 use proc_macro2::{Literal, TokenStream};
@@ -42,9 +43,9 @@ fn expand_net(net: &NetSyntax, errors: &mut Errors) -> TokenStream {
             format!("net `{}` has no layers; add at least one after `=>`", net.name),
         );
     }
-    let layers: Vec<_> = net.layers.iter().map(|l| layer::resolve(l, errors)).collect();
+    let program = lower::lower(net, errors);
     let shaped = match input {
-        Some(input) => shape::infer(input, layers, errors),
+        Some(input) => shape::infer(input, program, errors),
         None => None,
     };
     match (input, shaped) {
@@ -500,122 +501,6 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
     }
 }
 
-/// `&self.params[a..b]` for a weight or bias.
-fn param_slice(range: Option<(usize, usize)>) -> TokenStream {
-    match range {
-        Some((offset, len)) => {
-            let (a, b) = (lit(offset), lit(offset + len));
-            quote!(&self.params[#a..#b])
-        }
-        None => quote!(&[]),
-    }
-}
-
-fn bias_arg(range: Option<(usize, usize)>) -> TokenStream {
-    match range {
-        Some(_) => {
-            let s = param_slice(range);
-            quote!(::cnn_runtime::__private::core::option::Option::Some(#s))
-        }
-        None => quote!(::cnn_runtime::__private::core::option::Option::None),
-    }
-}
-
-fn pair_lits(pair: layer::Pair) -> TokenStream {
-    let (h, w) = (lit(pair.h), lit(pair.w));
-    quote!((#h, #w))
-}
-
-/// The geometry const of a conv or pool layer.
-fn geometry(l: &LayerPlan) -> TokenStream {
-    let p = quote!(::cnn_runtime::__private);
-    let Shape::Chw(c, h, w) = l.shaped.input else {
-        return TokenStream::new();
-    };
-    let (c, h, w) = (lit(c), lit(h), lit(w));
-    match l.kind() {
-        LayerKind::Conv {
-            out_channels,
-            kernel,
-            stride,
-            pad,
-            ..
-        } => {
-            let o = lit(out_channels);
-            let (k, s, pd) = (pair_lits(kernel), pair_lits(stride), pair_lits(pad));
-            quote! {
-                const G: #p::ops::conv::Conv2d = #p::ops::conv::Conv2d {
-                    in_channels: #c, in_h: #h, in_w: #w, out_channels: #o, kernel: #k, stride: #s, pad: #pd,
-                };
-            }
-        }
-        LayerKind::MaxPool(Window { kernel, stride, pad })
-        | LayerKind::AvgPool(Window { kernel, stride, pad }) => {
-            let (k, s, pd) = (pair_lits(kernel), pair_lits(stride), pair_lits(pad));
-            quote! {
-                const G: #p::ops::window::Pool2d = #p::ops::window::Pool2d {
-                    channels: #c, in_h: #h, in_w: #w, kernel: #k, stride: #s, pad: #pd,
-                };
-            }
-        }
-        _ => TokenStream::new(),
-    }
-}
-
-/// The kernel call of a computing layer's forward pass, with `x`, `y`, `n`
-/// and `col` in scope.
-fn forward_call(l: &LayerPlan) -> TokenStream {
-    let p = quote!(::cnn_runtime::__private);
-    let geometry = geometry(l);
-    let w = param_slice(l.weight);
-    let b = bias_arg(l.bias);
-    match l.kind() {
-        LayerKind::Conv { .. } => quote! {
-            #geometry
-            if GEMM {
-                #p::ops::conv::forward_gemm(&G, n, x, #w, #b, y, col);
-            } else {
-                #p::ops::conv::forward(&G, n, x, #w, #b, y);
-            }
-        },
-        LayerKind::Linear { out_features, .. } => {
-            let (i, o) = (lit(l.shaped.fan_in_units), lit(out_features));
-            quote! {
-                const G: #p::ops::linear::Linear = #p::ops::linear::Linear { in_features: #i, out_features: #o };
-                if GEMM {
-                    #p::ops::linear::forward_gemm(&G, n, x, #w, #b, y);
-                } else {
-                    #p::ops::linear::forward(&G, n, x, #w, #b, y);
-                }
-            }
-        }
-        LayerKind::MaxPool(_) => quote! { #geometry #p::ops::maxpool::forward(&G, n, x, y); },
-        LayerKind::AvgPool(_) => quote! { #geometry #p::ops::avgpool::forward(&G, n, x, y); },
-        LayerKind::GlobalAvgPool | LayerKind::GlobalMaxPool => {
-            let Shape::Chw(c, h, w) = l.shaped.input else {
-                return TokenStream::new();
-            };
-            let (c, s) = (lit(c), lit(h * w));
-            let op = if matches!(l.kind(), LayerKind::GlobalAvgPool) {
-                quote!(global_avgpool)
-            } else {
-                quote!(global_maxpool)
-            };
-            quote! { #p::ops::#op::forward(#c, #s, n, x, y); }
-        }
-        _ => TokenStream::new(),
-    }
-}
-
-/// The module of an element-wise activation.
-fn activation_module(kind: LayerKind) -> TokenStream {
-    match kind {
-        LayerKind::Relu => quote!(relu),
-        LayerKind::Sigmoid => quote!(sigmoid),
-        _ => quote!(tanh),
-    }
-}
-
 /// Borrows of an inference slot: `input`, `output` or a scratch end.
 fn slot_expr(slot: Slot, len: usize, mutable: bool) -> TokenStream {
     let p = quote!(::cnn_runtime::__private);
@@ -650,14 +535,18 @@ fn bind_xy(src: Slot, src_len: usize, dst: Slot, dst_len: usize) -> TokenStream 
 }
 
 fn forward_body(plan: &NetPlan) -> TokenStream {
-    let p = quote!(::cnn_runtime::__private);
     let mut body = TokenStream::new();
     for step in &plan.infer_steps {
         body.extend(match *step {
             InferStep::Compute { layer, src, dst } => {
                 let l = &plan.layers[layer];
                 let bind = bind_xy(src, l.in_len(), dst, l.out_len());
-                let call = forward_call(l);
+                let call = l.kind().forward(
+                    l,
+                    &ForwardIo {
+                        target: TokenStream::new(),
+                    },
+                );
                 quote!({ #bind #call })
             }
             InferStep::Copy { src, dst, len } => {
@@ -666,19 +555,12 @@ fn forward_body(plan: &NetPlan) -> TokenStream {
             }
             InferStep::InPlace { layer, slot } => {
                 let l = &plan.layers[layer];
-                let module = activation_module(l.kind());
                 let target = slot_expr(slot, l.out_len(), true);
-                quote!(#p::ops::#module::forward(#target);)
+                l.kind().forward(l, &ForwardIo { target })
             }
         });
     }
     body
-}
-
-/// A per-layer constant mixed into the dropout seed, so two dropout layers
-/// draw different masks.
-fn layer_salt(index: usize) -> proc_macro2::Literal {
-    Literal::u64_suffixed((index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03))
 }
 
 /// `a3`, or `input` for the caller's buffer.
@@ -711,21 +593,30 @@ fn train_body(plan: &NetPlan) -> TokenStream {
     for (l, io) in plan.layers.iter().zip(&plan.train_io) {
         let x = buffer_ident(io.x);
         let y = buffer_ident(io.y);
-        if l.computes() {
-            let call = forward_call(l);
-            body.extend(quote!({ let x: &[f32] = &*#x; let y: &mut [f32] = &mut *#y; #call }));
-        } else if l.kind().is_activation() {
-            let module = activation_module(l.kind());
-            if io.copy {
-                body.extend(quote!(#y.copy_from_slice(&*#x);));
+        let in_place = ForwardIo {
+            target: quote!(&mut *#y),
+        };
+        match l.effect() {
+            Effect::Compute => {
+                let call = l.kind().forward(
+                    l,
+                    &ForwardIo {
+                        target: TokenStream::new(),
+                    },
+                );
+                body.extend(quote!({ let x: &[f32] = &*#x; let y: &mut [f32] = &mut *#y; #call }));
             }
-            body.extend(quote!(#p::ops::#module::forward(&mut *#y);));
-        } else if let (LayerKind::Dropout { p: rate }, true) = (l.kind(), l.is_dropping()) {
-            let salt = layer_salt(l.index);
-            body.extend(quote! {
-                #y.copy_from_slice(&*#x);
-                #p::ops::dropout::forward(#rate, seed ^ #salt, &mut *#y);
-            });
+            Effect::InPlace => {
+                if io.copy {
+                    body.extend(quote!(#y.copy_from_slice(&*#x);));
+                }
+                body.extend(l.kind().forward(l, &in_place));
+            }
+            Effect::TrainCopy => {
+                body.extend(quote!(#y.copy_from_slice(&*#x);));
+                body.extend(l.kind().forward(l, &in_place));
+            }
+            Effect::View => {}
         }
     }
 
@@ -757,17 +648,13 @@ fn train_body(plan: &NetPlan) -> TokenStream {
         } else {
             (quote!(g1), quote!(g0))
         };
-        let (in_len, out_len) = (lit(l.in_len()), lit(l.out_len()));
-        let x = buffer_ident(io.x);
-        let y = buffer_ident(io.y);
+        let in_len = lit(l.in_len());
         let needs_dx = plan.params_before(i);
         let dx = if needs_dx {
             quote!(::cnn_runtime::__private::core::option::Option::Some(&mut #g_other[..n * #in_len]))
         } else {
             quote!(::cnn_runtime::__private::core::option::Option::None)
         };
-        let geometry = geometry(l);
-        let w = param_slice(l.weight);
         let grads_split = match (l.weight, l.bias) {
             (Some((w_off, w_len)), Some((_, b_len))) => {
                 let (a, m, e) = (lit(w_off), lit(w_len), lit(w_off + w_len + b_len));
@@ -779,66 +666,17 @@ fn train_body(plan: &NetPlan) -> TokenStream {
             }
             _ => TokenStream::new(),
         };
-        let step = match l.kind() {
-            LayerKind::Relu | LayerKind::Sigmoid | LayerKind::Tanh => {
-                let module = activation_module(l.kind());
-                quote!(#p::ops::#module::backward(&*#y, &mut #g_cur[..n * #out_len]);)
-            }
-            LayerKind::Flatten => TokenStream::new(),
-            LayerKind::Dropout { p: rate } => {
-                if l.is_dropping() {
-                    let salt = layer_salt(l.index);
-                    quote!(#p::ops::dropout::backward(#rate, seed ^ #salt, &mut #g_cur[..n * #out_len]);)
-                } else {
-                    TokenStream::new()
-                }
-            }
-            LayerKind::Conv { .. } => quote! { {
-                #geometry
-                #grads_split
-                let dy: &[f32] = &#g_cur[..n * #out_len];
-                if GEMM {
-                    #p::ops::conv::backward_gemm(&G, n, &*#x, #w, dy, dw, db, #dx, col);
-                } else {
-                    #p::ops::conv::backward(&G, n, &*#x, #w, dy, dw, db, #dx);
-                }
-            }},
-            LayerKind::Linear { out_features, .. } => {
-                let (fi, fo) = (lit(l.shaped.fan_in_units), lit(out_features));
-                quote! { {
-                    const G: #p::ops::linear::Linear = #p::ops::linear::Linear { in_features: #fi, out_features: #fo };
-                    #grads_split
-                    let dy: &[f32] = &#g_cur[..n * #out_len];
-                    if GEMM {
-                        #p::ops::linear::backward_gemm(&G, n, &*#x, #w, dy, dw, db, #dx);
-                    } else {
-                        #p::ops::linear::backward(&G, n, &*#x, #w, dy, dw, db, #dx);
-                    }
-                }}
-            }
-            LayerKind::MaxPool(_) => quote! { {
-                #geometry
-                #p::ops::maxpool::backward(&G, n, &*#x, &#g_cur[..n * #out_len], &mut #g_other[..n * #in_len]);
-            }},
-            LayerKind::AvgPool(_) => quote! { {
-                #geometry
-                #p::ops::avgpool::backward(&G, n, &#g_cur[..n * #out_len], &mut #g_other[..n * #in_len]);
-            }},
-            LayerKind::GlobalAvgPool => {
-                let Shape::Chw(c, h, w) = l.shaped.input else {
-                    unreachable!("global pools take [C, H, W]")
-                };
-                let (c, s) = (lit(c), lit(h * w));
-                quote!(#p::ops::global_avgpool::backward(#c, #s, n, &#g_cur[..n * #out_len], &mut #g_other[..n * #in_len]);)
-            }
-            LayerKind::GlobalMaxPool => {
-                let Shape::Chw(c, h, w) = l.shaped.input else {
-                    unreachable!("global pools take [C, H, W]")
-                };
-                let (c, s) = (lit(c), lit(h * w));
-                quote!(#p::ops::global_maxpool::backward(#c, #s, n, &*#x, &#g_cur[..n * #out_len], &mut #g_other[..n * #in_len]);)
-            }
-        };
+        let step = l.kind().backward(
+            l,
+            &BackwardIo {
+                x: buffer_ident(io.x),
+                y: buffer_ident(io.y),
+                dy_buffer: g_cur,
+                dx_buffer: g_other,
+                dx,
+                grads_split,
+            },
+        );
         body.extend(step);
         if l.computes() {
             current_is_g0 = !current_is_g0;

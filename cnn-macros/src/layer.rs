@@ -1,10 +1,12 @@
 //! Syntax to typed layers: every argument checked and resolved to numbers.
 //!
-//! Each layer keyword has a signature (positional parameters and options);
-//! a layer with a bad argument is reported and becomes `None`, so the shape
-//! phase treats its output as unknown instead of piling on errors.
+//! Each layer keyword has a signature (positional parameters and options,
+//! declared by its op in `ops/`); a layer with a bad argument is reported and
+//! becomes `None`, so the shape phase treats its output as unknown instead of
+//! piling on errors. The op then builds itself from [`Args`].
 
 use crate::ctxt::Errors;
+use crate::ops::{self, LayerKind};
 use crate::parse::{ArgSyntax, LayerSyntax, ValueSyntax};
 use crate::symbol;
 use proc_macro2::Span;
@@ -18,46 +20,6 @@ pub struct Pair {
     pub span: Span,
 }
 
-/// What a layer computes, with every number resolved.
-#[derive(Clone, Copy, Debug)]
-pub enum LayerKind {
-    Conv {
-        /// `None` for `_`: inferred from the input.
-        in_channels: Option<usize>,
-        in_span: Span,
-        out_channels: usize,
-        kernel: Pair,
-        stride: Pair,
-        pad: Pair,
-        bias: bool,
-    },
-    MaxPool(Window),
-    AvgPool(Window),
-    GlobalAvgPool,
-    GlobalMaxPool,
-    Flatten,
-    Linear {
-        in_features: Option<usize>,
-        in_span: Span,
-        out_features: usize,
-        bias: bool,
-    },
-    Relu,
-    Sigmoid,
-    Tanh,
-    Dropout {
-        p: f32,
-    },
-}
-
-/// Kernel, stride and padding of a pooling window.
-#[derive(Clone, Copy, Debug)]
-pub struct Window {
-    pub kernel: Pair,
-    pub stride: Pair,
-    pub pad: Pair,
-}
-
 /// A checked layer: what it computes plus where it came from.
 pub struct Layer<'a> {
     pub kind: LayerKind,
@@ -66,50 +28,9 @@ pub struct Layer<'a> {
     pub source: String,
 }
 
-impl LayerKind {
-    /// The DSL keyword.
-    pub fn keyword(&self) -> &'static str {
-        match self {
-            LayerKind::Conv { .. } => "conv",
-            LayerKind::MaxPool(_) => "maxpool",
-            LayerKind::AvgPool(_) => "avgpool",
-            LayerKind::GlobalAvgPool => "global_avgpool",
-            LayerKind::GlobalMaxPool => "global_maxpool",
-            LayerKind::Flatten => "flatten",
-            LayerKind::Linear { .. } => "linear",
-            LayerKind::Relu => "relu",
-            LayerKind::Sigmoid => "sigmoid",
-            LayerKind::Tanh => "tanh",
-            LayerKind::Dropout { .. } => "dropout",
-        }
-    }
-
-    /// The PyTorch module this layer corresponds to.
-    pub fn torch_name(&self) -> &'static str {
-        match self {
-            LayerKind::Conv { .. } => "Conv2d",
-            LayerKind::MaxPool(_) => "MaxPool2d",
-            LayerKind::AvgPool(_) => "AvgPool2d",
-            LayerKind::GlobalAvgPool => "AdaptiveAvgPool2d",
-            LayerKind::GlobalMaxPool => "AdaptiveMaxPool2d",
-            LayerKind::Flatten => "Flatten",
-            LayerKind::Linear { .. } => "Linear",
-            LayerKind::Relu => "ReLU",
-            LayerKind::Sigmoid => "Sigmoid",
-            LayerKind::Tanh => "Tanh",
-            LayerKind::Dropout { .. } => "Dropout",
-        }
-    }
-
-    /// True for element-wise activations.
-    pub fn is_activation(&self) -> bool {
-        matches!(self, LayerKind::Relu | LayerKind::Sigmoid | LayerKind::Tanh)
-    }
-}
-
 /// What a parameter accepts.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Accepts {
+pub enum Accepts {
     /// A positive integer.
     Positive,
     /// A positive integer or `_`.
@@ -124,47 +45,17 @@ enum Accepts {
     Probability,
 }
 
-struct Param {
+/// One positional parameter or option of a layer keyword.
+pub struct Param {
     name: &'static str,
     accepts: Accepts,
 }
 
-const fn param(name: &'static str, accepts: Accepts) -> Param {
-    Param { name, accepts }
-}
-
-const CONV_ARGS: &[Param] = &[
-    param("in", Accepts::PositiveOrInfer),
-    param("out", Accepts::Positive),
-    param("kernel", Accepts::PositivePair),
-];
-const CONV_OPTIONS: &[Param] = &[
-    param("stride", Accepts::PositivePair),
-    param("pad", Accepts::NonNegativePair),
-    param("bias", Accepts::Bool),
-];
-const POOL_ARGS: &[Param] = &[param("kernel", Accepts::PositivePair)];
-const POOL_OPTIONS: &[Param] = &[
-    param("stride", Accepts::PositivePair),
-    param("pad", Accepts::NonNegativePair),
-];
-const LINEAR_ARGS: &[Param] = &[
-    param("in", Accepts::PositiveOrInfer),
-    param("out", Accepts::Positive),
-];
-const LINEAR_OPTIONS: &[Param] = &[param("bias", Accepts::Bool)];
-const DROPOUT_ARGS: &[Param] = &[param("p", Accepts::Probability)];
-
-/// Positional parameters (all required) and options of a keyword.
-fn signature(keyword: &str) -> Option<(&'static [Param], &'static [Param])> {
-    Some(match keyword {
-        "conv" => (CONV_ARGS, CONV_OPTIONS),
-        "maxpool" | "avgpool" => (POOL_ARGS, POOL_OPTIONS),
-        "linear" => (LINEAR_ARGS, LINEAR_OPTIONS),
-        "dropout" => (DROPOUT_ARGS, &[]),
-        "global_avgpool" | "global_maxpool" | "flatten" | "relu" | "sigmoid" | "tanh" => (&[], &[]),
-        _ => return None,
-    })
+impl Param {
+    /// The parameter `name`, accepting `accepts`.
+    pub const fn new(name: &'static str, accepts: Accepts) -> Param {
+        Param { name, accepts }
+    }
 }
 
 /// A resolved argument value.
@@ -180,12 +71,12 @@ enum Value {
 /// Checks a layer's keyword and arguments; reports every problem.
 pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer<'a>> {
     let keyword = syntax.name.to_string();
-    let Some((positional, options)) = signature(&keyword) else {
+    let Some((positional, options)) = ops::signature(&keyword) else {
         let mut message = format!(
             "unknown layer `{keyword}`; expected one of: {}",
-            symbol::LAYERS.join(", ")
+            ops::KEYWORDS.join(", ")
         );
-        if let Some(near) = symbol::nearest(&keyword, symbol::LAYERS) {
+        if let Some(near) = symbol::nearest(&keyword, ops::KEYWORDS) {
             message.push_str(&format!("\nhelp: did you mean `{near}`?"));
         }
         errors.push(syntax.name.span(), message);
@@ -282,91 +173,98 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
         return None;
     }
 
-    let name_span = syntax.name.span();
-    let int = |i: usize| match given[i] {
-        Some(Value::Int(v, _)) => v,
-        _ => 0,
+    let args = Args {
+        given,
+        options,
+        opt_given,
+        name_span: syntax.name.span(),
     };
-    let maybe = |i: usize| match given[i] {
-        Some(Value::Int(v, span)) => (Some(v), span),
-        Some(Value::Infer(span)) => (None, span),
-        _ => (None, name_span),
-    };
-    let pair = |v: Option<Value>| match v {
+    let kind = ops::build(&keyword, &args)?;
+    Some(Layer { kind, syntax, source })
+}
+
+/// The checked arguments of one layer, for its op to build itself from.
+/// Every required argument is present and of the accepted kind; an option
+/// left out reads as its default.
+pub struct Args {
+    given: Vec<Option<Value>>,
+    options: &'static [Param],
+    opt_given: Vec<Option<Value>>,
+    name_span: Span,
+}
+
+impl Args {
+    /// The span of the layer's keyword, for defaulted values.
+    pub fn name_span(&self) -> Span {
+        self.name_span
+    }
+
+    /// Positional argument `i`, an integer.
+    pub fn int(&self, i: usize) -> usize {
+        match self.given[i] {
+            Some(Value::Int(v, _)) => v,
+            _ => 0,
+        }
+    }
+
+    /// Positional argument `i`, an integer or `_` (`None`), with its span.
+    pub fn int_or_infer(&self, i: usize) -> (Option<usize>, Span) {
+        match self.given[i] {
+            Some(Value::Int(v, span)) => (Some(v), span),
+            Some(Value::Infer(span)) => (None, span),
+            _ => (None, self.name_span),
+        }
+    }
+
+    /// Positional argument `i`, a number.
+    pub fn float(&self, i: usize) -> f32 {
+        match self.given[i] {
+            Some(Value::Float(p)) => p,
+            _ => 0.0,
+        }
+    }
+
+    /// Positional argument `i` as a `(h, w)` pair (an integer `k` is `(k, k)`).
+    pub fn pair(&self, i: usize) -> Option<Pair> {
+        as_pair(self.given[i])
+    }
+
+    /// Option `name` as a pair, if given.
+    pub fn option_pair(&self, name: &str) -> Option<Pair> {
+        as_pair(self.option(name))
+    }
+
+    /// Option `name`, a flag defaulting to `true`.
+    pub fn flag(&self, name: &str) -> bool {
+        match self.option(name) {
+            Some(Value::Bool(b)) => b,
+            _ => true,
+        }
+    }
+
+    /// `(v, v)` at the keyword's span: a default.
+    pub fn default_pair(&self, v: usize) -> Pair {
+        Pair {
+            h: v,
+            w: v,
+            span: self.name_span,
+        }
+    }
+
+    fn option(&self, name: &str) -> Option<Value> {
+        self.options
+            .iter()
+            .position(|o| o.name == name)
+            .and_then(|i| self.opt_given[i])
+    }
+}
+
+fn as_pair(v: Option<Value>) -> Option<Pair> {
+    match v {
         Some(Value::Pair(p)) => Some(p),
         Some(Value::Int(v, span)) => Some(Pair { h: v, w: v, span }),
         _ => None,
-    };
-    let opt = |name: &str| {
-        options
-            .iter()
-            .position(|o| o.name == name)
-            .and_then(|i| opt_given[i])
-    };
-    let flag = |name: &str| match opt(name) {
-        Some(Value::Bool(b)) => b,
-        _ => true,
-    };
-    let zero = Pair {
-        h: 0,
-        w: 0,
-        span: name_span,
-    };
-    let window = || {
-        let kernel = pair(given[0]).unwrap_or(zero);
-        Window {
-            kernel,
-            stride: pair(opt("stride")).unwrap_or(Pair {
-                span: name_span,
-                ..kernel
-            }),
-            pad: pair(opt("pad")).unwrap_or(zero),
-        }
-    };
-
-    let kind = match keyword.as_str() {
-        "conv" => {
-            let (in_channels, in_span) = maybe(0);
-            let one = Pair {
-                h: 1,
-                w: 1,
-                span: name_span,
-            };
-            LayerKind::Conv {
-                in_channels,
-                in_span,
-                out_channels: int(1),
-                kernel: pair(given[2]).unwrap_or(one),
-                stride: pair(opt("stride")).unwrap_or(one),
-                pad: pair(opt("pad")).unwrap_or(zero),
-                bias: flag("bias"),
-            }
-        }
-        "maxpool" => LayerKind::MaxPool(window()),
-        "avgpool" => LayerKind::AvgPool(window()),
-        "linear" => {
-            let (in_features, in_span) = maybe(0);
-            LayerKind::Linear {
-                in_features,
-                in_span,
-                out_features: int(1),
-                bias: flag("bias"),
-            }
-        }
-        "dropout" => LayerKind::Dropout {
-            p: match given[0] {
-                Some(Value::Float(p)) => p,
-                _ => 0.0,
-            },
-        },
-        "global_avgpool" => LayerKind::GlobalAvgPool,
-        "global_maxpool" => LayerKind::GlobalMaxPool,
-        "flatten" => LayerKind::Flatten,
-        "relu" => LayerKind::Relu,
-        "sigmoid" => LayerKind::Sigmoid,
-        _ => LayerKind::Tanh,
-    };
-    Some(Layer { kind, syntax, source })
+    }
 }
 
 fn names(params: &[Param]) -> String {

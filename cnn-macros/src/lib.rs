@@ -4,11 +4,18 @@
 //! The phases, a module each, with plain data between them:
 //! `parse` (tokens to syntax, every node keeps its span) ->
 //! `layer` (arguments checked and resolved to numbers) ->
-//! `shape` (every tensor shape computed, mismatches reported) ->
+//! `lower` (the net as a program: nodes in topological order over numbered
+//! values, each with its `state_dict` key) ->
+//! `shape` (every value's shape computed, mismatches reported) ->
 //! `plan` (parameter layout and memory plan) ->
 //! `expand` (the Rust code). Errors are collected in `ctxt::Errors` and
 //! reported together; a net with errors still expands to a stub type so the
 //! user sees only the real mistakes.
+//!
+//! Each op lives in one module of `ops/` (keyword, signature, shape rule,
+//! tensors, memory effect, forward and backward code) and is registered in
+//! one list there, from which every dispatch over op kinds is generated;
+//! `ops/mod.rs` has the checklist for adding a layer.
 //!
 //! Users depend on `cnn-runtime`, which re-exports this macro; the generated
 //! code names everything through `::cnn_runtime::__private`.
@@ -16,6 +23,8 @@
 mod ctxt;
 mod expand;
 mod layer;
+mod lower;
+mod ops;
 mod parse;
 mod plan;
 mod shape;

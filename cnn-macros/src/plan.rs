@@ -11,8 +11,9 @@
 //! already holds an activation's output that its own backward needs), plus
 //! two gradient buffers that ping-pong.
 
-use crate::layer::LayerKind;
-use crate::shape::{Shape, Shaped};
+use crate::lower::ValueId;
+use crate::ops::{Effect, LayerKind};
+use crate::shape::{Shape, Shaped, ShapedProgram};
 
 /// A parameter tensor in the flat array, in `state_dict` order.
 pub struct Tensor {
@@ -50,21 +51,14 @@ impl LayerPlan<'_> {
     pub fn params(&self) -> usize {
         self.weight.map_or(0, |w| w.1) + self.bias.map_or(0, |b| b.1)
     }
-    /// Dropout with `p > 0`: does something in training.
-    pub fn is_dropping(&self) -> bool {
-        matches!(self.kind(), LayerKind::Dropout { p } if p > 0.0)
+    /// What the layer does to memory.
+    pub fn effect(&self) -> Effect {
+        self.kind().effect()
     }
     /// Conv, pools and linear write a new buffer; the rest are element-wise
     /// (activations, dropout) or free (flatten).
     pub fn computes(&self) -> bool {
-        !matches!(
-            self.kind(),
-            LayerKind::Relu
-                | LayerKind::Sigmoid
-                | LayerKind::Tanh
-                | LayerKind::Flatten
-                | LayerKind::Dropout { .. }
-        )
+        self.effect() == Effect::Compute
     }
 }
 
@@ -149,63 +143,42 @@ impl NetPlan<'_> {
 }
 
 /// Plans a net whose layers all checked out.
-pub fn plan(input: Shape, shaped: Vec<Shaped<'_>>) -> NetPlan<'_> {
+///
+/// The buffers are assigned per value of the program; the assignment below
+/// (one ping-pong for inference, one chain of stored outputs for training)
+/// is exact for programs that are paths, which is all `lower` produces.
+pub fn plan(input: Shape, program: ShapedProgram<'_>) -> NetPlan<'_> {
+    let ShapedProgram {
+        nodes: shaped,
+        values,
+        output,
+        ..
+    } = program;
     let mut tensors = Vec::new();
     let mut offset = 0;
     let mut layers = Vec::new();
     for (index, shaped) in shaped.into_iter().enumerate() {
         let mut weight = None;
         let mut bias = None;
-        let mut macs = 0;
-        let mut push = |suffix: &str, shape: Vec<usize>, is_bias: bool, fan_in: usize, fan_out: usize| {
-            let len = shape.iter().product();
+        let (specs, macs) = shaped.layer.kind.tensors(&shaped);
+        for spec in specs {
+            let len = spec.shape.iter().product();
+            let range = Some((offset, len));
+            match spec.suffix {
+                "weight" => weight = range,
+                "bias" => bias = range,
+                _ => {}
+            }
             tensors.push(Tensor {
-                key: format!("{index}.{suffix}"),
-                shape,
+                key: format!("{}.{}", shaped.key, spec.suffix),
+                shape: spec.shape,
                 offset,
                 len,
-                is_bias,
-                fan_in,
-                fan_out,
+                is_bias: spec.is_bias,
+                fan_in: spec.fan_in,
+                fan_out: spec.fan_out,
             });
             offset += len;
-            (offset - len, len)
-        };
-        match shaped.layer.kind {
-            LayerKind::Conv {
-                out_channels,
-                kernel,
-                bias: has_bias,
-                ..
-            } => {
-                let c = shaped.fan_in_units;
-                let area = kernel.h * kernel.w;
-                let (fan_in, fan_out) = (c * area, out_channels * area);
-                weight = Some(push(
-                    "weight",
-                    vec![out_channels, c, kernel.h, kernel.w],
-                    false,
-                    fan_in,
-                    fan_out,
-                ));
-                if has_bias {
-                    bias = Some(push("bias", vec![out_channels], true, fan_in, fan_out));
-                }
-                macs = shaped.output.len() * fan_in;
-            }
-            LayerKind::Linear {
-                out_features,
-                bias: has_bias,
-                ..
-            } => {
-                let f = shaped.fan_in_units;
-                weight = Some(push("weight", vec![out_features, f], false, f, out_features));
-                if has_bias {
-                    bias = Some(push("bias", vec![out_features], true, f, out_features));
-                }
-                macs = f * out_features;
-            }
-            _ => {}
         }
         layers.push(LayerPlan {
             shaped,
@@ -217,18 +190,13 @@ pub fn plan(input: Shape, shaped: Vec<Shaped<'_>>) -> NetPlan<'_> {
         });
     }
 
-    let (infer_steps, infer_scratch) = plan_inference(&mut layers);
+    let (infer_steps, infer_scratch) = plan_inference(&mut layers, values, output);
     let col_len = layers
         .iter()
-        .filter_map(|l| match (l.kind(), l.shaped.output) {
-            (LayerKind::Conv { kernel, .. }, Shape::Chw(_, oh, ow)) => {
-                Some(l.shaped.fan_in_units * kernel.h * kernel.w * oh * ow)
-            }
-            _ => None,
-        })
+        .map(|l| l.kind().col_len(&l.shaped))
         .max()
         .unwrap_or(0);
-    let (train_io, acts, train_output) = plan_training(&layers);
+    let (train_io, acts, train_output) = plan_training(&layers, values, output);
     let grad_lens = plan_gradients(&layers);
     let output_shape = layers.last().map_or(input, |l| l.shaped.output);
     NetPlan {
@@ -250,11 +218,11 @@ pub fn plan(input: Shape, shaped: Vec<Shaped<'_>>) -> NetPlan<'_> {
 }
 
 /// The ping-pong inference program and its scratch size per example.
-fn plan_inference(layers: &mut [LayerPlan]) -> (Vec<InferStep>, usize) {
+fn plan_inference(layers: &mut [LayerPlan], values: usize, output: ValueId) -> (Vec<InferStep>, usize) {
     let last_compute = layers.iter().rposition(|l| l.computes());
     let mut steps = Vec::new();
-    let mut current = Slot::Input;
-    let mut current_len = layers.first().map_or(0, |l| l.in_len());
+    // Where each value lives; the net's input is the caller's.
+    let mut slot_of = vec![Slot::Input; values];
     let mut scratch = 0;
     let in_scratch = |slot: Slot, len: usize| {
         if matches!(slot, Slot::Front | Slot::Back) {
@@ -271,89 +239,101 @@ fn plan_inference(layers: &mut [LayerPlan]) -> (Vec<InferStep>, usize) {
         }
     };
     for (i, layer) in layers.iter_mut().enumerate() {
-        if layer.computes() {
-            let dst = if Some(i) == last_compute {
-                Slot::Output
-            } else {
-                next_free(current)
-            };
-            let live = in_scratch(current, layer.in_len()) + in_scratch(dst, layer.out_len());
-            layer.infer_scratch = live;
-            scratch = scratch.max(live);
-            steps.push(InferStep::Compute {
-                layer: i,
-                src: current,
-                dst,
-            });
-            current = dst;
-        } else if !matches!(layer.kind(), LayerKind::Flatten | LayerKind::Dropout { .. }) {
-            if current == Slot::Input {
-                // Activations never write the caller's input.
-                let dst = if last_compute.is_none_or(|last| i > last) {
+        let mut current = slot_of[layer.shaped.inputs[0].0];
+        let current_len = layer.in_len();
+        match layer.effect() {
+            Effect::Compute => {
+                let dst = if Some(i) == last_compute {
                     Slot::Output
                 } else {
-                    Slot::Front
+                    next_free(current)
                 };
-                scratch = scratch.max(in_scratch(dst, current_len));
-                layer.infer_scratch = in_scratch(dst, current_len);
-                steps.push(InferStep::Copy {
+                let live = in_scratch(current, layer.in_len()) + in_scratch(dst, layer.out_len());
+                layer.infer_scratch = live;
+                scratch = scratch.max(live);
+                steps.push(InferStep::Compute {
+                    layer: i,
                     src: current,
                     dst,
-                    len: current_len,
                 });
                 current = dst;
             }
-            steps.push(InferStep::InPlace {
-                layer: i,
-                slot: current,
-            });
+            Effect::InPlace => {
+                if current == Slot::Input {
+                    // Activations never write the caller's input.
+                    let dst = if last_compute.is_none_or(|last| i > last) {
+                        Slot::Output
+                    } else {
+                        Slot::Front
+                    };
+                    scratch = scratch.max(in_scratch(dst, current_len));
+                    layer.infer_scratch = in_scratch(dst, current_len);
+                    steps.push(InferStep::Copy {
+                        src: current,
+                        dst,
+                        len: current_len,
+                    });
+                    current = dst;
+                }
+                steps.push(InferStep::InPlace {
+                    layer: i,
+                    slot: current,
+                });
+            }
+            // Identity at inference.
+            Effect::TrainCopy | Effect::View => {}
         }
-        current_len = layer.out_len();
+        slot_of[layer.shaped.output_value.0] = current;
     }
-    if current == Slot::Input {
+    if slot_of[output.0] == Slot::Input {
         // Nothing but flatten/dropout: the output is the input.
         steps.push(InferStep::Copy {
             src: Slot::Input,
             dst: Slot::Output,
-            len: current_len,
+            len: layers.last().map_or(0, |l| l.out_len()),
         });
     }
     (steps, scratch)
 }
 
 /// Buffers of the training forward pass.
-fn plan_training(layers: &[LayerPlan]) -> (Vec<TrainIo>, Vec<usize>, Buffer) {
+fn plan_training(layers: &[LayerPlan], values: usize, output: ValueId) -> (Vec<TrainIo>, Vec<usize>, Buffer) {
     let mut io = Vec::new();
     let mut acts: Vec<usize> = Vec::new();
-    let mut current = Buffer::Input;
-    // Whether `current` already holds an activation's output (which that
-    // activation's backward pass reads, so it must not be overwritten).
-    let mut activated = false;
+    // Where each value lives, and whether that buffer already holds an
+    // activation's output (which that activation's backward pass reads, so
+    // it must not be overwritten).
+    let mut buffer_of = vec![(Buffer::Input, false); values];
     for layer in layers {
+        let (current, mut activated) = buffer_of[layer.shaped.inputs[0].0];
         let x = current;
-        let (y, copy) = if layer.computes() {
-            acts.push(layer.out_len());
-            activated = false;
-            (Buffer::Act(acts.len() - 1), false)
-        } else if layer.kind().is_activation() && (current == Buffer::Input || activated) {
-            acts.push(layer.out_len());
-            (Buffer::Act(acts.len() - 1), true)
-        } else if layer.is_dropping() {
-            // Dropout writes a masked copy; its backward recomputes the mask
-            // and needs no stored output.
-            acts.push(layer.out_len());
-            activated = false;
-            (Buffer::Act(acts.len() - 1), true)
-        } else {
-            (current, false)
+        let effect = layer.effect();
+        let (y, copy) = match effect {
+            Effect::Compute => {
+                acts.push(layer.out_len());
+                activated = false;
+                (Buffer::Act(acts.len() - 1), false)
+            }
+            Effect::InPlace if current == Buffer::Input || activated => {
+                acts.push(layer.out_len());
+                (Buffer::Act(acts.len() - 1), true)
+            }
+            Effect::TrainCopy => {
+                // A transformed copy (dropout's mask); its backward
+                // recomputes what it needs and reads no stored output.
+                acts.push(layer.out_len());
+                activated = false;
+                (Buffer::Act(acts.len() - 1), true)
+            }
+            Effect::InPlace | Effect::View => (current, false),
         };
-        if layer.kind().is_activation() {
+        if effect == Effect::InPlace {
             activated = true;
         }
         io.push(TrainIo { x, y, copy });
-        current = y;
+        buffer_of[layer.shaped.output_value.0] = (y, activated);
     }
-    (io, acts, current)
+    (io, acts, buffer_of[output.0].0)
 }
 
 /// Simulates the backward pass the code generator writes (the loss gradient

@@ -1,19 +1,6 @@
-//! The DSL's keywords in one place, and "did you mean" suggestions.
-
-/// Every layer keyword, in the order the error message lists them.
-pub const LAYERS: &[&str] = &[
-    "conv",
-    "maxpool",
-    "avgpool",
-    "global_avgpool",
-    "global_maxpool",
-    "flatten",
-    "linear",
-    "relu",
-    "sigmoid",
-    "tanh",
-    "dropout",
-];
+//! "Did you mean" suggestions: the names users bring from PyTorch, Keras or
+//! papers, and edit distance. The keywords themselves come from the op
+//! registry, `ops::KEYWORDS`.
 
 /// Names users bring from PyTorch, Keras or papers, mapped to ours.
 const ALIASES: &[(&str, &str)] = &[
@@ -74,6 +61,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::KEYWORDS as LAYERS;
 
     #[test]
     fn suggests_close_and_aliased_names() {

@@ -1,0 +1,68 @@
+//! `avgpool(k, stride = s, pad = p)`: PyTorch's `nn.AvgPool2d` with
+//! `count_include_pad=True`; kernels in `cnn-runtime/src/ops/avgpool.rs`.
+
+use super::window::{Window, POOL_ARGS, POOL_OPTIONS};
+use super::{lit, private, BackwardIo, Effect, ForwardIo, Op, TensorSpec};
+use crate::ctxt::Errors;
+use crate::layer::{Args, Layer, Param};
+use crate::plan::LayerPlan;
+use crate::shape::{Provenance, Shape, Shaped};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// A resolved `avgpool`.
+#[derive(Clone, Copy, Debug)]
+pub struct AvgPool(pub Window);
+
+impl Op for AvgPool {
+    const KEYWORD: &'static str = "avgpool";
+    const TORCH_NAME: &'static str = "AvgPool2d";
+    const ARGS: &'static [Param] = POOL_ARGS;
+    const OPTIONS: &'static [Param] = POOL_OPTIONS;
+    const ELEMENT_WISE: bool = false;
+
+    fn build(args: &Args) -> Self {
+        AvgPool(Window::build(args))
+    }
+
+    fn effect(&self) -> Effect {
+        Effect::Compute
+    }
+
+    fn shape(
+        &self,
+        layer: &Layer,
+        input: Option<Shape>,
+        from: &Provenance,
+        errors: &mut Errors,
+    ) -> Option<(Shape, usize)> {
+        self.0.pool_shape(layer, input, from, errors)
+    }
+
+    fn tensors(&self, _: &Shaped) -> (Vec<TensorSpec>, usize) {
+        (Vec::new(), 0)
+    }
+
+    fn col_len(&self, _: &Shaped) -> usize {
+        0
+    }
+
+    fn forward(&self, l: &LayerPlan, _: &ForwardIo) -> TokenStream {
+        let p = private();
+        let geometry = self.0.geometry(l);
+        quote! { #geometry #p::ops::avgpool::forward(&G, n, x, y); }
+    }
+
+    fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {
+        let p = private();
+        let geometry = self.0.geometry(l);
+        let (in_len, out_len) = (lit(l.in_len()), lit(l.out_len()));
+        let BackwardIo {
+            dy_buffer, dx_buffer, ..
+        } = io;
+        quote! { {
+            #geometry
+            #p::ops::avgpool::backward(&G, n, &#dy_buffer[..n * #out_len], &mut #dx_buffer[..n * #in_len]);
+        }}
+    }
+}

@@ -1,0 +1,176 @@
+//! `conv(in, out, k, stride = s, pad = p, bias = b)`: PyTorch's `nn.Conv2d`
+//! (cross-correlation, zero padding, OIHW weights); kernels in
+//! `cnn-runtime/src/ops/conv.rs`.
+
+use super::window::{pair_lits, window_output};
+use super::{bias_arg, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Op, TensorSpec};
+use crate::ctxt::Errors;
+use crate::layer::{Accepts, Args, Layer, Pair, Param};
+use crate::plan::LayerPlan;
+use crate::shape::{need_chw, Provenance, Shape, Shaped};
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+
+/// A resolved `conv`.
+#[derive(Clone, Copy, Debug)]
+pub struct Conv {
+    /// `None` for `_`: inferred from the input.
+    pub in_channels: Option<usize>,
+    pub in_span: Span,
+    pub out_channels: usize,
+    pub kernel: Pair,
+    pub stride: Pair,
+    pub pad: Pair,
+    pub bias: bool,
+}
+
+impl Conv {
+    /// The runtime's `Conv2d` geometry as a `const G`.
+    fn geometry(&self, l: &LayerPlan) -> TokenStream {
+        let p = private();
+        let Shape::Chw(c, h, w) = l.shaped.input else {
+            return TokenStream::new();
+        };
+        let (c, h, w) = (lit(c), lit(h), lit(w));
+        let o = lit(self.out_channels);
+        let (k, s, pd) = (
+            pair_lits(self.kernel),
+            pair_lits(self.stride),
+            pair_lits(self.pad),
+        );
+        quote! {
+            const G: #p::ops::conv::Conv2d = #p::ops::conv::Conv2d {
+                in_channels: #c, in_h: #h, in_w: #w, out_channels: #o, kernel: #k, stride: #s, pad: #pd,
+            };
+        }
+    }
+}
+
+impl Op for Conv {
+    const KEYWORD: &'static str = "conv";
+    const TORCH_NAME: &'static str = "Conv2d";
+    const ARGS: &'static [Param] = &[
+        Param::new("in", Accepts::PositiveOrInfer),
+        Param::new("out", Accepts::Positive),
+        Param::new("kernel", Accepts::PositivePair),
+    ];
+    const OPTIONS: &'static [Param] = &[
+        Param::new("stride", Accepts::PositivePair),
+        Param::new("pad", Accepts::NonNegativePair),
+        Param::new("bias", Accepts::Bool),
+    ];
+    const ELEMENT_WISE: bool = false;
+
+    fn build(args: &Args) -> Self {
+        let (in_channels, in_span) = args.int_or_infer(0);
+        let one = args.default_pair(1);
+        Conv {
+            in_channels,
+            in_span,
+            out_channels: args.int(1),
+            kernel: args.pair(2).unwrap_or(one),
+            stride: args.option_pair("stride").unwrap_or(one),
+            pad: args.option_pair("pad").unwrap_or(args.default_pair(0)),
+            bias: args.flag("bias"),
+        }
+    }
+
+    fn effect(&self) -> Effect {
+        Effect::Compute
+    }
+
+    fn shape(
+        &self,
+        layer: &Layer,
+        input: Option<Shape>,
+        from: &Provenance,
+        errors: &mut Errors,
+    ) -> Option<(Shape, usize)> {
+        let source = &layer.source;
+        let (c, h, w) = need_chw(layer, input?, from, errors)?;
+        if let Some(expected) = self.in_channels {
+            if expected != c {
+                errors.push(
+                    self.in_span,
+                    format!(
+                        "{source}: input has {c} channel{} (from {}), expected {expected}\nhelp: write {c} here, or `_` to infer it",
+                        if c == 1 { "" } else { "s" },
+                        from.from()
+                    ),
+                );
+                return None;
+            }
+        }
+        let (oh, ow) = window_output(source, "kernel", h, w, self.kernel, self.stride, self.pad, errors)?;
+        Some((Shape::Chw(self.out_channels, oh, ow), c))
+    }
+
+    fn tensors(&self, shaped: &Shaped) -> (Vec<TensorSpec>, usize) {
+        let c = shaped.fan_in_units;
+        let area = self.kernel.h * self.kernel.w;
+        let (fan_in, fan_out) = (c * area, self.out_channels * area);
+        let mut tensors = vec![TensorSpec {
+            suffix: "weight",
+            shape: vec![self.out_channels, c, self.kernel.h, self.kernel.w],
+            is_bias: false,
+            fan_in,
+            fan_out,
+        }];
+        if self.bias {
+            tensors.push(TensorSpec {
+                suffix: "bias",
+                shape: vec![self.out_channels],
+                is_bias: true,
+                fan_in,
+                fan_out,
+            });
+        }
+        (tensors, shaped.output.len() * fan_in)
+    }
+
+    fn col_len(&self, shaped: &Shaped) -> usize {
+        match shaped.output {
+            Shape::Chw(_, oh, ow) => shaped.fan_in_units * self.kernel.h * self.kernel.w * oh * ow,
+            Shape::Flat(_) => 0,
+        }
+    }
+
+    fn forward(&self, l: &LayerPlan, _: &ForwardIo) -> TokenStream {
+        let p = private();
+        let geometry = self.geometry(l);
+        let w = param_slice(l.weight);
+        let b = bias_arg(l.bias);
+        quote! {
+            #geometry
+            if GEMM {
+                #p::ops::conv::forward_gemm(&G, n, x, #w, #b, y, col);
+            } else {
+                #p::ops::conv::forward(&G, n, x, #w, #b, y);
+            }
+        }
+    }
+
+    fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {
+        let p = private();
+        let geometry = self.geometry(l);
+        let w = param_slice(l.weight);
+        let out_len = lit(l.out_len());
+        let BackwardIo {
+            x,
+            dy_buffer,
+            dx,
+            grads_split,
+            ..
+        } = io;
+        quote! { {
+            #geometry
+            #grads_split
+            let dy: &[f32] = &#dy_buffer[..n * #out_len];
+            if GEMM {
+                #p::ops::conv::backward_gemm(&G, n, &*#x, #w, dy, dw, db, #dx, col);
+            } else {
+                #p::ops::conv::backward(&G, n, &*#x, #w, dy, dw, db, #dx);
+            }
+        }}
+    }
+}

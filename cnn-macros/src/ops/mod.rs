@@ -1,0 +1,307 @@
+//! Every op of the DSL, one module each: its keyword and arguments, its
+//! shape rule, its parameter tensors, what it does to memory, and the code
+//! of its forward and backward passes. The phases (`layer`, `shape`, `plan`,
+//! `expand`) know ops only through the [`Op`] trait and the [`LayerKind`]
+//! enum that [`ops!`] builds from one list, so every `match` over op kinds is
+//! generated and exhaustive.
+//!
+//! # How to add a layer
+//! 1. Write its kernels in `cnn-runtime/src/ops/<keyword>.rs`: forward and
+//!    backward over `n` examples (NCHW, row-major), a naive reference and
+//!    tests against it, and the PyTorch function it matches in the docs.
+//! 2. Add `cnn-macros/src/ops/<keyword>.rs`: a `Copy` struct with the
+//!    resolved arguments and `impl Op` (keyword, PyTorch name, signature,
+//!    shape rule with spanned errors, tensors, [`Effect`], forward and
+//!    backward emission through `::cnn_runtime::__private`).
+//! 3. Add one line to the [`ops!`] list below (the order is the order
+//!    "unknown layer" messages list the keywords in), and any aliases users
+//!    may type to `symbol::ALIASES`.
+//! 4. Add a PyTorch parity fixture (`tools/gen_fixtures.py`), a trybuild case
+//!    for each new error (`tests/ui/`), a row in README's layer table, and
+//!    regenerate the LeNet snapshot only if LeNet's expansion should change.
+
+mod activation;
+mod avgpool;
+mod conv;
+mod dropout;
+mod flatten;
+mod global_avgpool;
+mod global_maxpool;
+mod global_pool;
+mod linear;
+mod maxpool;
+mod relu;
+mod sigmoid;
+mod tanh;
+mod window;
+
+use crate::ctxt::Errors;
+use crate::layer::{Args, Layer, Param};
+use crate::plan::LayerPlan;
+use crate::shape::{Provenance, Shape, Shaped};
+use proc_macro2::TokenStream;
+
+/// What an op does to memory; the planner and the code generator decide
+/// buffers from this alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads its input buffer and writes a new one (conv, pools, linear).
+    Compute,
+    /// Element-wise, in place on its input's buffer; its backward reads the
+    /// output it wrote, so no later in-place op may overwrite that buffer
+    /// during training (activations).
+    InPlace,
+    /// No code at inference; in training a copy transformed in place, whose
+    /// backward needs no stored output (dropout with `p > 0`).
+    TrainCopy,
+    /// No code at all: the output is the input's buffer, reinterpreted
+    /// (flatten, dropout with `p = 0`).
+    View,
+}
+
+/// A parameter tensor an op declares, before the planner places it.
+pub struct TensorSpec {
+    /// The `state_dict` key suffix: `weight`, `bias`.
+    pub suffix: &'static str,
+    /// PyTorch's shape of the tensor.
+    pub shape: Vec<usize>,
+    /// Biases are initialised differently from weights.
+    pub is_bias: bool,
+    /// Fan-in and fan-out for the initialisers.
+    pub fan_in: usize,
+    pub fan_out: usize,
+}
+
+/// What the code generator gives an op to print its forward pass with.
+///
+/// `Compute` ops print a kernel call with `x: &[f32]` (input), `y: &mut
+/// [f32]` (output), `n` (examples) and `col` (the im2col buffer, empty
+/// unless `GEMM`) in scope. In-place ops transform `target` (an expression
+/// of type `&mut [f32]`).
+pub struct ForwardIo {
+    pub target: TokenStream,
+}
+
+/// What the code generator gives an op to print its backward pass with;
+/// every field is an expression valid where the code is printed, with `n`,
+/// `grads` (`&mut [f32]` of every parameter gradient), `seed` and `col` in
+/// scope.
+pub struct BackwardIo {
+    /// The stored input buffer (the caller's input or an activation).
+    pub x: TokenStream,
+    /// The stored output buffer.
+    pub y: TokenStream,
+    /// The buffer holding `dL/dy` (its first `n * out_len` elements).
+    pub dy_buffer: TokenStream,
+    /// The other gradient buffer, where `dL/dx` goes (`n * in_len`).
+    pub dx_buffer: TokenStream,
+    /// `Option<&mut [f32]>`: `Some` of the `dL/dx` slice when an earlier
+    /// layer needs it, else `None`.
+    pub dx: TokenStream,
+    /// `let dw = ..; let db = ..;`: the op's gradient slices, if it has
+    /// parameters.
+    pub grads_split: TokenStream,
+}
+
+/// The interface each op module implements.
+pub trait Op: Copy + Into<LayerKind> {
+    /// The DSL keyword, e.g. `conv`.
+    const KEYWORD: &'static str;
+    /// The PyTorch module it matches, e.g. `Conv2d`.
+    const TORCH_NAME: &'static str;
+    /// Positional parameters, all required.
+    const ARGS: &'static [Param];
+    /// Named options.
+    const OPTIONS: &'static [Param];
+    /// The output has the input's shape, element by element (activations,
+    /// dropout): shape messages then name the layer before this one.
+    const ELEMENT_WISE: bool;
+
+    /// The op from arguments that all checked out.
+    fn build(args: &Args) -> Self;
+
+    /// What it does to memory.
+    fn effect(&self) -> Effect;
+
+    /// The output shape and the input channels or features consumed (after
+    /// `_` is inferred; 0 where there are none), or `None` after reporting
+    /// why the input does not fit. `input` is `None` when an earlier layer
+    /// failed: check only what can be checked without it.
+    fn shape(
+        &self,
+        layer: &Layer,
+        input: Option<Shape>,
+        from: &Provenance,
+        errors: &mut Errors,
+    ) -> Option<(Shape, usize)>;
+
+    /// The parameter tensors, in `state_dict` order, and the
+    /// multiply-accumulates of one example's forward pass.
+    fn tensors(&self, shaped: &Shaped) -> (Vec<TensorSpec>, usize);
+
+    /// Elements of the im2col buffer its GEMM path needs per call.
+    fn col_len(&self, shaped: &Shaped) -> usize;
+
+    /// The forward pass (see [`ForwardIo`]).
+    fn forward(&self, layer: &LayerPlan, io: &ForwardIo) -> TokenStream;
+
+    /// The backward pass (see [`BackwardIo`]): accumulates parameter
+    /// gradients and writes `dL/dx`, or transforms `dy` in place for
+    /// in-place ops.
+    fn backward(&self, layer: &LayerPlan, io: &BackwardIo) -> TokenStream;
+}
+
+/// Builds [`LayerKind`], its dispatch and the keyword table from one list:
+/// `Variant(Type)`, in the order messages list the keywords.
+macro_rules! ops {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        /// What a layer computes, with every number resolved: one variant per op.
+        #[derive(Clone, Copy, Debug)]
+        pub enum LayerKind {
+            $($variant($ty)),*
+        }
+
+        $(impl From<$ty> for LayerKind {
+            fn from(op: $ty) -> LayerKind {
+                LayerKind::$variant(op)
+            }
+        })*
+
+        /// Every layer keyword, in the order the error message lists them.
+        pub const KEYWORDS: &[&str] = &[$(<$ty as Op>::KEYWORD),*];
+
+        /// Positional parameters and options of `keyword`, if it is an op.
+        pub fn signature(keyword: &str) -> Option<(&'static [Param], &'static [Param])> {
+            $(if keyword == <$ty as Op>::KEYWORD {
+                return Some((<$ty as Op>::ARGS, <$ty as Op>::OPTIONS));
+            })*
+            None
+        }
+
+        /// The op `keyword` built from arguments that checked out.
+        pub fn build(keyword: &str, args: &Args) -> Option<LayerKind> {
+            $(if keyword == <$ty as Op>::KEYWORD {
+                return Some(<$ty as Op>::build(args).into());
+            })*
+            None
+        }
+
+        impl LayerKind {
+            /// The DSL keyword.
+            pub fn keyword(&self) -> &'static str {
+                match self {
+                    $(LayerKind::$variant(_) => <$ty as Op>::KEYWORD),*
+                }
+            }
+
+            /// The PyTorch module this layer corresponds to.
+            pub fn torch_name(&self) -> &'static str {
+                match self {
+                    $(LayerKind::$variant(_) => <$ty as Op>::TORCH_NAME),*
+                }
+            }
+
+            /// See [`Op::ELEMENT_WISE`].
+            pub fn element_wise(&self) -> bool {
+                match self {
+                    $(LayerKind::$variant(_) => <$ty as Op>::ELEMENT_WISE),*
+                }
+            }
+
+            /// See [`Op::effect`].
+            pub fn effect(&self) -> Effect {
+                match self {
+                    $(LayerKind::$variant(op) => op.effect()),*
+                }
+            }
+
+            /// See [`Op::shape`].
+            pub fn shape(
+                &self,
+                layer: &Layer,
+                input: Option<Shape>,
+                from: &Provenance,
+                errors: &mut Errors,
+            ) -> Option<(Shape, usize)> {
+                match self {
+                    $(LayerKind::$variant(op) => op.shape(layer, input, from, errors)),*
+                }
+            }
+
+            /// See [`Op::tensors`].
+            pub fn tensors(&self, shaped: &Shaped) -> (Vec<TensorSpec>, usize) {
+                match self {
+                    $(LayerKind::$variant(op) => op.tensors(shaped)),*
+                }
+            }
+
+            /// See [`Op::col_len`].
+            pub fn col_len(&self, shaped: &Shaped) -> usize {
+                match self {
+                    $(LayerKind::$variant(op) => op.col_len(shaped)),*
+                }
+            }
+
+            /// See [`Op::forward`].
+            pub fn forward(&self, layer: &LayerPlan, io: &ForwardIo) -> TokenStream {
+                match self {
+                    $(LayerKind::$variant(op) => op.forward(layer, io)),*
+                }
+            }
+
+            /// See [`Op::backward`].
+            pub fn backward(&self, layer: &LayerPlan, io: &BackwardIo) -> TokenStream {
+                match self {
+                    $(LayerKind::$variant(op) => op.backward(layer, io)),*
+                }
+            }
+        }
+    };
+}
+
+ops! {
+    Conv(conv::Conv),
+    MaxPool(maxpool::MaxPool),
+    AvgPool(avgpool::AvgPool),
+    GlobalAvgPool(global_avgpool::GlobalAvgPool),
+    GlobalMaxPool(global_maxpool::GlobalMaxPool),
+    Flatten(flatten::Flatten),
+    Linear(linear::Linear),
+    Relu(relu::Relu),
+    Sigmoid(sigmoid::Sigmoid),
+    Tanh(tanh::Tanh),
+    Dropout(dropout::Dropout),
+}
+
+/// `::cnn_runtime::__private`, the root of every path the generated code
+/// names.
+fn private() -> TokenStream {
+    quote::quote!(::cnn_runtime::__private)
+}
+
+/// A `usize` literal without suffix.
+fn lit(n: usize) -> proc_macro2::Literal {
+    proc_macro2::Literal::usize_unsuffixed(n)
+}
+
+/// `&self.params[a..b]` for a weight or bias.
+fn param_slice(range: Option<(usize, usize)>) -> TokenStream {
+    match range {
+        Some((offset, len)) => {
+            let (a, b) = (lit(offset), lit(offset + len));
+            quote::quote!(&self.params[#a..#b])
+        }
+        None => quote::quote!(&[]),
+    }
+}
+
+/// `Some(&self.params[..])` of the bias, or `None`.
+fn bias_arg(range: Option<(usize, usize)>) -> TokenStream {
+    match range {
+        Some(_) => {
+            let s = param_slice(range);
+            quote::quote!(::cnn_runtime::__private::core::option::Option::Some(#s))
+        }
+        None => quote::quote!(::cnn_runtime::__private::core::option::Option::None),
+    }
+}
