@@ -13,7 +13,7 @@ use crate::lower;
 use crate::ops::{BackwardIo, Effect, ForwardIo};
 use crate::parse::{Input, NetSyntax};
 use crate::plan::{self, Buffer, InferStep, NetPlan, Slot};
-use crate::shape::{self, Shape};
+use crate::shape::{self, Shape, MAX_ELEMENTS};
 use crate::weights::{self, Baked};
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
@@ -22,7 +22,22 @@ use quote::{format_ident, quote};
 pub fn expand(input: &Input) -> TokenStream {
     let mut out = TokenStream::new();
     let mut errors = Errors::default();
+    // Each net defines `Name` and `NameGrads`: a second net with either
+    // name is one error at its name, and is not expanded.
+    let mut defined = std::collections::HashSet::new();
     for net in &input.nets {
+        let name = net.name.to_string();
+        let grads = format!("{name}Grads");
+        if defined.contains(&name) || defined.contains(&grads) {
+            let taken = if defined.contains(&name) { &name } else { &grads };
+            errors.push(
+                net.name.span(),
+                format!("the name `{taken}` is already defined by an earlier net of this `cnn_net!`; rename this net"),
+            );
+            continue;
+        }
+        defined.insert(name);
+        defined.insert(grads);
         out.extend(expand_net(net, &mut errors));
     }
     out.extend(errors.into_compile_error());
@@ -51,6 +66,9 @@ fn expand_net(net: &NetSyntax, errors: &mut Errors) -> TokenStream {
     match (input, shaped) {
         (Some(input), Some(shaped)) if errors.count() == before => {
             let plan = plan::plan(input, shaped);
+            if !fits(net, &plan, errors) {
+                return fallback(net);
+            }
             let baked = match &net.weights {
                 Some(lit) => match weights::load(lit, &plan.tensors, plan.param_count, errors) {
                     Some(baked) => Some(baked),
@@ -66,6 +84,47 @@ fn expand_net(net: &NetSyntax, errors: &mut Errors) -> TokenStream {
         }
         _ => fallback(net),
     }
+}
+
+/// Checks the net-wide counts against [`MAX_ELEMENTS`] (each layer's own
+/// were checked by the shape phase); reports each one past it at the net's
+/// name.
+fn fits(net: &NetSyntax, plan: &NetPlan, errors: &mut Errors) -> bool {
+    let counts = [
+        ("parameters", plan.param_count),
+        ("inference scratch elements", plan.infer_scratch),
+        ("training scratch elements", plan.train_scratch()),
+        ("im2col elements", plan.col_len),
+    ];
+    let mut ok = true;
+    for (what, count) in counts {
+        if count > MAX_ELEMENTS {
+            errors.push(
+                net.name.span(),
+                format!(
+                    "net `{}` is too large: {} {what}, at most {MAX_ELEMENTS}",
+                    net.name,
+                    if count == usize::MAX {
+                        "more than a usize can count of".to_string()
+                    } else {
+                        count.to_string()
+                    }
+                ),
+            );
+            ok = false;
+        }
+    }
+    if plan.macs == usize::MAX {
+        errors.push(
+            net.name.span(),
+            format!(
+                "net `{}` is too large: its multiply-accumulates overflow a usize",
+                net.name
+            ),
+        );
+        ok = false;
+    }
+    ok
 }
 
 fn input_shape(net: &NetSyntax, errors: &mut Errors) -> Option<Shape> {
@@ -94,7 +153,21 @@ fn input_shape(net: &NetSyntax, errors: &mut Errors) -> Option<Shape> {
             }
         }
     }
-    ok.then_some(Shape::Chw(dims[0], dims[1], dims[2]))
+    if !ok {
+        return None;
+    }
+    let shape = Shape::Chw(dims[0], dims[1], dims[2]);
+    if shape.len() > MAX_ELEMENTS {
+        errors.push(
+            span,
+            format!(
+                "the input {shape} has {}; at most {MAX_ELEMENTS} elements fit",
+                shape::element_count(shape.len())
+            ),
+        );
+        return None;
+    }
+    Some(shape)
 }
 
 /// `Name::TRAINED`: the baked parameters as a constant reference, which the
@@ -199,11 +272,12 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
         }
     });
 
+    let (init_warning, forward_warning) = stack_warnings(&name_str, plan);
     let forward_body = forward_body(plan);
     let train_outputs = match plan.train_output {
         Buffer::Input => quote!(&input[..n * #output_len]),
         Buffer::Act(k) => {
-            let before = lit(plan.acts[..k].iter().sum());
+            let before = lit(plan.acts[..k].iter().fold(0usize, |a, &b| a.saturating_add(b)));
             quote! {
                 let _ = input;
                 let start = Self::COL_LEN + n * #before;
@@ -278,6 +352,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
 
             /// A net initialised like PyTorch's default for `nn.Conv2d` and
             /// `nn.Linear` (uniform in +-1/sqrt(fan_in)), deterministic in `seed`.
+            #init_warning
             pub fn init(seed: u64) -> Self {
                 let mut net = Self::zeroed();
                 #p::init::pytorch_default(Self::TENSORS, &mut net.params, &mut #p::init::Rng::new(seed));
@@ -286,6 +361,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
 
             /// Weights Xavier-uniform (`nn.init.xavier_uniform_`), biases as
             /// PyTorch's default: Dive into Deep Learning's `init_cnn`.
+            #init_warning
             pub fn init_xavier(seed: u64) -> Self {
                 let mut net = Self::zeroed();
                 #p::init::xavier_uniform(Self::TENSORS, &mut net.params, &mut #p::init::Rng::new(seed));
@@ -329,6 +405,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
 
             /// Forward pass of one example. No heap: the scratch lives on the
             /// stack ([`Self::INFER_SCRATCH_BYTES`] bytes).
+            #forward_warning
             pub fn forward(&self, input: &[f32; #input_len]) -> [f32; #output_len] {
                 let mut scratch = [0.0f32; #infer_scratch];
                 self.forward_with(input, &mut scratch)
@@ -499,6 +576,45 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
 
         #p::impl_std_methods!(#name, #grads);
     }
+}
+
+/// The most stack, in bytes, a generated method may use for values it
+/// builds itself (`init` and `init_xavier` return the whole net by value;
+/// `forward` keeps its scratch and output on the stack): 1 MiB, half of a
+/// spawned thread's default 2 MiB stack. Past it the method is marked
+/// `#[deprecated]` with a note naming the heap or static alternative, so
+/// each call site gets a warning instead of a stack overflow at run time.
+pub const STACK_LIMIT_BYTES: usize = 1 << 20;
+
+/// `#[deprecated]` attributes for `init`/`init_xavier` and `forward` when
+/// they would use more than [`STACK_LIMIT_BYTES`] of stack.
+fn stack_warnings(name: &str, plan: &NetPlan) -> (TokenStream, TokenStream) {
+    let params = plan.param_count.saturating_mul(4);
+    let init = if params > STACK_LIMIT_BYTES {
+        let note = format!(
+            "`{name}::init` and `init_xavier` build the net's {params} bytes of parameters on the stack, \
+             more than cnn_net!'s {STACK_LIMIT_BYTES}-byte limit: use `{name}::boxed_init(seed)` or \
+             `boxed_init_xavier(seed)` (std), or initialise a `static` with `params_mut()`"
+        );
+        quote!(#[deprecated(note = #note)])
+    } else {
+        TokenStream::new()
+    };
+    let scratch = plan
+        .infer_scratch
+        .saturating_add(plan.output_len)
+        .saturating_mul(4);
+    let forward = if scratch > STACK_LIMIT_BYTES {
+        let note = format!(
+            "`{name}::forward` keeps {scratch} bytes of scratch and output on the stack, more than \
+             cnn_net!'s {STACK_LIMIT_BYTES}-byte limit: use `forward_with` with a `static` or boxed \
+             scratch of `INFER_SCRATCH_LEN` elements, or `forward_batch` (std)"
+        );
+        quote!(#[deprecated(note = #note)])
+    } else {
+        TokenStream::new()
+    };
+    (init, forward)
 }
 
 /// Borrows of an inference slot: `input`, `output` or a scratch end.
@@ -756,5 +872,83 @@ mod tests {
         assert!(text.contains("compile_error"), "{text}");
         assert!(text.contains("input has 1 channel"), "{text}");
         assert!(text.contains("pub struct Bad"), "the stub keeps the type: {text}");
+    }
+
+    /// The compile errors of `input`, in order.
+    fn messages(input: Input) -> Vec<String> {
+        let text = expand(&input).to_string();
+        text.split("compile_error ! {")
+            .skip(1)
+            .map(|m| m.split('"').nth(1).unwrap_or("").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn numbers_too_large_are_errors_never_wraps() {
+        let m = messages(syn::parse_quote! { pub A: [4294967295, 4294967295, 4294967295] => relu });
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].contains("at most 4294967296 elements fit"), "{m:?}");
+
+        let m = messages(syn::parse_quote! { pub B: [3, 18446744073709551615, 2] => relu });
+        assert!(m[0].contains("more elements than a usize can count"), "{m:?}");
+
+        // Padding past usize: saturates, then is reported as too large.
+        let m = messages(syn::parse_quote! { pub C: [1, 8, 8] => conv(1, 2, 3, pad = 18446744073709551615) });
+        assert!(m.iter().any(|m| m.contains("at most 4294967296")), "{m:?}");
+
+        // A weight tensor past the limit, with every value fine on its own.
+        let m = messages(syn::parse_quote! { pub D: [1, 4, 4] => flatten linear(16, 4294967296) });
+        assert!(
+            m.iter().any(|m| m.contains("its weight [4294967296, 16]")),
+            "{m:?}"
+        );
+
+        // Parameters summed over layers past the limit.
+        let m = messages(syn::parse_quote! {
+            pub E: [1, 1, 1] => flatten linear(1, 2147483647) linear(2147483647, 2) linear(2, 2147483647)
+        });
+        assert!(m.iter().any(|m| m.contains("too large")), "{m:?}");
+    }
+
+    #[test]
+    fn a_name_declared_twice_is_one_error() {
+        let m = messages(syn::parse_quote! {
+            pub A: [1, 4, 4] => flatten linear(16, 2);
+            pub A: [1, 4, 4] => flatten linear(16, 3);
+            pub AGrads: [1, 4, 4] => relu
+        });
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m[0].contains("`A` is already defined"), "{m:?}");
+        assert!(m[1].contains("`AGrads` is already defined"), "{m:?}");
+    }
+
+    #[test]
+    fn independent_mistakes_are_all_reported() {
+        let m = messages(syn::parse_quote! {
+            pub A: [1, 28, 28] => conv(3, 16, 5) relu maxpool(2) conv(8, 4, 3) flatten linear(999, 10)
+        });
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert!(m[0].contains("input has 1 channel"), "{m:?}");
+        // conv(3, 16, 5) still yields 16 channels.
+        assert!(m[1].contains("input has 16 channels"), "{m:?}");
+        assert!(m[2].contains("expected 400 input features"), "{m:?}");
+    }
+
+    #[test]
+    fn big_nets_warn_where_they_use_the_stack() {
+        let small = expand(&syn::parse_quote! { pub S: [1, 28, 28] => flatten linear(784, 10) }).to_string();
+        assert!(!small.contains("deprecated"), "{small}");
+        // 784 * 400 weights: 1.25 MB by value; the forward scratch is small.
+        let big = expand(&syn::parse_quote! { pub B: [1, 28, 28] => flatten linear(784, 400) }).to_string();
+        assert_eq!(
+            big.matches("deprecated (note = \"`B::init`").count(),
+            2,
+            "init and init_xavier"
+        );
+        assert!(!big.contains("`B::forward` keeps"), "forward's scratch is small");
+        // 64 x 128 x 128 activations: 4 MB of forward scratch.
+        let wide =
+            expand(&syn::parse_quote! { pub W: [1, 128, 128] => conv(1, 64, 3, pad = 1) relu }).to_string();
+        assert!(wide.contains("`W::forward` keeps"), "forward's scratch is 4 MB");
     }
 }

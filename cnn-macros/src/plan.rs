@@ -132,7 +132,10 @@ pub struct NetPlan<'a> {
 impl NetPlan<'_> {
     /// Training scratch per example (activations plus gradient buffers).
     pub fn train_scratch(&self) -> usize {
-        self.acts.iter().sum::<usize>() + self.grad_lens[0] + self.grad_lens[1]
+        self.acts
+            .iter()
+            .chain(&self.grad_lens)
+            .fold(0usize, |a, &b| a.saturating_add(b))
     }
 
     /// True when some layer before `index` has parameters, so the backward
@@ -162,7 +165,7 @@ pub fn plan(input: Shape, program: ShapedProgram<'_>) -> NetPlan<'_> {
         let mut bias = None;
         let (specs, macs) = shaped.layer.kind.tensors(&shaped);
         for spec in specs {
-            let len = spec.shape.iter().product();
+            let len = spec.shape.iter().fold(1usize, |a, &d| a.saturating_mul(d));
             let range = Some((offset, len));
             match spec.suffix {
                 "weight" => weight = range,
@@ -178,7 +181,7 @@ pub fn plan(input: Shape, program: ShapedProgram<'_>) -> NetPlan<'_> {
                 fan_in: spec.fan_in,
                 fan_out: spec.fan_out,
             });
-            offset += len;
+            offset = offset.saturating_add(len);
         }
         layers.push(LayerPlan {
             shaped,
@@ -201,7 +204,7 @@ pub fn plan(input: Shape, program: ShapedProgram<'_>) -> NetPlan<'_> {
     let output_shape = layers.last().map_or(input, |l| l.shaped.output);
     NetPlan {
         param_count: offset,
-        macs: layers.iter().map(|l| l.macs).sum(),
+        macs: layers.iter().fold(0usize, |a, l| a.saturating_add(l.macs)),
         input_len: input.len(),
         output_len: output_shape.len(),
         output_shape,
@@ -248,7 +251,8 @@ fn plan_inference(layers: &mut [LayerPlan], values: usize, output: ValueId) -> (
                 } else {
                     next_free(current)
                 };
-                let live = in_scratch(current, layer.in_len()) + in_scratch(dst, layer.out_len());
+                let live =
+                    in_scratch(current, layer.in_len()).saturating_add(in_scratch(dst, layer.out_len()));
                 layer.infer_scratch = live;
                 scratch = scratch.max(live);
                 steps.push(InferStep::Compute {

@@ -11,6 +11,13 @@ use crate::lower::{Node, Program, ValueId};
 use crate::ops::LayerKind;
 use std::fmt;
 
+/// The most elements any value, parameter tensor or scratch buffer of a net
+/// may have, and the most parameters or multiply-accumulates a net may
+/// have: 2^32 (16 GiB of `f32`). Every count the macro derives from user
+/// numbers saturates instead of wrapping, and a count past this limit is a
+/// spanned "too large" error, so no constant is ever silently wrong.
+pub const MAX_ELEMENTS: usize = 1 << 32;
+
 /// The shape of one example: `[C, H, W]` or `[features]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -19,10 +26,11 @@ pub enum Shape {
 }
 
 impl Shape {
-    /// Number of elements.
+    /// Number of elements (saturating: a count past [`MAX_ELEMENTS`] is
+    /// reported, never wrapped).
     pub fn len(&self) -> usize {
         match *self {
-            Shape::Chw(c, h, w) => c * h * w,
+            Shape::Chw(c, h, w) => c.saturating_mul(h).saturating_mul(w),
             Shape::Flat(n) => n,
         }
     }
@@ -148,25 +156,79 @@ pub fn infer<'a>(input: Shape, program: Program<'a>, errors: &mut Errors) -> Opt
                 },
             };
         }
-        shapes[output.0] = Some(out_shape);
-        match current {
-            Some(input) => shaped.push(Shaped {
-                layer,
-                input,
-                output: out_shape,
-                fan_in_units,
-                key,
-                inputs,
-                output_value: output,
-            }),
-            None => complete = false,
+        if out_shape.len() > MAX_ELEMENTS {
+            errors.push(
+                layer.syntax.name.span(),
+                format!(
+                    "{}: its output {out_shape} has {}; at most {MAX_ELEMENTS} elements fit",
+                    layer.source,
+                    element_count(out_shape.len())
+                ),
+            );
+            complete = false;
+            continue;
         }
+        shapes[output.0] = Some(out_shape);
+        let Some(input) = current else {
+            complete = false;
+            continue;
+        };
+        let node = Shaped {
+            layer,
+            input,
+            output: out_shape,
+            fan_in_units,
+            key,
+            inputs,
+            output_value: output,
+        };
+        let (tensors, macs) = node.layer.kind.tensors(&node);
+        let mut fits = true;
+        if macs == usize::MAX {
+            errors.push(
+                node.layer.syntax.name.span(),
+                format!("{}: its multiply-accumulates overflow a usize", node.layer.source),
+            );
+            fits = false;
+        }
+        for t in &tensors {
+            let len = t.shape.iter().fold(1usize, |a, &d| a.saturating_mul(d));
+            if len > MAX_ELEMENTS {
+                let dims: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
+                errors.push(
+                    node.layer.syntax.name.span(),
+                    format!(
+                        "{}: its {} [{}] has {}; at most {MAX_ELEMENTS} elements fit",
+                        node.layer.source,
+                        t.suffix,
+                        dims.join(", "),
+                        element_count(len)
+                    ),
+                );
+                fits = false;
+            }
+        }
+        if !fits {
+            complete = false;
+            continue;
+        }
+        shaped.push(node);
     }
     complete.then_some(ShapedProgram {
         nodes: shaped,
         values,
         output: program_output,
     })
+}
+
+/// `"12 elements"`, or `"more elements than a usize counts"` for a count
+/// that saturated.
+pub fn element_count(n: usize) -> String {
+    if n == usize::MAX {
+        "more elements than a usize can count".to_string()
+    } else {
+        format!("{n} elements")
+    }
 }
 
 /// Reports a layer that needs `[C, H, W]` but got a flat input.

@@ -163,7 +163,8 @@ fn read_json(bytes: &[u8]) -> Result<HashMap<String, FileTensor>, String> {
             })
             .ok_or_else(|| "missing or bad \"data\"".to_string())
             .and_then(|data| {
-                let expected: usize = shape.iter().product();
+                // Saturating: a shape whose product overflows matches no data.
+                let expected = shape.iter().fold(1usize, |a, &d| a.saturating_mul(d));
                 if data.len() == expected {
                     Ok(data)
                 } else {

@@ -456,9 +456,37 @@ macro_rules! __std_methods_body {
                 text
             }
 
-            /// A zeroed net on the heap, never on the stack (large nets).
+            /// A zeroed net allocated directly on the heap: never built on
+            /// the stack, whatever its size.
             pub fn boxed_zeroed() -> $crate::__private::std::boxed::Box<Self> {
-                $crate::train::boxed_zeroed::<Self>()
+                // SAFETY: `cnn_net!` generates `Self` as a struct whose only
+                // field is `params: [f32; PARAM_COUNT]`; all-zero bytes are
+                // `0.0` in every element, a valid value.
+                unsafe { $crate::train::box_zeroed::<Self>() }
+            }
+
+            /// [`Self::init`] on the heap: PyTorch's default initialisation
+            /// from `seed`, never building the net on the stack.
+            pub fn boxed_init(seed: u64) -> $crate::__private::std::boxed::Box<Self> {
+                let mut net = Self::boxed_zeroed();
+                $crate::init::pytorch_default(
+                    Self::TENSORS,
+                    net.params_mut(),
+                    &mut $crate::init::Rng::new(seed),
+                );
+                net
+            }
+
+            /// [`Self::init_xavier`] on the heap: Xavier-uniform weights
+            /// from `seed`, never building the net on the stack.
+            pub fn boxed_init_xavier(seed: u64) -> $crate::__private::std::boxed::Box<Self> {
+                let mut net = Self::boxed_zeroed();
+                $crate::init::xavier_uniform(
+                    Self::TENSORS,
+                    net.params_mut(),
+                    &mut $crate::init::Rng::new(seed),
+                );
+                net
             }
 
             /// Runs `input.len() / INPUT_LEN` examples at once (im2col and
@@ -594,6 +622,30 @@ macro_rules! __std_methods_body {
             }
         }
     };
+}
+
+/// A `T` whose bytes are all zero, allocated directly on the heap (never
+/// built on the stack and moved, as `Box::new` may be in a debug build).
+///
+/// # Safety
+/// All-zero bytes must be a valid `T` (true of the nets `cnn_net!`
+/// generates: one `[f32; N]` field).
+#[doc(hidden)]
+pub unsafe fn box_zeroed<T>() -> Box<T> {
+    let layout = std::alloc::Layout::new::<T>();
+    if layout.size() == 0 {
+        // SAFETY: a zero-sized `T` has no bytes, so the caller's promise
+        // makes a dangling, aligned pointer a valid `Box<T>`.
+        return unsafe { Box::from_raw(std::ptr::NonNull::<T>::dangling().as_ptr()) };
+    }
+    // SAFETY: `layout` has a non-zero size, as `alloc_zeroed` requires.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `ptr` was allocated by the global allocator with `T`'s layout
+    // and holds zero bytes, a valid `T` by the caller's promise.
+    unsafe { Box::from_raw(ptr) }
 }
 
 /// A zeroed `N` allocated directly on the heap (no large stack copy).

@@ -7,4 +7,5 @@ fn compile_errors() {
     t.compile_fail("ui/shapes/*.rs");
     t.compile_fail("ui/arguments/*.rs");
     t.compile_fail("ui/syntax/*.rs");
+    t.compile_fail("ui/stack/*.rs");
 }

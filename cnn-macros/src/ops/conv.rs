@@ -88,6 +88,7 @@ impl Op for Conv {
     ) -> Option<(Shape, usize)> {
         let source = &layer.source;
         let (c, h, w) = need_chw(layer, input?, from, errors)?;
+        let mut channels = c;
         if let Some(expected) = self.in_channels {
             if expected != c {
                 errors.push(
@@ -98,17 +99,18 @@ impl Op for Conv {
                         from.from()
                     ),
                 );
-                return None;
+                // Go on as declared, so later independent mistakes show too.
+                channels = expected;
             }
         }
         let (oh, ow) = window_output(source, "kernel", h, w, self.kernel, self.stride, self.pad, errors)?;
-        Some((Shape::Chw(self.out_channels, oh, ow), c))
+        Some((Shape::Chw(self.out_channels, oh, ow), channels))
     }
 
     fn tensors(&self, shaped: &Shaped) -> (Vec<TensorSpec>, usize) {
         let c = shaped.fan_in_units;
-        let area = self.kernel.h * self.kernel.w;
-        let (fan_in, fan_out) = (c * area, self.out_channels * area);
+        let area = self.kernel.h.saturating_mul(self.kernel.w);
+        let (fan_in, fan_out) = (c.saturating_mul(area), self.out_channels.saturating_mul(area));
         let mut tensors = vec![TensorSpec {
             suffix: "weight",
             shape: vec![self.out_channels, c, self.kernel.h, self.kernel.w],
@@ -125,12 +127,14 @@ impl Op for Conv {
                 fan_out,
             });
         }
-        (tensors, shaped.output.len() * fan_in)
+        (tensors, shaped.output.len().saturating_mul(fan_in))
     }
 
     fn col_len(&self, shaped: &Shaped) -> usize {
         match shaped.output {
-            Shape::Chw(_, oh, ow) => shaped.fan_in_units * self.kernel.h * self.kernel.w * oh * ow,
+            Shape::Chw(_, oh, ow) => [self.kernel.h, self.kernel.w, oh, ow]
+                .iter()
+                .fold(shaped.fan_in_units, |a, &b| a.saturating_mul(b)),
             Shape::Flat(_) => 0,
         }
     }

@@ -22,7 +22,7 @@ pub fn shape(
 /// Channels and `H * W` of the layer's input, as literals.
 pub fn channels_and_plane(l: &LayerPlan) -> (Literal, Literal) {
     match l.shaped.input {
-        Shape::Chw(c, h, w) => (lit(c), lit(h * w)),
+        Shape::Chw(c, h, w) => (lit(c), lit(h.saturating_mul(w))),
         Shape::Flat(_) => unreachable!("the shape phase gives global pools a [C, H, W] input"),
     }
 }

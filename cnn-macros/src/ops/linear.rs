@@ -65,6 +65,8 @@ impl Op for Linear {
         let Some(input) = input else {
             return self.in_features.map(|f| (output, f));
         };
+        // After a mistake, go on with the declared output so that later
+        // independent mistakes are reported in the same build.
         let features = match input {
             Shape::Flat(n) => n,
             chw => {
@@ -76,7 +78,7 @@ impl Op for Linear {
                         chw.len()
                     ),
                 );
-                return None;
+                return Some((output, self.in_features.unwrap_or(chw.len())));
             }
         };
         if let Some(expected) = self.in_features {
@@ -88,7 +90,7 @@ impl Op for Linear {
                         from.yields(input)
                     ),
                 );
-                return None;
+                return Some((output, expected));
             }
         }
         Some((output, features))
@@ -113,7 +115,7 @@ impl Op for Linear {
                 fan_out: o,
             });
         }
-        (tensors, f * o)
+        (tensors, f.saturating_mul(o))
     }
 
     fn col_len(&self, _: &Shaped) -> usize {

@@ -51,7 +51,7 @@ impl Window {
         let source = &layer.source;
         let (c, h, w) = need_chw(layer, input?, from, errors)?;
         let Window { kernel, stride, pad } = *self;
-        if 2 * pad.h > kernel.h || 2 * pad.w > kernel.w {
+        if pad.h.saturating_mul(2) > kernel.h || pad.w.saturating_mul(2) > kernel.w {
             errors.push(
                 pad.span,
                 format!(
@@ -104,7 +104,9 @@ pub fn window_output(
     pad: Pair,
     errors: &mut Errors,
 ) -> Option<(usize, usize)> {
-    let (ph, pw) = (h + 2 * pad.h, w + 2 * pad.w);
+    let pad_h = pad.h.saturating_mul(2);
+    let pad_w = pad.w.saturating_mul(2);
+    let (ph, pw) = (h.saturating_add(pad_h), w.saturating_add(pad_w));
     if kernel.h > ph || kernel.w > pw {
         let padded = if pad.h == 0 && pad.w == 0 {
             String::new()
