@@ -52,7 +52,7 @@ fn lit(n: usize) -> Literal {
 fn expand_net(net: &NetSyntax, errors: &mut Errors) -> TokenStream {
     let before = errors.count();
     let input = input_shape(net, errors);
-    if net.layers.is_empty() {
+    if net.chain.nodes.is_empty() {
         errors.push(
             net.arrow.spans[0],
             format!("net `{}` has no layers; add at least one after `=>`", net.name),

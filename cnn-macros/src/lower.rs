@@ -4,11 +4,16 @@
 //!
 //! A chain of `n` layers lowers to a path: value 0 is the net's input, node
 //! `i` reads value `i` and writes value `i + 1`, and its key is its position
-//! `i`, as in PyTorch's `nn.Sequential`.
+//! `i`, as in PyTorch's `nn.Sequential`. Labels (`conv1: conv(..)`) replace
+//! a position in the key; a nested sequence (`[ .. ]`) adds a key level, as
+//! a nested `nn.Sequential` does, and lowers in line.
+
+use std::collections::HashMap;
 
 use crate::ctxt::Errors;
 use crate::layer::{self, Layer};
-use crate::parse::NetSyntax;
+use crate::parse::{ChainSyntax, LabelSyntax, NetSyntax, NodeSyntax, UnitSyntax};
+use proc_macro2::Span;
 
 /// A value of the program: the net's input or one node's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,20 +46,98 @@ pub struct Program<'a> {
 /// Checks every layer's arguments (reporting each problem) and lowers the
 /// net to its program.
 pub fn lower<'a>(net: &'a NetSyntax, errors: &mut Errors) -> Program<'a> {
-    let nodes: Vec<Node> = net
-        .layers
-        .iter()
-        .enumerate()
-        .map(|(index, syntax)| Node {
-            layer: layer::resolve(syntax, errors),
-            inputs: vec![ValueId(index)],
-            output: ValueId(index + 1),
-            key: index.to_string(),
-        })
-        .collect();
+    let mut lowering = Lowering {
+        nodes: Vec::new(),
+        values: 1,
+        errors,
+    };
+    let input = ValueId(0);
+    let output = lowering.chain(&net.chain, "", input);
     Program {
-        input: ValueId(0),
-        output: ValueId(nodes.len()),
-        nodes,
+        input,
+        nodes: lowering.nodes,
+        output,
+    }
+}
+
+/// The state of one lowering: the nodes so far and the next free value.
+struct Lowering<'a, 'e> {
+    nodes: Vec<Node<'a>>,
+    values: usize,
+    errors: &'e mut Errors,
+}
+
+impl<'a> Lowering<'a, '_> {
+    /// Lowers `chain` reading `input`, with keys under `prefix`; returns the
+    /// value it yields.
+    ///
+    /// Keys follow `nn.Sequential`: a node's segment is its label if it has
+    /// one, else its position in its chain; a nested sequence adds a level.
+    fn chain(&mut self, chain: &'a ChainSyntax, prefix: &str, input: ValueId) -> ValueId {
+        let mut segments: HashMap<String, usize> = HashMap::new();
+        let mut current = input;
+        for (position, node) in chain.nodes.iter().enumerate() {
+            let segment = node
+                .label
+                .as_ref()
+                .map_or_else(|| position.to_string(), LabelSyntax::segment);
+            if let Some(&first) = segments.get(&segment) {
+                let span = node
+                    .label
+                    .as_ref()
+                    .map_or_else(|| node_span(node), LabelSyntax::span);
+                self.errors.push(
+                    span,
+                    format!(
+                        "duplicate key `{}` in this sequence: the node at position {first} already has it; \
+                         give this node another label",
+                        join(prefix, &segment)
+                    ),
+                );
+            } else {
+                segments.insert(segment.clone(), position);
+            }
+            let key = join(prefix, &segment);
+            current = match &node.unit {
+                UnitSyntax::Layer(syntax) => {
+                    let output = ValueId(self.values);
+                    self.values += 1;
+                    self.nodes.push(Node {
+                        layer: layer::resolve(syntax, self.errors),
+                        inputs: vec![current],
+                        output,
+                        key,
+                    });
+                    output
+                }
+                UnitSyntax::Seq { bracket, chain } => {
+                    if chain.nodes.is_empty() {
+                        self.errors.push(
+                            bracket.span.join(),
+                            "empty sequence `[]`: put layers in it or remove it",
+                        );
+                    }
+                    self.chain(chain, &key, current)
+                }
+            };
+        }
+        current
+    }
+}
+
+/// `prefix.segment`, or `segment` at the top level.
+fn join(prefix: &str, segment: &str) -> String {
+    if prefix.is_empty() {
+        segment.to_string()
+    } else {
+        format!("{prefix}.{segment}")
+    }
+}
+
+/// Where a node starts, for messages about it.
+fn node_span(node: &NodeSyntax) -> Span {
+    match &node.unit {
+        UnitSyntax::Layer(layer) => layer.name.span(),
+        UnitSyntax::Seq { bracket, .. } => bracket.span.join(),
     }
 }

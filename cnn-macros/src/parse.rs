@@ -3,7 +3,10 @@
 //!
 //! ```text
 //! input   := net (';' net)* ';'?
-//! net     := attr* vis IDENT ':' '[' INT ',' INT ',' INT ']' ('weights' '=' STR)? '=>' layer (','? layer)*
+//! net     := attr* vis IDENT ':' '[' INT ',' INT ',' INT ']' ('weights' '=' STR)? '=>' chain
+//! chain   := node (','? node)*                  (an nn.Sequential)
+//! node    := (label ':')? unit                  (label: IDENT or INT)
+//! unit    := layer | '[' chain ']'              ([..]: a nested nn.Sequential)
 //! layer   := IDENT ('(' arg (',' arg)* ','? ')')?
 //! arg     := value | IDENT '=' value
 //! value   := INT | FLOAT | BOOL | '_' | '(' value ',' value ')' | '-' literal
@@ -33,7 +36,36 @@ pub struct NetSyntax {
     /// `weights = "file.safetensors"`: parameters baked in at compile time.
     pub weights: Option<LitStr>,
     pub arrow: Token![=>],
-    pub layers: Vec<LayerSyntax>,
+    pub chain: ChainSyntax,
+}
+
+/// A sequence of nodes, run one after the other: an `nn.Sequential`.
+pub struct ChainSyntax {
+    pub nodes: Vec<NodeSyntax>,
+}
+
+/// One element of a chain, with its optional label.
+pub struct NodeSyntax {
+    /// `conv1:` or `0:`: the node's key segment instead of its position.
+    pub label: Option<LabelSyntax>,
+    pub unit: UnitSyntax,
+}
+
+/// A node's label.
+pub enum LabelSyntax {
+    Ident(Ident),
+    Int(LitInt),
+}
+
+/// What a node is.
+pub enum UnitSyntax {
+    /// One layer.
+    Layer(LayerSyntax),
+    /// `[ chain ]`: a nested sequence, one key level.
+    Seq {
+        bracket: token::Bracket,
+        chain: ChainSyntax,
+    },
 }
 
 /// One layer as written: `conv(1, 6, 5, pad = 2)` or `relu`.
@@ -113,13 +145,7 @@ impl Parse for NetSyntax {
             None
         };
         let arrow: Token![=>] = input.parse()?;
-        let mut layers = Vec::new();
-        while !input.is_empty() && !input.peek(Token![;]) {
-            layers.push(input.parse()?);
-            if input.peek(Token![,]) {
-                input.parse::<Token![,]>()?;
-            }
-        }
+        let chain = input.parse()?;
         Ok(NetSyntax {
             attrs,
             vis,
@@ -128,8 +154,68 @@ impl Parse for NetSyntax {
             shape,
             weights,
             arrow,
-            layers,
+            chain,
         })
+    }
+}
+
+impl Parse for ChainSyntax {
+    /// Nodes up to the end of the input or a `;`.
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut nodes = Vec::new();
+        while !input.is_empty() && !input.peek(Token![;]) {
+            nodes.push(input.parse()?);
+            if input.peek(Token![,]) {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(ChainSyntax { nodes })
+    }
+}
+
+impl Parse for NodeSyntax {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let labelled = input.peek2(Token![:]) && !input.peek2(Token![::]);
+        let label = if labelled && input.peek(LitInt) {
+            let label = LabelSyntax::Int(input.parse()?);
+            input.parse::<Token![:]>()?;
+            Some(label)
+        } else if labelled && input.peek(Ident::peek_any) {
+            let label = LabelSyntax::Ident(Ident::parse_any(input)?);
+            input.parse::<Token![:]>()?;
+            Some(label)
+        } else {
+            None
+        };
+        let unit = if input.peek(token::Bracket) {
+            let content;
+            let bracket = bracketed!(content in input);
+            UnitSyntax::Seq {
+                bracket,
+                chain: content.parse()?,
+            }
+        } else {
+            UnitSyntax::Layer(input.parse()?)
+        };
+        Ok(NodeSyntax { label, unit })
+    }
+}
+
+impl LabelSyntax {
+    /// The key segment: `conv1`, `0`.
+    pub fn segment(&self) -> String {
+        match self {
+            LabelSyntax::Ident(ident) => ident.to_string(),
+            LabelSyntax::Int(int) => int.base10_digits().to_string(),
+        }
+    }
+
+    /// Where it was written.
+    pub fn span(&self) -> Span {
+        match self {
+            LabelSyntax::Ident(ident) => ident.span(),
+            LabelSyntax::Int(int) => int.span(),
+        }
     }
 }
 

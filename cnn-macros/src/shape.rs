@@ -80,14 +80,16 @@ pub struct ShapedProgram<'a> {
 /// Where a value came from, for messages.
 #[derive(Clone)]
 pub struct Provenance {
-    /// The last layer that changed the shape, `None` for the net input.
-    producer: Option<(usize, String)>,
+    /// The key and source of the last layer that changed the shape, `None`
+    /// for the net input.
+    producer: Option<(String, String)>,
     /// The shape before `flatten`, when `flatten` was that layer.
     flattened_from: Option<Shape>,
 }
 
 impl Provenance {
-    /// "conv(1, 6, 5) at layer 0" or "the input".
+    /// "conv(1, 6, 5) at layer 0", "conv(_, 64, 3) at layer 1.0.conv1" or
+    /// "the input".
     pub fn from(&self) -> String {
         match &self.producer {
             Some((index, source)) => format!("{source} at layer {index}"),
@@ -128,7 +130,7 @@ pub fn infer<'a>(input: Shape, program: Program<'a>, errors: &mut Errors) -> Opt
     let program_output = program.output;
     let mut shaped = Vec::new();
     let mut complete = true;
-    for (index, node) in program.nodes.into_iter().enumerate() {
+    for node in program.nodes {
         let Node {
             layer,
             inputs,
@@ -149,7 +151,7 @@ pub fn infer<'a>(input: Shape, program: Program<'a>, errors: &mut Errors) -> Opt
         };
         if !layer.kind.element_wise() {
             provenance[output.0] = Provenance {
-                producer: Some((index, layer.source.clone())),
+                producer: Some((key.clone(), layer.source.clone())),
                 flattened_from: match (layer.kind, current) {
                     (LayerKind::Flatten(_), Some(chw @ Shape::Chw(..))) => Some(chw),
                     _ => None,
