@@ -9,7 +9,7 @@
 //! 1. Write its kernels in `cnn-runtime/src/ops/<keyword>.rs`: forward and
 //!    backward over `n` examples (NCHW, row-major), a naive reference and
 //!    tests against it, and the PyTorch function it matches in the docs.
-//! 2. Add `cnn-macros/src/ops/<keyword>.rs`: a `Copy` struct with the
+//! 2. Add `cnn-compiler/src/ops/<keyword>.rs`: a `Copy` struct with the
 //!    resolved arguments and `impl Op` (keyword, PyTorch name, signature,
 //!    shape rule with spanned errors, tensors, [`Effect`], forward and
 //!    backward emission through `::cnn_runtime::__private`).

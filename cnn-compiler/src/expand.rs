@@ -809,7 +809,7 @@ mod tests {
 
     /// The whole expansion of D2L's LeNet, pretty-printed, so a reviewer can
     /// read what the macro turns a layer list into. Re-record after an
-    /// intended change with `UPDATE_SNAPSHOTS=1 cargo test -p cnn-macros`.
+    /// intended change with `UPDATE_SNAPSHOTS=1 cargo test -p cnn-compiler`.
     #[test]
     fn lenet_expansion_snapshot() {
         let input: Input = syn::parse_quote! {
@@ -839,7 +839,7 @@ mod tests {
     /// Every net of the `models` zoo expands without errors to code that
     /// parses; prints the size of each expansion (pretty-printed lines) for
     /// the compile-cost figures in README:
-    /// `cargo test -p cnn-macros zoo_expansion_sizes -- --nocapture`.
+    /// `cargo test -p cnn-compiler zoo_expansion_sizes -- --nocapture`.
     #[test]
     fn zoo_expansion_sizes() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/src/lib.rs");
