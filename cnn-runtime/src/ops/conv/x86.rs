@@ -1,5 +1,5 @@
 //! Register-tiled direct correlation for `x86_64` AVX-512F and AVX2 + FMA:
-//! the fast path of [`super::Correlation`] for a unit column stride.
+//! the fast path of [`super::direct::Correlation`] for a unit column stride.
 //!
 //! A tile is `NO` output channels x `NQ` vectors of consecutive output
 //! columns (16 lanes for AVX-512, 8 for AVX2) of one output row, held in
@@ -17,11 +17,11 @@
 //! the same kernel runs the forward pass (OIHW as is) and the input gradient
 //! (flipped kernel, channels swapped: negative `SU`, `SV`).
 //!
-//! `out += correlation`, like [`super::Correlation::run`]: every output of
+//! `out += correlation`, like [`super::direct::Correlation::run`]: every output of
 //! the tile is loaded once, accumulated in registers, and stored once.
 
 use super::super::simd::{level, Level};
-use super::Correlation;
+use super::direct::Correlation;
 use core::arch::x86_64::*;
 
 /// `w[base + k*k_step + c*c_step + u*u_step + v*v_step]` is the weight of
@@ -106,7 +106,7 @@ pub(super) fn correlate(
     true
 }
 
-/// [`super::col2im`] for a unit column stride, or `false` (nothing done)
+/// [`super::im2col::col2im`] for a unit column stride, or `false` (nothing done)
 /// without AVX2 + FMA or for other strides. Each row of `dx` is gathered in
 /// registers from every `(u, v)` tap that writes it (a masked load per tap
 /// and 8 or 16 columns) and stored once: no clearing pass, and no store is
@@ -769,7 +769,7 @@ mod col2im_tests {
             };
             let col = rng.vec(g.col_len());
             let mut expected = rng.vec(g.input_len());
-            super::super::col2im_any(&g, &col, &mut expected);
+            super::super::im2col::col2im_any(&g, &col, &mut expected);
             for &(name, kernel) in &kernels {
                 let mut dx = rng.vec(g.input_len());
                 // SAFETY: the CPU has the kernel's features (checked above);
