@@ -197,6 +197,7 @@ LAYER_SPEC = {
     "flatten": (0, set()),
     "linear": (2, {"bias"}),
     "relu": (0, set()),
+    "relu6": (0, set()),
     "sigmoid": (0, set()),
     "tanh": (0, set()),
     "dropout": (1, set()),
@@ -277,8 +278,8 @@ def build(text):
                 raise DslError(f"{what}: in_features {fin} but input has {cur[0]}")
             m = nn.Linear(fin, fout, bias=opts.get("bias", True))
             cur = [fout]
-        elif name in ("relu", "sigmoid", "tanh"):
-            m = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}[name]()
+        elif name in ("relu", "relu6", "sigmoid", "tanh"):
+            m = {"relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}[name]()
         elif name == "dropout":
             p = float(pos[0])
             if not 0.0 <= p < 1.0:
@@ -304,7 +305,8 @@ def build(text):
 # Cases
 # ---------------------------------------------------------------------------
 
-# input kinds: "unit" = uniform [0, 1) like images, "signed" = uniform [-1, 1)
+# input kinds: "unit" = uniform [0, 1) like images, "signed" = uniform [-1, 1),
+# "wide" = uniform [-20, 20) (activations past relu6's cap)
 CASES = [
     dict(name="lenet", batch=4, input="unit",
          net="[1, 28, 28] => conv(1, 6, 5, pad = 2) sigmoid avgpool(2) conv(6, 16, 5) sigmoid avgpool(2) "
@@ -338,6 +340,9 @@ CASES = [
              "relu conv(10, 10, 1) global_avgpool flatten"),
     dict(name="no_bias", batch=4, input="unit",
          net="[2, 8, 8] => conv(2, 4, 3, bias = false) relu avgpool(2) flatten linear(_, 5, bias = false)"),
+    # Inputs scaled so that relu6 clips at both ends (values past 6 and below 0).
+    dict(name="relu6_mlp", batch=5, input="wide",
+         net="[1, 4, 4] => flatten linear(16, 24) relu6 linear(24, 12) relu6 linear(12, 3)"),
     dict(name="tanh_mlp", batch=5, input="signed",
          net="[1, 4, 4] => flatten linear(16, 12) tanh linear(12, 7) sigmoid linear(7, 3)"),
     # Input with tied maxima; the first max in row-major window order wins.
@@ -444,6 +449,8 @@ def make_input(case, shape, gen, model):
         return torch.rand(n, *shape, generator=gen)
     if kind == "signed":
         return torch.rand(n, *shape, generator=gen) * 2 - 1
+    if kind == "wide":
+        return torch.rand(n, *shape, generator=gen) * 40 - 20
     if kind == "distinct":
         # uniform [0, 1) but all distinct within each example: no ties in any pool window
         numel = math.prod(shape)

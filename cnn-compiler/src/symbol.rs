@@ -23,6 +23,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("lazylinear", "linear"),
     ("reshape", "flatten"),
     ("logistic", "sigmoid"),
+    ("relu_6", "relu6"),
 ];
 
 /// The known word closest to `word`, if one is close enough to suggest.

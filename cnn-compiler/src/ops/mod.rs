@@ -31,6 +31,7 @@ mod global_pool;
 mod linear;
 mod maxpool;
 mod relu;
+mod relu6;
 mod sigmoid;
 mod tanh;
 mod window;
@@ -268,6 +269,7 @@ ops! {
     Flatten(flatten::Flatten),
     Linear(linear::Linear),
     Relu(relu::Relu),
+    Relu6(relu6::Relu6),
     Sigmoid(sigmoid::Sigmoid),
     Tanh(tanh::Tanh),
     Dropout(dropout::Dropout),

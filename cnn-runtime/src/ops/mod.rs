@@ -24,6 +24,7 @@ pub mod linear;
 pub mod maxpool;
 pub mod mse;
 pub mod relu;
+pub mod relu6;
 pub mod sigmoid;
 pub(crate) mod simd;
 pub mod tanh;
