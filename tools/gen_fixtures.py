@@ -189,7 +189,7 @@ def pair(v, what):
 
 LAYER_SPEC = {
     # name: (number of positional args, allowed options)
-    "conv": (3, {"stride", "pad", "bias"}),
+    "conv": (3, {"stride", "pad", "bias", "groups"}),
     "maxpool": (1, {"stride", "pad"}),
     "avgpool": (1, {"stride", "pad"}),
     "global_avgpool": (0, set()),
@@ -245,7 +245,8 @@ def build(text):
             sh, sw = pair(opts.get("stride", 1), what)
             ph, pw = pair(opts.get("pad", 0), what)
             bias = opts.get("bias", True)
-            m = nn.Conv2d(cin, cout, (kh, kw), stride=(sh, sw), padding=(ph, pw), bias=bias)
+            groups = opts.get("groups", 1)
+            m = nn.Conv2d(cin, cout, (kh, kw), stride=(sh, sw), padding=(ph, pw), bias=bias, groups=groups)
             cur = [cout, pooled(cur[1], kh, sh, ph, what), pooled(cur[2], kw, sw, pw, what)]
         elif name in ("maxpool", "avgpool"):
             if not spatial:
@@ -343,6 +344,12 @@ CASES = [
     # Inputs scaled so that relu6 clips at both ends (values past 6 and below 0).
     dict(name="relu6_mlp", batch=5, input="wide",
          net="[1, 4, 4] => flatten linear(16, 24) relu6 linear(24, 12) relu6 linear(12, 3)"),
+    # Grouped convolutions: two groups, then depthwise (groups = channels)
+    # with a channel multiplier of 2 and a stride, then depthwise 1:1, as in
+    # MobileNet's separable blocks.
+    dict(name="grouped_conv", batch=3, input="signed",
+         net="[4, 9, 9] => conv(4, 6, 3, pad = 1, groups = 2) relu6 conv(6, 12, 3, stride = 2, groups = 6) relu "
+             "conv(12, 12, 3, pad = 1, groups = 12, bias = false) conv(12, 4, 1) relu6 flatten linear(_, 5)"),
     dict(name="tanh_mlp", batch=5, input="signed",
          net="[1, 4, 4] => flatten linear(16, 12) tanh linear(12, 7) sigmoid linear(7, 3)"),
     # Input with tied maxima; the first max in row-major window order wins.

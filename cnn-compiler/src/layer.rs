@@ -234,6 +234,14 @@ impl Args {
         as_pair(self.option(name))
     }
 
+    /// Option `name`, an integer, with where it was written, if given.
+    pub fn option_int(&self, name: &str) -> Option<(usize, Span)> {
+        match self.option(name) {
+            Some(Value::Int(v, span)) => Some((v, span)),
+            _ => None,
+        }
+    }
+
     /// Option `name`, a flag defaulting to `true`.
     pub fn flag(&self, name: &str) -> bool {
         match self.option(name) {

@@ -151,6 +151,7 @@ parity!(global_pools, "global_pools", [3, 7, 7] => conv(3, 6, 3) relu global_max
 parity!(nin_style, "nin_style", [1, 16, 16] => conv(1, 8, 3, pad = 1) relu conv(8, 8, 1) relu maxpool(2) conv(8, 10, 3, pad = 1) relu conv(10, 10, 1) global_avgpool flatten);
 parity!(no_bias, "no_bias", [2, 8, 8] => conv(2, 4, 3, bias = false) relu avgpool(2) flatten linear(_, 5, bias = false));
 parity!(relu6_mlp, "relu6_mlp", [1, 4, 4] => flatten linear(16, 24) relu6 linear(24, 12) relu6 linear(12, 3));
+parity!(grouped_conv, "grouped_conv", [4, 9, 9] => conv(4, 6, 3, pad = 1, groups = 2) relu6 conv(6, 12, 3, stride = 2, groups = 6) relu conv(12, 12, 3, pad = 1, groups = 12, bias = false) conv(12, 4, 1) relu6 flatten linear(_, 5));
 parity!(tanh_mlp, "tanh_mlp", [1, 4, 4] => flatten linear(16, 12) tanh linear(12, 7) sigmoid linear(7, 3));
 parity!(maxpool_ties, "maxpool_ties", [1, 4, 4] => maxpool(2, stride = 1) flatten linear(9, 2));
 parity!(maxpool_ties_conv, "maxpool_ties_conv", [2, 4, 4] => conv(2, 1, 1, bias = false) maxpool(2, stride = 1) flatten linear(9, 2));

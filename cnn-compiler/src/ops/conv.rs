@@ -1,6 +1,7 @@
-//! `conv(in, out, k, stride = s, pad = p, bias = b)`: PyTorch's `nn.Conv2d`
-//! (cross-correlation, zero padding, OIHW weights); kernels in
-//! `cnn-runtime/src/ops/conv.rs`.
+//! `conv(in, out, k, stride = s, pad = p, bias = b, groups = g)`: PyTorch's
+//! `nn.Conv2d` (cross-correlation, zero padding, OIHW weights, `groups`
+//! splitting the channels; depthwise when `g == in`); kernels in
+//! `cnn-runtime/src/ops/conv.rs` and `conv/`.
 
 use super::window::{pair_lits, window_output};
 use super::{bias_arg, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Op, TensorSpec};
@@ -22,17 +23,21 @@ pub struct Conv {
     pub stride: Pair,
     pub pad: Pair,
     pub bias: bool,
+    /// Channel groups (1: an ordinary conv).
+    pub groups: usize,
+    /// Where `groups` was written (or the keyword).
+    pub groups_span: Span,
 }
 
 impl Conv {
-    /// The runtime's `Conv2d` geometry as a `const G`.
+    /// The runtime's `Conv2d` geometry (of one group) as a `const G`.
     fn geometry(&self, l: &LayerPlan) -> TokenStream {
         let p = private();
         let Shape::Chw(c, h, w) = l.shaped.input else {
             return TokenStream::new();
         };
-        let (c, h, w) = (lit(c), lit(h), lit(w));
-        let o = lit(self.out_channels);
+        let (c, h, w) = (lit(c / self.groups), lit(h), lit(w));
+        let o = lit(self.out_channels / self.groups);
         let (k, s, pd) = (
             pair_lits(self.kernel),
             pair_lits(self.stride),
@@ -58,6 +63,7 @@ impl Op for Conv {
         Param::new("stride", Accepts::PositivePair),
         Param::new("pad", Accepts::NonNegativePair),
         Param::new("bias", Accepts::Bool),
+        Param::new("groups", Accepts::Positive),
     ];
     const ELEMENT_WISE: bool = false;
 
@@ -72,6 +78,10 @@ impl Op for Conv {
             stride: args.option_pair("stride").unwrap_or(one),
             pad: args.option_pair("pad").unwrap_or(args.default_pair(0)),
             bias: args.flag("bias"),
+            groups: args.option_int("groups").map_or(1, |(g, _)| g),
+            groups_span: args
+                .option_int("groups")
+                .map_or(args.name_span(), |(_, span)| span),
         }
     }
 
@@ -103,12 +113,25 @@ impl Op for Conv {
                 channels = expected;
             }
         }
+        let groups = self.groups;
+        if !channels.is_multiple_of(groups) || !self.out_channels.is_multiple_of(groups) {
+            errors.push(
+                self.groups_span,
+                format!(
+                    "{source}: groups = {groups} must divide both the input channels ({channels}) and the output channels ({})",
+                    self.out_channels
+                ),
+            );
+            return None;
+        }
         let (oh, ow) = window_output(source, "kernel", h, w, self.kernel, self.stride, self.pad, errors)?;
         Some((Shape::Chw(self.out_channels, oh, ow), channels))
     }
 
     fn tensors(&self, shaped: &Shaped) -> (Vec<TensorSpec>, usize) {
-        let c = shaped.fan_in_units;
+        // Each filter sees one group's channels; fans as PyTorch computes
+        // them from the weight's shape `[O, C/G, KH, KW]`.
+        let c = shaped.fan_in_units / self.groups;
         let area = self.kernel.h.saturating_mul(self.kernel.w);
         let (fan_in, fan_out) = (c.saturating_mul(area), self.out_channels.saturating_mul(area));
         let mut tensors = vec![TensorSpec {
@@ -134,7 +157,7 @@ impl Op for Conv {
         match shaped.output {
             Shape::Chw(_, oh, ow) => [self.kernel.h, self.kernel.w, oh, ow]
                 .iter()
-                .fold(shaped.fan_in_units, |a, &b| a.saturating_mul(b)),
+                .fold(shaped.fan_in_units / self.groups, |a, &b| a.saturating_mul(b)),
             Shape::Flat(_) => 0,
         }
     }
@@ -144,6 +167,17 @@ impl Op for Conv {
         let geometry = self.geometry(l);
         let w = param_slice(l.weight);
         let b = bias_arg(l.bias);
+        if self.groups > 1 {
+            let groups = lit(self.groups);
+            return quote! {
+                #geometry
+                if GEMM {
+                    #p::ops::conv::forward_grouped_gemm(&G, #groups, n, x, #w, #b, y, col);
+                } else {
+                    #p::ops::conv::forward_grouped(&G, #groups, n, x, #w, #b, y);
+                }
+            };
+        }
         quote! {
             #geometry
             if GEMM {
@@ -166,6 +200,19 @@ impl Op for Conv {
             grads_split,
             ..
         } = io;
+        if self.groups > 1 {
+            let groups = lit(self.groups);
+            return quote! { {
+                #geometry
+                #grads_split
+                let dy: &[f32] = &#dy_buffer[..n * #out_len];
+                if GEMM {
+                    #p::ops::conv::backward_grouped_gemm(&G, #groups, n, &*#x, #w, dy, dw, db, #dx, col);
+                } else {
+                    #p::ops::conv::backward_grouped(&G, #groups, n, &*#x, #w, dy, dw, db, #dx);
+                }
+            }};
+        }
         quote! { {
             #geometry
             #grads_split

@@ -39,9 +39,11 @@
 //! which pick the algorithm; each algorithm has a file: `direct` (the
 //! correlation and the direct backward), `im2col` (im2col and col2im),
 //! `windows` (the weight gradient from shifted windows of the padded
-//! image) and `x86` (the intrinsics kernels), the last three with `std`.
+//! image) and `x86` (the intrinsics kernels), the last three with `std`;
+//! `grouped` runs the entry points per group for `groups > 1`.
 
 mod direct;
+mod grouped;
 #[cfg(feature = "std")]
 mod im2col;
 #[cfg(feature = "std")]
@@ -51,6 +53,7 @@ mod x86;
 
 use super::window::{check_geometry, out_len};
 use direct::{backward_any, forward_any};
+pub use grouped::{backward_grouped, backward_grouped_gemm, forward_grouped, forward_grouped_gemm};
 #[cfg(feature = "std")]
 use im2col::{col2im, im2col};
 #[cfg(feature = "std")]
