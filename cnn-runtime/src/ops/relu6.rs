@@ -17,12 +17,8 @@ multiversion! {
 #[inline(always)]
 fn forward_body<const FMA: bool>(x: &mut [f32]) {
     for v in x.iter_mut() {
-        // Comparisons, not `clamp`, so that NaN stays NaN.
-        if *v < 0.0 {
-            *v = 0.0;
-        } else if *v > 6.0 {
-            *v = 6.0;
-        }
+        // `f32::clamp` keeps NaN as NaN, as PyTorch does.
+        *v = v.clamp(0.0, 6.0);
     }
 }
 
