@@ -2,7 +2,7 @@
 //! for an `nn.Sequential` of named children and nested `nn.Sequential`s,
 //! with the same computation as the flat chain.
 
-use cnn_runtime::{cnn_net, Gradients, Network};
+use cnn_runtime::{cnn_net, Gradients};
 use models::{LeNetRelu, LeNetReluGrads};
 
 cnn_net! {

@@ -11,7 +11,7 @@ cnn_net! {
 
 #[test]
 fn boxed_constructors_match_the_initialisers() {
-    assert!(Big::PARAM_COUNT * 4 > 1 << 20);
+    const { assert!(Big::PARAM_COUNT * 4 > 1 << 20) };
     let zeroed = Big::boxed_zeroed();
     assert!(zeroed.params().iter().all(|&v| v == 0.0));
 
