@@ -6,11 +6,21 @@
 //! counts, then one `u8` per pixel (row-major) or per label. Pixels become
 //! `pixel / 255` in `[0, 1]`, as torchvision's `ToTensor` makes them.
 //!
-//! Untrusted headers cannot make this module allocate: the data is read
-//! through a limit of the promised size plus one byte and buffers grow only
-//! as bytes actually arrive, so a ten-byte file claiming billions of images
-//! fails with [`DataError::Truncated`] at once. Gzip is recognised by its
-//! magic bytes (`1f 8b`), whatever the file is called.
+//! Untrusted headers cannot make this module allocate: the header is read
+//! first and its payload size computed with checked arithmetic; a raw file
+//! (or slice) is measured against that size before anything is allocated.
+//! A gzip stream's buffer grows only as decompressed bytes arrive, never
+//! past the promised size, and a promise over 64 MiB is first checked by
+//! inflating the stream into a counter (constant memory). Exactly the
+//! promised bytes are read, then one more to prove there are none beyond,
+//! so a ten-byte file claiming billions of images fails with
+//! [`DataError::Truncated`] at once and a gzip bomb inflating past its
+//! header fails with [`DataError::TrailingData`] in constant memory.
+//!
+//! Gzip is recognised by its magic bytes (`1f 8b`), whatever the file is
+//! called; a file of several gzip members (`cat a.gz b.gz`) is one stream, as
+//! for `gunzip`. A damaged stream (bad deflate data, bad checksum, garbage
+//! after the last member) is [`DataError::CorruptGzip`].
 
 use std::fmt;
 use std::fs::File;
@@ -18,7 +28,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use flate2::read::GzDecoder;
+use flate2::bufread::MultiGzDecoder;
 
 /// Number of classes a label may name (`0..NUM_CLASSES`), as in MNIST and
 /// Fashion-MNIST.
@@ -32,14 +42,37 @@ pub const LABELS_MAGIC: u32 = 0x0000_0801;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// The first buffer for a gzip payload; it doubles as data arrives.
+const FIRST_CHUNK: u64 = 64 * 1024;
+
+/// The largest gzip payload taken on the word of its header alone: a
+/// larger promise is first checked by inflating the stream into a counter
+/// (constant memory), so the bytes are held only once they are known to be
+/// there, exactly as many as promised, in a stream that is not corrupt.
+const TRUSTED_PROMISE: u64 = 64 << 20;
+
+/// How much decompressed data past the promised end is inflated (into a
+/// fixed buffer, then dropped) to tell a gzip stream that merely holds too
+/// much from a corrupt one; beyond this it is reported as too much.
+const CHECK_PAST_END: u64 = 64 << 20;
+
 /// Why a data set could not be read. Every variant names the file.
 #[derive(Debug)]
 pub enum DataError {
-    /// Reading `path` failed (including a corrupt gzip stream).
+    /// Reading `path` failed.
     Io {
         /// The file.
         path: PathBuf,
-        /// What the operating system or the decompressor said.
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// `path` is gzip, but its stream is damaged: bad deflate data, a
+    /// checksum or length that does not match the data, a cut trailer, or
+    /// garbage after the last member.
+    CorruptGzip {
+        /// The file.
+        path: PathBuf,
+        /// What the decompressor said.
         source: io::Error,
     },
     /// Neither `name` nor `name.gz` exists in `dir`.
@@ -113,6 +146,9 @@ impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DataError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            DataError::CorruptGzip { path, source } => {
+                write!(f, "{}: corrupt gzip data: {source}", path.display())
+            }
             DataError::NotFound { dir, name } => {
                 write!(f, "neither {name} nor {name}.gz found in {}", dir.display())
             }
@@ -179,25 +215,48 @@ impl fmt::Display for DataError {
 impl std::error::Error for DataError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            DataError::Io { source, .. } => Some(source),
+            DataError::Io { source, .. } | DataError::CorruptGzip { source, .. } => Some(source),
             _ => None,
         }
     }
 }
 
-/// Reads into `buf` until it is full or the input ends; returns the bytes
-/// read (unlike `read_exact`, which does not say how many there were).
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads into `buf` until it is full, the input ends or an error occurs;
+/// returns the bytes read either way (unlike `read_exact`, which does not
+/// say how many there were).
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> (usize, io::Result<()>) {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return (filled, Err(e)),
         }
     }
-    Ok(filled)
+    (filled, Ok(()))
+}
+
+/// How the bytes of an IDX stream are stored.
+#[derive(Clone, Copy, Debug)]
+enum Encoding {
+    /// Uncompressed; `Some(n)` when the stream is known to hold exactly `n`
+    /// bytes (a regular file, a slice), so sizes are checked before reading.
+    Raw(Option<u64>),
+    /// Gzip, one member or several: decoder errors mean corrupt data.
+    Gzip,
+}
+
+/// A reader of an IDX stream from its start.
+type Reopen<'a> = Box<dyn Fn() -> io::Result<Box<dyn Read + 'a>> + 'a>;
+
+/// An IDX stream to read.
+struct Stream<'a> {
+    reader: Box<dyn Read + 'a>,
+    encoding: Encoding,
+    /// For a gzip stream that can be read twice (a regular file, a slice):
+    /// the stream again from its start (see [`TRUSTED_PROMISE`]).
+    reopen: Option<Reopen<'a>>,
 }
 
 /// An IDX file's header: its dimensions, and its payload.
@@ -206,82 +265,236 @@ struct Idx {
     payload: Vec<u8>,
 }
 
+/// Where reading stopped, for error reports.
+#[derive(Clone, Copy)]
+struct Progress {
+    expected_bytes: u64,
+    found_bytes: u64,
+}
+
+/// The error for `e`, met while reading `path` before the promised data was
+/// all there: a stream that ends early is a truncated file, a gzip decoder
+/// complaint is corrupt data, anything else an I/O error.
+fn read_error(e: io::Error, path: &Path, encoding: Encoding, at: Progress) -> DataError {
+    let gzip = matches!(encoding, Encoding::Gzip);
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => DataError::Truncated {
+            path: path.to_owned(),
+            expected_bytes: at.expected_bytes,
+            found_bytes: at.found_bytes,
+        },
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData if gzip => DataError::CorruptGzip {
+            path: path.to_owned(),
+            source: e,
+        },
+        _ => DataError::Io {
+            path: path.to_owned(),
+            source: e,
+        },
+    }
+}
+
+/// The error for `e`, met after all the promised data arrived: from a gzip
+/// decoder even an early end is damage (its trailer is missing), as the
+/// data itself is complete.
+fn error_after_data(e: io::Error, path: &Path, encoding: Encoding) -> DataError {
+    use io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
+    match (encoding, e.kind()) {
+        (Encoding::Gzip, UnexpectedEof | InvalidInput | InvalidData) => DataError::CorruptGzip {
+            path: path.to_owned(),
+            source: e,
+        },
+        _ => DataError::Io {
+            path: path.to_owned(),
+            source: e,
+        },
+    }
+}
+
+/// `err`, a complaint about the content of `r`, unless `r` is a gzip stream
+/// that turns out to be damaged (see [`check_rest`]): then that is the error.
+fn content_error(err: DataError, r: &mut impl Read, encoding: Encoding, path: &Path) -> DataError {
+    match encoding {
+        Encoding::Gzip => match check_rest(r) {
+            Ok(()) => err,
+            Err(e) => error_after_data(e, path, encoding),
+        },
+        Encoding::Raw(_) => err,
+    }
+}
+
 /// Reads an IDX stream of `u8` items with `ndims` dimensions, checking it
 /// against `magic`. `payload_len` turns the dimensions into a byte count
-/// (or an error for unusable ones).
+/// (or an error for unusable ones). Holds at most the promised bytes, and
+/// no more than have arrived (see the module docs).
 fn read_idx(
-    mut r: impl Read,
+    stream: Stream<'_>,
     path: &Path,
     magic: u32,
     ndims: usize,
     payload_len: impl Fn(&[u32]) -> Result<u64, DataError>,
 ) -> Result<Idx, DataError> {
+    let Stream {
+        reader: mut r,
+        encoding,
+        reopen,
+    } = stream;
     let header_len = 4 * (1 + ndims);
     let mut header = [0u8; 16];
     let header = &mut header[..header_len];
-    let got = read_up_to(&mut r, header).map_err(|e| truncated_or_io(e, path, header_len as u64, 0))?;
+    let (got, read) = read_up_to(&mut r, header);
+    let at = Progress {
+        expected_bytes: header_len as u64,
+        found_bytes: got as u64,
+    };
+    read.map_err(|e| read_error(e, path, encoding, at))?;
     if got >= 4 {
         let found = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
         if found != magic {
-            return Err(DataError::BadMagic {
+            let err = DataError::BadMagic {
                 path: path.to_owned(),
                 found,
                 expected: magic,
-            });
+            };
+            return Err(content_error(err, &mut r, encoding, path));
         }
     }
     if got < header_len {
         return Err(DataError::Truncated {
             path: path.to_owned(),
-            expected_bytes: header_len as u64,
-            found_bytes: got as u64,
+            expected_bytes: at.expected_bytes,
+            found_bytes: at.found_bytes,
         });
     }
     let dims: Vec<u32> = header[4..]
         .chunks_exact(4)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    let len = payload_len(&dims)?;
+    let len = payload_len(&dims).map_err(|err| content_error(err, &mut r, encoding, path))?;
+    // Cannot overflow: `len` is at most 2^64 / 4 (checked by the caller's
+    // `payload_len` for images, a `u32` for labels).
     let expected_bytes = header_len as u64 + len;
 
-    // Grow only as data arrives: never reserve what the header claims.
     let mut payload = Vec::new();
-    let read = r.by_ref().take(len.saturating_add(1)).read_to_end(&mut payload);
-    let found_bytes = header_len as u64 + payload.len() as u64;
-    if let Err(e) = read {
-        return Err(truncated_or_io(e, path, expected_bytes, found_bytes));
+    if let Encoding::Raw(Some(total)) = encoding {
+        // The size is known: judge the header by it before allocating.
+        if total < expected_bytes {
+            return Err(DataError::Truncated {
+                path: path.to_owned(),
+                expected_bytes,
+                found_bytes: total,
+            });
+        }
+        if total > expected_bytes {
+            return Err(DataError::TrailingData {
+                path: path.to_owned(),
+                expected_bytes,
+            });
+        }
+        // `len` bytes are there, so they fit in memory as they fit on disk.
+        payload.reserve_exact(len as usize);
     }
-    if (payload.len() as u64) < len {
-        return Err(DataError::Truncated {
+    if let (Encoding::Gzip, Some(reopen)) = (encoding, reopen) {
+        if len > TRUSTED_PROMISE {
+            // Inflate into a counter first: a stream that holds less, more,
+            // or is corrupt fails here without having allocated.
+            let (found, read) = count_up_to(&mut r, len + 1);
+            let at = Progress {
+                expected_bytes,
+                found_bytes: header_len as u64 + found,
+            };
+            read.map_err(|e| read_error(e, path, encoding, at))?;
+            if found < len {
+                return Err(DataError::Truncated {
+                    path: path.to_owned(),
+                    expected_bytes,
+                    found_bytes: at.found_bytes,
+                });
+            }
+            if found > len {
+                let err = DataError::TrailingData {
+                    path: path.to_owned(),
+                    expected_bytes,
+                };
+                return Err(content_error(err, &mut r, encoding, path));
+            }
+            // Exactly `len`, and the stream ended cleanly (checksums and
+            // all): read it again, for real, into a buffer of that size.
+            // What follows checks everything again, should it change.
+            r = reopen().map_err(|e| read_error(e, path, encoding, at))?;
+            let mut again = [0u8; 16];
+            let (got, read) = read_up_to(&mut r, &mut again[..header_len]);
+            read.map_err(|e| read_error(e, path, encoding, at))?;
+            if again[..got] != *header {
+                return Err(DataError::Io {
+                    path: path.to_owned(),
+                    source: io::Error::other("the file changed while it was read"),
+                });
+            }
+            payload.reserve_exact(len as usize);
+        }
+    }
+    // Read in chunks that double, never past `len`: a stream of unknown
+    // size (gzip, a pipe) holds at most twice what arrived, and never more
+    // than was promised.
+    while (payload.len() as u64) < len {
+        let have = payload.len();
+        let want = (len - have as u64).min((have as u64).max(FIRST_CHUNK)) as usize;
+        payload.reserve_exact(want);
+        payload.resize(have + want, 0);
+        let (got, read) = read_up_to(&mut r, &mut payload[have..]);
+        payload.truncate(have + got);
+        let at = Progress {
+            expected_bytes,
+            found_bytes: (header_len + payload.len()) as u64,
+        };
+        read.map_err(|e| read_error(e, path, encoding, at))?;
+        if got < want {
+            return Err(DataError::Truncated {
+                path: path.to_owned(),
+                expected_bytes: at.expected_bytes,
+                found_bytes: at.found_bytes,
+            });
+        }
+    }
+
+    // One byte more: for gzip this also drives the decoder through the
+    // trailer, checking the CRC and length of the data just read.
+    let (extra, read) = read_up_to(&mut r, &mut [0u8; 1]);
+    read.map_err(|e| error_after_data(e, path, encoding))?;
+    if extra > 0 {
+        // Damage in deflate data often shows as extra output: only the
+        // checksum at the end tells it from a stream that holds too much.
+        let err = DataError::TrailingData {
             path: path.to_owned(),
             expected_bytes,
-            found_bytes,
-        });
-    }
-    if payload.len() as u64 > len {
-        return Err(DataError::TrailingData {
-            path: path.to_owned(),
-            expected_bytes,
-        });
+        };
+        return Err(content_error(err, &mut r, encoding, path));
     }
     Ok(Idx { dims, payload })
 }
 
-/// A gzip stream that ends early is a truncated file; anything else is an
-/// I/O error.
-fn truncated_or_io(e: io::Error, path: &Path, expected_bytes: u64, found_bytes: u64) -> DataError {
-    if e.kind() == io::ErrorKind::UnexpectedEof {
-        DataError::Truncated {
-            path: path.to_owned(),
-            expected_bytes,
-            found_bytes,
-        }
-    } else {
-        DataError::Io {
-            path: path.to_owned(),
-            source: e,
+/// Reads and drops up to `limit` bytes of `r` in a fixed buffer; returns
+/// how many there were, and the first error.
+fn count_up_to(r: &mut impl Read, limit: u64) -> (u64, io::Result<()>) {
+    let mut buf = [0u8; 8192];
+    let mut seen = 0u64;
+    while seen < limit {
+        let want = (limit - seen).min(buf.len() as u64) as usize;
+        let (got, read) = read_up_to(r, &mut buf[..want]);
+        seen += got as u64;
+        if read.is_err() || got < want {
+            return (seen, read);
         }
     }
+    (seen, Ok(()))
+}
+
+/// Reads and drops the rest of `r`, up to [`CHECK_PAST_END`] bytes, in a
+/// fixed buffer; returns the first error. For a gzip stream that is the
+/// check of its deflate data and checksums, in constant memory.
+fn check_rest(r: &mut impl Read) -> io::Result<()> {
+    count_up_to(r, CHECK_PAST_END).1
 }
 
 fn images_payload_len(path: &Path) -> impl Fn(&[u32]) -> Result<u64, DataError> + '_ {
@@ -313,38 +526,67 @@ fn labels_payload_len(dims: &[u32]) -> Result<u64, DataError> {
     Ok(u64::from(dims[0]))
 }
 
-fn parse_images(r: impl Read, path: &Path) -> Result<(Vec<u8>, usize, usize), DataError> {
-    let idx = read_idx(r, path, IMAGES_MAGIC, 3, images_payload_len(path))?;
+fn parse_images(stream: Stream<'_>, path: &Path) -> Result<(Vec<u8>, usize, usize), DataError> {
+    let idx = read_idx(stream, path, IMAGES_MAGIC, 3, images_payload_len(path))?;
     Ok((idx.payload, idx.dims[1] as usize, idx.dims[2] as usize))
 }
 
-fn parse_labels(r: impl Read, path: &Path) -> Result<Vec<u8>, DataError> {
-    Ok(read_idx(r, path, LABELS_MAGIC, 1, labels_payload_len)?.payload)
+fn parse_labels(stream: Stream<'_>, path: &Path) -> Result<Vec<u8>, DataError> {
+    Ok(read_idx(stream, path, LABELS_MAGIC, 1, labels_payload_len)?.payload)
 }
 
 /// Opens `path`, decompressing it on the fly if it starts with the gzip
 /// magic bytes.
-fn open(path: &Path) -> Result<Box<dyn Read>, DataError> {
+fn open(path: &Path) -> Result<Stream<'static>, DataError> {
     let io_error = |source| DataError::Io {
         path: path.to_owned(),
         source,
     };
-    let mut file = BufReader::new(File::open(path).map_err(io_error)?);
+    let file = File::open(path).map_err(io_error)?;
+    // Only a regular file's size is its length, and only it can be read
+    // twice (not a pipe).
+    let meta = file.metadata().map_err(io_error)?;
+    let mut file = BufReader::new(file);
     let head = file.fill_buf().map_err(io_error)?;
     Ok(if head.starts_with(&GZIP_MAGIC) {
-        Box::new(GzDecoder::new(file))
+        let owned = path.to_owned();
+        let reopen: Option<Reopen<'static>> = meta.is_file().then(|| -> Reopen<'static> {
+            Box::new(move || {
+                let file = BufReader::new(File::open(&owned)?);
+                Ok(Box::new(MultiGzDecoder::new(file)) as Box<dyn Read>)
+            })
+        });
+        Stream {
+            reader: Box::new(MultiGzDecoder::new(file)),
+            encoding: Encoding::Gzip,
+            reopen,
+        }
     } else {
-        Box::new(file)
+        Stream {
+            reader: Box::new(file),
+            encoding: Encoding::Raw(meta.is_file().then_some(meta.len())),
+            reopen: None,
+        }
     })
 }
 
 /// In-memory bytes, decompressed on the fly if they start with the gzip
 /// magic bytes.
-fn bytes_reader(bytes: &[u8]) -> Box<dyn Read + '_> {
+fn bytes_reader(bytes: &[u8]) -> Stream<'_> {
     if bytes.starts_with(&GZIP_MAGIC) {
-        Box::new(GzDecoder::new(bytes))
+        Stream {
+            reader: Box::new(MultiGzDecoder::new(bytes)),
+            encoding: Encoding::Gzip,
+            reopen: Some(Box::new(move || {
+                Ok(Box::new(MultiGzDecoder::new(bytes)) as Box<dyn Read>)
+            })),
+        }
     } else {
-        Box::new(bytes)
+        Stream {
+            reader: Box::new(bytes),
+            encoding: Encoding::Raw(Some(bytes.len() as u64)),
+            reopen: None,
+        }
     }
 }
 
@@ -1002,8 +1244,134 @@ mod tests {
         let fake = dir.write("fake.gz", &[0x1f, 0x8b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         let err = read_idx_labels(&fake).expect_err("fake gzip");
         assert!(
-            matches!(&err, DataError::Io { path, .. } | DataError::Truncated { path, .. } if path == &fake),
+            matches!(&err, DataError::CorruptGzip { path, .. } if path == &fake),
             "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("{}: corrupt gzip data: invalid gzip header", fake.display())
+        );
+    }
+
+    /// A few MNIST-like images: mostly background, a stroke of varied ink.
+    fn sketch_idx(count: u32) -> Vec<u8> {
+        let mut state = 12_345u32;
+        let pixels: Vec<u8> = (0..count * 784)
+            .map(|i| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let (r, c) = (i % 784 / 28, i % 28);
+                if (8..20).contains(&r) && (c + r) % 9 < 3 {
+                    (state >> 24) as u8
+                } else {
+                    0
+                }
+            })
+            .collect();
+        images_idx(count, 28, 28, &pixels)
+    }
+
+    /// `cat a.gz b.gz` is a valid gzip file whose content is both parts one
+    /// after the other (RFC 1952 section 2.2; gunzip reads it so).
+    #[test]
+    fn a_multi_member_gzip_reads_as_one_stream() {
+        let (images, labels) = sample();
+        for cut in [0, 1, 4, 16, 20, images.len()] {
+            let two = [gz(&images[..cut]), gz(&images[cut..])].concat();
+            let (pixels, rows, cols) = parse_idx_images(&two, "two.gz").expect("two members");
+            assert_eq!(
+                (pixels.as_slice(), rows, cols),
+                (&images[16..], 2, 3),
+                "cut at {cut}"
+            );
+        }
+        let three = [gz(&labels[..3]), gz(&labels[3..9]), gz(&labels[9..])].concat();
+        assert_eq!(
+            parse_idx_labels(&three, "three.gz").expect("three members"),
+            [3, 0, 9]
+        );
+
+        let dir = TempDir::new("members");
+        dir.write(
+            "t10k-images-idx3-ubyte.gz",
+            &[gz(&images[..7]), gz(&images[7..])].concat(),
+        );
+        dir.write("t10k-labels-idx1-ubyte.gz", &three);
+        let set = load_split(&dir.0, Split::Test).expect("multi-member files");
+        assert_eq!(set, from_idx_bytes(&images, &labels, "sample").expect("bytes"));
+
+        // A member boundary does not hide data beyond the header's promise.
+        let err = parse_idx_labels(&[gz(&labels), gz(&[5])].concat(), "extra.gz").expect_err("extra");
+        assert_eq!(
+            err.to_string(),
+            "extra.gz: more data than the header promises (11 bytes)"
+        );
+    }
+
+    /// Damage inside a gzip stream is reported as such, never as a file
+    /// holding more (or less) than its header promises.
+    #[test]
+    fn a_corrupt_gzip_is_reported_as_corrupt() {
+        let idx = sketch_idx(3);
+        let good = gz(&idx);
+        assert_eq!(parse_idx_images(&good, "good.gz").expect("good").0, idx[16..]);
+        let n = good.len();
+
+        // Every byte of the deflate data flipped in turn.
+        let mut corrupt = 0;
+        for at in 10..n - 8 {
+            let mut bad = good.clone();
+            bad[at] ^= 0xff;
+            // Ok when only unused padding bits changed.
+            if let Err(err) = parse_idx_images(&bad, "flipped.gz") {
+                let message = err.to_string();
+                assert!(
+                    !message.contains("more data than the header promises"),
+                    "byte {at}: {message}"
+                );
+                assert!(message.starts_with("flipped.gz: "), "byte {at}: {message}");
+                if message.starts_with("flipped.gz: corrupt gzip data: ") {
+                    corrupt += 1;
+                }
+            }
+        }
+        assert!(corrupt > (n - 18) / 2, "{corrupt} of {} flips", n - 18);
+
+        // The trailer: CRC-32 of the data, then its length mod 2^32.
+        for at in [n - 8, n - 5, n - 4, n - 1] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x55;
+            let err = parse_idx_images(&bad, "trailer.gz").expect_err("bad trailer");
+            assert!(
+                err.to_string().starts_with("trailer.gz: corrupt gzip data: "),
+                "byte {at}: {err}"
+            );
+        }
+
+        // A stream cut inside its trailer has all its data but is damaged.
+        let err = parse_idx_images(&good[..n - 3], "cut.gz").expect_err("no trailer");
+        assert!(
+            err.to_string().starts_with("cut.gz: corrupt gzip data: "),
+            "{err}"
+        );
+
+        // Garbage after the last member is not another member.
+        let err =
+            parse_idx_images(&[good.as_slice(), b"junk, not gzip"].concat(), "junk.gz").expect_err("junk");
+        assert!(
+            err.to_string().starts_with("junk.gz: corrupt gzip data: "),
+            "{err}"
+        );
+
+        // And through a file, naming it.
+        let dir = TempDir::new("corrupt");
+        let mut bad = good.clone();
+        bad[n - 6] ^= 1;
+        let path = dir.write("t10k-images-idx3-ubyte.gz", &bad);
+        let err = read_idx_images(&path).expect_err("bad crc");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}: corrupt gzip data: ", path.display())),
+            "{err}"
         );
     }
 }

@@ -15,9 +15,15 @@
 //! Loading is all-or-nothing: everything is checked and decoded into a
 //! scratch copy first, and the destination is written only when the whole
 //! file is valid. The checks run in a fixed order, and the first failure is
-//! reported: missing keys (table order), then unexpected keys (sorted), then
-//! per tensor in table order its dtype, shape, length and values (non-finite
-//! values are rejected). Files are replaced atomically ([`write_atomic`]).
+//! reported: a key given twice (document order), missing keys (table
+//! order), then unexpected keys (sorted), then per tensor in table order
+//! its fields (JSON: only `"shape"` and `"data"`, once each), dtype, shape,
+//! length and values (non-finite values are rejected). Files are replaced
+//! atomically ([`write_atomic`]).
+//!
+//! Each loader checks that it was given its own format: a file of the other
+//! one ([`sniff_format`]) is a [`WeightsError::WrongFormat`] saying so,
+//! rather than whatever the parser makes of it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
@@ -32,6 +38,8 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
 use crate::network::TensorInfo;
+
+mod json_keys;
 
 /// Why weights could not be saved or loaded.
 #[derive(Debug)]
@@ -52,6 +60,18 @@ pub enum WeightsError {
         key: String,
         /// The shape the net expects under that key.
         expected: Vec<usize>,
+    },
+    /// The file holds a key twice (JSON parsers would keep the last one
+    /// silently).
+    DuplicateKey {
+        /// The key, decoded.
+        key: String,
+    },
+    /// The bytes are a weights file of the other format than the loader
+    /// reads (a JSON file given to the safetensors loader, or the reverse).
+    WrongFormat {
+        /// The format the bytes are in.
+        found: WeightsFormat,
     },
     /// The file has a tensor the net lacks.
     UnexpectedKey {
@@ -103,6 +123,15 @@ impl fmt::Display for WeightsError {
             WeightsError::MissingKey { key, expected } => {
                 write!(f, "missing tensor {key:?} (expected shape {expected:?})")
             }
+            WeightsError::DuplicateKey { key } => {
+                write!(f, "duplicate tensor {key:?}: the file holds it more than once")
+            }
+            WeightsError::WrongFormat {
+                found: WeightsFormat::Json,
+            } => f.write_str("this is a JSON weights file, not safetensors; rename it to .json"),
+            WeightsError::WrongFormat {
+                found: WeightsFormat::Safetensors,
+            } => f.write_str("this is a safetensors file, not JSON weights; rename it to .safetensors"),
             WeightsError::UnexpectedKey { key } => {
                 write!(
                     f,
@@ -135,6 +164,52 @@ impl std::error::Error for WeightsError {
             WeightsError::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+/// The two weight file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WeightsFormat {
+    /// The JSON format of [`to_json_string`].
+    Json,
+    /// safetensors ([`to_safetensors`]).
+    Safetensors,
+}
+
+/// JSON's whitespace (RFC 8259): space, tab, line feed, carriage return.
+fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The format `bytes` look like, judged by content alone: safetensors
+/// starts with its header's length (8 bytes, little-endian, within the
+/// file) and then the header, a JSON object (`{`, after any whitespace);
+/// JSON weights start, after whitespace, with `{`. `None` for anything
+/// else. A hint for errors, not a validation: either may still fail to load.
+pub fn sniff_format(bytes: &[u8]) -> Option<WeightsFormat> {
+    if let Some((len, rest)) = bytes.split_first_chunk::<8>() {
+        let header = usize::try_from(u64::from_le_bytes(*len))
+            .ok()
+            .and_then(|n| rest.get(..n));
+        if let Some(header) = header {
+            if header.iter().find(|&&b| !is_json_space(b)) == Some(&b'{') {
+                return Some(WeightsFormat::Safetensors);
+            }
+        }
+    }
+    match bytes.iter().find(|&&b| !is_json_space(b)) {
+        Some(b'{') => Some(WeightsFormat::Json),
+        _ => None,
+    }
+}
+
+/// `Parse(message)`, unless `bytes` are really in the format `other`: then
+/// [`WeightsError::WrongFormat`] says so.
+fn parse_or_wrong_format(bytes: &[u8], other: WeightsFormat, message: String) -> WeightsError {
+    if sniff_format(bytes) == Some(other) {
+        WeightsError::WrongFormat { found: other }
+    } else {
+        WeightsError::Parse(message)
     }
 }
 
@@ -288,11 +363,28 @@ fn parse_error(key: &str, what: &str) -> WeightsError {
     WeightsError::Parse(format!("tensor {key:?}: {what}"))
 }
 
-/// The `"shape"` and `"data"` of one JSON entry.
-fn json_entry<'v>(key: &str, entry: &'v Value) -> Result<(Vec<usize>, &'v [Value]), WeightsError> {
+/// The `"shape"` and `"data"` of one JSON entry, whose fields as written
+/// (repeats kept, document order) are `written_fields`.
+fn json_entry<'v>(
+    key: &str,
+    entry: &'v Value,
+    written_fields: &[String],
+) -> Result<(Vec<usize>, &'v [Value]), WeightsError> {
     let Value::Object(fields) = entry else {
         return Err(parse_error(key, "expected an object with \"shape\" and \"data\""));
     };
+    let mut seen = HashSet::new();
+    for field in written_fields {
+        if field != "shape" && field != "data" {
+            return Err(parse_error(
+                key,
+                &format!("unknown field {field:?}, expected \"shape\" and \"data\""),
+            ));
+        }
+        if !seen.insert(field.as_str()) {
+            return Err(parse_error(key, &format!("duplicate field {field:?}")));
+        }
+    }
     let Some(Value::Array(shape)) = fields.get("shape") else {
         return Err(parse_error(
             key,
@@ -315,21 +407,35 @@ fn json_entry<'v>(key: &str, entry: &'v Value) -> Result<(Vec<usize>, &'v [Value
 /// All-or-nothing: on error `dst` is unchanged. JSON numbers are rounded to
 /// the nearest `f32`, so files written by Python (`json.dump` of
 /// `tensor.flatten().tolist()`, whose floats are the exact `f64` widening of
-/// each `f32`) load bit-exactly. Fields of an entry other than `"shape"` and
-/// `"data"` are ignored.
+/// each `f32`) load bit-exactly. A key given twice, and a field of an entry
+/// other than `"shape"` and `"data"` (or one of those twice), are errors.
 ///
 /// # Panics
 ///
 /// If the table does not fit `dst` (they belong to different nets).
 pub fn load_json_str(tensors: &[TensorInfo], s: &str, dst: &mut [f32]) -> Result<(), WeightsError> {
     check_table(tensors, dst);
-    let root: Value =
-        serde_json::from_str(s).map_err(|e| WeightsError::Parse(format!("not valid JSON: {e}")))?;
+    let root: Value = serde_json::from_str(s).map_err(|e| {
+        parse_or_wrong_format(
+            s.as_bytes(),
+            WeightsFormat::Safetensors,
+            format!("not valid JSON: {e}"),
+        )
+    })?;
     let Value::Object(entries) = root else {
         return Err(WeightsError::Parse(
             "expected a JSON object mapping tensor names to {\"shape\": [..], \"data\": [..]}".to_owned(),
         ));
     };
+    // serde_json keeps the last of repeated keys: read the keys as written.
+    let written = json_keys::object_keys(s)
+        .ok_or_else(|| WeightsError::Parse("not valid JSON: cannot scan its keys".to_owned()))?;
+    let mut fields_of: HashMap<&str, &[String]> = HashMap::with_capacity(written.len());
+    for (key, fields) in &written {
+        if fields_of.insert(key.as_str(), fields.as_slice()).is_some() {
+            return Err(WeightsError::DuplicateKey { key: key.clone() });
+        }
+    }
     check_keys(tensors, entries.keys().map(String::as_str))?;
     let mut scratch = dst.to_vec();
     for t in tensors {
@@ -340,7 +446,8 @@ pub fn load_json_str(tensors: &[TensorInfo], s: &str, dst: &mut [f32]) -> Result
                 expected: t.shape.to_vec(),
             });
         };
-        let (shape, values) = json_entry(t.key, entry)?;
+        let written_fields = fields_of.get(t.key).copied().unwrap_or_default();
+        let (shape, values) = json_entry(t.key, entry, written_fields)?;
         check_shape(t, &shape)?;
         if values.len() != t.len {
             return Err(WeightsError::LengthMismatch {
@@ -416,23 +523,69 @@ pub fn to_safetensors_with(tensors: &[TensorInfo], data: &[f32], metadata: &[(&s
 }
 
 /// The metadata of safetensors bytes (empty if the header has none).
+/// Checks the header as [`load_safetensors`] does, not the tensors.
 pub fn safetensors_metadata(bytes: &[u8]) -> Result<HashMap<String, String>, WeightsError> {
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| WeightsError::Parse(format!("not a valid safetensors file: {e}")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| not_safetensors(bytes, e))?;
+    check_safetensors_keys(bytes)?;
     Ok(header.metadata().clone().unwrap_or_default())
+}
+
+/// The error for bytes the safetensors parser refused with `e`.
+fn not_safetensors(bytes: &[u8], e: impl fmt::Display) -> WeightsError {
+    parse_or_wrong_format(
+        bytes,
+        WeightsFormat::Json,
+        format!("not a valid safetensors file: {e}"),
+    )
+}
+
+/// Refuses a safetensors header (already accepted by the parser) that
+/// repeats a tensor or a metadata key: the parser keeps the last one, and
+/// a reader keeping the first would see another file (`"dtype": "F16"`
+/// for a tensor, or another `"cnn.net"`).
+fn check_safetensors_keys(bytes: &[u8]) -> Result<(), WeightsError> {
+    let unscannable =
+        || WeightsError::Parse("not a valid safetensors file: cannot scan its header".to_owned());
+    let mut len = [0u8; 8];
+    len.copy_from_slice(bytes.get(..8).ok_or_else(unscannable)?);
+    let header = usize::try_from(u64::from_le_bytes(len))
+        .ok()
+        .and_then(|n| bytes.get(8..8usize.checked_add(n)?))
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(unscannable)?;
+    let written = json_keys::object_keys(header).ok_or_else(unscannable)?;
+    let mut keys = HashSet::new();
+    for (key, fields) in &written {
+        // The parser itself refuses a repeated "__metadata__" or tensor
+        // field, but not a repeated tensor or metadata key.
+        if !keys.insert(key.as_str()) {
+            return Err(WeightsError::DuplicateKey { key: key.clone() });
+        }
+        let mut seen = HashSet::new();
+        if let Some(field) = fields.iter().find(|f| !seen.insert(f.as_str())) {
+            return Err(if key == "__metadata__" {
+                WeightsError::Parse(format!("duplicate metadata key {field:?}"))
+            } else {
+                parse_error(key, &format!("duplicate field {field:?}"))
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Reads safetensors bytes into `dst`. Every tensor must be `F32` with the
 /// net's shape. All-or-nothing: on error `dst` is unchanged. Metadata (such
-/// as PyTorch's `{"format": "pt"}`) is ignored.
+/// as PyTorch's `{"format": "pt"}`) is ignored; a tensor or metadata key
+/// given twice in the header is an error. JSON weights are refused with
+/// [`WeightsError::WrongFormat`].
 ///
 /// # Panics
 ///
 /// If the table does not fit `dst` (they belong to different nets).
 pub fn load_safetensors(tensors: &[TensorInfo], bytes: &[u8], dst: &mut [f32]) -> Result<(), WeightsError> {
     check_table(tensors, dst);
-    let file = SafeTensors::deserialize(bytes)
-        .map_err(|e| WeightsError::Parse(format!("not a valid safetensors file: {e}")))?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| not_safetensors(bytes, e))?;
+    check_safetensors_keys(bytes)?;
     check_keys(tensors, file.names())?;
     let mut scratch = dst.to_vec();
     for t in tensors {
@@ -474,13 +627,29 @@ pub fn save_json(tensors: &[TensorInfo], data: &[f32], path: &Path) -> Result<()
     write_atomic(path, to_json_string(tensors, data).as_bytes()).map_err(io_error(path))
 }
 
-/// Reads a JSON weights file into `dst` ([`load_json_str`]); `dst` is
+/// Reads JSON weights from bytes into `dst` ([`load_json_str`], after
+/// checking they are UTF-8); `dst` is unchanged on error.
+pub fn load_json_bytes(tensors: &[TensorInfo], bytes: &[u8], dst: &mut [f32]) -> Result<(), WeightsError> {
+    load_json_str(tensors, json_text(bytes, "the file")?, dst)
+}
+
+/// Reads a JSON weights file into `dst` ([`load_json_bytes`]); `dst` is
 /// unchanged on error.
 pub fn load_json(tensors: &[TensorInfo], path: &Path, dst: &mut [f32]) -> Result<(), WeightsError> {
     let bytes = fs::read(path).map_err(io_error(path))?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| WeightsError::Parse(format!("{} is not UTF-8 text: {e}", path.display())))?;
-    load_json_str(tensors, text, dst)
+    let name = path.display().to_string();
+    load_json_str(tensors, json_text(&bytes, &name)?, dst)
+}
+
+/// `bytes` as text; `name` stands for them in the error.
+fn json_text<'b>(bytes: &'b [u8], name: &str) -> Result<&'b str, WeightsError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        parse_or_wrong_format(
+            bytes,
+            WeightsFormat::Safetensors,
+            format!("{name} is not UTF-8 text: {e}"),
+        )
+    })
 }
 
 /// Writes [`to_safetensors`] to `path` atomically ([`write_atomic`]).
@@ -1093,5 +1262,229 @@ mod tests {
     #[should_panic(expected = "does not fit 10 parameters")]
     fn a_table_of_another_net_panics() {
         to_json_string(TINY, &[0.0; 10]);
+    }
+
+    /// serde_json keeps the last of repeated keys; a weights file must not
+    /// say two things about one tensor, nor carry fields nobody reads.
+    #[test]
+    fn json_duplicate_keys_and_unknown_fields_are_rejected() {
+        let data: Vec<f32> = (0..TINY_LEN).map(|i| i as f32 * 0.5).collect();
+        let good = to_json_string(TINY, &data);
+        let bias = "{\"shape\": [2], \"data\": [9.0, 9.5]}";
+        assert!(good.contains(&format!("\"0.bias\": {bias}")), "{good}");
+        let with_entry = |entry: &str| good.replacen("\n}\n", &format!(",\n  {entry}\n}}\n"), 1);
+
+        for twice in [
+            format!("\"0.bias\": {bias}"),
+            "\"0.bias\": {\"shape\": [2], \"data\": [1.0, 2.0]}".to_owned(),
+            // The same key, spelled with an escape.
+            format!("\"0.bi\\u0061s\": {bias}"),
+        ] {
+            let err = json_error(&with_entry(&twice));
+            assert_eq!(
+                err.to_string(),
+                "duplicate tensor \"0.bias\": the file holds it more than once",
+                "{twice}"
+            );
+        }
+
+        let err = json_error(&good.replacen(
+            &format!("\"0.bias\": {bias}"),
+            "\"0.bias\": {\"shape\": [2], \"data\": [9.0, 9.5], \"data\": [1.0, 2.0]}",
+            1,
+        ));
+        assert_eq!(
+            err.to_string(),
+            "invalid weights file: tensor \"0.bias\": duplicate field \"data\""
+        );
+
+        for (entry, field) in [
+            (
+                "{\"shape\": [2], \"data\": [9.0, 9.5], \"dtype\": \"F32\"}",
+                "dtype",
+            ),
+            ("{\"Shape\": [2], \"shape\": [2], \"data\": [9.0, 9.5]}", "Shape"),
+            ("{\"shape\": [2], \"data\": [9.0, 9.5], \"\": null}", ""),
+        ] {
+            let err = json_error(&good.replacen(
+                &format!("\"0.bias\": {bias}"),
+                &format!("\"0.bias\": {entry}"),
+                1,
+            ));
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "invalid weights file: tensor \"0.bias\": unknown field {field:?}, expected \"shape\" and \"data\""
+                )
+            );
+        }
+
+        // A tensor the net does not have stays an error of its own.
+        let err = json_error(&with_entry(&format!("\"9.bias\": {bias}")));
+        assert_eq!(
+            err.to_string(),
+            "unexpected tensor \"9.bias\": the network has no parameter of that name"
+        );
+        // Keys that only look alike are different keys.
+        let err = json_error(&with_entry(&format!("\"0.bias \": {bias}")));
+        assert!(
+            matches!(&err, WeightsError::UnexpectedKey { key } if key == "0.bias "),
+            "{err:?}"
+        );
+
+        // Strings holding braces, quotes and escapes do not confuse the scan.
+        let tricky = good.replacen(
+            "\"0.bias\": {",
+            "\"0.bias\": {\"shape\": [2], \"data\": [9.0, 9.5]}, \"z\\\"{[\": {",
+            1,
+        );
+        let err = json_error(&tricky);
+        assert!(
+            matches!(&err, WeightsError::UnexpectedKey { key } if key == "z\"{["),
+            "{err:?}"
+        );
+    }
+
+    /// A safetensors header with a repeated key: serde (and so the
+    /// safetensors crate) keeps the last, another reader may keep the first.
+    #[test]
+    fn safetensors_duplicate_keys_are_rejected() {
+        /// Header text, padded to 8 bytes, then `data`.
+        fn file(header: &str, data: &[u8]) -> Vec<u8> {
+            let mut header = header.to_owned();
+            while !header.len().is_multiple_of(8) {
+                header.push(' ');
+            }
+            [&(header.len() as u64).to_le_bytes()[..], header.as_bytes(), data].concat()
+        }
+        let one = [TensorInfo {
+            key: "w",
+            shape: &[1],
+            offset: 0,
+            len: 1,
+            role: TensorRole::Weight,
+            fan_in: 1,
+            fan_out: 1,
+        }];
+        let w = r#""w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}"#;
+        let good = file(&format!("{{{w}}}"), &1f32.to_le_bytes());
+        let mut dst = [0.0];
+        load_safetensors(&one, &good, &mut dst).expect("good");
+        assert_eq!(dst, [1.0]);
+
+        let check = |header: String, message: &str| {
+            let bytes = file(&header, &1f32.to_le_bytes());
+            // The safetensors crate itself accepts it.
+            SafeTensors::deserialize(&bytes).expect("parser accepts");
+            let mut dst = [7.0];
+            let err = load_safetensors(&one, &bytes, &mut dst).expect_err("duplicate");
+            assert_eq!(err.to_string(), message, "{header}");
+            assert_eq!(dst, [7.0]);
+            let err = safetensors_metadata(&bytes).expect_err("duplicate");
+            assert_eq!(err.to_string(), message, "{header}");
+        };
+        check(
+            format!(r#"{{{w},{w}}}"#),
+            "duplicate tensor \"w\": the file holds it more than once",
+        );
+        check(
+            format!(r#"{{"w":{{"dtype":"F16","shape":[2],"data_offsets":[0,4]}},{w}}}"#),
+            "duplicate tensor \"w\": the file holds it more than once",
+        );
+        check(
+            format!(r#"{{"__metadata__":{{"cnn.net":"LeNet","cnn.net":"LeNetRelu"}},{w}}}"#),
+            "invalid weights file: duplicate metadata key \"cnn.net\"",
+        );
+    }
+
+    /// A file of one format given to the other's loader says which it is.
+    #[test]
+    fn a_file_of_the_other_format_says_so() {
+        let data = awkward_values();
+        let json = to_json_string(TINY, &data);
+        let st = to_safetensors(TINY, &data);
+        let want_json = "this is a JSON weights file, not safetensors; rename it to .json";
+        for text in [json.clone(), format!(" \n\t{json}"), "{}".to_owned()] {
+            let err = safetensors_error(text.as_bytes());
+            assert_eq!(err.to_string(), want_json);
+            let err = safetensors_metadata(text.as_bytes()).expect_err("json");
+            assert_eq!(err.to_string(), want_json);
+        }
+
+        let dir = TempDir::new("sniff");
+        let path = dir.0.join("w.json");
+        fs::write(&path, &st).expect("write");
+        let mut dst = vec![7.0; TINY_LEN];
+        let err = load_json(TINY, &path, &mut dst).expect_err("safetensors in .json");
+        assert_eq!(
+            err.to_string(),
+            "this is a safetensors file, not JSON weights; rename it to .safetensors"
+        );
+        assert!(dst.iter().all(|&x| x == 7.0));
+
+        assert!(
+            matches!(
+                err,
+                WeightsError::WrongFormat {
+                    found: WeightsFormat::Safetensors
+                }
+            ),
+            "{err:?}"
+        );
+        let err = load_json_bytes(TINY, &st, &mut dst).expect_err("safetensors bytes");
+        assert!(matches!(err, WeightsError::WrongFormat { .. }), "{err:?}");
+        let err = load_json_bytes(TINY, b"\xff{}", &mut dst).expect_err("not utf-8");
+        assert!(
+            err.to_string()
+                .starts_with("invalid weights file: the file is not UTF-8 text"),
+            "{err}"
+        );
+        // A small safetensors file of zeros is ASCII, so valid UTF-8 text.
+        let one = [TensorInfo {
+            key: "w",
+            shape: &[1],
+            offset: 0,
+            len: 1,
+            role: TensorRole::Weight,
+            fan_in: 1,
+            fan_out: 1,
+        }];
+        let zeros = safetensors::serialize(
+            [("w", TensorView::new(Dtype::F32, vec![1], &[0; 4]).expect("view"))],
+            None,
+        )
+        .expect("serialize");
+        let text = std::str::from_utf8(&zeros).expect("ascii");
+        let err = load_json_str(&one, text, &mut [0.0]).expect_err("safetensors text");
+        assert!(matches!(err, WeightsError::WrongFormat { .. }), "{err:?}");
+        let mut w = [5.0];
+        load_safetensors(&one, &zeros, &mut w).expect("it is safetensors");
+        assert_eq!(w, [0.0]);
+        assert_eq!(sniff_format(&zeros), Some(WeightsFormat::Safetensors));
+        assert_eq!(sniff_format(b"\r\n {"), Some(WeightsFormat::Json));
+        assert_eq!(
+            sniff_format(b"\x03\0\0\0\0\0\0\0 {}"),
+            Some(WeightsFormat::Safetensors)
+        );
+        // A length beyond the file, or a header that is no object.
+        assert_eq!(sniff_format(b"\x04\0\0\0\0\0\0\0 {}"), None);
+        assert_eq!(sniff_format(b"\x02\0\0\0\0\0\0\0[]"), None);
+        for neither in [&b""[..], b"[]", b"\x0c{}"] {
+            assert_eq!(sniff_format(neither), None, "{neither:?}");
+        }
+
+        // Neither format: the loaders' own errors, unchanged.
+        let err = safetensors_error(b"not a safetensors file at all");
+        assert!(
+            err.to_string()
+                .starts_with("invalid weights file: not a valid safetensors file"),
+            "{err}"
+        );
+        let err = json_error("[1, 2]");
+        assert!(
+            err.to_string()
+                .starts_with("invalid weights file: expected a JSON object"),
+            "{err}"
+        );
     }
 }
