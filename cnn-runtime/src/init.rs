@@ -34,6 +34,20 @@ impl Rng {
         Rng { state: seed }
     }
 
+    /// The whole state of the generator: `Rng::new(rng.state())` continues
+    /// the stream of `rng` exactly (what a training checkpoint stores).
+    ///
+    /// ```
+    /// use cnn_runtime::init::Rng;
+    /// let mut a = Rng::new(7);
+    /// a.next_u64();
+    /// let mut b = Rng::new(a.state());
+    /// assert_eq!(a.next_u64(), b.next_u64());
+    /// ```
+    pub const fn state(&self) -> u64 {
+        self.state
+    }
+
     /// The next 64 random bits.
     #[inline]
     pub fn next_u64(&mut self) -> u64 {

@@ -10,6 +10,12 @@
 //! Every slice passed to one update has the same length (one element per
 //! parameter); a mismatch is a bug in the caller and panics with a message
 //! naming both lengths.
+//!
+//! Checkpoints: an owned optimizer's whole state is its step count and its
+//! buffers, read with [`Sgd::steps`] and [`Sgd::velocity`] ([`Adam::steps`],
+//! [`Adam::moments`]). [`Sgd::with_state`] and [`Adam::with_state`] build an
+//! optimizer from that state (checked) which continues bit for bit as the
+//! one it was read from would have.
 
 /// A gradient-descent optimizer over a flat parameter slice.
 pub trait Optimizer {
@@ -374,12 +380,92 @@ impl Optimizer for AdamWith<'_> {
     }
 }
 
+/// Why saved optimizer state cannot be taken up by [`Sgd::with_state`] or
+/// [`Adam::with_state`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum StateError {
+    /// A buffer of the wrong length for the parameter count and step count
+    /// (buffers exist only after the first step, and SGD's only with
+    /// momentum).
+    Length {
+        /// The buffer, by its PyTorch name (`momentum_buffer`, `exp_avg`,
+        /// `exp_avg_sq`).
+        buffer: &'static str,
+        /// Its length.
+        len: usize,
+        /// The length it must have.
+        expected: usize,
+    },
+    /// A buffer value that no step could have produced: NaN, infinite, or a
+    /// negative second moment.
+    Value {
+        /// The buffer, by its PyTorch name.
+        buffer: &'static str,
+        /// Index of the first bad value.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
+}
+
+impl core::fmt::Display for StateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StateError::Length {
+                buffer,
+                len,
+                expected,
+            } => write!(
+                f,
+                "optimizer buffer {buffer} has {len} values, expected {expected}"
+            ),
+            StateError::Value { buffer, index, value } => {
+                write!(f, "optimizer buffer {buffer} holds {value} at index {index}")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for StateError {}
+
+/// Checks that `buffer` has `expected` values, each finite (and not
+/// negative if `non_negative`).
+#[cfg(feature = "std")]
+fn check_buffer(
+    buffer: &'static str,
+    values: &[f32],
+    expected: usize,
+    non_negative: bool,
+) -> Result<(), StateError> {
+    if values.len() != expected {
+        return Err(StateError::Length {
+            buffer,
+            len: values.len(),
+            expected,
+        });
+    }
+    match values
+        .iter()
+        .position(|&x| !x.is_finite() || (non_negative && x < 0.0))
+    {
+        Some(index) => Err(StateError::Value {
+            buffer,
+            index,
+            value: values[index],
+        }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(feature = "std")]
 pub use owned::{Adam, Sgd};
 
 #[cfg(feature = "std")]
 mod owned {
-    use super::{adam_update, check_len, sgd_update, AdamConfig, Optimizer, SgdConfig};
+    use super::{
+        adam_update, check_buffer, check_len, sgd_update, AdamConfig, Optimizer, SgdConfig, StateError,
+    };
 
     /// SGD that owns its momentum buffer, sized on the first step.
     ///
@@ -421,6 +507,40 @@ mod owned {
         /// momentum).
         pub fn velocity(&self) -> &[f32] {
             &self.velocity
+        }
+
+        /// An optimizer over `params` parameters that continues where one
+        /// with the same `cfg` stood after `steps` steps with momentum
+        /// buffers `velocity` (its [`Sgd::steps`] and [`Sgd::velocity`]):
+        /// its next step is bit for bit the step that one would have taken.
+        ///
+        /// `velocity` must hold `params` finite values after a first step
+        /// with momentum, and nothing otherwise.
+        ///
+        /// ```
+        /// use cnn_runtime::optim::{Optimizer, Sgd, SgdConfig};
+        /// let cfg = SgdConfig::new(0.1).with_momentum(0.9);
+        /// let (mut a, mut pa) = (Sgd::new(cfg), [1.0f32, 2.0]);
+        /// a.step(&mut pa, &[0.5, -0.5]);
+        /// let mut b = Sgd::with_state(cfg, 2, a.steps(), a.velocity().to_vec()).unwrap();
+        /// let mut pb = pa;
+        /// a.step(&mut pa, &[0.25, 1.0]);
+        /// b.step(&mut pb, &[0.25, 1.0]);
+        /// assert_eq!(pa, pb);
+        /// ```
+        pub fn with_state(
+            cfg: SgdConfig,
+            params: usize,
+            steps: u64,
+            velocity: Vec<f32>,
+        ) -> Result<Sgd, StateError> {
+            let expected = if steps > 0 && cfg.momentum != 0.0 {
+                params
+            } else {
+                0
+            };
+            check_buffer("momentum_buffer", &velocity, expected, false)?;
+            Ok(Sgd { cfg, velocity, steps })
         }
     }
 
@@ -486,6 +606,26 @@ mod owned {
         /// estimates (empty before the first step).
         pub fn moments(&self) -> (&[f32], &[f32]) {
             (&self.m, &self.v)
+        }
+
+        /// An optimizer over `params` parameters that continues where one
+        /// with the same `cfg` stood after `steps` steps with moments `m`
+        /// and `v` (its [`Adam::steps`] and [`Adam::moments`]): its next
+        /// step is bit for bit the step that one would have taken.
+        ///
+        /// After a first step `m` and `v` must each hold `params` finite
+        /// values (`v` none negative); before it, nothing.
+        pub fn with_state(
+            cfg: AdamConfig,
+            params: usize,
+            steps: u64,
+            m: Vec<f32>,
+            v: Vec<f32>,
+        ) -> Result<Adam, StateError> {
+            let expected = if steps > 0 { params } else { 0 };
+            check_buffer("exp_avg", &m, expected, false)?;
+            check_buffer("exp_avg_sq", &v, expected, true)?;
+            Ok(Adam { cfg, m, v, steps })
         }
     }
 
@@ -722,6 +862,76 @@ mod tests {
             assert_eq!(opt.moments().0, &m[..]);
             assert_eq!(opt.moments().1, &v[..]);
         }
+    }
+
+    /// An optimizer rebuilt from another's state after `k` steps finishes
+    /// the three steps with the same bits as the one never stopped.
+    #[cfg(feature = "std")]
+    #[test]
+    fn optimizers_rebuilt_from_their_state_continue_bit_for_bit() {
+        fn finish(opt: &mut dyn Optimizer, mut p: [f32; 5], from: usize) -> [u32; 5] {
+            for g in &GRADS[from..] {
+                opt.step(&mut p, g);
+            }
+            p.map(f32::to_bits)
+        }
+        for k in 0..=GRADS.len() {
+            for (cfg, _) in sgd_cases() {
+                let whole = finish(&mut Sgd::new(cfg), P0, 0);
+                let (mut first, mut p) = (Sgd::new(cfg), P0);
+                for g in &GRADS[..k] {
+                    first.step(&mut p, g);
+                }
+                let mut rebuilt =
+                    Sgd::with_state(cfg, 5, first.steps(), first.velocity().to_vec()).expect("sgd state");
+                assert_eq!(finish(&mut rebuilt, p, k), whole, "{cfg:?} after {k} steps");
+            }
+            for (cfg, _) in adam_cases() {
+                let whole = finish(&mut Adam::new(cfg), P0, 0);
+                let (mut first, mut p) = (Adam::new(cfg), P0);
+                for g in &GRADS[..k] {
+                    first.step(&mut p, g);
+                }
+                let (m, v) = first.moments();
+                let mut rebuilt =
+                    Adam::with_state(cfg, 5, first.steps(), m.to_vec(), v.to_vec()).expect("adam state");
+                assert_eq!(finish(&mut rebuilt, p, k), whole, "{cfg:?} after {k} steps");
+            }
+        }
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn state_that_no_run_could_have_is_refused() {
+        let momentum = SgdConfig::new(0.1).with_momentum(0.9);
+        let err = Sgd::with_state(momentum, 5, 2, vec![0.0; 4]).expect_err("short buffer");
+        assert_eq!(
+            err.to_string(),
+            "optimizer buffer momentum_buffer has 4 values, expected 5"
+        );
+        // No buffer before the first step, nor without momentum.
+        assert!(Sgd::with_state(momentum, 5, 0, vec![0.0; 5]).is_err());
+        assert!(Sgd::with_state(SgdConfig::new(0.1), 5, 3, vec![0.0; 5]).is_err());
+        assert!(Sgd::with_state(SgdConfig::new(0.1), 5, 3, Vec::new()).is_ok());
+        let err = Sgd::with_state(momentum, 2, 1, vec![0.0, f32::NAN]).expect_err("NaN");
+        assert_eq!(
+            err.to_string(),
+            "optimizer buffer momentum_buffer holds NaN at index 1"
+        );
+
+        let adam = AdamConfig::default();
+        assert!(Adam::with_state(adam, 2, 0, Vec::new(), Vec::new()).is_ok());
+        assert_eq!(
+            Adam::with_state(adam, 2, 1, vec![0.0; 2], vec![0.0; 3]).expect_err("long v"),
+            StateError::Length {
+                buffer: "exp_avg_sq",
+                len: 3,
+                expected: 2
+            }
+        );
+        let err = Adam::with_state(adam, 2, 1, vec![0.0; 2], vec![0.5, -1.0]).expect_err("negative v");
+        assert_eq!(err.to_string(), "optimizer buffer exp_avg_sq holds -1 at index 1");
+        assert!(Adam::with_state(adam, 2, 1, vec![f32::INFINITY, 0.0], vec![0.0; 2]).is_err());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! End-to-end tests of the `cnn` binary: summary, a short training run on
-//! the Fashion-MNIST sample (then eval, infer and resume from its weights),
-//! the NaN stop, determinism, and one clean `error:` line for bad input.
+//! the Fashion-MNIST sample (then eval, infer and a new run from its
+//! weights), the NaN stop, determinism, one clean `error:` line for bad
+//! input, and (at the end) checkpoints and resume, the run directory's
+//! lock, outputs published as one set, and bounded option values.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -284,16 +286,17 @@ fn train_eval_infer_resume() {
         assert!(!parts.next().unwrap_or("").is_empty(), "no class name: {line}");
     }
 
-    // Resume from the JSON weights for one more epoch.
+    // Start a new run from the JSON weights for one more epoch (weights
+    // only: `--resume` continues a run from its checkpoint).
     let resumed = dir.path("resumed");
     let weights = out_dir.join("weights.json");
     let mut args = common.to_vec();
     let out_pos = args.len() - 1;
     args[out_pos] = path_str(&resumed);
-    let out = run(cnn(&["train", "--epochs", "1", "--resume", path_str(&weights)]).args(&args));
+    let out = run(cnn(&["train", "--epochs", "1", "--init-weights", path_str(&weights)]).args(&args));
     let again = stdout(&out);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(again.contains("resumed from"), "{again}");
+    assert!(again.contains("weights: loaded from"), "{again}");
     let rows = metrics(&resumed.join("metrics.csv"));
     assert_eq!(rows.len(), 1);
     assert!(accuracy(&again) > 0.55, "{again}");
@@ -708,5 +711,701 @@ fn zoo_nets_train_with_their_recipes() {
         let rows = metrics(&out_dir.join("metrics.csv"));
         assert_eq!(rows.len(), 1, "{net}: {rows:?}");
         assert!(rows[0].1.is_finite(), "{net}: {rows:?}");
+    }
+}
+
+/// Loader hardening end to end: a weights file of the other format than its
+/// extension, a repeated key, a corrupt gzip data file: each one `error:`
+/// line naming the file.
+#[test]
+fn hostile_weights_and_data_files_are_one_line_errors() {
+    let dir = TempDir::new("hostile");
+    let data = sample_dir();
+    let eval = |weights: &Path, needles: &[&str]| {
+        let args = ["eval", "--weights", path_str(weights), "--data", path_str(&data)];
+        expect_error(&args, needles)
+    };
+
+    let json_inside = dir.path("w.safetensors");
+    std::fs::write(
+        &json_inside,
+        "\n{\"0.weight\": {\"shape\": [6, 1, 5, 5], \"data\": []}}\n",
+    )
+    .expect("write");
+    eval(
+        &json_inside,
+        &["w.safetensors: this is a JSON weights file, not safetensors; rename it to .json"],
+    );
+
+    let header = r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    let safetensors = [
+        &(header.len() as u64).to_le_bytes()[..],
+        header.as_bytes(),
+        &[0; 4],
+    ]
+    .concat();
+    let safetensors_inside = dir.path("w.json");
+    std::fs::write(&safetensors_inside, safetensors).expect("write");
+    eval(
+        &safetensors_inside,
+        &["w.json: this is a safetensors file, not JSON weights; rename it to .safetensors"],
+    );
+
+    let entry = r#"{"shape": [6], "data": [0, 0, 0, 0, 0, 0]}"#;
+    let twice = dir.path("twice.json");
+    std::fs::write(&twice, format!("{{\"0.bias\": {entry}, \"0.bias\": {entry}}}")).expect("write");
+    eval(&twice, &["twice.json: duplicate tensor \"0.bias\""]);
+
+    // The sample with the checksum of its training images damaged.
+    let damaged = dir.path("damaged");
+    std::fs::create_dir_all(&damaged).expect("mkdir");
+    for name in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        let mut bytes = std::fs::read(data.join(name)).expect("read sample");
+        if name.starts_with("train-images") {
+            let at = bytes.len() - 8;
+            bytes[at] ^= 0xff;
+        }
+        std::fs::write(damaged.join(name), bytes).expect("write");
+    }
+    let out = dir.path("out");
+    expect_error(
+        &[
+            "train",
+            "--data",
+            path_str(&damaged),
+            "--epochs",
+            "1",
+            "--out",
+            path_str(&out),
+        ],
+        &["train-images-idx3-ubyte.gz: corrupt gzip data: "],
+    );
+}
+
+// Checkpoints, resume, the run directory's lock, outputs published as one
+// set, and bounded option values.
+
+/// `cnn train` of 3 epochs over the first 600 sample images (10 steps of 64
+/// per epoch), 2 threads, seed 5, into `out`; `args` add to that.
+fn short_run(out: &Path, args: &[&str]) -> Output {
+    let data = sample_dir();
+    run(cnn(&[
+        "train",
+        "--data",
+        path_str(&data),
+        "--limit-train",
+        "600",
+        "--limit-test",
+        "200",
+        "--batch-size",
+        "64",
+        "--threads",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        path_str(out),
+    ])
+    .args(args))
+}
+
+/// The deterministic columns of `metrics.csv` as written: epoch,
+/// train_loss, train_acc, test_acc (examples/s and elapsed are timings).
+fn deterministic_metrics(dir: &Path) -> Vec<String> {
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).expect("read metrics.csv");
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').take(4).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+/// Both directories hold the same run: weights byte for byte, and the
+/// same deterministic metrics for `epochs` epochs.
+#[track_caller]
+fn assert_same_run(whole: &Path, resumed: &Path, epochs: usize) {
+    // The safetensors header's metadata order varies from process to
+    // process (a hash map): compare its tensor bytes, and all of the JSON.
+    let tensor_bytes = |bytes: Vec<u8>| -> Vec<u8> {
+        let header: [u8; 8] = bytes[..8].try_into().expect("safetensors header length");
+        bytes[8 + u64::from_le_bytes(header) as usize..].to_vec()
+    };
+    for (file, part) in [
+        ("weights.safetensors", tensor_bytes as fn(Vec<u8>) -> Vec<u8>),
+        ("weights.json", |b| b),
+    ] {
+        let a = part(std::fs::read(whole.join(file)).expect("read weights"));
+        let b = part(std::fs::read(resumed.join(file)).expect("read resumed weights"));
+        assert!(
+            a == b,
+            "{file}: the resumed run's weights differ from the uninterrupted run's"
+        );
+    }
+    let (a, b) = (deterministic_metrics(whole), deterministic_metrics(resumed));
+    assert_eq!(a.len(), epochs, "{a:?}");
+    assert_eq!(a, b, "metrics.csv differs");
+}
+
+#[track_caller]
+fn expect_interrupted(out: &Output, needles: &[&str]) -> String {
+    let err = stderr(out);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "stdout:\n{}\nstderr:\n{err}",
+        stdout(out)
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let line = err.lines().last().unwrap_or("").to_owned();
+    for needle in needles {
+        assert!(line.contains(needle), "{needle:?} not in {err}");
+    }
+    line
+}
+
+/// A run stopped after epoch 1, or in the middle of epoch 2 and again in
+/// epoch 3, and resumed each time, ends bit for bit as the run never
+/// stopped: weights and metrics, optimizer state and shuffle order
+/// included. An interrupted run publishes nothing, holds no lock, and its
+/// checkpoint already serves `cnn eval`.
+fn resume_is_bit_identical(optimizer: &[&str]) {
+    let dir = TempDir::new("resume");
+    let whole = dir.path("whole");
+    let out = short_run(&whole, &[&["--epochs", "3"], optimizer].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let part = dir.path("after-epoch");
+    let out = short_run(
+        &part,
+        &[&["--epochs", "3", "--stop-after-epochs", "1"], optimizer].concat(),
+    );
+    let checkpoint = part.join("checkpoint.safetensors");
+    expect_interrupted(
+        &out,
+        &[
+            "stopped by --stop-after-epochs after epoch 1 of 3",
+            path_str(&checkpoint),
+            &format!("cnn train --resume {}", path_str(&part)),
+        ],
+    );
+    assert!(
+        !part.join("weights.json").exists(),
+        "an interrupted run publishes nothing"
+    );
+    assert!(
+        !part.join(".cnn-train.lock").exists(),
+        "the lock outlived the run"
+    );
+    assert_eq!(deterministic_metrics(&whole).len(), 3);
+    let eval = run(&mut cnn(&[
+        "eval",
+        "--weights",
+        path_str(&checkpoint),
+        "--data",
+        path_str(&sample_dir()),
+        "--limit-test",
+        "200",
+    ]));
+    assert!(eval.status.success(), "eval of a checkpoint: {}", stderr(&eval));
+    // Options given with the run's own values are accepted.
+    let out = run(&mut cnn(&[
+        "train",
+        "--resume",
+        path_str(&part),
+        "--batch-size",
+        "64",
+        "--seed",
+        "5",
+        "--threads",
+        "2",
+    ]));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("weights: resumed from") && text.contains("after epoch 1 of 3"),
+        "{text}"
+    );
+    assert_same_run(&whole, &part, 3);
+
+    let part = dir.path("mid-epoch");
+    let out = short_run(
+        &part,
+        &[&["--epochs", "3", "--stop-after-steps", "14"], optimizer].concat(),
+    );
+    expect_interrupted(&out, &["at epoch 2 of 3, step 4 of 10"]);
+    let out = run(&mut cnn(&[
+        "train",
+        "--resume",
+        path_str(&part),
+        "--stop-after-steps",
+        "25",
+    ]));
+    expect_interrupted(&out, &["at epoch 3 of 3, step 5 of 10"]);
+    let out = run(&mut cnn(&["train", "--resume", path_str(&part)]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_run(&whole, &part, 3);
+}
+
+#[test]
+fn resume_continues_sgd_with_momentum_bit_for_bit() {
+    resume_is_bit_identical(&["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9"]);
+}
+
+#[test]
+fn resume_continues_adam_bit_for_bit() {
+    resume_is_bit_identical(&["--optimizer", "adam", "--lr", "0.003"]);
+}
+
+/// `--resume` keeps the run's recipe: another value given on the command
+/// line is an error naming both; a weights file is not a run; and a new
+/// run cannot overwrite an interrupted one.
+#[test]
+fn resume_refuses_another_recipe() {
+    let dir = TempDir::new("resume-refuses");
+    let part = dir.path("part");
+    let out = short_run(
+        &part,
+        &["--epochs", "2", "--optimizer", "sgd", "--stop-after-epochs", "1"],
+    );
+    expect_interrupted(&out, &["after epoch 1 of 2"]);
+    let p = path_str(&part);
+    for (extra, needles) in [
+        (&["--lr", "0.5"][..], &["--lr 0.5", "(--lr 0.9)"][..]),
+        (&["--net", "lenet-relu"], &["--net lenet-relu", "(--net lenet)"]),
+        (&["--batch-size", "32"], &["--batch-size 32", "(--batch-size 64)"]),
+        (
+            &["--optimizer", "adam"],
+            &["--optimizer adam", "(--optimizer sgd)"],
+        ),
+        (&["--seed", "6"], &["--seed 6", "(--seed 5)"]),
+        (
+            &["--limit-train", "500"],
+            &["--limit-train 500", "(--limit-train 600)"],
+        ),
+        (
+            &["--limit-test", "100"],
+            &["--limit-test 100", "(--limit-test 200)"],
+        ),
+        (&["--sample"], &["--sample", "--data"]),
+        (
+            &["--out", path_str(&dir.path("elsewhere"))],
+            &["--out", "elsewhere"],
+        ),
+        (&["--epochs", "1"], &["--epochs 1", "already done 1 epoch"]),
+    ] {
+        let line = expect_error(&[&["train", "--resume", p][..], extra].concat(), needles);
+        assert!(line.contains(p), "{line}");
+    }
+    let weights = dir.path("weights.json");
+    std::fs::write(&weights, "{}").expect("write");
+    expect_error(
+        &["train", "--resume", path_str(&weights)],
+        &["run directory", "--init-weights"],
+    );
+    expect_error(
+        &["train", "--resume", path_str(&dir.path("nowhere"))],
+        &["nowhere", "no such run directory"],
+    );
+    // The same command again, without --resume, would start over.
+    let out = short_run(&part, &["--epochs", "2", "--optimizer", "sgd"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("holds a run that stopped after epoch 1 of 2") && err.contains("--resume"),
+        "{err}"
+    );
+    // None of that touched the checkpoint: the run still finishes.
+    let out = run(&mut cnn(&["train", "--resume", p]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(deterministic_metrics(&part).len(), 2);
+    expect_error(&["train", "--resume", p], &["already finished its 2 epochs"]);
+}
+
+/// Ctrl-C lets the step finish, saves the checkpoint and exits with 130;
+/// meanwhile the running training holds the directory against a second
+/// one; the resumed run equals the uninterrupted one.
+#[cfg(unix)]
+#[test]
+fn sigint_saves_a_checkpoint_that_resumes_exactly() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = TempDir::new("sigint");
+    let data = sample_dir();
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--data",
+            path_str(&data),
+            "--limit-train",
+            "300",
+            "--limit-test",
+            "50",
+            "--batch-size",
+            "32",
+            "--threads",
+            "2",
+            "--optimizer",
+            "adam",
+            "--out",
+            path_str(out),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let part = dir.path("part");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(args(&part))
+        .args(["--epochs", "100"])
+        .env_remove("CNN_DATA")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cnn");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !part.join("checkpoint.safetensors").exists() {
+        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            panic!("no checkpoint.safetensors appeared in {}", part.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second: Vec<String> = args(&part);
+    let second: Vec<&str> = second.iter().map(String::as_str).collect();
+    expect_error(
+        &second,
+        &["in use by another training", &format!("process {}", child.id())],
+    );
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("wait for cnn");
+    let line = expect_interrupted(&out, &["interrupted by SIGINT", "--resume"]);
+    assert!(
+        !part.join(".cnn-train.lock").exists(),
+        "the lock outlived the run"
+    );
+
+    // "... after epoch E of 100" or "... at epoch E of 100, step S of 10".
+    let (epoch_end, rest) = match line.split_once("after epoch ") {
+        Some((_, rest)) => (true, rest),
+        None => (false, line.split_once("at epoch ").expect("a position").1),
+    };
+    let e: usize = rest
+        .split(' ')
+        .next()
+        .and_then(|e| e.parse().ok())
+        .expect("epoch");
+    let epochs = if epoch_end { e + 1 } else { e };
+    let out = run(&mut cnn(&[
+        "train",
+        "--resume",
+        path_str(&part),
+        "--epochs",
+        &epochs.to_string(),
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let whole = dir.path("whole");
+    let out = run(Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(args(&whole))
+        .args(["--epochs", &epochs.to_string()])
+        .env_remove("CNN_DATA"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_run(&whole, &part, epochs);
+}
+
+/// SIGTERM stops a run as Ctrl-C does, with status 143.
+#[cfg(unix)]
+#[test]
+fn sigterm_saves_a_checkpoint_and_exits_143() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = TempDir::new("sigterm");
+    let out_dir = dir.path("run");
+    let data = sample_dir();
+    let mut child = cnn(&[
+        "train",
+        "--data",
+        path_str(&data),
+        "--limit-train",
+        "128",
+        "--limit-test",
+        "20",
+        "--epochs",
+        "1000",
+        "--out",
+        path_str(&out_dir),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn cnn");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !out_dir.join("checkpoint.safetensors").exists() {
+        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            panic!("no checkpoint.safetensors appeared in {}", out_dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("wait for cnn");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(
+        err.starts_with("interrupted by SIGTERM ") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(
+        !out_dir.join(".cnn-train.lock").exists(),
+        "the lock outlived the run"
+    );
+}
+
+/// A lock held by a live process refuses a second training; a dead
+/// process's lock is taken over with a warning, and its temporary files
+/// are removed (a live process's are not).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_locked_run_directory_is_refused_and_a_stale_lock_taken_over() {
+    let dir = TempDir::new("lock");
+    let out_dir = dir.path("run");
+    std::fs::create_dir_all(&out_dir).expect("mkdir");
+    let lock = out_dir.join(".cnn-train.lock");
+    let data = sample_dir();
+    let args = [
+        "train",
+        "--data",
+        path_str(&data),
+        "--epochs",
+        "1",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "10",
+        "--out",
+        path_str(&out_dir),
+    ];
+    let me = std::process::id();
+    std::fs::write(&lock, format!("{me}\n")).expect("write lock");
+    expect_error(
+        &args,
+        &[
+            "in use by another training",
+            &format!("process {me}"),
+            ".cnn-train.lock",
+        ],
+    );
+    assert!(lock.exists() && !out_dir.join("weights.json").exists());
+
+    let dead = {
+        let mut child = Command::new("true").spawn().expect("spawn true");
+        let pid = child.id();
+        child.wait().expect("wait");
+        pid
+    };
+    std::fs::write(&lock, format!("{dead} 1\n")).expect("write lock");
+    let stale = out_dir.join(format!(".weights.json.{dead}.0.tmp"));
+    let live = out_dir.join(format!(".metrics.csv.{me}.3.tmp"));
+    std::fs::write(&stale, "half a file").expect("write");
+    std::fs::write(&live, "being written").expect("write");
+    let out = run(&mut cnn(&args));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "left by process {dead}, which no longer runs; taking it over"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stale.exists(), "a dead process's temporary file was kept");
+    assert!(live.exists(), "a live process's temporary file was removed");
+    assert!(!lock.exists(), "the lock outlived the run");
+    assert!(out_dir.join("weights.json").is_file());
+}
+
+/// Nobody, root included, can create files in /proc: the run stops before
+/// it loads data or trains.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unwritable_out_fails_before_loading_data() {
+    let data = sample_dir();
+    let out = run(&mut cnn(&[
+        "train",
+        "--data",
+        path_str(&data),
+        "--epochs",
+        "1",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "10",
+        "--out",
+        "/proc",
+    ]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: --out /proc is not writable"), "{err}");
+    assert_eq!(stdout(&out), "", "data was loaded or training ran first");
+}
+
+/// When the new outputs cannot all be published (here `training.png` is a
+/// directory), the previous set stays whole and the error names where the
+/// new one is; a later run publishes a whole set again.
+#[test]
+fn a_failed_publish_keeps_the_previous_outputs_whole() {
+    let dir = TempDir::new("publish");
+    let out_dir = dir.path("run");
+    let data = sample_dir();
+    let train = |seed: &str| {
+        run(&mut cnn(&[
+            "train",
+            "--data",
+            path_str(&data),
+            "--epochs",
+            "1",
+            "--limit-train",
+            "128",
+            "--limit-test",
+            "20",
+            "--threads",
+            "2",
+            "--seed",
+            seed,
+            "--out",
+            path_str(&out_dir),
+        ]))
+    };
+    let out = train("1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let kept = [
+        "weights.json",
+        "weights.safetensors",
+        "metrics.csv",
+        "training.svg",
+    ];
+    let before: Vec<Vec<u8>> = kept
+        .iter()
+        .map(|f| std::fs::read(out_dir.join(f)).expect("read output"))
+        .collect();
+    let png = out_dir.join("training.png");
+    let _ = std::fs::remove_file(&png);
+    std::fs::create_dir_all(png.join("in-the-way")).expect("mkdir");
+
+    let out = train("2");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    for needle in [
+        "cannot publish",
+        "training.png",
+        "previous outputs there are untouched",
+    ] {
+        assert!(line.contains(needle), "{needle:?} not in {line}");
+    }
+    for (f, old) in kept.iter().zip(&before) {
+        let now = std::fs::read(out_dir.join(f)).expect("read output");
+        assert!(&now == old, "{f} changed although publishing failed");
+    }
+    let staging = PathBuf::from(line.rsplit(" are in ").next().expect("staging dir"));
+    let new = std::fs::read(staging.join("weights.json")).expect("the new weights are where the error says");
+    assert!(new != before[0], "the staged weights are the old ones");
+    let eval = run(&mut cnn(&[
+        "eval",
+        "--weights",
+        path_str(&staging.join("weights.safetensors")),
+        "--data",
+        path_str(&data),
+        "--limit-test",
+        "20",
+    ]));
+    assert!(eval.status.success(), "{}", stderr(&eval));
+
+    std::fs::remove_dir_all(&png).expect("rmdir");
+    let out = train("2");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not published"),
+        "the leftover staging dir is not mentioned: {}",
+        stderr(&out)
+    );
+    let published = std::fs::read(out_dir.join("weights.json")).expect("read");
+    assert!(published == new, "seed 2 again gave other weights");
+    assert!(png.is_file());
+}
+
+/// Option values are bounded before anything is sized from them, and
+/// `--threads` is capped at 4 per core with a warning.
+#[test]
+fn option_values_are_bounded() {
+    let dir = TempDir::new("bounds");
+    let out_dir = dir.path("run");
+    let o = path_str(&out_dir);
+    for epochs in ["18446744073709551615", "100000000000", "100001"] {
+        expect_error(
+            &["train", "--sample", "--epochs", epochs, "--out", o],
+            &["--epochs must be at most 100,000", epochs],
+        );
+    }
+    expect_error(
+        &["train", "--sample", "--batch-size", "1000000", "--out", o],
+        &["--batch-size must be at most 65,536"],
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let data = sample_dir();
+    let out = run(&mut cnn(&[
+        "train",
+        "--data",
+        path_str(&data),
+        "--epochs",
+        "1",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "10",
+        "--threads",
+        "1000",
+        "--out",
+        o,
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--threads 1000 is more than 4 per core"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!(", {} thread", 4 * cores)),
+        "{}",
+        stdout(&out)
+    );
+    let weights = out_dir.join("weights.safetensors");
+    for args in [
+        &["eval", "--data", path_str(&data), "--limit-test", "10"][..],
+        &["infer", path_str(&data.join("t10k-images-idx3-ubyte.gz"))][..],
+    ] {
+        let out = run(cnn(args).args(["--weights", path_str(&weights), "--threads", "1000"]));
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--threads 1000"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
 }

@@ -2,12 +2,13 @@
 //! structs hold what was typed, [`TrainArgs::validate`] and friends turn
 //! them into configurations whose values are known to be usable.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cnn_runtime::optim::{AdamConfig, SgdConfig};
 
+use super::checkpoint::SavedRun;
 use super::dataset::Source;
 use super::error::CliError;
 use super::report::number;
@@ -55,19 +56,34 @@ pub enum OptimizerKind {
     Adam,
 }
 
+/// The most `--epochs` a run may ask for.
+pub const MAX_EPOCHS: usize = 100_000;
+
+/// The largest `--batch-size`.
+pub const MAX_BATCH_SIZE: usize = 65_536;
+
+/// `--threads` is capped at this many threads per available core.
+pub const THREADS_PER_CORE: usize = 4;
+
 /// Options of `cnn train`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "A run writes its outputs (weights.json, weights.safetensors, metrics.csv, \
+training.svg, training.png) into --out as one set at the end, and checkpoint.safetensors there \
+after every epoch and on Ctrl-C (SIGINT) or SIGTERM. `cnn train --resume DIR` continues that \
+run exactly where it stopped; `--init-weights FILE` only starts a new run from weights."
+)]
 pub struct TrainArgs {
-    /// The net to train.
-    #[arg(long, default_value = models::NETS[0].name, value_parser = net_names())]
-    pub net: String,
-    /// Passes over the training set [default: the net's recipe, 10 for LeNet
-    /// on the full data set, 20 on the sample].
+    /// The net to train [default: lenet].
+    #[arg(long, value_parser = net_names())]
+    pub net: Option<String>,
+    /// Passes over the training set, at most 100,000 [default: the net's
+    /// recipe, 10 for LeNet on the full data set, 20 on the sample].
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
-    /// Examples per optimisation step (the last batch of an epoch may be
-    /// smaller) [default: the net's recipe, 256 on the full data set, 64 on
-    /// the sample].
+    /// Examples per optimisation step, at most 65,536 (the last batch of an
+    /// epoch may be smaller) [default: the net's recipe, 256 on the full
+    /// data set, 64 on the sample].
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
     /// Learning rate [default: the net's recipe (`cnn summary` lists them) if
@@ -81,17 +97,12 @@ pub struct TrainArgs {
     /// sgd, else 0].
     #[arg(long, value_name = "FACTOR", allow_negative_numbers = true)]
     pub momentum: Option<f32>,
-    /// L2 weight decay added to the gradient.
-    #[arg(
-        long,
-        default_value_t = 0.0,
-        value_name = "FACTOR",
-        allow_negative_numbers = true
-    )]
-    pub weight_decay: f32,
-    /// Seed of the weight initialisation and of the shuffling.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// L2 weight decay added to the gradient [default: 0].
+    #[arg(long, value_name = "FACTOR", allow_negative_numbers = true)]
+    pub weight_decay: Option<f32>,
+    /// Seed of the weight initialisation and of the shuffling [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Fashion-MNIST directory (IDX files, raw or .gz) [default: $CNN_DATA,
     /// else /usr/share/datasets/fashion-mnist, else the embedded sample].
     #[arg(long, value_name = "DIR")]
@@ -100,22 +111,39 @@ pub struct TrainArgs {
     /// net's sample recipe, even if a full data set is installed.
     #[arg(long, conflicts_with = "data")]
     pub sample: bool,
-    /// Where to write weights, metrics and plots [default: runs/<net>].
+    /// Where to write weights, metrics, plots and the checkpoint
+    /// [default: runs/NET; with --resume, the run's directory].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Worker threads [default: the available cores].
+    /// Worker threads, at most 4 per core [default: the available cores;
+    /// with --resume, the run's].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Start from these weights (.json or .safetensors) instead of a fresh
-    /// Xavier initialisation.
-    #[arg(long, value_name = "FILE")]
+    /// Continue the interrupted (or finished, with a larger --epochs) run
+    /// whose --out was DIR, from its checkpoint.safetensors: weights,
+    /// optimizer state, epoch, shuffle order and metrics, so the result is
+    /// the run's had it never stopped. Options left out come from the run;
+    /// options given must match it (--epochs and --threads may differ).
+    #[arg(long, value_name = "DIR", conflicts_with = "init_weights")]
     pub resume: Option<PathBuf>,
+    /// Start a new run from these weights (.json or .safetensors) instead
+    /// of a fresh Xavier initialisation: weights only, with a fresh
+    /// optimizer from epoch 1 (to continue a run, use --resume).
+    #[arg(long, value_name = "FILE")]
+    pub init_weights: Option<PathBuf>,
     /// Train on the first N training examples only.
     #[arg(long, value_name = "N")]
     pub limit_train: Option<usize>,
     /// Test on the first N test examples only.
     #[arg(long, value_name = "N")]
     pub limit_test: Option<usize>,
+    /// Testing: act as if Ctrl-C came after epoch N (checkpoint, exit 130).
+    #[arg(long, value_name = "N", hide = true)]
+    pub stop_after_epochs: Option<usize>,
+    /// Testing: act as if Ctrl-C came during step N of the run (counted
+    /// over all epochs from 1): that step finishes, then checkpoint, exit 130.
+    #[arg(long, value_name = "N", hide = true)]
+    pub stop_after_steps: Option<u64>,
 }
 
 /// Options of `cnn eval`.
@@ -133,7 +161,7 @@ pub struct EvalArgs {
     /// Test on the first N test examples only.
     #[arg(long, value_name = "N")]
     pub limit_test: Option<usize>,
-    /// Worker threads [default: the available cores].
+    /// Worker threads, at most 4 per core [default: the available cores].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 }
@@ -147,7 +175,7 @@ pub struct InferArgs {
     /// The net the weights belong to.
     #[arg(long, default_value = models::NETS[0].name, value_parser = net_names())]
     pub net: String,
-    /// Worker threads [default: the available cores].
+    /// Worker threads, at most 4 per core [default: the available cores].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// IDX images file (raw or gzip) whose images match the net's input.
@@ -225,14 +253,25 @@ pub struct TrainConfig {
     pub recipe: (models::Recipe, &'static str),
     /// Output directory.
     pub out: PathBuf,
-    /// Worker threads, at least 1.
+    /// Worker threads, at least 1 and at most [`THREADS_PER_CORE`] per core.
     pub threads: usize,
-    /// Weights to start from.
-    pub resume: Option<PathBuf>,
+    /// Weights to start a new run from (`--init-weights`).
+    pub init_weights: Option<PathBuf>,
     /// Use only the first N training examples (at least 1).
     pub limit_train: Option<usize>,
     /// Use only the first N test examples (at least 1).
     pub limit_test: Option<usize>,
+    /// Where the testing options `--stop-after-*` stop the run.
+    pub stop: StopAt,
+}
+
+/// Where the hidden testing options stop a run, as if Ctrl-C came there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StopAt {
+    /// After this epoch (`--stop-after-epochs`).
+    pub epochs: Option<usize>,
+    /// After this step of the run, counted from 1 (`--stop-after-steps`).
+    pub steps: Option<u64>,
 }
 
 /// At least 1, or an error naming the option.
@@ -250,11 +289,42 @@ fn positive_opt(option: &str, value: Option<usize>) -> Result<Option<usize>, Cli
     value.map(|v| positive(option, v)).transpose()
 }
 
-/// The `--threads` value, or the number of available cores.
-fn threads(value: Option<usize>) -> Result<usize, CliError> {
+/// At most `max`, or an error naming the option.
+fn at_most(option: &str, value: usize, max: usize) -> Result<usize, CliError> {
+    if value <= max {
+        Ok(value)
+    } else {
+        Err(CliError::InvalidArg(format!(
+            "{option} must be at most {}, got {value}",
+            super::report::thousands(max)
+        )))
+    }
+}
+
+/// The available cores (1 if unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The `--threads` value, or the number of available cores. More than
+/// [`THREADS_PER_CORE`] threads per core only cost memory and time, so
+/// such a value is capped, with a warning.
+pub fn threads(value: Option<usize>) -> Result<usize, CliError> {
+    let cores = cores();
     match value {
-        Some(n) => positive("--threads", n),
-        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        Some(n) => {
+            let n = positive("--threads", n)?;
+            let cap = cores.saturating_mul(THREADS_PER_CORE);
+            if n > cap {
+                warn!(
+                    "--threads {n} is more than {THREADS_PER_CORE} per core ({cores} available); using {cap}"
+                );
+                Ok(cap)
+            } else {
+                Ok(n)
+            }
+        }
+        None => Ok(cores),
     }
 }
 
@@ -284,7 +354,8 @@ impl TrainArgs {
         } else {
             Source::choose(self.data.as_deref())
         };
-        let entry = models::net_entry(&self.net);
+        let net = self.net.unwrap_or_else(|| models::NETS[0].name.to_owned());
+        let entry = models::net_entry(&net);
         let recipe = match (&source, entry) {
             (Source::Embedded, Some(net)) => (net.sample_recipe, "the sample recipe"),
             (Source::Embedded, None) => (models::Recipe::SAMPLE, "the sample recipe"),
@@ -307,7 +378,9 @@ impl TrainArgs {
             OptimizerKind::Adam => (1e-3, 0.0),
         };
         let epochs = positive("--epochs", self.epochs.unwrap_or(recipe.epochs))?;
+        let epochs = at_most("--epochs", epochs, MAX_EPOCHS)?;
         let batch_size = positive("--batch-size", self.batch_size.unwrap_or(recipe.batch_size))?;
+        let batch_size = at_most("--batch-size", batch_size, MAX_BATCH_SIZE)?;
         let lr = self.lr.unwrap_or(default_lr);
         if !(lr.is_finite() && lr > 0.0) {
             return Err(CliError::InvalidArg(format!(
@@ -315,7 +388,7 @@ impl TrainArgs {
             )));
         }
         let momentum = in_range("--momentum", self.momentum.unwrap_or(default_momentum), Some(1.0))?;
-        let weight_decay = in_range("--weight-decay", self.weight_decay, None)?;
+        let weight_decay = in_range("--weight-decay", self.weight_decay.unwrap_or(0.0), None)?;
         let optimizer = match kind {
             OptimizerKind::Sgd => OptimizerConfig::Sgd(
                 SgdConfig::new(lr)
@@ -332,19 +405,148 @@ impl TrainArgs {
             }
         };
         Ok(TrainConfig {
-            out: self.out.unwrap_or_else(|| PathBuf::from("runs").join(&self.net)),
-            net: self.net,
+            out: self.out.unwrap_or_else(|| PathBuf::from("runs").join(&net)),
+            net,
             epochs,
             batch_size,
             optimizer,
-            seed: self.seed,
+            seed: self.seed.unwrap_or(0),
             source,
             recipe: (recipe, recipe_name),
             threads: threads(self.threads)?,
-            resume: self.resume,
+            init_weights: self.init_weights,
             limit_train: positive_opt("--limit-train", self.limit_train)?,
             limit_test: positive_opt("--limit-test", self.limit_test)?,
+            stop: StopAt {
+                epochs: positive_opt("--stop-after-epochs", self.stop_after_epochs)?,
+                steps: self.stop_after_steps,
+            },
         })
+    }
+}
+
+/// Whether `a` and `b` name the same file or directory.
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+impl TrainArgs {
+    /// `--resume`: fills the options left out with those of `saved`, the
+    /// run in `dir`. An option given with another value than the run's is
+    /// an error naming both: a resumed run keeps its recipe. Two may differ:
+    /// `--epochs` (a run trained to N epochs is the same run up to there)
+    /// and `--threads` (with a warning: the last bits of the results depend
+    /// on the thread count).
+    pub fn continue_run(mut self, dir: &Path, saved: &SavedRun) -> Result<TrainArgs, CliError> {
+        let differs = |option: &str, given: String, theirs: String| {
+            CliError::Mismatch(format!(
+                "{option} {given} differs from the run in {} ({theirs}); a resumed run keeps its \
+                 recipe: leave {option} out, or start a new run with another --out",
+                dir.display()
+            ))
+        };
+        /// `given` if it is `saved`, else the error.
+        fn keep<T: PartialEq + std::fmt::Display + Clone>(
+            given: &mut Option<T>,
+            saved: T,
+            option: &str,
+            differs: &dyn Fn(&str, String, String) -> CliError,
+        ) -> Result<(), CliError> {
+            match given {
+                Some(g) if *g != saved => Err(differs(option, g.to_string(), format!("{option} {saved}"))),
+                _ => {
+                    *given = Some(saved);
+                    Ok(())
+                }
+            }
+        }
+        let (kind, lr, momentum, weight_decay) = match saved.optimizer {
+            OptimizerConfig::Sgd(c) => (OptimizerKind::Sgd, c.lr, c.momentum, c.weight_decay),
+            OptimizerConfig::Adam(c) => (OptimizerKind::Adam, c.lr, 0.0, c.weight_decay),
+        };
+        keep(&mut self.net, saved.net.clone(), "--net", &differs)?;
+        if let Some(given) = self.optimizer.filter(|&k| k != kind) {
+            let name = |k: OptimizerKind| format!("{k:?}").to_lowercase();
+            return Err(differs(
+                "--optimizer",
+                name(given),
+                format!("--optimizer {}", name(kind)),
+            ));
+        }
+        self.optimizer = Some(kind);
+        keep(&mut self.lr, lr, "--lr", &differs)?;
+        keep(&mut self.momentum, momentum, "--momentum", &differs)?;
+        keep(&mut self.weight_decay, weight_decay, "--weight-decay", &differs)?;
+        keep(&mut self.batch_size, saved.batch_size, "--batch-size", &differs)?;
+        keep(&mut self.seed, saved.seed, "--seed", &differs)?;
+        let all = |n: Option<usize>, what: &str| n.map_or(format!("all {what} examples"), |n| n.to_string());
+        for (given, theirs, option, what) in [
+            (
+                &mut self.limit_train,
+                saved.limit_train,
+                "--limit-train",
+                "training",
+            ),
+            (&mut self.limit_test, saved.limit_test, "--limit-test", "test"),
+        ] {
+            match *given {
+                Some(g) if Some(g) != theirs => {
+                    return Err(differs(
+                        option,
+                        g.to_string(),
+                        format!("{option} {}", all(theirs, what)),
+                    ))
+                }
+                _ => *given = theirs,
+            }
+        }
+        match (&saved.data, self.sample, &self.data) {
+            (None, _, Some(given)) => {
+                return Err(differs(
+                    "--data",
+                    given.display().to_string(),
+                    "the embedded sample".to_owned(),
+                ))
+            }
+            (Some(theirs), true, _) => {
+                return Err(differs(
+                    "--sample",
+                    "(the embedded sample)".to_owned(),
+                    format!("--data {}", theirs.display()),
+                ))
+            }
+            (Some(theirs), false, Some(given)) if !same_path(given, theirs) => {
+                return Err(differs(
+                    "--data",
+                    given.display().to_string(),
+                    format!("--data {}", theirs.display()),
+                ))
+            }
+            (None, _, None) => self.sample = true,
+            (Some(theirs), false, _) => self.data = Some(theirs.clone()),
+        }
+        if let Some(given) = self.out.as_deref().filter(|out| !same_path(out, dir)) {
+            return Err(CliError::Mismatch(format!(
+                "--out {} differs from the run's directory {}: --resume continues a run where it is \
+                 (leave --out out)",
+                given.display(),
+                dir.display()
+            )));
+        }
+        self.out = Some(dir.to_owned());
+        self.epochs = self.epochs.or(Some(saved.epochs));
+        match self.threads {
+            Some(t) if t != saved.threads => warn!(
+                "--threads {t} differs from the run's {}: training goes on, but its results will \
+                 differ in the last bits from the uninterrupted run's",
+                saved.threads
+            ),
+            _ => self.threads = Some(saved.threads),
+        }
+        Ok(self)
     }
 }
 

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use cnn_runtime::data::DataError;
 use cnn_runtime::weights::WeightsError;
 
-/// Why a command failed. `main` prints it as `error: <Display>` and exits 1.
+/// Why a command failed. `main` prints it as `error: <Display>` and exits 1
+/// ([`CliError::Interrupted`] is printed as it is, with its own status).
 #[derive(Debug)]
 pub enum CliError {
     /// A command-line value outside its allowed range.
@@ -57,9 +58,61 @@ pub enum CliError {
         /// Where the last good weights were saved.
         saved: PathBuf,
     },
+    /// Training stopped on a signal (or a `--stop-after-*` testing option)
+    /// after saving its checkpoint.
+    Interrupted {
+        /// The whole line: what stopped where, and how to go on.
+        message: String,
+        /// The exit status: 128 + the signal's number.
+        code: u8,
+    },
+    /// Another `cnn train` holds the run directory.
+    Locked {
+        /// The run directory.
+        dir: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+        /// Who holds it, e.g. `"process 1234"`.
+        holder: String,
+    },
+    /// The run directory cannot be written.
+    NotWritable {
+        /// The run directory.
+        dir: PathBuf,
+        /// The file that could not be written.
+        file: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The new outputs could not replace the previous ones; the previous set
+    /// is untouched and the new one waits in `staging`.
+    Publish {
+        /// The run directory.
+        dir: PathBuf,
+        /// What went wrong.
+        reason: String,
+        /// Where the new outputs are.
+        staging: PathBuf,
+    },
+    /// A checkpoint that cannot be used.
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl CliError {
+    /// The process's exit status for this error: 1, or 128 + the signal's
+    /// number for an interrupted training.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Interrupted { code, .. } => *code,
+            _ => 1,
+        }
+    }
+
     /// Whether this is a write to a closed pipe (the reader went away).
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, CliError::Stdout(e) if e.kind() == io::ErrorKind::BrokenPipe)
@@ -94,6 +147,28 @@ impl fmt::Display for CliError {
             CliError::Plot { path, message } => {
                 write!(f, "cannot draw {}: {message}", path.display())
             }
+            CliError::Interrupted { message, .. } => f.write_str(message),
+            CliError::Locked { dir, lock, holder } => write!(
+                f,
+                "{} is in use by another training ({holder} holds {}); wait for it to end or pick \
+                 another --out (if no training runs there, delete the lock file)",
+                dir.display(),
+                lock.display()
+            ),
+            CliError::NotWritable { dir, file, source } => write!(
+                f,
+                "--out {} is not writable: cannot write {}: {source}",
+                dir.display(),
+                file.display()
+            ),
+            CliError::Publish { dir, reason, staging } => write!(
+                f,
+                "cannot publish the new outputs into {}: {reason}; the previous outputs there are \
+                 untouched, and the new ones (weights, metrics, plots) are in {}",
+                dir.display(),
+                staging.display()
+            ),
+            CliError::Checkpoint { path, message } => write!(f, "{}: {message}", path.display()),
             CliError::Diverged {
                 epoch,
                 step,
@@ -118,7 +193,9 @@ impl std::error::Error for CliError {
         match self {
             CliError::Data(e) => Some(e),
             CliError::Weights { source, .. } => Some(source),
-            CliError::Io { source, .. } | CliError::Stdout(source) => Some(source),
+            CliError::Io { source, .. } | CliError::Stdout(source) | CliError::NotWritable { source, .. } => {
+                Some(source)
+            }
             _ => None,
         }
     }

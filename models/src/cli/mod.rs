@@ -20,10 +20,13 @@ macro_rules! warn {
 }
 
 pub mod args;
+pub mod checkpoint;
 pub mod dataset;
 pub mod error;
+pub mod interrupt;
 pub mod plot;
 pub mod report;
+pub mod run_dir;
 pub mod train;
 pub mod weights_file;
 
@@ -33,7 +36,7 @@ use cnn_runtime::data::{self, Split};
 use cnn_runtime::Network;
 use models::{NetVisitor, NETS};
 
-use args::{Cli, Command, EvalConfig, InferConfig, TrainConfig};
+use args::{Cli, Command, EvalConfig, InferConfig};
 use dataset::Source;
 use error::CliError;
 use report::{class_name, thousands, Evaluation};
@@ -52,10 +55,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
     };
     match command {
-        Command::Train(args) => {
-            let config = args.validate()?;
-            dispatch(&config.net.clone(), TrainJob(&config))
-        }
+        Command::Train(args) => match train::command(args) {
+            // An interrupted run saved its checkpoint: say so and exit with
+            // the signal's status (the lock and handlers are released by now).
+            Err(e @ CliError::Interrupted { .. }) => {
+                let _ = std::io::stdout().flush();
+                let _ = writeln!(std::io::stderr(), "{e}");
+                std::process::exit(i32::from(e.exit_code()))
+            }
+            other => other,
+        },
         Command::Eval(args) => {
             let config = args.validate()?;
             dispatch(&config.net.clone(), EvalJob(&config))
@@ -80,15 +89,6 @@ fn dispatch<J: NetVisitor<Output = Result<(), CliError>>>(name: &str, job: J) ->
             names.join(", ")
         )))
     })
-}
-
-struct TrainJob<'a>(&'a TrainConfig);
-
-impl NetVisitor for TrainJob<'_> {
-    type Output = Result<(), CliError>;
-    fn visit<N: Network>(self) -> Self::Output {
-        train::run::<N>(self.0)
-    }
 }
 
 struct EvalJob<'a>(&'a EvalConfig);

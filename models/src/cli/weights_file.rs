@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use cnn_runtime::weights;
 use cnn_runtime::Network;
 
+use super::checkpoint;
 use super::error::CliError;
 use cnn_runtime::weights::WeightsError;
 
@@ -31,7 +32,8 @@ fn format_of(path: &Path) -> Result<Format, CliError> {
 /// net it was saved from ([`weights::NET_METADATA_KEY`], written by
 /// [`save_both`]) must name `N`: nets with the same tensor shapes (`lenet`
 /// and `lenet-relu`) would otherwise load each other's weights silently.
-/// Files without the name (PyTorch's, JSON) are not checked.
+/// Files without the name (PyTorch's, JSON) are not checked. A training
+/// checkpoint (`checkpoint.safetensors`) gives its weights.
 pub fn load<N: Network>(net: &mut N, path: &Path) -> Result<(), CliError> {
     let result = match format_of(path)? {
         Format::Json => weights::load_json(N::TENSORS, path, net.params_mut()),
@@ -40,6 +42,14 @@ pub fn load<N: Network>(net: &mut N, path: &Path) -> Result<(), CliError> {
             let meta = weights::safetensors_metadata(&bytes).map_err(CliError::weights(path))?;
             if let Some(saved) = meta.get(weights::NET_METADATA_KEY).filter(|&s| s != N::NAME) {
                 return Err(wrong_net::<N>(path, saved));
+            }
+            if meta.contains_key(checkpoint::VERSION_KEY) {
+                return checkpoint::load_weights(N::TENSORS, &bytes, net.params_mut()).map_err(|message| {
+                    CliError::Checkpoint {
+                        path: path.to_owned(),
+                        message,
+                    }
+                });
             }
             weights::load_safetensors(N::TENSORS, &bytes, net.params_mut())
         }
