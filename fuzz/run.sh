@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds every fuzz target of the loaders and runs each for SECONDS (default
+# Builds every fuzz target (the loaders and the DSL) and runs each for SECONDS (default
 # 60), one after another, on one core: bash fuzz/run.sh [SECONDS]
 #
 # New inputs go to fuzz/target/corpus/<target> (git-ignored); the committed
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-targets=(idx_raw idx_gzip weights_json weights_safetensors)
+targets=(idx_raw idx_gzip weights_json weights_safetensors dsl)
 
 if ! command -v cargo-fuzz >/dev/null; then
     cargo install --locked cargo-fuzz
