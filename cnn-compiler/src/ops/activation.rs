@@ -1,4 +1,5 @@
-//! What `relu`, `sigmoid` and `tanh` share: element-wise, in place, shape
+//! What `relu`, `relu6`, `sigmoid` and `tanh` share (their whole `Op` impl,
+//! through [`activation_op!`]): element-wise, in place, shape
 //! kept; the backward reads the stored output (`y`), never the input.
 
 use super::{lit, private, BackwardIo, ForwardIo};
@@ -28,3 +29,60 @@ pub fn backward(module: &str, l: &LayerPlan, io: &BackwardIo) -> TokenStream {
     let BackwardIo { y, dy_buffer, .. } = io;
     quote!(#p::ops::#module::backward(&*#y, &mut #dy_buffer[..n * #out_len]);)
 }
+
+/// An element-wise activation op: its struct and its `Op` impl, from the
+/// keyword (also the runtime module's name) and PyTorch's module name.
+macro_rules! activation_op {
+    ($(#[$doc:meta])* $name:ident, $keyword:literal, $torch:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name;
+
+        impl $crate::ops::Op for $name {
+            const KEYWORD: &'static str = $keyword;
+            const TORCH_NAME: &'static str = $torch;
+            const ARGS: &'static [$crate::layer::Param] = &[];
+            const OPTIONS: &'static [$crate::layer::Param] = &[];
+            const ELEMENT_WISE: bool = true;
+
+            fn build(_: &$crate::layer::Args) -> Self {
+                $name
+            }
+
+            fn effect(&self) -> $crate::ops::Effect {
+                $crate::ops::Effect::InPlace
+            }
+
+            fn shape(
+                &self,
+                _: &$crate::layer::Layer,
+                input: Option<$crate::shape::Shape>,
+                _: &$crate::shape::Provenance,
+                _: &mut $crate::ctxt::Errors,
+            ) -> Option<($crate::shape::Shape, usize)> {
+                $crate::ops::activation::shape(input)
+            }
+
+            fn tensors(&self, _: &$crate::shape::Shaped) -> (Vec<$crate::ops::TensorSpec>, usize) {
+                (Vec::new(), 0)
+            }
+
+            fn col_len(&self, _: &$crate::shape::Shaped) -> usize {
+                0
+            }
+
+            fn forward(&self, _: &$crate::plan::LayerPlan, io: &$crate::ops::ForwardIo) -> proc_macro2::TokenStream {
+                $crate::ops::activation::forward($keyword, io)
+            }
+
+            fn backward(
+                &self,
+                l: &$crate::plan::LayerPlan,
+                io: &$crate::ops::BackwardIo,
+            ) -> proc_macro2::TokenStream {
+                $crate::ops::activation::backward($keyword, l, io)
+            }
+        }
+    };
+}
+pub(crate) use activation_op;

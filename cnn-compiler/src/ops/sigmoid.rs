@@ -1,55 +1,7 @@
 //! `sigmoid`: PyTorch's `nn.Sigmoid`, `1 / (1 + exp(-x))`, in place; kernels in
 //! `cnn-runtime/src/ops/sigmoid.rs`.
 
-use super::{activation, BackwardIo, Effect, ForwardIo, Op, TensorSpec};
-use crate::ctxt::Errors;
-use crate::layer::{Args, Layer, Param};
-use crate::plan::LayerPlan;
-use crate::shape::{Provenance, Shape, Shaped};
-use proc_macro2::TokenStream;
-
-/// `sigmoid` (no arguments).
-#[derive(Clone, Copy, Debug)]
-pub struct Sigmoid;
-
-impl Op for Sigmoid {
-    const KEYWORD: &'static str = "sigmoid";
-    const TORCH_NAME: &'static str = "Sigmoid";
-    const ARGS: &'static [Param] = &[];
-    const OPTIONS: &'static [Param] = &[];
-    const ELEMENT_WISE: bool = true;
-
-    fn build(_: &Args) -> Self {
-        Sigmoid
-    }
-
-    fn effect(&self) -> Effect {
-        Effect::InPlace
-    }
-
-    fn shape(
-        &self,
-        _: &Layer,
-        input: Option<Shape>,
-        _: &Provenance,
-        _: &mut Errors,
-    ) -> Option<(Shape, usize)> {
-        activation::shape(input)
-    }
-
-    fn tensors(&self, _: &Shaped) -> (Vec<TensorSpec>, usize) {
-        (Vec::new(), 0)
-    }
-
-    fn col_len(&self, _: &Shaped) -> usize {
-        0
-    }
-
-    fn forward(&self, _: &LayerPlan, io: &ForwardIo) -> TokenStream {
-        activation::forward("sigmoid", io)
-    }
-
-    fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {
-        activation::backward("sigmoid", l, io)
-    }
-}
+super::activation::activation_op!(
+    /// `sigmoid` (no arguments).
+    Sigmoid, "sigmoid", "Sigmoid"
+);
