@@ -402,6 +402,124 @@ CASES += [
 ]
 
 
+# ---------------------------------------------------------------------------
+# Graph nets, built with Dive into Deep Learning's own module classes so the
+# keys are checked by a real state_dict. Batch norm is not in the DSL yet:
+# these are D2L's classes with their BatchNorm layers left out (the keys of
+# the layers that remain are D2L's, except where a removed BatchNorm shifted
+# a position, as in conv_block).
+# ---------------------------------------------------------------------------
+
+class Residual(nn.Module):
+    """D2L 8.6's Residual without bn1/bn2."""
+
+    def __init__(self, in_c, c, use_1x1conv=False, strides=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, c, 3, padding=1, stride=strides)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+        self.conv3 = nn.Conv2d(in_c, c, 1, stride=strides) if use_1x1conv else None
+
+    def forward(self, X):
+        Y = F.relu(self.conv1(X))
+        Y = self.conv2(Y)
+        if self.conv3:
+            X = self.conv3(X)
+        Y += X
+        return F.relu(Y)
+
+
+class Inception(nn.Module):
+    """D2L 8.4's Inception block (with explicit input channels instead of
+    LazyConv2d; the keys are the same)."""
+
+    def __init__(self, in_c, c1, c2, c3, c4):
+        super().__init__()
+        self.b1_1 = nn.Conv2d(in_c, c1, kernel_size=1)
+        self.b2_1 = nn.Conv2d(in_c, c2[0], kernel_size=1)
+        self.b2_2 = nn.Conv2d(c2[0], c2[1], kernel_size=3, padding=1)
+        self.b3_1 = nn.Conv2d(in_c, c3[0], kernel_size=1)
+        self.b3_2 = nn.Conv2d(c3[0], c3[1], kernel_size=5, padding=2)
+        self.b4_1 = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
+        self.b4_2 = nn.Conv2d(in_c, c4, kernel_size=1)
+
+    def forward(self, x):
+        b1 = F.relu(self.b1_1(x))
+        b2 = F.relu(self.b2_2(F.relu(self.b2_1(x))))
+        b3 = F.relu(self.b3_2(F.relu(self.b3_1(x))))
+        b4 = F.relu(self.b4_2(self.b4_1(x)))
+        return torch.cat((b1, b2, b3, b4), dim=1)
+
+
+def conv_block(in_c, c):
+    """D2L 8.7's conv_block without its BatchNorm2d."""
+    return nn.Sequential(nn.ReLU(), nn.Conv2d(in_c, c, kernel_size=3, padding=1))
+
+
+class DenseBlock(nn.Module):
+    """D2L 8.7's DenseBlock."""
+
+    def __init__(self, num_convs, in_c, c):
+        super().__init__()
+        self.net = nn.Sequential(*[conv_block(in_c + i * c, c) for i in range(num_convs)])
+
+    def forward(self, X):
+        for blk in self.net:
+            Y = blk(X)
+            X = torch.cat((X, Y), dim=1)
+        return X
+
+
+def resnet_small():
+    return [1, 12, 12], nn.Sequential(
+        nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+        nn.Sequential(Residual(4, 4), Residual(4, 4)),
+        nn.Sequential(Residual(4, 8, use_1x1conv=True, strides=2), Residual(8, 8)),
+        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)))
+
+
+def googlenet_small():
+    return [1, 16, 16], nn.Sequential(
+        nn.Sequential(nn.Conv2d(1, 8, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1)),
+        nn.Sequential(Inception(8, 4, (4, 6), (2, 3), 3), Inception(16, 4, (4, 6), (2, 3), 3),
+                      nn.MaxPool2d(3, stride=2, padding=1)),
+        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)))
+
+
+def densenet_small():
+    return [1, 12, 12], nn.Sequential(
+        nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.MaxPool2d(2)),
+        DenseBlock(2, 8, 4),
+        nn.Sequential(nn.ReLU(), nn.Conv2d(16, 8, 1), nn.AvgPool2d(2, 2)),
+        DenseBlock(2, 8, 4),
+        nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)))
+
+
+RESIDUAL = ("add {{ conv1: conv({i}, {c}, 3, pad = 1{s}) relu conv2: conv({c}, {c}, 3, pad = 1) | {short} }} relu")
+INCEPTION = ("cat {{ b1_1: conv({i}, 4, 1) relu | b2_1: conv({i}, 4, 1) relu b2_2: conv(4, 6, 3, pad = 1) relu "
+             "| b3_1: conv({i}, 2, 1) relu b3_2: conv(2, 3, 5, pad = 2) relu "
+             "| b4_1: maxpool(3, stride = 1, pad = 1) b4_2: conv({i}, 3, 1) relu }}")
+DENSE = ("cat {{ identity | net.0: [relu conv({i}, 4, 3, pad = 1)] }} "
+         "cat {{ identity | net.1: [relu conv({j}, 4, 3, pad = 1)] }}")
+
+CASES += [
+    dict(name="resnet_small", batch=5, input="unit", module=resnet_small,
+         net="[1, 12, 12] => [conv(1, 4, 3, pad = 1) relu maxpool(2)] "
+             "[[" + RESIDUAL.format(i=4, c=4, s="", short="identity") + "] "
+             "[" + RESIDUAL.format(i=4, c=4, s="", short="identity") + "]] "
+             "[[" + RESIDUAL.format(i=4, c=8, s=", stride = 2", short="conv3: conv(4, 8, 1, stride = 2)") + "] "
+             "[" + RESIDUAL.format(i=8, c=8, s="", short="identity") + "]] "
+             "[global_avgpool flatten linear(8, 10)]"),
+    dict(name="googlenet_small", batch=4, input="unit", module=googlenet_small,
+         net="[1, 16, 16] => [conv(1, 8, 5, pad = 2) relu maxpool(3, stride = 2, pad = 1)] "
+             "[[" + INCEPTION.format(i=8) + "] [" + INCEPTION.format(i=16) + "] maxpool(3, stride = 2, pad = 1)] "
+             "[global_avgpool flatten linear(16, 10)]"),
+    dict(name="densenet_small", batch=5, input="unit", module=densenet_small,
+         net="[1, 12, 12] => [conv(1, 8, 3, pad = 1) maxpool(2)] [" + DENSE.format(i=8, j=12) + "] "
+             "[relu conv(16, 8, 1) avgpool(2)] [" + DENSE.format(i=8, j=12) + "] "
+             "[relu global_avgpool flatten linear(16, 10)]"),
+]
+
+
 def ties_input(gen):
     """Four [1, 4, 4] examples with tied maxima in max-pool windows."""
     x = torch.empty(4, 1, 4, 4)
@@ -657,7 +775,48 @@ def tensors_obj(items, fmt):
     return "{" + ",".join(parts) + "}"
 
 
+def module_rows(model, shape):
+    """Summary rows of a module case: each parameterised module's output."""
+    rows = []
+    with torch.no_grad():
+        out = model(torch.zeros(1, *shape))
+    for key, m in model.named_modules():
+        n = sum(t.numel() for t in m.parameters(recurse=False))
+        if n:
+            rows.append((key, "", type(m).__name__, (), n))
+    rows.append(("out", "", "", tuple(out.shape[1:]), 0))
+    return rows
+
+
+def generate_module(case):
+    """A graph case: D2L's module classes, float64, no hooks (their ReLUs
+    are functional; with uniform random inputs no pre-activation is
+    exactly 0 and no max window ties except among ReLU zeros, whose
+    gradient the ReLU stops whichever way a pool routes it)."""
+    name = case["name"]
+    seed = zlib.crc32(name.encode())
+    torch.manual_seed(seed)
+    shape, model = case["module"]()
+    rows = module_rows(model, shape)
+    gen = torch.Generator().manual_seed(seed + 1)
+    x = make_input(case, shape, gen, model).float().contiguous()
+    out_len = rows[-1][3][0]
+    labels = torch.randint(0, out_len, (case["batch"],), generator=gen)
+    weights = [(k, v.clone()) for k, v in model.state_dict().items()]
+    model = model.double()
+    model.train()
+    xd = x.double().requires_grad_(True)
+    out = model(xd)
+    loss = nn.CrossEntropyLoss()(out, labels)
+    loss.backward()
+    grads = {k: p.grad for k, p in model.named_parameters()}
+    assert list(grads) == [k for k, _ in weights]
+    return finish(case, shape, x, out, labels, loss, weights, grads, xd.grad, rows, "")
+
+
 def generate(case):
+    if "module" in case:
+        return generate_module(case)
     name = case["name"]
     seed = zlib.crc32(name.encode())
     torch.manual_seed(seed)
@@ -699,7 +858,13 @@ def generate(case):
     if case.get("allow_ties"):
         err, diff = verify_tie_routing(case, model, x, labels, out.detach(), grads, input_grad)
         tie_note += f"; hand-computed first-max routing matches torch (err {err:.1e})"
+    return finish(case, shape, x, out, labels, loss, weights, grads, input_grad, rows, tie_note)
 
+
+def finish(case, shape, x, out, labels, loss, weights, grads, input_grad, rows, tie_note):
+    """The fixture's JSON text, checked by parsing it back."""
+    name = case["name"]
+    out_len = out.shape[1]
     parts = [
         '"name":' + json.dumps(name),
         '"net":' + json.dumps(case["net"]),

@@ -8,6 +8,8 @@
 //! batch-1 no-heap path instantiates the direct kernels, the batched path
 //! the im2col + GEMM ones.
 
+mod graph;
+
 use crate::ctxt::Errors;
 use crate::lower;
 use crate::ops::{BackwardIo, Effect, ForwardIo};
@@ -240,9 +242,9 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
     let infer_scratch = lit(plan.infer_scratch);
     let train_scratch = lit(plan.train_scratch());
     let col_len = lit(plan.col_len);
-    let [c, h, w] = match plan.layers.first().map(|l| l.shaped.input) {
-        Some(Shape::Chw(c, h, w)) => [c, h, w].map(lit),
-        _ => [0, 0, 0].map(lit),
+    let [c, h, w] = match plan.input_shape {
+        Shape::Chw(c, h, w) => [c, h, w].map(lit),
+        Shape::Flat(_) => [0, 0, 0].map(lit),
     };
 
     let tensors = plan.tensors.iter().map(|t| {
@@ -273,7 +275,10 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
     });
 
     let (init_warning, forward_warning) = stack_warnings(&name_str, plan);
-    let forward_body = forward_body(plan);
+    let forward_body = match &plan.graph {
+        Some(g) => graph::forward_body(plan, g),
+        None => forward_body(plan),
+    };
     let train_outputs = match plan.train_output {
         Buffer::Input => quote!(&input[..n * #output_len]),
         Buffer::Act(k) => {
@@ -285,14 +290,15 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
             }
         }
     };
-    let train_body = train_body(plan);
+    let train_body = match &plan.graph {
+        Some(g) => graph::train_body(plan, g),
+        None => train_body(plan),
+    };
 
     let doc_grads = format!("Gradients of every parameter of [`{name}`]: the same tensors, keys and layout.");
     let doc_input = format!(
         "`[C, H, W]` of one input: `[{}]`.",
-        plan.layers[0]
-            .shaped
-            .input
+        plan.input_shape
             .dims()
             .iter()
             .map(|d| d.to_string())
@@ -771,17 +777,7 @@ fn train_body(plan: &NetPlan) -> TokenStream {
         } else {
             quote!(::cnn_runtime::__private::core::option::Option::None)
         };
-        let grads_split = match (l.weight, l.bias) {
-            (Some((w_off, w_len)), Some((_, b_len))) => {
-                let (a, m, e) = (lit(w_off), lit(w_len), lit(w_off + w_len + b_len));
-                quote!(let (dw, db) = grads[#a..#e].split_at_mut(#m); let db = ::cnn_runtime::__private::core::option::Option::Some(db);)
-            }
-            (Some((w_off, w_len)), None) => {
-                let (a, e) = (lit(w_off), lit(w_off + w_len));
-                quote!(let dw = &mut grads[#a..#e]; let db = ::cnn_runtime::__private::core::option::Option::None;)
-            }
-            _ => TokenStream::new(),
-        };
+        let grads_split = grads_split(l);
         let step = l.kind().backward(
             l,
             &BackwardIo {
@@ -801,6 +797,21 @@ fn train_body(plan: &NetPlan) -> TokenStream {
     // Nets whose backward pass never reaches a buffer leave it unused.
     body.extend(quote!(let _ = (&g0, &g1); loss));
     body
+}
+
+/// `let dw = ..; let db = ..;`: a layer's slices of the gradient array.
+fn grads_split(l: &plan::LayerPlan) -> TokenStream {
+    match (l.weight, l.bias) {
+        (Some((w_off, w_len)), Some((_, b_len))) => {
+            let (a, m, e) = (lit(w_off), lit(w_len), lit(w_off + w_len + b_len));
+            quote!(let (dw, db) = grads[#a..#e].split_at_mut(#m); let db = ::cnn_runtime::__private::core::option::Option::Some(db);)
+        }
+        (Some((w_off, w_len)), None) => {
+            let (a, e) = (lit(w_off), lit(w_off + w_len));
+            quote!(let dw = &mut grads[#a..#e]; let db = ::cnn_runtime::__private::core::option::Option::None;)
+        }
+        _ => TokenStream::new(),
+    }
 }
 
 #[cfg(test)]

@@ -5,20 +5,27 @@
 //! input   := net (';' net)* ';'?
 //! net     := attr* vis IDENT ':' '[' INT ',' INT ',' INT ']' ('weights' '=' STR)? '=>' chain
 //! chain   := node (','? node)*                  (an nn.Sequential)
-//! node    := (label ':')? unit                  (label: IDENT or INT)
+//! node    := (label ':')? unit
+//! label   := (IDENT | INT) ('.' (IDENT | INT))*  (a key path: `conv1`, `0`, `net.0`)
 //! unit    := layer | '[' chain ']'              ([..]: a nested nn.Sequential)
+//!          | ('add' | 'cat') '{' chain ('|' chain)+ '}'
+//!                                               (branches read the node's input;
+//!                                                outputs summed or concatenated)
 //! layer   := IDENT ('(' arg (',' arg)* ','? ')')?
 //! arg     := value | IDENT '=' value
 //! value   := INT | FLOAT | BOOL | '_' | '(' value ',' value ')' | '-' literal
 //! ```
 
+use crate::ops::JoinKind;
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::ext::IdentExt;
+use syn::parse::discouraged::Speculative;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{
-    bracketed, parenthesized, token, Attribute, Ident, LitBool, LitFloat, LitInt, LitStr, Token, Visibility,
+    braced, bracketed, parenthesized, token, Attribute, Ident, LitBool, LitFloat, LitInt, LitStr, Token,
+    Visibility,
 };
 
 /// Everything inside `cnn_net! { ... }`.
@@ -51,10 +58,10 @@ pub struct NodeSyntax {
     pub unit: UnitSyntax,
 }
 
-/// A node's label.
-pub enum LabelSyntax {
-    Ident(Ident),
-    Int(LitInt),
+/// A node's label: `conv1`, `0`, or a dotted path such as `net.0` (the
+/// segments PyTorch's module path would have).
+pub struct LabelSyntax {
+    segments: Vec<(String, Span)>,
 }
 
 /// What a node is.
@@ -65,6 +72,15 @@ pub enum UnitSyntax {
     Seq {
         bracket: token::Bracket,
         chain: ChainSyntax,
+    },
+    /// `add { chain | chain }` or `cat { chain | .. }`: branches that all
+    /// read the node's input, their outputs summed or concatenated along
+    /// channels. An empty branch passes the input through.
+    Join {
+        kind: JoinKind,
+        /// `add` or `cat`, as written.
+        keyword: Ident,
+        branches: Vec<ChainSyntax>,
     },
 }
 
@@ -103,6 +119,8 @@ pub enum ValueSyntax {
 
 mod kw {
     syn::custom_keyword!(weights);
+    syn::custom_keyword!(add);
+    syn::custom_keyword!(cat);
 }
 
 impl Parse for Input {
@@ -115,6 +133,7 @@ impl Parse for Input {
         }
         while !input.is_empty() {
             nets.push(input.parse()?);
+            stray_bar(input)?;
             if input.is_empty() {
                 break;
             }
@@ -160,10 +179,11 @@ impl Parse for NetSyntax {
 }
 
 impl Parse for ChainSyntax {
-    /// Nodes up to the end of the input or a `;`.
+    /// Nodes up to the end of the input, a `;` or a `|` (which ends a
+    /// branch of `add { .. }` or `cat { .. }`).
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut nodes = Vec::new();
-        while !input.is_empty() && !input.peek(Token![;]) {
+        while !input.is_empty() && !input.peek(Token![;]) && !input.peek(Token![|]) {
             nodes.push(input.parse()?);
             if input.peek(Token![,]) {
                 input.parse::<Token![,]>()?;
@@ -173,26 +193,56 @@ impl Parse for ChainSyntax {
     }
 }
 
+/// A `|` where a chain ended outside `add { .. }` or `cat { .. }`.
+fn stray_bar(input: ParseStream) -> syn::Result<()> {
+    if input.peek(Token![|]) {
+        return Err(input.error(
+            "`|` separates branches only inside `add { .. }` or `cat { .. }`, e.g. `add { conv(_, 8, 3, pad = 1) | identity }`",
+        ));
+    }
+    Ok(())
+}
+
 impl Parse for NodeSyntax {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let labelled = input.peek2(Token![:]) && !input.peek2(Token![::]);
-        let label = if labelled && input.peek(LitInt) {
-            let label = LabelSyntax::Int(input.parse()?);
-            input.parse::<Token![:]>()?;
-            Some(label)
-        } else if labelled && input.peek(Ident::peek_any) {
-            let label = LabelSyntax::Ident(Ident::parse_any(input)?);
-            input.parse::<Token![:]>()?;
-            Some(label)
-        } else {
-            None
+        let fork = input.fork();
+        let label = match LabelSyntax::parse_on(&fork) {
+            Some(label) if fork.peek(Token![:]) && !fork.peek(Token![::]) => {
+                input.advance_to(&fork);
+                input.parse::<Token![:]>()?;
+                Some(label)
+            }
+            _ => None,
         };
         let unit = if input.peek(token::Bracket) {
             let content;
             let bracket = bracketed!(content in input);
-            UnitSyntax::Seq {
-                bracket,
-                chain: content.parse()?,
+            let chain = content.parse()?;
+            stray_bar(&content)?;
+            UnitSyntax::Seq { bracket, chain }
+        } else if (input.peek(kw::add) || input.peek(kw::cat)) && input.peek2(token::Brace) {
+            let kind = if input.peek(kw::add) {
+                JoinKind::Add
+            } else {
+                JoinKind::Cat
+            };
+            let keyword = Ident::parse_any(input)?;
+            let content;
+            braced!(content in input);
+            let mut branches = vec![content.parse::<ChainSyntax>()?];
+            while !content.is_empty() {
+                if !content.peek(Token![|]) {
+                    return Err(content.error(format!(
+                        "expected `|` between the branches of `{keyword} {{ .. }}`, or its closing `}}`"
+                    )));
+                }
+                content.parse::<Token![|]>()?;
+                branches.push(content.parse()?);
+            }
+            UnitSyntax::Join {
+                kind,
+                keyword,
+                branches,
             }
         } else {
             UnitSyntax::Layer(input.parse()?)
@@ -202,20 +252,44 @@ impl Parse for NodeSyntax {
 }
 
 impl LabelSyntax {
-    /// The key segment: `conv1`, `0`.
-    pub fn segment(&self) -> String {
-        match self {
-            LabelSyntax::Ident(ident) => ident.to_string(),
-            LabelSyntax::Int(int) => int.base10_digits().to_string(),
+    /// A label's segments, if `input` starts with one: `IDENT` or `INT`,
+    /// then `.` and more of them (`net.0.1` lexes its tail as the float
+    /// `0.1`, split back into segments).
+    fn parse_on(input: ParseStream) -> Option<LabelSyntax> {
+        let mut segments = Vec::new();
+        loop {
+            if input.peek(LitInt) {
+                let int: LitInt = input.parse().ok()?;
+                segments.push((int.base10_digits().to_string(), int.span()));
+            } else if input.peek(Ident::peek_any) {
+                let ident = Ident::parse_any(input).ok()?;
+                segments.push((ident.to_string(), ident.span()));
+            } else if !segments.is_empty() && input.peek(LitFloat) {
+                let float: LitFloat = input.parse().ok()?;
+                let digits = float.base10_digits();
+                if !float.suffix().is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                    return None;
+                }
+                segments.extend(digits.split('.').map(|d| (d.to_string(), float.span())));
+            } else {
+                return None;
+            }
+            if !input.peek(Token![.]) || input.peek(Token![..]) {
+                return Some(LabelSyntax { segments });
+            }
+            input.parse::<Token![.]>().ok()?;
         }
     }
 
-    /// Where it was written.
+    /// The key segment: `conv1`, `0`, `net.0`.
+    pub fn segment(&self) -> String {
+        let names: Vec<&str> = self.segments.iter().map(|(s, _)| s.as_str()).collect();
+        names.join(".")
+    }
+
+    /// Where it was written (its first segment).
     pub fn span(&self) -> Span {
-        match self {
-            LabelSyntax::Ident(ident) => ident.span(),
-            LabelSyntax::Int(int) => int.span(),
-        }
+        self.segments.first().map_or_else(Span::call_site, |s| s.1)
     }
 }
 

@@ -11,9 +11,12 @@
 //! already holds an activation's output that its own backward needs), plus
 //! two gradient buffers that ping-pong.
 
+mod arena;
+pub mod graph;
+
 use crate::lower::ValueId;
 use crate::ops::{Effect, LayerKind};
-use crate::shape::{Shape, Shaped, ShapedProgram};
+use crate::shape::{Shape, Shaped, ShapedJoin, ShapedNode, ShapedProgram};
 
 /// A parameter tensor in the flat array, in `state_dict` order.
 pub struct Tensor {
@@ -103,9 +106,23 @@ pub struct TrainIo {
     pub copy: bool,
 }
 
+/// A node of the program in order: layer `i` of `layers` or join `i` of
+/// `joins`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Layer(usize),
+    Join(usize),
+}
+
 /// The whole plan of one net.
 pub struct NetPlan<'a> {
     pub layers: Vec<LayerPlan<'a>>,
+    /// The `add` and `cat` nodes.
+    pub joins: Vec<ShapedJoin>,
+    /// The plan of a program that is not a path (it has joins); `None` for
+    /// a chain, planned by the fields below.
+    pub graph: Option<graph::GraphPlan>,
+    pub input_shape: Shape,
     pub tensors: Vec<Tensor>,
     pub param_count: usize,
     pub macs: usize,
@@ -123,7 +140,8 @@ pub struct NetPlan<'a> {
     /// Length per example of each stored activation.
     pub acts: Vec<usize>,
     /// Length per example of the two gradient buffers the backward pass
-    /// ping-pongs between: exactly the longest gradient each receives.
+    /// ping-pongs between: exactly the longest gradient each receives. A
+    /// graph has one gradient arena instead: `[arena, 0]`.
     pub grad_lens: [usize; 2],
     /// The buffer holding the net's output in training.
     pub train_output: Buffer,
@@ -147,9 +165,9 @@ impl NetPlan<'_> {
 
 /// Plans a net whose layers all checked out.
 ///
-/// The buffers are assigned per value of the program; the assignment below
-/// (one ping-pong for inference, one chain of stored outputs for training)
-/// is exact for programs that are paths, which is all `lower` produces.
+/// A path (a chain, however nested) gets one ping-pong for inference and
+/// one chain of stored outputs for training, below; a program with joins is
+/// planned by liveness in [`graph`].
 pub fn plan(input: Shape, program: ShapedProgram<'_>) -> NetPlan<'_> {
     let ShapedProgram {
         nodes: shaped,
@@ -160,7 +178,22 @@ pub fn plan(input: Shape, program: ShapedProgram<'_>) -> NetPlan<'_> {
     let mut tensors = Vec::new();
     let mut offset = 0;
     let mut layers = Vec::new();
-    for (index, shaped) in shaped.into_iter().enumerate() {
+    let mut joins = Vec::new();
+    let mut steps = Vec::new();
+    let mut output_shape = input;
+    for node in shaped {
+        let shaped = match node {
+            ShapedNode::Layer(shaped) => shaped,
+            ShapedNode::Join(join) => {
+                output_shape = join.output;
+                steps.push(Step::Join(joins.len()));
+                joins.push(join);
+                continue;
+            }
+        };
+        output_shape = shaped.output;
+        let index = layers.len();
+        steps.push(Step::Layer(index));
         let mut weight = None;
         let mut bias = None;
         let (specs, macs) = shaped.layer.kind.tensors(&shaped);
@@ -193,16 +226,47 @@ pub fn plan(input: Shape, program: ShapedProgram<'_>) -> NetPlan<'_> {
         });
     }
 
-    let (infer_steps, infer_scratch) = plan_inference(&mut layers, values, output);
     let col_len = layers
         .iter()
         .map(|l| l.kind().col_len(&l.shaped))
         .max()
         .unwrap_or(0);
-    let (train_io, acts, train_output) = plan_training(&layers, values, output);
-    let grad_lens = plan_gradients(&layers);
-    let output_shape = layers.last().map_or(input, |l| l.shaped.output);
+    let (graph, infer_steps, infer_scratch, train_io, acts, train_output, grad_lens) = if joins.is_empty() {
+        let (infer_steps, infer_scratch) = plan_inference(&mut layers, values, output);
+        let (train_io, acts, train_output) = plan_training(&layers, values, output);
+        let grad_lens = plan_gradients(&layers);
+        (
+            None,
+            infer_steps,
+            infer_scratch,
+            train_io,
+            acts,
+            train_output,
+            grad_lens,
+        )
+    } else {
+        let g = graph::plan(&steps, &layers, &joins, values, output);
+        for (step, &live) in steps.iter().zip(&g.infer_live) {
+            if let Step::Layer(l) = *step {
+                layers[l].infer_scratch = live;
+            }
+        }
+        let (scratch, acts, train_output, grad_lens) =
+            (g.infer_scratch, g.acts.clone(), g.train_output, [g.grad_len, 0]);
+        (
+            Some(g),
+            Vec::new(),
+            scratch,
+            Vec::new(),
+            acts,
+            train_output,
+            grad_lens,
+        )
+    };
     NetPlan {
+        joins,
+        graph,
+        input_shape: input,
         param_count: offset,
         macs: layers.iter().fold(0usize, |a, l| a.saturating_add(l.macs)),
         input_len: input.len(),

@@ -7,8 +7,8 @@
 
 use crate::ctxt::Errors;
 use crate::layer::Layer;
-use crate::lower::{Node, Program, ValueId};
-use crate::ops::LayerKind;
+use crate::lower::{Node, NodeOp, Program, ValueId};
+use crate::ops::{JoinKind, LayerKind};
 use std::fmt;
 
 /// The most elements any value, parameter tensor or scratch buffer of a net
@@ -67,10 +67,25 @@ pub struct Shaped<'a> {
     pub output_value: ValueId,
 }
 
+/// A join (`add`, `cat`) with its inputs' and output's shapes.
+pub struct ShapedJoin {
+    pub kind: JoinKind,
+    pub inputs: Vec<ValueId>,
+    pub input_shapes: Vec<Shape>,
+    pub output: Shape,
+    pub output_value: ValueId,
+}
+
+/// A node of a shaped program.
+pub enum ShapedNode<'a> {
+    Layer(Shaped<'a>),
+    Join(ShapedJoin),
+}
+
 /// A program whose every value has a shape.
 pub struct ShapedProgram<'a> {
     /// The nodes, in program order.
-    pub nodes: Vec<Shaped<'a>>,
+    pub nodes: Vec<ShapedNode<'a>>,
     /// Number of values (the net input and every node's output).
     pub values: usize,
     /// The net's output value.
@@ -132,11 +147,54 @@ pub fn infer<'a>(input: Shape, program: Program<'a>, errors: &mut Errors) -> Opt
     let mut complete = true;
     for node in program.nodes {
         let Node {
-            layer,
+            op,
             inputs,
             output,
             key,
         } = node;
+        let layer = match op {
+            NodeOp::Layer(layer) => layer,
+            NodeOp::Join { kind, keyword } => {
+                let known: Vec<(Option<Shape>, &Provenance)> =
+                    inputs.iter().map(|v| (shapes[v.0], &provenance[v.0])).collect();
+                let result = kind.shape(keyword, &known, errors);
+                provenance[output.0] = Provenance {
+                    producer: Some((key.clone(), format!("{keyword} {{ .. }}"))),
+                    flattened_from: None,
+                };
+                let out_shape = match result {
+                    Some(shape) if shape.len() <= MAX_ELEMENTS => shape,
+                    Some(shape) => {
+                        errors.push(
+                            keyword.span(),
+                            format!(
+                                "`{keyword}`: its output {shape} has {}; at most {MAX_ELEMENTS} elements fit",
+                                element_count(shape.len())
+                            ),
+                        );
+                        complete = false;
+                        continue;
+                    }
+                    None => {
+                        complete = false;
+                        continue;
+                    }
+                };
+                shapes[output.0] = Some(out_shape);
+                let input_shapes: Option<Vec<Shape>> = inputs.iter().map(|v| shapes[v.0]).collect();
+                match input_shapes {
+                    Some(input_shapes) => shaped.push(ShapedNode::Join(ShapedJoin {
+                        kind,
+                        inputs,
+                        input_shapes,
+                        output: out_shape,
+                        output_value: output,
+                    })),
+                    None => complete = false,
+                }
+                continue;
+            }
+        };
         let source = inputs[0];
         let current = shapes[source.0];
         provenance[output.0] = provenance[source.0].clone();
@@ -214,7 +272,7 @@ pub fn infer<'a>(input: Shape, program: Program<'a>, errors: &mut Errors) -> Opt
             complete = false;
             continue;
         }
-        shaped.push(node);
+        shaped.push(ShapedNode::Layer(node));
     }
     complete.then_some(ShapedProgram {
         nodes: shaped,

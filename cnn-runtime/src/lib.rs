@@ -79,6 +79,28 @@ pub mod __private {
         }
     }
 
+    /// Two disjoint regions of an arena: `x` to read and `y` to write (the
+    /// memory plan of a graph net places values that are alive together in
+    /// disjoint regions).
+    ///
+    /// Panics if the regions overlap or pass the end; the plan guarantees
+    /// neither happens for generated code.
+    #[inline(always)]
+    pub fn arena_pair(
+        arena: &mut [f32],
+        x: core::ops::Range<usize>,
+        y: core::ops::Range<usize>,
+    ) -> (&mut [f32], &mut [f32]) {
+        if x.end <= y.start {
+            let (low, high) = arena.split_at_mut(y.start);
+            (&mut low[x], &mut high[..y.end - y.start])
+        } else {
+            assert!(y.end <= x.start, "arena regions {x:?} and {y:?} overlap");
+            let (low, high) = arena.split_at_mut(x.start);
+            (&mut high[..x.end - x.start], &mut low[y])
+        }
+    }
+
     /// Implements the `std`-only convenience methods of a generated net
     /// (batched inference, training, weight files). Expands to nothing when
     /// the runtime is built without `std`, so generated code needs no `cfg`.

@@ -8,4 +8,5 @@ fn compile_errors() {
     t.compile_fail("ui/arguments/*.rs");
     t.compile_fail("ui/syntax/*.rs");
     t.compile_fail("ui/stack/*.rs");
+    t.compile_fail("ui/graphs/*.rs");
 }

@@ -18,7 +18,30 @@ cnn_net! {
     pub Stacked: [2, 6, 6] =>
         sigmoid conv(2, 4, 3) tanh relu dropout(0.0) global_avgpool flatten linear(4, 3) tanh sigmoid;
     /// Only linear layers and activations.
-    pub Mlp: [1, 3, 4] => flatten linear(12, 6) relu linear(6, 5) tanh linear(5, 3)
+    pub Mlp: [1, 3, 4] => flatten linear(12, 6) relu linear(6, 5) tanh linear(5, 3);
+    /// Residual blocks: an identity shortcut, then a strided one with a 1x1
+    /// conv; relu after each sum, in place.
+    pub Residual: [2, 6, 6] =>
+        conv(2, 4, 3, pad = 1) relu
+        add { conv1: conv(4, 4, 3, pad = 1) relu conv2: conv(4, 4, 3, pad = 1) | identity } relu
+        [add { conv1: conv(4, 6, 3, pad = 1, stride = 2) tanh conv2: conv(6, 6, 3, pad = 1) | conv3: conv(4, 6, 1, stride = 2) }]
+        relu global_avgpool flatten linear(6, 3);
+    /// Inception-style: branches concatenated along channels, one through a
+    /// pool, one empty (the input itself).
+    pub Inception: [3, 6, 6] =>
+        conv(3, 4, 1) relu
+        cat { p1: conv(4, 2, 1) relu | p2_1: conv(4, 3, 1) relu p2_2: conv(3, 2, 3, pad = 1) relu | maxpool(3, stride = 1, pad = 1) p4: conv(4, 2, 1) | }
+        maxpool(2) flatten linear(_, 3);
+    /// A value read twice by one join, joins nested in a branch, a flat
+    /// `cat`, dropout(0) in a branch.
+    pub Tangle: [1, 4, 4] =>
+        flatten linear(16, 6) tanh
+        add { identity | identity | a: linear(6, 6) sigmoid }
+        cat { add { b: linear(6, 6) | dropout(0.0) } relu | c: linear(6, 2) }
+        linear(_, 3);
+    /// A join reading the caller's input, an activation on its output.
+    pub InputJoin: [2, 5, 5] =>
+        cat { identity | c: conv(2, 3, 3, pad = 1) } relu global_maxpool flatten linear(5, 2)
 }
 
 fn random(len: usize, rng: &mut Rng) -> Vec<f32> {
@@ -104,6 +127,34 @@ fn stacked_activations_global_avg_dropout_zero() {
 fn linear_only() {
     for seed in 0..3 {
         check::<Mlp>(seed);
+    }
+}
+
+#[test]
+fn residual_add_with_identity_and_conv_shortcuts() {
+    for seed in 0..3 {
+        check::<Residual>(seed);
+    }
+}
+
+#[test]
+fn inception_cat_with_pool_and_empty_branches() {
+    for seed in 0..3 {
+        check::<Inception>(seed);
+    }
+}
+
+#[test]
+fn values_read_twice_and_nested_joins() {
+    for seed in 0..3 {
+        check::<Tangle>(seed);
+    }
+}
+
+#[test]
+fn a_join_on_the_callers_input() {
+    for seed in 0..3 {
+        check::<InputJoin>(seed);
     }
 }
 
@@ -205,3 +256,67 @@ fn inherent_train_step_draws_a_new_dropout_mask_each_step() {
         .collect();
     assert!(losses.len() > 3, "the same mask every step: {losses:?}");
 }
+
+/// The three ways through a graph net agree: batch-1 `forward` (direct
+/// kernels, the inference plan), `forward_batch` (GEMM kernels), and the
+/// outputs the training pass keeps (the training plan); and the batch-1
+/// no-heap gradient equals the batched one.
+macro_rules! paths_agree {
+    ($test:ident, $net:ident, $grads:ident) => {
+        #[test]
+        fn $test() {
+            let mut rng = Rng::new(21);
+            let mut net = Box::new($net::zeroed());
+            for p in net.params_mut() {
+                *p = rng.uniform(-0.6, 0.6);
+            }
+            let n = 4;
+            let x = random(n * $net::INPUT_LEN, &mut rng);
+            let mut batched = vec![0.0; n * $net::OUTPUT_LEN];
+            net.forward_batch(&x, &mut batched);
+            let labels: Vec<u8> = (0..n).map(|i| (i % $net::OUTPUT_LEN) as u8).collect();
+            let mut ws = vec![0.0; $net::train_workspace_len(n)];
+            let mut grads = vec![0.0; $net::PARAM_COUNT];
+            net.loss_and_grad_n(n, &x, Target::Classes(&labels), &mut grads, &mut ws, 0);
+            let kept = $net::train_outputs(n, &x, &ws).to_vec();
+            let mut sum = vec![0.0f64; $net::PARAM_COUNT];
+            for (i, example) in x.chunks($net::INPUT_LEN).enumerate() {
+                let example: &[f32; $net::INPUT_LEN] = example.try_into().unwrap();
+                let one = net.forward(example);
+                let range = i * $net::OUTPUT_LEN..(i + 1) * $net::OUTPUT_LEN;
+                for ((a, b), c) in one.iter().zip(&batched[range.clone()]).zip(&kept[range]) {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "forward {a} vs forward_batch {b}"
+                    );
+                    assert!(
+                        (a - c).abs() <= 1e-5 * (1.0 + c.abs()),
+                        "forward {a} vs training {c}"
+                    );
+                }
+                let mut g = Box::new($grads::zeroed());
+                let mut scratch = vec![0.0f32; $net::TRAIN_SCRATCH_LEN];
+                net.loss_and_grad_with(
+                    example,
+                    Target::Classes(&labels[i..i + 1]),
+                    &mut g,
+                    (&mut scratch[..]).try_into().unwrap(),
+                );
+                for (s, g) in sum.iter_mut().zip(g.as_array()) {
+                    *s += *g as f64 / n as f64;
+                }
+            }
+            for (a, b) in grads.iter().zip(&sum) {
+                assert!(
+                    (*a as f64 - b).abs() <= 1e-5 + 1e-4 * b.abs(),
+                    "batched {a} vs batch-1 {b}"
+                );
+            }
+        }
+    };
+}
+
+paths_agree!(residual_paths_agree, Residual, ResidualGrads);
+paths_agree!(inception_paths_agree, Inception, InceptionGrads);
+paths_agree!(tangle_paths_agree, Tangle, TangleGrads);
+paths_agree!(input_join_paths_agree, InputJoin, InputJoinGrads);

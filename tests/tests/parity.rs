@@ -218,3 +218,9 @@ fn zoo_fixtures_follow_the_zoo_declarations() {
     assert_same_layers::<models::VggSmall, vgg_small::Net>(true);
     assert_same_layers::<models::AlexNetSmall, alexnet_small::Net>(true);
 }
+
+// Graph nets: D2L's Residual (8.6), Inception (8.4) and DenseBlock (8.7)
+// classes, their batch norms left out, keys checked by a real state_dict.
+parity!(resnet_small, "resnet_small", [1, 12, 12] => [conv(1, 4, 3, pad = 1) relu maxpool(2)] [[add { conv1: conv(4, 4, 3, pad = 1) relu conv2: conv(4, 4, 3, pad = 1) | identity } relu] [add { conv1: conv(4, 4, 3, pad = 1) relu conv2: conv(4, 4, 3, pad = 1) | identity } relu]] [[add { conv1: conv(4, 8, 3, pad = 1, stride = 2) relu conv2: conv(8, 8, 3, pad = 1) | conv3: conv(4, 8, 1, stride = 2) } relu] [add { conv1: conv(8, 8, 3, pad = 1) relu conv2: conv(8, 8, 3, pad = 1) | identity } relu]] [global_avgpool flatten linear(8, 10)]);
+parity!(googlenet_small, "googlenet_small", [1, 16, 16] => [conv(1, 8, 5, pad = 2) relu maxpool(3, stride = 2, pad = 1)] [[cat { b1_1: conv(8, 4, 1) relu | b2_1: conv(8, 4, 1) relu b2_2: conv(4, 6, 3, pad = 1) relu | b3_1: conv(8, 2, 1) relu b3_2: conv(2, 3, 5, pad = 2) relu | b4_1: maxpool(3, stride = 1, pad = 1) b4_2: conv(8, 3, 1) relu }] [cat { b1_1: conv(16, 4, 1) relu | b2_1: conv(16, 4, 1) relu b2_2: conv(4, 6, 3, pad = 1) relu | b3_1: conv(16, 2, 1) relu b3_2: conv(2, 3, 5, pad = 2) relu | b4_1: maxpool(3, stride = 1, pad = 1) b4_2: conv(16, 3, 1) relu }] maxpool(3, stride = 2, pad = 1)] [global_avgpool flatten linear(16, 10)]);
+parity!(densenet_small, "densenet_small", [1, 12, 12] => [conv(1, 8, 3, pad = 1) maxpool(2)] [cat { identity | net.0: [relu conv(8, 4, 3, pad = 1)] } cat { identity | net.1: [relu conv(12, 4, 3, pad = 1)] }] [relu conv(16, 8, 1) avgpool(2)] [cat { identity | net.0: [relu conv(8, 4, 3, pad = 1)] } cat { identity | net.1: [relu conv(12, 4, 3, pad = 1)] }] [relu global_avgpool flatten linear(16, 10)]);

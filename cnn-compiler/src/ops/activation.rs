@@ -44,6 +44,7 @@ macro_rules! activation_op {
             const ARGS: &'static [$crate::layer::Param] = &[];
             const OPTIONS: &'static [$crate::layer::Param] = &[];
             const ELEMENT_WISE: bool = true;
+            const HAS_PARAMS: bool = false;
 
             fn build(_: &$crate::layer::Args) -> Self {
                 $name

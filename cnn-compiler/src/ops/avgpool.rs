@@ -20,6 +20,7 @@ impl Op for AvgPool {
     const ARGS: &'static [Param] = POOL_ARGS;
     const OPTIONS: &'static [Param] = POOL_OPTIONS;
     const ELEMENT_WISE: bool = false;
+    const HAS_PARAMS: bool = false;
 
     fn build(args: &Args) -> Self {
         AvgPool(Window::build(args))

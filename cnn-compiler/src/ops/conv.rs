@@ -66,6 +66,7 @@ impl Op for Conv {
         Param::new("groups", Accepts::Positive),
     ];
     const ELEMENT_WISE: bool = false;
+    const HAS_PARAMS: bool = true;
 
     fn build(args: &Args) -> Self {
         let (in_channels, in_span) = args.int_or_infer(0);

@@ -30,6 +30,7 @@ impl Op for Dropout {
     const ARGS: &'static [Param] = &[Param::new("p", Accepts::Probability)];
     const OPTIONS: &'static [Param] = &[];
     const ELEMENT_WISE: bool = true;
+    const HAS_PARAMS: bool = false;
 
     fn build(args: &Args) -> Self {
         Dropout { p: args.float(0) }

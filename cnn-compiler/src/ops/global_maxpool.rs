@@ -21,6 +21,7 @@ impl Op for GlobalMaxPool {
     const ARGS: &'static [Param] = &[];
     const OPTIONS: &'static [Param] = &[];
     const ELEMENT_WISE: bool = false;
+    const HAS_PARAMS: bool = false;
 
     fn build(_: &Args) -> Self {
         GlobalMaxPool

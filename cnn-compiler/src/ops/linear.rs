@@ -37,6 +37,7 @@ impl Op for Linear {
     ];
     const OPTIONS: &'static [Param] = &[Param::new("bias", Accepts::Bool)];
     const ELEMENT_WISE: bool = false;
+    const HAS_PARAMS: bool = true;
 
     fn build(args: &Args) -> Self {
         let (in_features, in_span) = args.int_or_infer(0);

@@ -21,6 +21,7 @@ impl Op for MaxPool {
     const ARGS: &'static [Param] = POOL_ARGS;
     const OPTIONS: &'static [Param] = POOL_OPTIONS;
     const ELEMENT_WISE: bool = false;
+    const HAS_PARAMS: bool = false;
 
     fn build(args: &Args) -> Self {
         MaxPool(Window::build(args))

@@ -21,13 +21,16 @@
 //!    regenerate the LeNet snapshot only if LeNet's expansion should change.
 
 mod activation;
+mod add;
 mod avgpool;
+mod cat;
 mod conv;
 mod dropout;
 mod flatten;
 mod global_avgpool;
 mod global_maxpool;
 mod global_pool;
+mod identity;
 mod linear;
 mod maxpool;
 mod relu;
@@ -117,6 +120,9 @@ pub trait Op: Copy + Into<LayerKind> {
     /// The output has the input's shape, element by element (activations,
     /// dropout): shape messages then name the layer before this one.
     const ELEMENT_WISE: bool;
+    /// It has parameter tensors (which then need a `state_dict` key: inside
+    /// an `add`/`cat` branch such a layer must be labelled).
+    const HAS_PARAMS: bool;
 
     /// The op from arguments that all checked out.
     fn build(args: &Args) -> Self;
@@ -170,6 +176,14 @@ macro_rules! ops {
 
         /// Every layer keyword, in the order the error message lists them.
         pub const KEYWORDS: &[&str] = &[$(<$ty as Op>::KEYWORD),*];
+
+        /// Whether the op `keyword` has parameters (false for unknown keywords).
+        pub fn keyword_has_params(keyword: &str) -> bool {
+            $(if keyword == <$ty as Op>::KEYWORD {
+                return <$ty as Op>::HAS_PARAMS;
+            })*
+            false
+        }
 
         /// Positional parameters and options of `keyword`, if it is an op.
         pub fn signature(keyword: &str) -> Option<(&'static [Param], &'static [Param])> {
@@ -273,6 +287,59 @@ ops! {
     Sigmoid(sigmoid::Sigmoid),
     Tanh(tanh::Tanh),
     Dropout(dropout::Dropout),
+    Identity(identity::Identity),
+}
+
+/// A node that joins several branches, one module each (`add.rs`,
+/// `cat.rs`): the branches' outputs summed or concatenated along channels.
+/// A join has no parameters and reads no stored value in its backward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    Add,
+    Cat,
+}
+
+impl JoinKind {
+    /// The output shape from the branches' shapes (`None` where unknown),
+    /// or `None` after reporting why they do not fit together.
+    pub fn shape(
+        self,
+        keyword: &proc_macro2::Ident,
+        inputs: &[(Option<Shape>, &Provenance)],
+        errors: &mut Errors,
+    ) -> Option<Shape> {
+        match self {
+            JoinKind::Add => add::shape(keyword, inputs, errors),
+            JoinKind::Cat => cat::shape(keyword, inputs, errors),
+        }
+    }
+
+    /// Whether the output may be the buffer of one of the inputs, updated in
+    /// place (a sum may; a concatenation interleaves its inputs per example).
+    pub fn in_place(self) -> bool {
+        match self {
+            JoinKind::Add => true,
+            JoinKind::Cat => false,
+        }
+    }
+
+    /// The forward pass of input `k`: reads `x`, writes its part of `y`
+    /// (`first`: the first part written into `y`), with `n` in scope.
+    pub fn forward_part(self, inputs: &[Shape], output: Shape, k: usize, first: bool) -> TokenStream {
+        match self {
+            JoinKind::Add => add::forward_part(first),
+            JoinKind::Cat => cat::forward_part(inputs, output, k),
+        }
+    }
+
+    /// The backward pass to input `k`: reads `dy`, writes (`first`) or adds
+    /// to `dx`.
+    pub fn backward_part(self, inputs: &[Shape], output: Shape, k: usize, first: bool) -> TokenStream {
+        match self {
+            JoinKind::Add => add::backward_part(first),
+            JoinKind::Cat => cat::backward_part(inputs, output, k, first),
+        }
+    }
 }
 
 /// `::cnn_runtime::__private`, the root of every path the generated code

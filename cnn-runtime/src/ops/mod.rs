@@ -12,7 +12,9 @@
 //! Backward conventions: parameter gradients (`dw`, `db`) are accumulated
 //! (`+=`) over the batch, input gradients (`dx`) are overwritten.
 
+pub mod add;
 pub mod avgpool;
+pub mod cat;
 pub mod conv;
 pub mod cross_entropy;
 pub mod dropout;

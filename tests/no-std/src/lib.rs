@@ -31,3 +31,36 @@ pub fn classify(
     }
     best
 }
+
+cnn_net! {
+    /// A residual net (an identity and a strided 1x1-conv shortcut) and an
+    /// Inception-style concatenation: graph nets plan their scratch exactly
+    /// too, so they run on caller-provided arrays without a heap.
+    pub Residual: [1, 12, 12] =>
+        conv(1, 4, 3, pad = 1) relu
+        add { conv1: conv(4, 4, 3, pad = 1) relu conv2: conv(4, 4, 3, pad = 1) | identity } relu
+        [add { conv1: conv(4, 8, 3, pad = 1, stride = 2) relu conv2: conv(8, 8, 3, pad = 1) | conv3: conv(4, 8, 1, stride = 2) } relu]
+        cat { a: conv(8, 4, 1) relu | maxpool(3, stride = 1, pad = 1) }
+        global_avgpool flatten linear(12, 10)
+}
+
+/// One no-heap SGD step of the residual net on one example; returns the loss.
+pub fn train_residual(
+    net: &mut Residual,
+    image: &[f32; Residual::INPUT_LEN],
+    label: u8,
+    grads: &mut ResidualGrads,
+    scratch: &mut [f32; Residual::TRAIN_SCRATCH_LEN],
+    opt: &mut cnn_runtime::optim::SgdWith<'_>,
+) -> f32 {
+    net.train_step_with(image, cnn_runtime::Target::Classes(&[label]), grads, scratch, opt)
+}
+
+/// The residual net's logits for one image, on caller-provided scratch.
+pub fn residual_logits(
+    net: &Residual,
+    image: &[f32; Residual::INPUT_LEN],
+    scratch: &mut [f32; Residual::INFER_SCRATCH_LEN],
+) -> [f32; Residual::OUTPUT_LEN] {
+    net.forward_with(image, scratch)
+}

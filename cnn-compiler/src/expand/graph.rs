@@ -1,0 +1,238 @@
+//! Codegen of a program with joins: prints the [`GraphPlan`] steps. Values
+//! live in regions of one arena (`scratch` at inference, `gr` for the
+//! gradients); each step borrows the two regions it touches.
+
+use super::{buffer_ident, grads_split, lit};
+use crate::ops::{BackwardIo, Effect, ForwardIo};
+use crate::plan::graph::{BackOp, GradDst, GraphPlan, InferOp, Loc, Region, TrainOp};
+use crate::plan::NetPlan;
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+/// `n * offset .. n * (offset + len)` of an arena.
+fn range(r: Region) -> TokenStream {
+    let (a, b) = (lit(r.offset), lit(r.offset.saturating_add(r.len)));
+    quote!(n * #a..n * #b)
+}
+
+/// `let x: &[f32] = ..; let y: &mut [f32] = ..;` from `arena`, reading `x`
+/// and writing `y`.
+fn bind_xy(arena: &TokenStream, x: Loc, y: Region) -> TokenStream {
+    let p = quote!(::cnn_runtime::__private);
+    let yr = range(y);
+    match x {
+        Loc::Input => quote!(let x: &[f32] = input; let y: &mut [f32] = &mut #arena[#yr];),
+        Loc::Scratch(x) => {
+            let xr = range(x);
+            quote!(let (x, y) = #p::arena_pair(#arena, #xr, #yr); let x: &[f32] = x;)
+        }
+    }
+}
+
+/// The region of a location that is written (never the caller's input).
+fn written(loc: Loc) -> Region {
+    match loc {
+        Loc::Scratch(r) => r,
+        // The planner never writes the caller's input.
+        Loc::Input => Region { offset: 0, len: 0 },
+    }
+}
+
+/// The inference body: every step of the plan, then the output copied out.
+pub fn forward_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
+    let scratch = quote!(scratch);
+    let mut body = TokenStream::new();
+    for op in &g.infer {
+        body.extend(match *op {
+            InferOp::Compute { layer, x, y } => {
+                let l = &plan.layers[layer];
+                let bind = bind_xy(&scratch, x, written(y));
+                let call = l.kind().forward(
+                    l,
+                    &ForwardIo {
+                        target: TokenStream::new(),
+                    },
+                );
+                quote!({ #bind #call })
+            }
+            InferOp::Copy { x, y } => {
+                let bind = bind_xy(&scratch, x, written(y));
+                quote!({ #bind y.copy_from_slice(x); })
+            }
+            InferOp::InPlace { layer, at } => {
+                let l = &plan.layers[layer];
+                let r = range(written(at));
+                l.kind().forward(
+                    l,
+                    &ForwardIo {
+                        target: quote!(&mut scratch[#r]),
+                    },
+                )
+            }
+            InferOp::Join { join, k, x, y, first } => {
+                let j = &plan.joins[join];
+                let bind = bind_xy(&scratch, x, written(y));
+                let part = j.kind.forward_part(&j.input_shapes, j.output, k, first);
+                quote!({ #bind #part })
+            }
+            InferOp::Output { x } => {
+                let x = match x {
+                    Loc::Input => quote!(input),
+                    Loc::Scratch(r) => {
+                        let r = range(r);
+                        quote!(&scratch[#r])
+                    }
+                };
+                quote!(output.copy_from_slice(#x);)
+            }
+        });
+    }
+    body
+}
+
+/// The training body: the forward pass keeping every buffer the backward
+/// pass reads, the loss, then the backward pass over the gradient arena.
+pub fn train_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
+    let p = quote!(::cnn_runtime::__private);
+    let mut body = TokenStream::new();
+    for (k, len) in g.acts.iter().enumerate() {
+        let ident = format_ident!("a{}", k);
+        let len = lit(*len);
+        body.extend(quote!(let (#ident, rest) = rest.split_at_mut(n * #len);));
+    }
+    let grad_len = lit(g.grad_len);
+    body.extend(quote!(let (gr, _) = rest.split_at_mut(n * #grad_len);));
+
+    for op in &g.train {
+        body.extend(match *op {
+            TrainOp::Layer { layer, x, y, copy } => {
+                let l = &plan.layers[layer];
+                let (x, y) = (buffer_ident(x), buffer_ident(y));
+                let copied = if copy {
+                    quote!(#y.copy_from_slice(&*#x);)
+                } else {
+                    TokenStream::new()
+                };
+                match l.effect() {
+                    Effect::Compute => {
+                        let call = l.kind().forward(
+                            l,
+                            &ForwardIo {
+                                target: TokenStream::new(),
+                            },
+                        );
+                        quote!({ let x: &[f32] = &*#x; let y: &mut [f32] = &mut *#y; #call })
+                    }
+                    Effect::InPlace | Effect::TrainCopy => {
+                        let call = l.kind().forward(
+                            l,
+                            &ForwardIo {
+                                target: quote!(&mut *#y),
+                            },
+                        );
+                        quote!(#copied #call)
+                    }
+                    Effect::View => TokenStream::new(),
+                }
+            }
+            TrainOp::Join { join, k, x, y, first } => {
+                let j = &plan.joins[join];
+                let (x, y) = (buffer_ident(x), buffer_ident(y));
+                let part = j.kind.forward_part(&j.input_shapes, j.output, k, first);
+                quote!({ let x: &[f32] = &*#x; let y: &mut [f32] = &mut *#y; #part })
+            }
+        });
+    }
+
+    let out = buffer_ident(g.train_output);
+    let out_len = lit(plan.output_len);
+    let dy = range(g.output_grad);
+    body.extend(quote! {
+        let loss = {
+            let dy: &mut [f32] = &mut gr[#dy];
+            match target {
+                #p::Target::Classes(labels) => {
+                    #p::core::assert_eq!(labels.len(), n, "expected {} labels, found {}", n, labels.len());
+                    #p::ops::cross_entropy::forward_backward(n, #out_len, &*#out, labels, dy)
+                }
+                #p::Target::Values(values) => {
+                    #p::core::assert_eq!(values.len(), n * #out_len, "expected {} target values, found {}", n * #out_len, values.len());
+                    #p::ops::mse::forward_backward(&*#out, values, dy)
+                }
+            }
+        };
+    });
+
+    for op in &g.backward {
+        body.extend(match *op {
+            BackOp::Layer { layer, x, y, dy, dx } => backward_layer(plan, layer, x, y, dy, dx),
+            BackOp::Join { join, k, dy, dx } => match dx {
+                None => TokenStream::new(),
+                Some((dx, first)) => {
+                    let j = &plan.joins[join];
+                    let bind = bind_xy(&quote!(gr), Loc::Scratch(dy), dx);
+                    let part = j.kind.backward_part(&j.input_shapes, j.output, k, first);
+                    quote!({ #bind let (dy, dx) = (x, y); #part })
+                }
+            },
+        });
+    }
+    body.extend(quote!(let _ = &gr; loss));
+    body
+}
+
+/// One layer's backward step and where its input gradient goes.
+fn backward_layer(
+    plan: &NetPlan,
+    layer: usize,
+    x: crate::plan::Buffer,
+    y: crate::plan::Buffer,
+    dy: Region,
+    dx: GradDst,
+) -> TokenStream {
+    let p = quote!(::cnn_runtime::__private);
+    let l = &plan.layers[layer];
+    let in_len = lit(l.in_len());
+    let dy_range = range(dy);
+    // The kernel's own output for `dx`, when it writes one.
+    let (bind, dx_arg) = match dx {
+        GradDst::Write(r) | GradDst::Add { temp: r, .. } => {
+            let r = range(r);
+            (
+                quote!(let (dy, dx) = #p::arena_pair(gr, #dy_range, #r);),
+                quote!(#p::core::option::Option::Some(&mut dx[..n * #in_len])),
+            )
+        }
+        GradDst::None | GradDst::Alias | GradDst::Pass { .. } => (
+            quote!(let dy: &mut [f32] = &mut gr[#dy_range]; let dx: &mut [f32] = &mut [];),
+            quote!(#p::core::option::Option::None),
+        ),
+    };
+    let step = l.kind().backward(
+        l,
+        &BackwardIo {
+            x: buffer_ident(x),
+            y: buffer_ident(y),
+            dy_buffer: quote!(dy),
+            dx_buffer: quote!(dx),
+            dx: dx_arg,
+            grads_split: grads_split(l),
+        },
+    );
+    let then = match dx {
+        GradDst::Add { temp, into } => {
+            let bind = bind_xy(&quote!(gr), Loc::Scratch(temp), into);
+            quote!({ #bind #p::ops::add::accumulate(x, y); })
+        }
+        GradDst::Pass { into } => {
+            let from = Region {
+                offset: dy.offset,
+                len: into.len,
+            };
+            let bind = bind_xy(&quote!(gr), Loc::Scratch(from), into);
+            quote!({ #bind #p::ops::add::accumulate(x, y); })
+        }
+        GradDst::None | GradDst::Write(_) | GradDst::Alias => TokenStream::new(),
+    };
+    quote!({ #bind let _ = (&dy, &dx); #step } #then)
+}

@@ -1,0 +1,93 @@
+//! `add { .. | .. }`: the outputs of every branch summed element by element,
+//! the residual connection (`Y += X` in D2L's `Residual`, section 8.6).
+//! Every branch must yield the same shape.
+
+use super::private;
+use crate::ctxt::Errors;
+use crate::shape::{Provenance, Shape};
+use proc_macro2::{Ident, TokenStream};
+use quote::quote;
+
+/// The shape rule: every branch's shape, which must agree.
+pub fn shape(keyword: &Ident, inputs: &[(Option<Shape>, &Provenance)], errors: &mut Errors) -> Option<Shape> {
+    let known: Vec<(usize, Shape, &Provenance)> = inputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (shape, from))| shape.map(|s| (i, s, *from)))
+        .collect();
+    let (first, want, want_from) = *known.first()?;
+    let mut ok = known.len() == inputs.len();
+    for &(i, shape, from) in &known[1..] {
+        if shape != want {
+            errors.push(
+                keyword.span(),
+                format!(
+                    "`add`: branch {} yields {shape} ({}) but branch {} yields {want} ({}); the branches are \
+                     summed, so they must have the same shape{}",
+                    i + 1,
+                    describe(from),
+                    first + 1,
+                    describe(want_from),
+                    hint_for(want, shape)
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(want)
+}
+
+/// The hint for two disagreeing branch shapes: the smaller one is taken as
+/// the main branch's.
+fn hint_for(a: Shape, b: Shape) -> String {
+    match (a, b) {
+        (Shape::Chw(_, ha, _), Shape::Chw(_, hb, _)) if hb < ha => hint(b, a),
+        _ => hint(a, b),
+    }
+}
+
+/// "from conv(..) at layer 1.conv2" or "its input, passed through".
+fn describe(from: &Provenance) -> String {
+    format!("from {}", from.from())
+}
+
+/// The usual fix when the branch that keeps the larger (or the same) size
+/// is the shortcut: a labelled 1x1 conv there, with the main branch's
+/// channels and the stride that shrinks it to the main branch's size.
+fn hint(main: Shape, shortcut: Shape) -> String {
+    let (Shape::Chw(c, h, w), Shape::Chw(_, sh, sw)) = (main, shortcut) else {
+        return String::new();
+    };
+    if h == 0 || w == 0 || sh % h != 0 || sw % w != 0 || sh / h != sw / w {
+        return String::new();
+    }
+    let stride = sh / h;
+    let stride = if stride > 1 {
+        format!(", stride = {stride}")
+    } else {
+        String::new()
+    };
+    format!("\nhelp: give the shortcut a labelled 1x1 conv that yields {main}, e.g. `conv3: conv(_, {c}, 1{stride})`")
+}
+
+/// Forward, input `k` (`x`) into the output (`y`): the first input written
+/// is copied, the others are added.
+pub fn forward_part(first: bool) -> TokenStream {
+    let p = private();
+    if first {
+        quote!(y.copy_from_slice(x);)
+    } else {
+        quote!(#p::ops::add::accumulate(x, y);)
+    }
+}
+
+/// Backward to input `k`: `dL/dx = dL/dy`, copied into `dx` if it is the
+/// first gradient `dx` receives, else added to it.
+pub fn backward_part(first: bool) -> TokenStream {
+    let p = private();
+    if first {
+        quote!(dx.copy_from_slice(dy);)
+    } else {
+        quote!(#p::ops::add::accumulate(dy, dx);)
+    }
+}
