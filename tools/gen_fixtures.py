@@ -201,6 +201,7 @@ LAYER_SPEC = {
     "sigmoid": (0, set()),
     "tanh": (0, set()),
     "dropout": (1, set()),
+    "batchnorm": (None, {"eps", "momentum"}),
 }
 
 
@@ -227,6 +228,8 @@ def build(text):
         if name not in LAYER_SPEC:
             raise DslError(f"{what}: unknown layer")
         npos, allowed = LAYER_SPEC[name]
+        if npos is None:
+            npos = min(len(pos), 1)  # batchnorm: channels optional
         if len(pos) != npos:
             raise DslError(f"{what}: expected {npos} positional args, got {len(pos)}")
         bad = set(opts) - allowed
@@ -281,6 +284,12 @@ def build(text):
             cur = [fout]
         elif name in ("relu", "relu6", "sigmoid", "tanh"):
             m = {"relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}[name]()
+        elif name == "batchnorm":
+            c = cur[0]
+            if pos and pos[0] != c:
+                raise DslError(f"{what}: {pos[0]} channels but input has {c}")
+            kw = dict(eps=float(opts.get("eps", 1e-5)), momentum=float(opts.get("momentum", 0.1)))
+            m = nn.BatchNorm2d(c, **kw) if spatial else nn.BatchNorm1d(c, **kw)
         elif name == "dropout":
             p = float(pos[0])
             if not 0.0 <= p < 1.0:
@@ -293,8 +302,9 @@ def build(text):
         raise DslError(f"net output must be flat for CrossEntropyLoss, got {cur}")
     model = nn.Sequential(*modules)
     # Confirm the analytic walk with a dummy forward pass.
+    # (Two examples: BatchNorm1d refuses one in train mode.)
     with torch.no_grad():
-        x = torch.zeros(1, *shape)
+        x = torch.zeros(2, *shape)
         for (idx, name, _, want, _), m in zip(rows, model):
             x = m(x)
             if tuple(x.shape[1:]) != want:
@@ -469,6 +479,38 @@ class DenseBlock(nn.Module):
         return X
 
 
+class ResidualBN(nn.Module):
+    """D2L 8.6's Residual, exactly (explicit input channels instead of
+    LazyConv2d/LazyBatchNorm2d; the keys are the same)."""
+
+    def __init__(self, in_c, num_channels, use_1x1conv=False, strides=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, num_channels, kernel_size=3, padding=1, stride=strides)
+        self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
+        if use_1x1conv:
+            self.conv3 = nn.Conv2d(in_c, num_channels, kernel_size=1, stride=strides)
+        else:
+            self.conv3 = None
+        self.bn1 = nn.BatchNorm2d(num_channels)
+        self.bn2 = nn.BatchNorm2d(num_channels)
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = self.bn2(self.conv2(Y))
+        if self.conv3:
+            X = self.conv3(X)
+        Y += X
+        return F.relu(Y)
+
+
+def resnet_bn():
+    return [1, 12, 12], nn.Sequential(
+        nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2)),
+        nn.Sequential(ResidualBN(4, 4), ResidualBN(4, 4)),
+        nn.Sequential(ResidualBN(4, 8, use_1x1conv=True, strides=2), ResidualBN(8, 8)),
+        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)))
+
+
 def resnet_small():
     return [1, 12, 12], nn.Sequential(
         nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
@@ -498,8 +540,29 @@ RESIDUAL = ("add {{ conv1: conv({i}, {c}, 3, pad = 1{s}) relu conv2: conv({c}, {
 INCEPTION = ("cat {{ b1_1: conv({i}, 4, 1) relu | b2_1: conv({i}, 4, 1) relu b2_2: conv(4, 6, 3, pad = 1) relu "
              "| b3_1: conv({i}, 2, 1) relu b3_2: conv(2, 3, 5, pad = 2) relu "
              "| b4_1: maxpool(3, stride = 1, pad = 1) b4_2: conv({i}, 3, 1) relu }}")
+RESIDUAL_BN = ("add {{ conv1: conv({i}, {c}, 3, pad = 1{s}) bn1: batchnorm relu conv2: conv({c}, {c}, 3, pad = 1) "
+               "bn2: batchnorm | {short} }} relu")
 DENSE = ("cat {{ identity | net.0: [relu conv({i}, 4, 3, pad = 1)] }} "
          "cat {{ identity | net.1: [relu conv({j}, 4, 3, pad = 1)] }}")
+
+# Batch norm: "output" is eval mode (running statistics), "loss" and
+# "grads" train mode (batch statistics), and "after_sgd" the state after two
+# SGD steps in train mode. Batches of 40 and 80 are larger than the
+# runtime's 32-example micro-batch and split into shares at 2 threads
+# (LeNet's batch is the smaller one to keep its fixture near 2 MB).
+CASES += [
+    dict(name="lenet_bn", batch=40, input="unit", batchnorm=True,
+         net="[1, 28, 28] => conv(1, 6, 5) batchnorm sigmoid avgpool(2, stride = 2) conv(6, 16, 5) batchnorm "
+             "sigmoid avgpool(2, stride = 2) flatten linear(256, 120) batchnorm sigmoid linear(120, 84) "
+             "batchnorm sigmoid linear(84, 10)"),
+    dict(name="resnet_bn", batch=80, input="unit", batchnorm=True, module=resnet_bn,
+         net="[1, 12, 12] => [conv(1, 4, 3, pad = 1) batchnorm relu maxpool(2)] "
+             "[[" + RESIDUAL_BN.format(i=4, c=4, s="", short="identity") + "] "
+             "[" + RESIDUAL_BN.format(i=4, c=4, s="", short="identity") + "]] "
+             "[[" + RESIDUAL_BN.format(i=4, c=8, s=", stride = 2", short="conv3: conv(4, 8, 1, stride = 2)") + "] "
+             "[" + RESIDUAL_BN.format(i=8, c=8, s="", short="identity") + "]] "
+             "[global_avgpool flatten linear(8, 10)]"),
+]
 
 CASES += [
     dict(name="resnet_small", batch=5, input="unit", module=resnet_small,
@@ -770,8 +833,10 @@ def tensors_obj(items, fmt):
     parts = []
     for k, t in items:
         flat = t.detach().reshape(-1).tolist()
+        # Integer tensors (batch norm's num_batches_tracked) stay integers.
+        data = arr(flat, str) if not t.is_floating_point() else arr(flat, fmt)
         parts.append(json.dumps(k) + ':{"shape":' + json.dumps(list(t.shape)).replace(" ", "")
-                     + ',"data":' + arr(flat, fmt) + "}")
+                     + ',"data":' + data + "}")
     return "{" + ",".join(parts) + "}"
 
 
@@ -779,7 +844,7 @@ def module_rows(model, shape):
     """Summary rows of a module case: each parameterised module's output."""
     rows = []
     with torch.no_grad():
-        out = model(torch.zeros(1, *shape))
+        out = model(torch.zeros(2, *shape))
     for key, m in model.named_modules():
         n = sum(t.numel() for t in m.parameters(recurse=False))
         if n:
@@ -814,7 +879,68 @@ def generate_module(case):
     return finish(case, shape, x, out, labels, loss, weights, grads, xd.grad, rows, "")
 
 
+def randomize_batchnorm(model, gen):
+    """Batch norm's scale, shift and running statistics away from their
+    starting values (1, 0, 0, 1), so the fixture tells them apart."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
+                m.bias.copy_(torch.rand(m.bias.shape, generator=gen) * 0.4 - 0.2)
+                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=gen) * 0.6 - 0.3)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) * 1.5 + 0.5)
+                m.num_batches_tracked.fill_(3)
+
+
+SGD_LR = 0.1
+
+
+def generate_batchnorm(case):
+    """A batch-norm case: "output" in eval mode (running statistics), "loss"
+    and "grads" in train mode (the whole batch's statistics), and
+    "after_sgd": every parameter and buffer after two SGD steps (lr 0.1) in
+    train mode on the batch, as `optimizer.step()` and the training forward
+    pass's running-statistics update leave them."""
+    import copy
+    name = case["name"]
+    seed = zlib.crc32(name.encode())
+    torch.manual_seed(seed)
+    if "module" in case:
+        shape, model = case["module"]()
+        rows = module_rows(model, shape)
+    else:
+        shape, model, rows = build(case["net"])
+    gen = torch.Generator().manual_seed(seed + 1)
+    randomize_batchnorm(model, gen)
+    x = make_input(case, shape, gen, model).float().contiguous()
+    out_len = rows[-1][3][0]
+    labels = torch.randint(0, out_len, (case["batch"],), generator=gen)
+    weights = [(k, v.clone()) for k, v in model.state_dict().items()]
+    model = model.double()
+    model.eval()
+    with torch.no_grad():
+        out = model(x.double())
+    train = copy.deepcopy(model)
+    train.train()
+    xd = x.double().requires_grad_(True)
+    loss = nn.CrossEntropyLoss()(train(xd), labels)
+    loss.backward()
+    grads = {k: p.grad for k, p in train.named_parameters()}
+    stepped = copy.deepcopy(model)
+    stepped.train()
+    opt = torch.optim.SGD(stepped.parameters(), lr=SGD_LR)
+    for _ in range(2):
+        opt.zero_grad()
+        nn.CrossEntropyLoss()(stepped(x.double()), labels).backward()
+        opt.step()
+    after = list(stepped.state_dict().items())
+    extra = ['"after_sgd":{"lr":' + f64_str(SGD_LR) + ',"steps":2,"state":' + tensors_obj(after, f32_str) + "}"]
+    return finish(case, shape, x, out, labels, loss, weights, grads, xd.grad, rows, "", extra)
+
+
 def generate(case):
+    if case.get("batchnorm"):
+        return generate_batchnorm(case)
     if "module" in case:
         return generate_module(case)
     name = case["name"]
@@ -861,7 +987,7 @@ def generate(case):
     return finish(case, shape, x, out, labels, loss, weights, grads, input_grad, rows, tie_note)
 
 
-def finish(case, shape, x, out, labels, loss, weights, grads, input_grad, rows, tie_note):
+def finish(case, shape, x, out, labels, loss, weights, grads, input_grad, rows, tie_note, extra=()):
     """The fixture's JSON text, checked by parsing it back."""
     name = case["name"]
     out_len = out.shape[1]
@@ -878,6 +1004,7 @@ def finish(case, shape, x, out, labels, loss, weights, grads, input_grad, rows, 
         '"loss":' + f64_str(loss.item()),
         '"grads":' + tensors_obj(list(grads.items()), f64_str),
         '"input_grad":' + arr(input_grad.reshape(-1).tolist(), f64_str),
+        *extra,
         '"torch_version":' + json.dumps(torch.__version__.split("+")[0]),
     ]
     text = "{" + ",".join(parts) + "}\n"

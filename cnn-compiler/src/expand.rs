@@ -72,6 +72,14 @@ fn expand_net(net: &NetSyntax, errors: &mut Errors) -> TokenStream {
                 return fallback(net);
             }
             let baked = match &net.weights {
+                Some(lit) if plan.buffer_count > 0 => {
+                    errors.push(
+                        lit.span(),
+                        "baking weights into a net with `batchnorm` is not supported yet; load them at run time \
+                         (`load_safetensors_file`), which reads the running statistics too",
+                    );
+                    return fallback(net);
+                }
                 Some(lit) => match weights::load(lit, &plan.tensors, plan.param_count, errors) {
                     Some(baked) => Some(baked),
                     None => return fallback(net),
@@ -241,6 +249,23 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
     let macs = lit(plan.macs);
     let infer_scratch = lit(plan.infer_scratch);
     let train_scratch = lit(plan.train_scratch());
+    // Batch norm: buffers beside the parameters, and the batch statistics
+    // at the front of the training workspace (after the im2col buffer).
+    let norm = Norm::of(plan);
+    let train_total = lit(plan.stats_len.saturating_add(plan.train_scratch()));
+    let Norm {
+        stats_plus,
+        field: buffers_field,
+        zero: buffers_zero,
+        init: buffers_init,
+        consts: buffer_consts,
+        alone,
+        sync_param,
+        stats_split,
+        step_update,
+        update_fn,
+        trait_items,
+    } = &norm;
     let col_len = lit(plan.col_len);
     let [c, h, w] = match plan.input_shape {
         Shape::Chw(c, h, w) => [c, h, w].map(lit),
@@ -251,7 +276,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
         let key = &t.key;
         let shape = t.shape.iter().map(|&d| lit(d));
         let (offset, len, fan_in, fan_out) = (lit(t.offset), lit(t.len), lit(t.fan_in), lit(t.fan_out));
-        let role = if t.is_bias { quote!(Bias) } else { quote!(Weight) };
+        let role = format_ident!("{}", t.role.variant());
         quote! {
             #p::TensorInfo {
                 key: #key, shape: &[#(#shape),*], offset: #offset, len: #len,
@@ -285,7 +310,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
             let before = lit(plan.acts[..k].iter().fold(0usize, |a, &b| a.saturating_add(b)));
             quote! {
                 let _ = input;
-                let start = Self::COL_LEN + n * #before;
+                let start = Self::COL_LEN + #stats_plus n * #before;
                 &workspace[start..start + n * #output_len]
             }
         }
@@ -315,6 +340,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
         #[derive(Clone)]
         #vis struct #name {
             params: [f32; #param_count],
+            #buffers_field
         }
 
         #[doc = #doc_grads]
@@ -342,9 +368,10 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
             /// Bytes of [`Self::INFER_SCRATCH_LEN`].
             pub const INFER_SCRATCH_BYTES: usize = #infer_scratch * 4;
             /// f32 elements of scratch [`Self::loss_and_grad_with`] needs (one example).
-            pub const TRAIN_SCRATCH_LEN: usize = #train_scratch;
+            pub const TRAIN_SCRATCH_LEN: usize = #train_total;
             /// Bytes of [`Self::TRAIN_SCRATCH_LEN`].
-            pub const TRAIN_SCRATCH_BYTES: usize = #train_scratch * 4;
+            pub const TRAIN_SCRATCH_BYTES: usize = #train_total * 4;
+            #buffer_consts
             /// Every parameter tensor, in PyTorch `state_dict` order.
             pub const TENSORS: &'static [#p::TensorInfo] = &[#(#tensors),*];
             /// Every layer: keyword, output shape, parameters, MACs.
@@ -353,7 +380,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
 
             /// A net with every parameter zero.
             pub const fn zeroed() -> Self {
-                Self { params: [0.0; #param_count] }
+                Self { params: [0.0; #param_count] #buffers_zero }
             }
 
             /// A net initialised like PyTorch's default for `nn.Conv2d` and
@@ -362,6 +389,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
             pub fn init(seed: u64) -> Self {
                 let mut net = Self::zeroed();
                 #p::init::pytorch_default(Self::TENSORS, &mut net.params, &mut #p::init::Rng::new(seed));
+                #buffers_init
                 net
             }
 
@@ -371,12 +399,13 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
             pub fn init_xavier(seed: u64) -> Self {
                 let mut net = Self::zeroed();
                 #p::init::xavier_uniform(Self::TENSORS, &mut net.params, &mut #p::init::Rng::new(seed));
+                #buffers_init
                 net
             }
 
             /// Wraps a flat parameter array (in [`Self::TENSORS`] order).
             pub const fn from_params(params: [f32; #param_count]) -> Self {
-                Self { params }
+                Self { params #buffers_zero }
             }
 
             /// The flat parameter array.
@@ -433,9 +462,9 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
                 input: &[f32; #input_len],
                 target: #p::Target<'_>,
                 grads: &mut #grads,
-                scratch: &mut [f32; #train_scratch],
+                scratch: &mut [f32; #train_total],
             ) -> f32 {
-                self.__loss_and_grad::<false>(1, input, target, &mut grads.data, scratch, 0)
+                self.__loss_and_grad::<false>(1, input, target, &mut grads.data, scratch, 0 #alone)
             }
 
             /// One optimisation step on one example, without heap: gradient
@@ -445,13 +474,15 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
                 input: &[f32; #input_len],
                 target: #p::Target<'_>,
                 grads: &mut #grads,
-                scratch: &mut [f32; #train_scratch],
+                scratch: &mut [f32; #train_total],
                 opt: &mut O,
             ) -> f32 {
                 let loss = self.loss_and_grad_with(input, target, grads, scratch);
                 opt.step(&mut self.params, &grads.data);
+                #step_update
                 loss
             }
+            #update_fn
 
             #[inline]
             fn __forward<const GEMM: bool>(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]) {
@@ -474,15 +505,17 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
                 grads: &mut [f32],
                 workspace: &mut [f32],
                 seed: u64,
+                #sync_param
             ) -> f32 {
                 #p::core::assert_eq!(input.len(), n * #input_len, "{}: input has {} values, expected {} ({} x {})", #name_str, input.len(), n * #input_len, n, #input_len);
                 #p::core::assert_eq!(grads.len(), #param_count, "{}: gradient buffer has {} values, expected {}", #name_str, grads.len(), #param_count);
                 let col_len = if GEMM { Self::COL_LEN } else { 0 };
-                #p::core::assert!(workspace.len() >= col_len + n * #train_scratch, "{}: workspace too small", #name_str);
+                #p::core::assert!(workspace.len() >= col_len + #stats_plus n * #train_scratch, "{}: workspace too small", #name_str);
                 let _ = seed;
                 grads.fill(0.0);
                 let (col, rest) = workspace.split_at_mut(col_len);
                 let _ = &col;
+                #stats_split
                 #train_body
             }
         }
@@ -498,8 +531,9 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
             const TENSORS: &'static [#p::TensorInfo] = Self::TENSORS;
             const LAYERS: &'static [#p::LayerInfo] = Self::LAYERS;
             const INFER_SCRATCH_LEN: usize = #infer_scratch;
-            const TRAIN_SCRATCH_LEN: usize = #train_scratch;
+            const TRAIN_SCRATCH_LEN: usize = #train_total;
             type Grads = #grads;
+            #trait_items
 
             fn zeroed() -> Self {
                 Self::zeroed()
@@ -514,7 +548,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
                 Self::COL_LEN + n * #infer_scratch
             }
             fn train_workspace_len(n: usize) -> usize {
-                Self::COL_LEN + n * #train_scratch
+                Self::COL_LEN + #stats_plus n * #train_scratch
             }
             fn forward_n(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]) {
                 self.__forward::<true>(n, input, output, workspace)
@@ -531,7 +565,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
                 workspace: &mut [f32],
                 seed: u64,
             ) -> f32 {
-                self.__loss_and_grad::<true>(n, input, target, grads, workspace, seed)
+                self.__loss_and_grad::<true>(n, input, target, grads, workspace, seed #alone)
             }
         }
 
@@ -581,6 +615,123 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
         }
 
         #p::impl_std_methods!(#name, #grads);
+    }
+}
+
+/// What batch norm adds to a net's code; every stream is empty for a net
+/// without it, so other nets' expansions do not change.
+struct Norm {
+    /// `STATS_LEN +` in workspace sizes.
+    stats_plus: TokenStream,
+    /// The `buffers` field of the net.
+    field: TokenStream,
+    /// `, buffers: [0.0; B]` in constructors.
+    zero: TokenStream,
+    /// Running variances to 1, in `init` and `init_xavier`.
+    init: TokenStream,
+    /// `BUFFERS` and `BUFFER_COUNT`.
+    consts: TokenStream,
+    /// `, &Alone`: the exchange of a batch that is not split.
+    alone: TokenStream,
+    /// `sync: &dyn Exchange` of `__loss_and_grad`.
+    sync_param: TokenStream,
+    /// Carves the statistics area off the training workspace.
+    stats_split: TokenStream,
+    /// The running-statistics update after a no-heap step.
+    step_update: TokenStream,
+    /// `fn __update`: every layer's buffer update.
+    update_fn: TokenStream,
+    /// The `Network` items for buffers and shared batches.
+    trait_items: TokenStream,
+}
+
+impl Norm {
+    fn of(plan: &NetPlan) -> Norm {
+        if plan.stats_len == 0 && plan.buffer_count == 0 {
+            let none = TokenStream::new;
+            return Norm {
+                stats_plus: none(),
+                field: none(),
+                zero: none(),
+                init: none(),
+                consts: none(),
+                alone: none(),
+                sync_param: none(),
+                stats_split: none(),
+                step_update: none(),
+                update_fn: none(),
+                trait_items: none(),
+            };
+        }
+        let p = quote!(::cnn_runtime::__private);
+        let (stats, count) = (lit(plan.stats_len), lit(plan.buffer_count));
+        let buffers = plan.buffers.iter().map(|t| {
+            let key = &t.key;
+            let shape = t.shape.iter().map(|&d| lit(d));
+            let (offset, len, fan_in, fan_out) = (lit(t.offset), lit(t.len), lit(t.fan_in), lit(t.fan_out));
+            let role = format_ident!("{}", t.role.variant());
+            quote! {
+                #p::TensorInfo {
+                    key: #key, shape: &[#(#shape),*], offset: #offset, len: #len,
+                    role: #p::TensorRole::#role, fan_in: #fan_in, fan_out: #fan_out,
+                }
+            }
+        });
+        let updates = plan.layers.iter().map(|l| l.kind().update(l));
+        Norm {
+            stats_plus: quote!(#stats +),
+            field: quote!(buffers: [f32; #count],),
+            zero: quote!(, buffers: [0.0; #count]),
+            init: quote!(#p::init::buffers(Self::BUFFERS, &mut net.buffers);),
+            consts: quote! {
+                /// Every buffer tensor (batch norm's running statistics and
+                /// step counts), in `state_dict` order: their own array,
+                /// which optimizers never touch.
+                pub const BUFFERS: &'static [#p::TensorInfo] = &[#(#buffers),*];
+                /// Elements of the buffer array.
+                pub const BUFFER_COUNT: usize = #count;
+                const STATS_LEN: usize = #stats;
+            },
+            alone: quote!(, &#p::Alone),
+            sync_param: quote!(sync: &dyn #p::Exchange,),
+            stats_split: quote!(let (stats, rest) = rest.split_at_mut(#stats);),
+            step_update: quote!(self.__update(&scratch[..#stats], 1);),
+            update_fn: quote! {
+                /// Updates the running statistics from the batch statistics
+                /// of a training pass over `n` examples.
+                fn __update(&mut self, stats: &[f32], n: usize) {
+                    #(#updates)*
+                }
+            },
+            trait_items: quote! {
+                const BUFFERS: &'static [#p::TensorInfo] = Self::BUFFERS;
+                const BATCH_STATS: bool = true;
+                fn buffers(&self) -> &[f32] {
+                    &self.buffers
+                }
+                fn buffers_mut(&mut self) -> &mut [f32] {
+                    &mut self.buffers
+                }
+                fn loss_and_grad_shared(
+                    &self,
+                    n: usize,
+                    input: &[f32],
+                    target: #p::Target<'_>,
+                    grads: &mut [f32],
+                    workspace: &mut [f32],
+                    seed: u64,
+                    exchange: &dyn #p::Exchange,
+                ) -> f32 {
+                    self.__loss_and_grad::<true>(n, input, target, grads, workspace, seed, exchange)
+                }
+                fn batch_stats(workspace: &[f32]) -> &[f32] {
+                    &workspace[Self::COL_LEN..Self::COL_LEN + #stats]
+                }
+                fn update_running_stats(&mut self, stats: &[f32], n: usize) {
+                    self.__update(stats, n)
+                }
+            },
+        }
     }
 }
 
@@ -667,6 +818,7 @@ fn forward_body(plan: &NetPlan) -> TokenStream {
                     l,
                     &ForwardIo {
                         target: TokenStream::new(),
+                        train: false,
                     },
                 );
                 quote!({ #bind #call })
@@ -678,7 +830,7 @@ fn forward_body(plan: &NetPlan) -> TokenStream {
             InferStep::InPlace { layer, slot } => {
                 let l = &plan.layers[layer];
                 let target = slot_expr(slot, l.out_len(), true);
-                l.kind().forward(l, &ForwardIo { target })
+                l.kind().forward(l, &ForwardIo { target, train: false })
             }
         });
     }
@@ -717,13 +869,15 @@ fn train_body(plan: &NetPlan) -> TokenStream {
         let y = buffer_ident(io.y);
         let in_place = ForwardIo {
             target: quote!(&mut *#y),
+            train: true,
         };
         match l.effect() {
-            Effect::Compute => {
+            Effect::Compute | Effect::Normalize => {
                 let call = l.kind().forward(
                     l,
                     &ForwardIo {
                         target: TokenStream::new(),
+                        train: true,
                     },
                 );
                 body.extend(quote!({ let x: &[f32] = &*#x; let y: &mut [f32] = &mut *#y; #call }));
@@ -758,6 +912,7 @@ fn train_body(plan: &NetPlan) -> TokenStream {
         };
     };
     body.extend(name_loss);
+    body.extend(scale_for_shares(plan, quote!(g0[..n * #out_len])));
 
     // Backward, last layer first; stops once no earlier layer has parameters.
     let mut current_is_g0 = true;
@@ -790,13 +945,33 @@ fn train_body(plan: &NetPlan) -> TokenStream {
             },
         );
         body.extend(step);
-        if l.computes() {
+        if l.computes_in_training() {
             current_is_g0 = !current_is_g0;
         }
     }
     // Nets whose backward pass never reaches a buffer leave it unused.
     body.extend(quote!(let _ = (&g0, &g1); loss));
     body
+}
+
+/// With batch norm the examples of a batch are not independent: a batch
+/// split into shares needs `dL/dy` of the whole batch's mean loss, so each
+/// share scales its own mean's gradient by its share of the examples (the
+/// total comes through the exchange). Nothing for other nets.
+fn scale_for_shares(plan: &NetPlan, dy: TokenStream) -> TokenStream {
+    if plan.stats_len == 0 {
+        return TokenStream::new();
+    }
+    quote! {
+        let mut total = [n as f64];
+        sync.sum(&mut total);
+        if total[0] != n as f64 {
+            let scale = (n as f64 / total[0]) as f32;
+            for g in #dy.iter_mut() {
+                *g *= scale;
+            }
+        }
+    }
 }
 
 /// `let dw = ..; let db = ..;`: a layer's slices of the gradient array.

@@ -43,18 +43,36 @@ pub enum Accepts {
     Bool,
     /// A probability in [0, 1).
     Probability,
+    /// A positive number, e.g. `1e-5`.
+    PositiveFloat,
 }
 
 /// One positional parameter or option of a layer keyword.
 pub struct Param {
     name: &'static str,
     accepts: Accepts,
+    /// A positional parameter that may be left out (with everything after
+    /// it): `batchnorm` or `batchnorm(64)`.
+    optional: bool,
 }
 
 impl Param {
     /// The parameter `name`, accepting `accepts`.
     pub const fn new(name: &'static str, accepts: Accepts) -> Param {
-        Param { name, accepts }
+        Param {
+            name,
+            accepts,
+            optional: false,
+        }
+    }
+
+    /// A positional parameter that may be left out.
+    pub const fn optional(name: &'static str, accepts: Accepts) -> Param {
+        Param {
+            name,
+            accepts,
+            optional: true,
+        }
     }
 }
 
@@ -153,8 +171,15 @@ pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer
             }
         }
     }
-    if position < positional.len() {
-        let missing: Vec<&str> = positional[position..].iter().map(|p| p.name).collect();
+    let required = positional[position.min(positional.len())..]
+        .iter()
+        .any(|p| !p.optional);
+    if position < positional.len() && required {
+        let missing: Vec<&str> = positional[position..]
+            .iter()
+            .filter(|p| !p.optional)
+            .map(|p| p.name)
+            .collect();
         let span = syntax
             .paren
             .as_ref()
@@ -242,6 +267,14 @@ impl Args {
         }
     }
 
+    /// Option `name`, a number, if given.
+    pub fn option_float(&self, name: &str) -> Option<f32> {
+        match self.option(name) {
+            Some(Value::Float(v)) => Some(v),
+            _ => None,
+        }
+    }
+
     /// Option `name`, a flag defaulting to `true`.
     pub fn flag(&self, name: &str) -> bool {
         match self.option(name) {
@@ -306,6 +339,7 @@ fn check_value(source: &str, param: &Param, value: &ValueSyntax, errors: &mut Er
         Accepts::NonNegativePair => "a non-negative integer or a `(height, width)` pair",
         Accepts::Bool => "`true` or `false`",
         Accepts::Probability => "a number in [0, 1), e.g. `0.5`",
+        Accepts::PositiveFloat => "a positive number, e.g. `1e-5`",
     };
     let found = value.render();
     let mismatch = |errors: &mut Errors| {
@@ -327,6 +361,10 @@ fn check_value(source: &str, param: &Param, value: &ValueSyntax, errors: &mut Er
             _ => mismatch(errors),
         },
         (Accepts::Probability, ValueSyntax::Int(i)) if i.base10_digits() == "0" => Some(Value::Float(0.0)),
+        (Accepts::PositiveFloat, ValueSyntax::Float(f)) => match f.base10_parse::<f32>() {
+            Ok(v) if v > 0.0 && v.is_finite() && f.suffix().is_empty() => Some(Value::Float(v)),
+            _ => mismatch(errors),
+        },
         (Accepts::PositiveOrInfer, ValueSyntax::Infer(u)) => Some(Value::Infer(u.span)),
         (
             Accepts::Positive | Accepts::PositiveOrInfer | Accepts::PositivePair | Accepts::NonNegativePair,
@@ -348,14 +386,14 @@ fn check_value(source: &str, param: &Param, value: &ValueSyntax, errors: &mut Er
             Some(Value::Int(v, lit.span()))
         }
         (Accepts::PositivePair | Accepts::NonNegativePair, ValueSyntax::Pair { first, second, .. }) => {
-            let inner = Param {
+            let inner = Param::new(
                 name,
-                accepts: if param.accepts == Accepts::PositivePair {
+                if param.accepts == Accepts::PositivePair {
                     Accepts::Positive
                 } else {
                     Accepts::NonNegativePair
                 },
-            };
+            );
             let h = check_value(source, &inner, first, errors);
             let w = check_value(source, &inner, second, errors);
             match (h, w) {

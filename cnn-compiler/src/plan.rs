@@ -15,16 +15,16 @@ mod arena;
 pub mod graph;
 
 use crate::lower::ValueId;
-use crate::ops::{Effect, LayerKind};
+use crate::ops::{Effect, LayerKind, Role};
 use crate::shape::{Shape, Shaped, ShapedJoin, ShapedNode, ShapedProgram};
 
-/// A parameter tensor in the flat array, in `state_dict` order.
+/// A parameter (or buffer) tensor in its flat array, in `state_dict` order.
 pub struct Tensor {
     pub key: String,
     pub shape: Vec<usize>,
     pub offset: usize,
     pub len: usize,
-    pub is_bias: bool,
+    pub role: Role,
     pub fan_in: usize,
     pub fan_out: usize,
 }
@@ -39,6 +39,12 @@ pub struct LayerPlan<'a> {
     pub macs: usize,
     /// Inference scratch elements live while this layer runs (0 if in place).
     pub infer_scratch: usize,
+    /// Start of its buffers in the buffer array (batch norm: running mean,
+    /// running variance, steps tracked).
+    pub buffers: Option<usize>,
+    /// Start of its batch statistics in the training workspace's statistics
+    /// area (batch norm: mean, variance, `1 / std`, `c` each).
+    pub stats: Option<usize>,
 }
 
 impl LayerPlan<'_> {
@@ -62,6 +68,14 @@ impl LayerPlan<'_> {
     /// (activations, dropout) or free (flatten).
     pub fn computes(&self) -> bool {
         self.effect() == Effect::Compute
+    }
+    /// Whether it writes a new buffer in training (and its backward writes
+    /// `dL/dx` into another one): computing layers and batch norm.
+    pub fn computes_in_training(&self) -> bool {
+        match self.effect() {
+            Effect::Compute | Effect::Normalize => true,
+            Effect::InPlace | Effect::TrainCopy | Effect::View => false,
+        }
     }
 }
 
@@ -117,6 +131,13 @@ pub enum Step {
 /// The whole plan of one net.
 pub struct NetPlan<'a> {
     pub layers: Vec<LayerPlan<'a>>,
+    /// Buffer tensors (batch norm's running statistics), in `state_dict`
+    /// order, placed in their own array.
+    pub buffers: Vec<Tensor>,
+    pub buffer_count: usize,
+    /// Elements of the training workspace's batch-statistics area (not per
+    /// example); 0 without batch norm.
+    pub stats_len: usize,
     /// The `add` and `cat` nodes.
     pub joins: Vec<ShapedJoin>,
     /// The plan of a program that is not a path (it has joins); `None` for
@@ -177,6 +198,9 @@ pub fn plan(input: Shape, program: ShapedProgram<'_>) -> NetPlan<'_> {
     } = program;
     let mut tensors = Vec::new();
     let mut offset = 0;
+    let mut buffers = Vec::new();
+    let mut buffer_offset = 0usize;
+    let mut stats_len = 0usize;
     let mut layers = Vec::new();
     let mut joins = Vec::new();
     let mut steps = Vec::new();
@@ -197,8 +221,24 @@ pub fn plan(input: Shape, program: ShapedProgram<'_>) -> NetPlan<'_> {
         let mut weight = None;
         let mut bias = None;
         let (specs, macs) = shaped.layer.kind.tensors(&shaped);
+        let mut layer_buffers = None;
         for spec in specs {
             let len = spec.shape.iter().fold(1usize, |a, &d| a.saturating_mul(d));
+            let key = format!("{}.{}", shaped.key, spec.suffix);
+            if spec.role.is_buffer() {
+                layer_buffers.get_or_insert(buffer_offset);
+                buffers.push(Tensor {
+                    key,
+                    shape: spec.shape,
+                    offset: buffer_offset,
+                    len,
+                    role: spec.role,
+                    fan_in: spec.fan_in,
+                    fan_out: spec.fan_out,
+                });
+                buffer_offset = buffer_offset.saturating_add(len);
+                continue;
+            }
             let range = Some((offset, len));
             match spec.suffix {
                 "weight" => weight = range,
@@ -206,16 +246,21 @@ pub fn plan(input: Shape, program: ShapedProgram<'_>) -> NetPlan<'_> {
                 _ => {}
             }
             tensors.push(Tensor {
-                key: format!("{}.{}", shaped.key, spec.suffix),
+                key,
                 shape: spec.shape,
                 offset,
                 len,
-                is_bias: spec.is_bias,
+                role: spec.role,
                 fan_in: spec.fan_in,
                 fan_out: spec.fan_out,
             });
             offset = offset.saturating_add(len);
         }
+        let stats = (shaped.layer.kind.effect() == Effect::Normalize).then(|| {
+            let at = stats_len;
+            stats_len = stats_len.saturating_add(shaped.fan_in_units.saturating_mul(3));
+            at
+        });
         layers.push(LayerPlan {
             shaped,
             index,
@@ -223,6 +268,8 @@ pub fn plan(input: Shape, program: ShapedProgram<'_>) -> NetPlan<'_> {
             bias,
             macs,
             infer_scratch: 0,
+            buffers: layer_buffers,
+            stats,
         });
     }
 
@@ -264,6 +311,9 @@ pub fn plan(input: Shape, program: ShapedProgram<'_>) -> NetPlan<'_> {
         )
     };
     NetPlan {
+        buffers,
+        buffer_count: buffer_offset,
+        stats_len,
         joins,
         graph,
         input_shape: input,
@@ -326,7 +376,7 @@ fn plan_inference(layers: &mut [LayerPlan], values: usize, output: ValueId) -> (
                 });
                 current = dst;
             }
-            Effect::InPlace => {
+            Effect::InPlace | Effect::Normalize => {
                 if current == Slot::Input {
                     // Activations never write the caller's input.
                     let dst = if last_compute.is_none_or(|last| i > last) {
@@ -377,7 +427,7 @@ fn plan_training(layers: &[LayerPlan], values: usize, output: ValueId) -> (Vec<T
         let x = current;
         let effect = layer.effect();
         let (y, copy) = match effect {
-            Effect::Compute => {
+            Effect::Compute | Effect::Normalize => {
                 acts.push(layer.out_len());
                 activated = false;
                 (Buffer::Act(acts.len() - 1), false)
@@ -416,7 +466,7 @@ fn plan_gradients(layers: &[LayerPlan]) -> [usize; 2] {
         if !params_before(i + 1) {
             break;
         }
-        if layer.computes() {
+        if layer.computes_in_training() {
             if params_before(i) {
                 lens[1 - current] = lens[1 - current].max(layer.in_len());
             }

@@ -24,6 +24,13 @@ const ALIASES: &[(&str, &str)] = &[
     ("reshape", "flatten"),
     ("logistic", "sigmoid"),
     ("relu_6", "relu6"),
+    ("batchnorm2d", "batchnorm"),
+    ("batchnorm1d", "batchnorm"),
+    ("lazybatchnorm2d", "batchnorm"),
+    ("lazybatchnorm1d", "batchnorm"),
+    ("batch_norm", "batchnorm"),
+    ("bn", "batchnorm"),
+    ("batchnormalization", "batchnorm"),
 ];
 
 /// The known word closest to `word`, if one is close enough to suggest.
@@ -70,6 +77,8 @@ mod tests {
         assert_eq!(nearest("lineer", LAYERS), Some("linear"));
         assert_eq!(nearest("maxpol", LAYERS), Some("maxpool"));
         assert_eq!(nearest("dense", LAYERS), Some("linear"));
-        assert_eq!(nearest("batchnorm", LAYERS), None);
+        assert_eq!(nearest("BatchNorm2d", LAYERS), Some("batchnorm"));
+        assert_eq!(nearest("bn", LAYERS), Some("batchnorm"));
+        assert_eq!(nearest("residual", LAYERS), None);
     }
 }

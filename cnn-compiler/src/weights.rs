@@ -182,16 +182,17 @@ fn read_json(bytes: &[u8]) -> Result<HashMap<String, FileTensor>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::Role;
     use proc_macro2::Span;
     use safetensors::tensor::TensorView;
 
     fn table() -> Vec<Tensor> {
-        let t = |key: &str, shape: Vec<usize>, offset, is_bias| Tensor {
+        let t = |key: &str, shape: Vec<usize>, offset, is_bias: bool| Tensor {
             len: shape.iter().product(),
             key: key.to_string(),
             shape,
             offset,
-            is_bias,
+            role: if is_bias { Role::Bias } else { Role::Weight },
             fan_in: 2,
             fan_out: 3,
         };

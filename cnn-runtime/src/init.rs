@@ -171,8 +171,39 @@ fn xavier_bound(t: &TensorInfo) -> f32 {
     }
 }
 
-/// Fills every tensor of `tensors` with `U(-b, b)`, `b = bound(tensor)`.
-fn fill_table(tensors: &[TensorInfo], params: &mut [f32], rng: &mut Rng, bound: impl Fn(&TensorInfo) -> f32) {
+/// How a tensor starts.
+enum Fill {
+    /// `U(-b, b)`, drawn from the generator.
+    Uniform(f32),
+    /// Every element this value; draws nothing.
+    Constant(f32),
+}
+
+/// Batch norm's tensors start as PyTorch's do: scale 1, shift 0, running
+/// mean 0, running variance 1, no steps; `None` for conv and linear
+/// tensors, which are drawn.
+fn constant(role: TensorRole) -> Option<f32> {
+    match role {
+        TensorRole::Weight | TensorRole::Bias => None,
+        TensorRole::NormWeight | TensorRole::RunningVar => Some(1.0),
+        TensorRole::NormBias | TensorRole::RunningMean | TensorRole::BatchesTracked => Some(0.0),
+    }
+}
+
+/// Sets every buffer of `tensors` (batch norm's running statistics) to its
+/// starting value: running means 0, running variances 1, step counts 0.
+///
+/// # Panics
+///
+/// If a tensor of the table lies outside `buffers`.
+pub fn buffers(tensors: &[TensorInfo], buffers: &mut [f32]) {
+    for t in tensors {
+        t.slice_mut(buffers).fill(constant(t.role).unwrap_or(0.0));
+    }
+}
+
+/// Fills every tensor of `tensors` as `fill(tensor)` says.
+fn fill_table(tensors: &[TensorInfo], params: &mut [f32], rng: &mut Rng, fill: impl Fn(&TensorInfo) -> Fill) {
     for t in tensors {
         assert!(
             t.offset + t.len <= params.len(),
@@ -182,8 +213,10 @@ fn fill_table(tensors: &[TensorInfo], params: &mut [f32], rng: &mut Rng, bound: 
             t.len,
             params.len()
         );
-        let b = bound(t);
-        rng.fill_uniform(t.slice_mut(params), -b, b);
+        match fill(t) {
+            Fill::Uniform(b) => rng.fill_uniform(t.slice_mut(params), -b, b),
+            Fill::Constant(v) => t.slice_mut(params).fill(v),
+        }
     }
 }
 
@@ -198,7 +231,10 @@ fn fill_table(tensors: &[TensorInfo], params: &mut [f32], rng: &mut Rng, bound: 
 /// If a tensor of the table lies outside `params` (a table that does not
 /// belong to this parameter array).
 pub fn pytorch_default(tensors: &[TensorInfo], params: &mut [f32], rng: &mut Rng) {
-    fill_table(tensors, params, rng, default_bound);
+    fill_table(tensors, params, rng, |t| match constant(t.role) {
+        Some(v) => Fill::Constant(v),
+        None => Fill::Uniform(default_bound(t)),
+    });
 }
 
 /// Xavier (Glorot) uniform weights, PyTorch-default biases: what Dive into
@@ -212,9 +248,10 @@ pub fn pytorch_default(tensors: &[TensorInfo], params: &mut [f32], rng: &mut Rng
 ///
 /// If a tensor of the table lies outside `params`.
 pub fn xavier_uniform(tensors: &[TensorInfo], params: &mut [f32], rng: &mut Rng) {
-    fill_table(tensors, params, rng, |t| match t.role {
-        TensorRole::Weight => xavier_bound(t),
-        TensorRole::Bias => default_bound(t),
+    fill_table(tensors, params, rng, |t| match (t.role, constant(t.role)) {
+        (_, Some(v)) => Fill::Constant(v),
+        (TensorRole::Weight, None) => Fill::Uniform(xavier_bound(t)),
+        (_, None) => Fill::Uniform(default_bound(t)),
     });
 }
 
@@ -459,6 +496,7 @@ mod tests {
             let b = match t.role {
                 TensorRole::Weight => (6.0 / (t.fan_in + t.fan_out) as f64).sqrt() as f32,
                 TensorRole::Bias => 1.0 / (t.fan_in as f32).sqrt(),
+                other => unreachable!("the table has no {other:?}"),
             };
             let xs = t.slice(&params);
             assert!(xs.iter().all(|&x| x >= -b && x < b), "{}", t.key);

@@ -33,12 +33,14 @@ pub mod weights;
 #[cfg(feature = "std")]
 pub mod workspace;
 
-pub use network::{Gradients, LayerInfo, Network, Target, TensorInfo, TensorRole};
+pub use network::{Alone, Exchange, Gradients, LayerInfo, Network, Target, TensorInfo, TensorRole};
 
 /// Not public API: what the code emitted by `cnn_net!` refers to.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::network::{self, Gradients, LayerInfo, Network, Target, TensorInfo, TensorRole};
+    pub use crate::network::{
+        self, Alone, Exchange, Gradients, LayerInfo, Network, Target, TensorInfo, TensorRole,
+    };
     pub use crate::optim::Optimizer;
     pub use crate::{init, ops};
     pub use core;

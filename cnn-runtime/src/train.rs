@@ -11,7 +11,7 @@
 //! computes the first share and persistent workers the others
 //! ([`crate::workspace::run_jobs`]), so no thread is spawned per step.
 
-use crate::network::{Network, Target};
+use crate::network::{Alone, Exchange, Network, Target};
 use crate::optim::Optimizer;
 use crate::workspace::{run_jobs, with_buffers, Buffers};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -166,6 +166,21 @@ fn loss_grad_outputs<N: Network>(
     seed: u64,
     outputs: Option<&mut [f32]>,
 ) -> f32 {
+    loss_grad_stats(net, input, target, grads, seed, outputs, None)
+}
+
+/// [`loss_grad_outputs`] that also copies the batch statistics of a net
+/// with batch norm into `stats`, for the running-statistics update.
+#[allow(clippy::too_many_arguments)]
+fn loss_grad_stats<N: Network>(
+    net: &N,
+    input: &[f32],
+    target: Target<'_>,
+    grads: &mut [f32],
+    seed: u64,
+    outputs: Option<&mut [f32]>,
+    stats: Option<&mut Vec<f32>>,
+) -> f32 {
     let n = batch_len::<N>("loss_and_grad", input, target);
     assert_eq!(
         grads.len(),
@@ -184,6 +199,9 @@ fn loss_grad_outputs<N: Network>(
         );
     }
     let workers = threads();
+    if N::BATCH_STATS {
+        return batch_stats_loss_and_grad(net, input, target, grads, seed, outputs, stats, workers);
+    }
     with_buffers(workers, |buffers| {
         // Counted before collecting so the one-thread path allocates nothing.
         if shares(n, workers).count() == 1 {
@@ -253,6 +271,202 @@ fn loss_grad_outputs<N: Network>(
         }
         total
     })
+}
+
+/// [`loss_grad_stats`] for a net with batch norm: the batch's statistics
+/// couple its examples, so each share runs whole (no micro-batches) and the
+/// shares, all at once, exchange their per-channel sums through one
+/// [`Shared`] exchange. Each share's gradient is its part of the batch's:
+/// they add up.
+#[allow(clippy::too_many_arguments)]
+fn batch_stats_loss_and_grad<N: Network>(
+    net: &N,
+    input: &[f32],
+    target: Target<'_>,
+    grads: &mut [f32],
+    seed: u64,
+    outputs: Option<&mut [f32]>,
+    stats: Option<&mut Vec<f32>>,
+    workers: usize,
+) -> f32 {
+    let n = input.len() / N::INPUT_LEN;
+    with_buffers(workers, |buffers| {
+        let shares: Vec<(usize, usize)> = shares(n, workers).collect();
+        let count = shares.len().max(1);
+        for (b, &(_, len)) in buffers.iter_mut().zip(&shares) {
+            let grads_len = if count > 1 { N::PARAM_COUNT } else { 0 };
+            b.reserve(N::train_workspace_len(len), grads_len, 0);
+        }
+        let loss = if count == 1 {
+            let b = &mut buffers[0];
+            let loss = net.loss_and_grad_shared(
+                n,
+                input,
+                target,
+                grads,
+                &mut b.workspace,
+                chunk_seed(seed, 0),
+                &Alone,
+            );
+            if let Some(out) = outputs {
+                out.copy_from_slice(N::train_outputs(n, input, &b.workspace));
+            }
+            loss
+        } else {
+            let shared = Shared::new(count);
+            let mut losses = vec![0.0f32; count];
+            let mut jobs = Vec::with_capacity(count);
+            let mut outputs = outputs;
+            for (index, ((b, &(start, len)), loss)) in
+                buffers.iter_mut().zip(&shares).zip(losses.iter_mut()).enumerate()
+            {
+                let x = &input[start * N::INPUT_LEN..(start + len) * N::INPUT_LEN];
+                let t = slice_target::<N>(target, start, len);
+                let mut out = match outputs.take() {
+                    Some(rest) => {
+                        let (mine, rest) = rest.split_at_mut(len * N::OUTPUT_LEN);
+                        outputs = Some(rest);
+                        Some(mine)
+                    }
+                    None => None,
+                };
+                let share = Share {
+                    shared: &shared,
+                    index,
+                };
+                jobs.push(move || {
+                    let Buffers { workspace, grads, .. } = &mut *b;
+                    let grads = &mut grads[..N::PARAM_COUNT];
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        net.loss_and_grad_shared(len, x, t, grads, workspace, chunk_seed(seed, start), &share)
+                    }));
+                    match result {
+                        Ok(l) => *loss = l,
+                        Err(payload) => {
+                            share.shared.fail();
+                            std::panic::resume_unwind(payload);
+                        }
+                    }
+                    if let Some(out) = out.as_deref_mut() {
+                        out.copy_from_slice(N::train_outputs(len, x, workspace));
+                    }
+                });
+            }
+            run_jobs(&mut jobs);
+            drop(jobs);
+            // The shares' gradients are parts of the batch's: add them, in
+            // share order; each loss is its share's mean.
+            grads.fill(0.0);
+            let mut total = 0.0f32;
+            for ((b, &(_, len)), loss) in buffers.iter().zip(&shares).zip(&losses) {
+                total += len as f32 / n as f32 * loss;
+                for (g, w) in grads.iter_mut().zip(&b.grads[..N::PARAM_COUNT]) {
+                    *g += w;
+                }
+            }
+            total
+        };
+        if let Some(stats) = stats {
+            stats.clear();
+            stats.extend_from_slice(N::batch_stats(&buffers[0].workspace));
+        }
+        loss
+    })
+}
+
+/// The exchange between the shares of one batch, running at the same time
+/// (one [`run_jobs`] job each): each [`Exchange::sum`] waits for every
+/// share, then returns the sum of their vectors added in share order.
+struct Shared {
+    parties: usize,
+    round: std::sync::Mutex<Round>,
+    turn: std::sync::Condvar,
+}
+
+/// The state of the exchange in progress.
+struct Round {
+    /// Each share's vector of this round.
+    slots: Vec<Vec<f64>>,
+    arrived: usize,
+    /// Rounds completed so far.
+    generation: u64,
+    /// The sum of the last completed round.
+    total: Vec<f64>,
+    /// A share panicked: the others must not wait for it.
+    failed: bool,
+}
+
+impl Shared {
+    fn new(parties: usize) -> Shared {
+        Shared {
+            parties,
+            round: std::sync::Mutex::new(Round {
+                slots: vec![Vec::new(); parties],
+                arrived: 0,
+                generation: 0,
+                total: Vec::new(),
+                failed: false,
+            }),
+            turn: std::sync::Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Round> {
+        self.round
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Wakes every waiting share, which then panics too.
+    fn fail(&self) {
+        self.lock().failed = true;
+        self.turn.notify_all();
+    }
+}
+
+/// Share `index` of a [`Shared`] exchange.
+struct Share<'a> {
+    shared: &'a Shared,
+    index: usize,
+}
+
+impl Exchange for Share<'_> {
+    fn sum(&self, values: &mut [f64]) {
+        let shared = self.shared;
+        let mut round = shared.lock();
+        assert!(!round.failed, "another share of this batch failed");
+        round.slots[self.index].clear();
+        round.slots[self.index].extend_from_slice(values);
+        round.arrived += 1;
+        let generation = round.generation;
+        if round.arrived == shared.parties {
+            let Round { slots, total, .. } = &mut *round;
+            total.clear();
+            total.resize(values.len(), 0.0);
+            for slot in slots.iter() {
+                assert_eq!(
+                    slot.len(),
+                    total.len(),
+                    "shares exchanged vectors of different lengths"
+                );
+                for (t, v) in total.iter_mut().zip(slot) {
+                    *t += v;
+                }
+            }
+            round.arrived = 0;
+            round.generation += 1;
+            shared.turn.notify_all();
+        } else {
+            while round.generation == generation {
+                assert!(!round.failed, "another share of this batch failed");
+                round = shared
+                    .turn
+                    .wait(round)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        }
+        values.copy_from_slice(&round.total);
+    }
 }
 
 /// The gradient buffer [`share_loss_and_grad`] needs for a share of `n`.
@@ -357,8 +571,13 @@ fn step_impl<N: Network, O: Optimizer + ?Sized>(
     GRADS.with(|cell| {
         let mut grads = cell.take();
         grads.resize(N::PARAM_COUNT, 0.0);
-        let loss = loss_grad_outputs(net, input, target, &mut grads, seed, outputs);
+        let mut stats = STATS.with(|s| s.take());
+        let loss = loss_grad_stats(net, input, target, &mut grads, seed, outputs, Some(&mut stats));
         opt.step(net.params_mut(), &grads);
+        if N::BATCH_STATS {
+            net.update_running_stats(&stats, input.len() / N::INPUT_LEN);
+        }
+        STATS.with(|s| s.set(stats));
         cell.set(grads);
         loss
     })
@@ -366,6 +585,8 @@ fn step_impl<N: Network, O: Optimizer + ?Sized>(
 
 thread_local! {
     static STEPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The batch statistics of the last step, kept to reuse the allocation.
+    static STATS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// A fresh dropout seed for each call on this thread: a hash of the
@@ -544,7 +765,7 @@ macro_rules! __std_methods_body {
             /// The parameters in the JSON weights format: one object mapping
             /// each PyTorch `state_dict` key to `{"shape": [..], "data": [..]}`.
             pub fn to_json_string(&self) -> $crate::__private::std::string::String {
-                $crate::weights::to_json_string(Self::TENSORS, self.params())
+                $crate::weights::with_state(self, |t, d| $crate::weights::to_json_string(t, d))
             }
 
             /// Loads parameters from the JSON weights format. All or
@@ -553,7 +774,7 @@ macro_rules! __std_methods_body {
                 &mut self,
                 json: &str,
             ) -> ::core::result::Result<(), $crate::weights::WeightsError> {
-                $crate::weights::load_json_str(Self::TENSORS, json, self.params_mut())
+                $crate::weights::load_state(self, |t, d| $crate::weights::load_json_str(t, json, d))
             }
 
             /// Writes the JSON weights file atomically (temp file, then rename).
@@ -561,7 +782,7 @@ macro_rules! __std_methods_body {
                 &self,
                 path: impl ::core::convert::AsRef<$crate::__private::std::path::Path>,
             ) -> ::core::result::Result<(), $crate::weights::WeightsError> {
-                $crate::weights::save_json(Self::TENSORS, self.params(), path.as_ref())
+                $crate::weights::with_state(self, |t, d| $crate::weights::save_json(t, d, path.as_ref()))
             }
 
             /// Reads a JSON weights file. All or nothing.
@@ -569,13 +790,13 @@ macro_rules! __std_methods_body {
                 &mut self,
                 path: impl ::core::convert::AsRef<$crate::__private::std::path::Path>,
             ) -> ::core::result::Result<(), $crate::weights::WeightsError> {
-                $crate::weights::load_json(Self::TENSORS, path.as_ref(), self.params_mut())
+                $crate::weights::load_state(self, |t, d| $crate::weights::load_json(t, path.as_ref(), d))
             }
 
             /// The parameters as a safetensors file (F32, `state_dict` keys),
             /// loadable with `safetensors.torch.load_file`.
             pub fn to_safetensors(&self) -> $crate::__private::std::vec::Vec<u8> {
-                $crate::weights::to_safetensors(Self::TENSORS, self.params())
+                $crate::weights::with_state(self, |t, d| $crate::weights::to_safetensors(t, d))
             }
 
             /// Loads parameters from safetensors bytes, e.g. a PyTorch
@@ -584,7 +805,7 @@ macro_rules! __std_methods_body {
                 &mut self,
                 bytes: &[u8],
             ) -> ::core::result::Result<(), $crate::weights::WeightsError> {
-                $crate::weights::load_safetensors(Self::TENSORS, bytes, self.params_mut())
+                $crate::weights::load_state(self, |t, d| $crate::weights::load_safetensors(t, bytes, d))
             }
 
             /// Writes a safetensors file atomically.
@@ -592,7 +813,9 @@ macro_rules! __std_methods_body {
                 &self,
                 path: impl ::core::convert::AsRef<$crate::__private::std::path::Path>,
             ) -> ::core::result::Result<(), $crate::weights::WeightsError> {
-                $crate::weights::save_safetensors(Self::TENSORS, self.params(), path.as_ref())
+                $crate::weights::with_state(self, |t, d| {
+                    $crate::weights::save_safetensors(t, d, path.as_ref())
+                })
             }
 
             /// Reads a safetensors file. All or nothing.
@@ -600,7 +823,9 @@ macro_rules! __std_methods_body {
                 &mut self,
                 path: impl ::core::convert::AsRef<$crate::__private::std::path::Path>,
             ) -> ::core::result::Result<(), $crate::weights::WeightsError> {
-                $crate::weights::load_safetensors_file(Self::TENSORS, path.as_ref(), self.params_mut())
+                $crate::weights::load_state(self, |t, d| {
+                    $crate::weights::load_safetensors_file(t, path.as_ref(), d)
+                })
             }
         }
 

@@ -37,7 +37,7 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
-use crate::network::TensorInfo;
+use crate::network::{Network, TensorInfo, TensorRole};
 
 mod json_keys;
 
@@ -508,10 +508,23 @@ pub fn to_safetensors_with(tensors: &[TensorInfo], data: &[f32], metadata: &[(&s
     check_table(tensors, data);
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
-        .map(|t| t.slice(data).iter().flat_map(|x| x.to_le_bytes()).collect())
+        .map(|t| match t.role {
+            // PyTorch's num_batches_tracked is a 0-dim int64.
+            TensorRole::BatchesTracked => t
+                .slice(data)
+                .iter()
+                .flat_map(|&x| (x as i64).to_le_bytes())
+                .collect(),
+            _ => t.slice(data).iter().flat_map(|x| x.to_le_bytes()).collect(),
+        })
         .collect();
     let views = tensors.iter().zip(&bytes).map(|(t, b)| {
-        let view = TensorView::new(Dtype::F32, t.shape.to_vec(), b);
+        let dtype = if t.role == TensorRole::BatchesTracked {
+            Dtype::I64
+        } else {
+            Dtype::F32
+        };
+        let view = TensorView::new(dtype, t.shape.to_vec(), b);
         // check_table made every length agree with its shape.
         (t.key, view.unwrap_or_else(|e| panic!("tensor {:?}: {e}", t.key)))
     });
@@ -593,6 +606,27 @@ pub fn load_safetensors(tensors: &[TensorInfo], bytes: &[u8], dst: &mut [f32]) -
             key: t.key.to_owned(),
             expected: t.shape.to_vec(),
         })?;
+        if t.role == TensorRole::BatchesTracked && view.dtype() == Dtype::I64 {
+            // PyTorch's step count: a 0-dim int64.
+            check_shape(t, view.shape())?;
+            let raw = view.data();
+            if raw.len() != 8 * t.len {
+                return Err(parse_error(
+                    t.key,
+                    &format!("{} data bytes for {} i64 values", raw.len(), t.len),
+                ));
+            }
+            for (b, out) in raw.chunks_exact(8).zip(t.slice_mut(&mut scratch)) {
+                let mut le = [0u8; 8];
+                le.copy_from_slice(b);
+                let count = i64::from_le_bytes(le);
+                if count < 0 {
+                    return Err(parse_error(t.key, &format!("a step count of {count}")));
+                }
+                *out = count as f32;
+            }
+            continue;
+        }
         if view.dtype() != Dtype::F32 {
             return Err(WeightsError::Dtype {
                 key: t.key.to_owned(),
@@ -612,6 +646,49 @@ pub fn load_safetensors(tensors: &[TensorInfo], bytes: &[u8], dst: &mut [f32]) -
         }
     }
     dst.copy_from_slice(&scratch);
+    Ok(())
+}
+
+/// The table of a net's whole state: its parameter tensors, then its
+/// buffers (batch norm's running statistics) with offsets past the
+/// parameters, as one flat array of both would hold them.
+pub fn state_table<N: Network>() -> Vec<TensorInfo> {
+    let mut table = N::TENSORS.to_vec();
+    table.extend(N::BUFFERS.iter().map(|t| TensorInfo {
+        offset: t.offset + N::PARAM_COUNT,
+        ..*t
+    }));
+    table
+}
+
+/// Calls `f` with the table and the values of `net`'s whole state
+/// (parameters and buffers; just the parameters, uncopied, for a net
+/// without buffers), e.g. to write a weights file PyTorch's
+/// `load_state_dict` accepts.
+pub fn with_state<N: Network, R>(net: &N, f: impl FnOnce(&[TensorInfo], &[f32]) -> R) -> R {
+    if N::BUFFERS.is_empty() {
+        return f(N::TENSORS, net.params());
+    }
+    let mut flat = net.params().to_vec();
+    flat.extend_from_slice(net.buffers());
+    f(&state_table::<N>(), &flat)
+}
+
+/// Loads `net`'s whole state with `f` (a loader given the state's table and
+/// a flat array to fill); all or nothing: on error `net` is unchanged.
+pub fn load_state<N: Network>(
+    net: &mut N,
+    f: impl FnOnce(&[TensorInfo], &mut [f32]) -> Result<(), WeightsError>,
+) -> Result<(), WeightsError> {
+    if N::BUFFERS.is_empty() {
+        return f(N::TENSORS, net.params_mut());
+    }
+    let mut flat = net.params().to_vec();
+    flat.extend_from_slice(net.buffers());
+    f(&state_table::<N>(), &mut flat)?;
+    let (params, buffers) = flat.split_at(N::PARAM_COUNT);
+    net.params_mut().copy_from_slice(params);
+    net.buffers_mut().copy_from_slice(buffers);
     Ok(())
 }
 

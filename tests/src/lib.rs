@@ -24,7 +24,13 @@ pub struct Fixture {
     pub loss: f64,
     /// Gradient of the loss for every parameter key, float64.
     pub grads: Vec<(String, Vec<f64>)>,
+    /// Batch-norm cases: the learning rate, the number of SGD steps in
+    /// train mode, and every parameter and buffer after them.
+    pub after_sgd: Option<(f32, usize, Tensors)>,
 }
+
+/// `(key, values)` of every tensor of a state.
+pub type Tensors = Vec<(String, Vec<f64>)>;
 
 /// The fixtures directory.
 pub fn fixtures_dir() -> PathBuf {
@@ -60,6 +66,19 @@ pub fn load(name: &str) -> Fixture {
         labels: floats(&v["labels"]).into_iter().map(|x| x as u8).collect(),
         loss: v["loss"].as_f64().expect("loss"),
         grads,
+        after_sgd: v.get("after_sgd").map(|a| {
+            let state = a["state"]
+                .as_object()
+                .expect("state object")
+                .iter()
+                .map(|(k, t)| (k.clone(), floats(&t["data"])))
+                .collect();
+            (
+                a["lr"].as_f64().expect("lr") as f32,
+                a["steps"].as_u64().expect("steps") as usize,
+                state,
+            )
+        }),
     }
 }
 

@@ -41,7 +41,16 @@ cnn_net! {
         linear(_, 3);
     /// A join reading the caller's input, an activation on its output.
     pub InputJoin: [2, 5, 5] =>
-        cat { identity | c: conv(2, 3, 3, pad = 1) } relu global_maxpool flatten linear(5, 2)
+        cat { identity | c: conv(2, 3, 3, pad = 1) } relu global_maxpool flatten linear(5, 2);
+    /// Batch norm after a conv (BatchNorm2d) and after a linear layer
+    /// (BatchNorm1d, channels given), in a chain.
+    pub BnChain: [2, 6, 6] =>
+        conv(2, 3, 3, pad = 1) batchnorm relu maxpool(2) flatten linear(27, 5) batchnorm(5) tanh linear(5, 3);
+    /// Batch norm in a residual block, as in D2L's `Residual`.
+    pub BnResidual: [2, 6, 6] =>
+        conv(2, 4, 3, pad = 1) bn: batchnorm(4, eps = 1e-3) relu
+        add { conv1: conv(4, 4, 3, pad = 1) bn1: batchnorm relu conv2: conv(4, 4, 3, pad = 1) bn2: batchnorm | identity }
+        relu global_avgpool flatten linear(4, 3)
 }
 
 fn random(len: usize, rng: &mut Rng) -> Vec<f32> {
@@ -148,6 +157,20 @@ fn inception_cat_with_pool_and_empty_branches() {
 fn values_read_twice_and_nested_joins() {
     for seed in 0..3 {
         check::<Tangle>(seed);
+    }
+}
+
+#[test]
+fn batch_norm_2d_and_1d_in_a_chain() {
+    for seed in 0..3 {
+        check::<BnChain>(seed);
+    }
+}
+
+#[test]
+fn batch_norm_in_a_residual_block() {
+    for seed in 0..3 {
+        check::<BnResidual>(seed);
     }
 }
 

@@ -17,6 +17,12 @@ cnn_net! {
     Inception: [3, 8, 8] =>
         cat { p1: conv(3, 2, 1) relu | p2_1: conv(3, 3, 1) relu p2_2: conv(3, 2, 3, pad = 1) relu | maxpool(3, stride = 1, pad = 1) p4: conv(3, 2, 1) | }
         maxpool(2) flatten linear(_, 3);
+    BnChain: [2, 8, 8] =>
+        conv(2, 4, 3, pad = 1) batchnorm relu maxpool(2) conv(4, 4, 3, pad = 1) batchnorm relu global_avgpool flatten linear(4, 3);
+    BnResidual: [2, 8, 8] =>
+        conv(2, 4, 3, pad = 1) batchnorm relu
+        add { c1: conv(4, 4, 3, pad = 1) b1: batchnorm relu c2: conv(4, 4, 3, pad = 1) b2: batchnorm | identity } relu
+        global_avgpool flatten linear(4, 3);
     Dense: [2, 6, 6] =>
         cat { identity | a: conv(2, 3, 3, pad = 1) relu } cat { identity | b: conv(5, 3, 3, pad = 1) relu } relu
         avgpool(2) flatten linear(_, 4)
@@ -102,6 +108,8 @@ exact_plan!(no_linear, NoLinear, NoLinearGrads);
 exact_plan!(graph residual, Residual, ResidualGrads);
 exact_plan!(graph inception, Inception, InceptionGrads);
 exact_plan!(graph dense, Dense, DenseGrads);
+exact_plan!(bn_chain, BnChain, BnChainGrads);
+exact_plan!(graph bn_residual, BnResidual, BnResidualGrads);
 
 /// A firmware's budget, checked by the compiler: activations in 32 KiB of
 /// RAM, parameters in 256 KiB of flash. (RAM and flash together would not

@@ -51,6 +51,7 @@ pub fn forward_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
                     l,
                     &ForwardIo {
                         target: TokenStream::new(),
+                        train: false,
                     },
                 );
                 quote!({ #bind #call })
@@ -66,6 +67,7 @@ pub fn forward_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
                     l,
                     &ForwardIo {
                         target: quote!(&mut scratch[#r]),
+                        train: false,
                     },
                 )
             }
@@ -114,11 +116,12 @@ pub fn train_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
                     TokenStream::new()
                 };
                 match l.effect() {
-                    Effect::Compute => {
+                    Effect::Compute | Effect::Normalize => {
                         let call = l.kind().forward(
                             l,
                             &ForwardIo {
                                 target: TokenStream::new(),
+                                train: true,
                             },
                         );
                         quote!({ let x: &[f32] = &*#x; let y: &mut [f32] = &mut *#y; #call })
@@ -128,6 +131,7 @@ pub fn train_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
                             l,
                             &ForwardIo {
                                 target: quote!(&mut *#y),
+                                train: true,
                             },
                         );
                         quote!(#copied #call)
@@ -147,6 +151,7 @@ pub fn train_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
     let out = buffer_ident(g.train_output);
     let out_len = lit(plan.output_len);
     let dy = range(g.output_grad);
+    let scale = super::scale_for_shares(plan, quote!(gr[#dy]));
     body.extend(quote! {
         let loss = {
             let dy: &mut [f32] = &mut gr[#dy];
@@ -161,6 +166,7 @@ pub fn train_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
                 }
             }
         };
+        #scale
     });
 
     for op in &g.backward {

@@ -4,7 +4,7 @@
 //! `cnn-runtime/src/ops/conv.rs` and `conv/`.
 
 use super::window::{pair_lits, window_output};
-use super::{bias_arg, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Op, TensorSpec};
+use super::{bias_arg, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Op, Role, TensorSpec};
 use crate::ctxt::Errors;
 use crate::layer::{Accepts, Args, Layer, Pair, Param};
 use crate::plan::LayerPlan;
@@ -138,7 +138,7 @@ impl Op for Conv {
         let mut tensors = vec![TensorSpec {
             suffix: "weight",
             shape: vec![self.out_channels, c, self.kernel.h, self.kernel.w],
-            is_bias: false,
+            role: Role::Weight,
             fan_in,
             fan_out,
         }];
@@ -146,7 +146,7 @@ impl Op for Conv {
             tensors.push(TensorSpec {
                 suffix: "bias",
                 shape: vec![self.out_channels],
-                is_bias: true,
+                role: Role::Bias,
                 fan_in,
                 fan_out,
             });

@@ -1,7 +1,7 @@
 //! `linear(in, out, bias = b)`: PyTorch's `nn.Linear` (`y = x W^T + b`,
 //! weights `[out, in]`); kernels in `cnn-runtime/src/ops/linear.rs`.
 
-use super::{bias_arg, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Op, TensorSpec};
+use super::{bias_arg, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Op, Role, TensorSpec};
 use crate::ctxt::Errors;
 use crate::layer::{Accepts, Args, Layer, Param};
 use crate::plan::LayerPlan;
@@ -103,7 +103,7 @@ impl Op for Linear {
         let mut tensors = vec![TensorSpec {
             suffix: "weight",
             shape: vec![o, f],
-            is_bias: false,
+            role: Role::Weight,
             fan_in: f,
             fan_out: o,
         }];
@@ -111,7 +111,7 @@ impl Op for Linear {
             tensors.push(TensorSpec {
                 suffix: "bias",
                 shape: vec![o],
-                is_bias: true,
+                role: Role::Bias,
                 fan_in: f,
                 fan_out: o,
             });

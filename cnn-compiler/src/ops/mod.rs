@@ -23,6 +23,7 @@
 mod activation;
 mod add;
 mod avgpool;
+mod batchnorm;
 mod cat;
 mod conv;
 mod dropout;
@@ -61,16 +62,65 @@ pub enum Effect {
     /// No code at all: the output is the input's buffer, reinterpreted
     /// (flatten, dropout with `p = 0`).
     View,
+    /// Batch norm: in training, like `Compute` (reads its input, writes a
+    /// new buffer; its backward reads the input and the batch statistics);
+    /// at inference, like `InPlace` (a per-channel affine map).
+    Normalize,
 }
 
-/// A parameter tensor an op declares, before the planner places it.
+/// What a tensor of an op is: its initialiser, and whether it is a
+/// trainable parameter or a buffer (batch norm's running statistics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A conv or linear weight.
+    Weight,
+    /// A conv or linear bias.
+    Bias,
+    /// Batch norm's scale (`gamma`, initialised to 1).
+    NormWeight,
+    /// Batch norm's shift (`beta`, initialised to 0).
+    NormBias,
+    /// A buffer: batch norm's running mean (starts at 0).
+    RunningMean,
+    /// A buffer: batch norm's running variance (starts at 1).
+    RunningVar,
+    /// A buffer: the training steps batch norm has seen (`int64` in
+    /// PyTorch's files).
+    BatchesTracked,
+}
+
+impl Role {
+    /// Buffers live in their own array, which no optimizer touches.
+    pub fn is_buffer(self) -> bool {
+        match self {
+            Role::Weight | Role::Bias | Role::NormWeight | Role::NormBias => false,
+            Role::RunningMean | Role::RunningVar | Role::BatchesTracked => true,
+        }
+    }
+
+    /// The runtime's `TensorRole` variant.
+    pub fn variant(self) -> &'static str {
+        match self {
+            Role::Weight => "Weight",
+            Role::Bias => "Bias",
+            Role::NormWeight => "NormWeight",
+            Role::NormBias => "NormBias",
+            Role::RunningMean => "RunningMean",
+            Role::RunningVar => "RunningVar",
+            Role::BatchesTracked => "BatchesTracked",
+        }
+    }
+}
+
+/// A parameter or buffer tensor an op declares, before the planner places
+/// it.
 pub struct TensorSpec {
-    /// The `state_dict` key suffix: `weight`, `bias`.
+    /// The `state_dict` key suffix: `weight`, `bias`, `running_mean`, ...
     pub suffix: &'static str,
     /// PyTorch's shape of the tensor.
     pub shape: Vec<usize>,
-    /// Biases are initialised differently from weights.
-    pub is_bias: bool,
+    /// What it is.
+    pub role: Role,
     /// Fan-in and fan-out for the initialisers.
     pub fan_in: usize,
     pub fan_out: usize,
@@ -84,6 +134,11 @@ pub struct TensorSpec {
 /// of type `&mut [f32]`).
 pub struct ForwardIo {
     pub target: TokenStream,
+    /// The training forward pass (batch norm normalises with the batch's
+    /// statistics: `stats`, the workspace's statistics area, and `sync`,
+    /// the `&dyn Exchange` between shares of the batch, are in scope),
+    /// rather than inference.
+    pub train: bool,
 }
 
 /// What the code generator gives an op to print its backward pass with;
@@ -156,6 +211,13 @@ pub trait Op: Copy + Into<LayerKind> {
     /// gradients and writes `dL/dx`, or transforms `dy` in place for
     /// in-place ops.
     fn backward(&self, layer: &LayerPlan, io: &BackwardIo) -> TokenStream;
+
+    /// The update of its buffers after a training step, from the batch
+    /// statistics the step left in `stats`, with `self.buffers` and `n`
+    /// (the batch's examples) in scope. Ops without buffers print nothing.
+    fn update(&self, _layer: &LayerPlan) -> TokenStream {
+        TokenStream::new()
+    }
 }
 
 /// Builds [`LayerKind`], its dispatch and the keyword table from one list:
@@ -270,6 +332,13 @@ macro_rules! ops {
                     $(LayerKind::$variant(op) => op.backward(layer, io)),*
                 }
             }
+
+            /// See [`Op::update`].
+            pub fn update(&self, layer: &LayerPlan) -> TokenStream {
+                match self {
+                    $(LayerKind::$variant(op) => op.update(layer)),*
+                }
+            }
         }
     };
 }
@@ -288,6 +357,7 @@ ops! {
     Tanh(tanh::Tanh),
     Dropout(dropout::Dropout),
     Identity(identity::Identity),
+    BatchNorm(batchnorm::BatchNorm),
 }
 
 /// A node that joins several branches, one module each (`add.rs`,

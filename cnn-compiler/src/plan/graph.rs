@@ -463,7 +463,7 @@ fn plan_training(g: &Graph) -> (Vec<TrainOp>, Vec<usize>, Buffer) {
         let stored = match (g.kinds[i], *step) {
             (Kind::Layer(effect), Step::Layer(layer)) => {
                 let (y, copy, activated) = match effect {
-                    Effect::Compute => (new_act(g.lens[out.0]), false, false),
+                    Effect::Compute | Effect::Normalize => (new_act(g.lens[out.0]), false, false),
                     Effect::InPlace if may_update(ins[0]) => (x, false, true),
                     Effect::InPlace => (new_act(g.lens[out.0]), true, true),
                     Effect::TrainCopy => (new_act(g.lens[out.0]), true, false),
@@ -567,22 +567,23 @@ fn plan_backward(g: &Graph, params: &[bool], train: &[TrainOp]) -> (Vec<BackOp>,
                 let dx = if !needs[v.0] {
                     PendingDst::None
                 } else {
-                    match (effect, grad_of[v.0]) {
-                        (Effect::Compute, None) => {
+                    let writes = matches!(effect, Effect::Compute | Effect::Normalize);
+                    match (writes, grad_of[v.0]) {
+                        (true, None) => {
                             let b = buffers.open(g.lens[v.0], t);
                             grad_of[v.0] = Some(b);
                             PendingDst::Write(b)
                         }
-                        (Effect::Compute, Some(into)) => {
+                        (true, Some(into)) => {
                             let temp = buffers.open(g.lens[v.0], t);
                             buffers.touch(into, t);
                             PendingDst::Add(temp, into)
                         }
-                        (_, None) => {
+                        (false, None) => {
                             grad_of[v.0] = Some(dy);
                             PendingDst::Alias
                         }
-                        (_, Some(into)) => {
+                        (false, Some(into)) => {
                             buffers.touch(into, t);
                             PendingDst::Pass(into)
                         }

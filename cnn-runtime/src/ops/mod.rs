@@ -14,6 +14,7 @@
 
 pub mod add;
 pub mod avgpool;
+pub mod batchnorm;
 pub mod cat;
 pub mod conv;
 pub mod cross_entropy;
