@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """The D2L LeNet training recipe in PyTorch, to calibrate `cnn train`.
 
-Trains the same nets as `cnn train --net lenet|lenet-relu` on the full
+Trains the same nets as `cnn train --net lenet|lenet-relu|lenet-bn` on the full
 Fashion-MNIST (Debian's dataset-fashion-mnist) with the same recipe and
 prints the test accuracy after each epoch, so our accuracy can be compared
 with the reference framework's rather than with a number from memory.
 
     pip install torch numpy
     python3 tools/torch_lenet_recipe.py --net lenet-relu --lr 0.1 --seed 0
+    python3 tools/torch_lenet_recipe.py --net lenet-bn --lr 0.1 --batch-size 128
 """
 import argparse
 import gzip
@@ -37,9 +38,18 @@ def lenet(relu):
         nn.Linear(400, 120), act(), nn.Linear(120, 84), act(), nn.Linear(84, 10))
 
 
+def lenet_bn():
+    """D2L 8.5's BNLeNet (LazyConv2d and friends with explicit sizes)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.BatchNorm2d(6), nn.Sigmoid(), nn.AvgPool2d(2, 2),
+        nn.Conv2d(6, 16, 5), nn.BatchNorm2d(16), nn.Sigmoid(), nn.AvgPool2d(2, 2), nn.Flatten(),
+        nn.Linear(256, 120), nn.BatchNorm1d(120), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.BatchNorm1d(84), nn.Sigmoid(), nn.Linear(84, 10))
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--net", choices=["lenet", "lenet-relu"], default="lenet")
+    p.add_argument("--net", choices=["lenet", "lenet-relu", "lenet-bn"], default="lenet")
     p.add_argument("--lr", type=float, default=0.9)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--epochs", type=int, default=10)
@@ -51,7 +61,7 @@ def main():
     torch.set_num_threads(a.threads)
     xtr, ytr = images("train-images-idx3-ubyte.gz"), labels("train-labels-idx1-ubyte.gz")
     xte, yte = images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz")
-    net = lenet(a.net == "lenet-relu")
+    net = lenet_bn() if a.net == "lenet-bn" else lenet(a.net == "lenet-relu")
     if a.init == "xavier":  # D2L's init_cnn
         for m in net:
             if isinstance(m, (nn.Linear, nn.Conv2d)):
@@ -59,6 +69,7 @@ def main():
     opt = torch.optim.SGD(net.parameters(), lr=a.lr)
     loss_fn = nn.CrossEntropyLoss()
     for epoch in range(1, a.epochs + 1):
+        net.train()
         perm = torch.randperm(len(xtr))
         for i in range(0, len(xtr), a.batch_size):
             idx = perm[i:i + a.batch_size]
@@ -66,6 +77,7 @@ def main():
             loss = loss_fn(net(xtr[idx]), ytr[idx])
             loss.backward()
             opt.step()
+        net.eval()  # batch norm: the running statistics
         with torch.no_grad():
             acc = (net(xte).argmax(1) == yte).float().mean().item()
         print(f"epoch {epoch}: test acc {acc:.4f}", flush=True)

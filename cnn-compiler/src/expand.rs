@@ -1048,7 +1048,10 @@ mod tests {
                 names.push(name);
             }
         }
-        assert_eq!(names, ["LeNet", "LeNetRelu", "Nin", "VggSmall", "AlexNetSmall"]);
+        assert_eq!(
+            names,
+            ["LeNet", "LeNetRelu", "Nin", "VggSmall", "AlexNetSmall", "LeNetBn"]
+        );
     }
 
     #[test]

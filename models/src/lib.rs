@@ -80,6 +80,21 @@ cnn_net! {
         linear(512, 10)
 }
 
+cnn_net! {
+    /// LeNet with batch normalization as in Dive into Deep Learning,
+    /// section 8.5: a batch norm after each convolution (BatchNorm2d) and
+    /// each hidden linear layer (BatchNorm1d), before the sigmoid; no
+    /// padding, so the flattened features are 16 x 4 x 4. Its keys are those
+    /// of D2L's `nn.Sequential` (`1.running_mean`, `10.num_batches_tracked`).
+    pub LeNetBn: [1, 28, 28] =>
+        conv(1, 6, 5) batchnorm sigmoid avgpool(2, stride = 2)
+        conv(6, 16, 5) batchnorm sigmoid avgpool(2, stride = 2)
+        flatten
+        linear(256, 120) batchnorm sigmoid
+        linear(120, 84) batchnorm sigmoid
+        linear(84, 10)
+}
+
 /// One net the `cnn` tool knows: the name used on the command line, the
 /// Rust type and a one-line description. See [`NETS`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -242,4 +257,6 @@ net_registry! {
         Recipe::sgd(0.05).momentum(0.9).epochs(5);
     "alexnet-small" => AlexNetSmall, "AlexNet of D2L 8.1, scaled down: 7x7 stride-2 first convolution",
         Recipe::sgd(0.05).momentum(0.9).epochs(5);
+    "lenet-bn" => LeNetBn, "LeNet with batch normalization, D2L 8.5",
+        Recipe::sgd(0.1).batch_size(128);
 }

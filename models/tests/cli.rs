@@ -682,6 +682,11 @@ fn zoo_nets_train_with_their_recipes() {
             &["--lr", "0.01"][..],
             "net: VggSmall (285,546 parameters), SGD lr 0.01 momentum 0.9, batch 32, 1 epoch,",
         ),
+        (
+            "lenet-bn",
+            &[][..],
+            "net: LeNetBn (44,878 parameters), SGD lr 0.1, batch 32, 1 epoch,",
+        ),
     ] {
         let out_dir = dir.path(net);
         let out = run(cnn(&[
@@ -901,7 +906,11 @@ fn resume_is_bit_identical(optimizer: &[&str]) {
         "the lock outlived the run"
     );
     assert_eq!(deterministic_metrics(&whole).len(), 3);
-    let eval = run(&mut cnn(&[
+    let net = match optimizer.iter().position(|&a| a == "--net") {
+        Some(i) => &optimizer[i..i + 2],
+        None => &[][..],
+    };
+    let eval = run(cnn(&[
         "eval",
         "--weights",
         path_str(&checkpoint),
@@ -909,7 +918,8 @@ fn resume_is_bit_identical(optimizer: &[&str]) {
         path_str(&sample_dir()),
         "--limit-test",
         "200",
-    ]));
+    ])
+    .args(net));
     assert!(eval.status.success(), "eval of a checkpoint: {}", stderr(&eval));
     // Options given with the run's own values are accepted.
     let out = run(&mut cnn(&[
@@ -953,6 +963,14 @@ fn resume_is_bit_identical(optimizer: &[&str]) {
 #[test]
 fn resume_continues_sgd_with_momentum_bit_for_bit() {
     resume_is_bit_identical(&["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9"]);
+}
+
+/// Batch norm's running statistics are part of the checkpoint and of the
+/// published weights: a resumed run evaluates and saves exactly as the
+/// uninterrupted one.
+#[test]
+fn resume_continues_batch_norm_bit_for_bit() {
+    resume_is_bit_identical(&["--net", "lenet-bn"]);
 }
 
 #[test]

@@ -227,3 +227,20 @@ fn two_shares_give_the_same_bits_every_time() {
     }
     cnn_runtime::train::set_threads(1);
 }
+
+/// The zoo's `lenet-bn` is D2L's BN-LeNet, the net of the `lenet_bn`
+/// fixture: same layers, same keys for parameters and buffers.
+#[test]
+fn the_zoo_lenet_bn_is_the_fixture_net() {
+    use models::LeNetBn;
+    let sources = |layers: &[cnn_runtime::LayerInfo]| layers.iter().map(|l| l.source).collect::<Vec<_>>();
+    assert_eq!(sources(LeNetBn::LAYERS), sources(lenet_bn::Net::LAYERS));
+    let keys = |t: &[cnn_runtime::TensorInfo]| t.iter().map(|t| t.key).collect::<Vec<_>>();
+    assert_eq!(keys(LeNetBn::TENSORS), keys(lenet_bn::Net::TENSORS));
+    assert_eq!(keys(LeNetBn::BUFFERS), keys(lenet_bn::Net::BUFFERS));
+    let fx = load("lenet_bn");
+    let net = with_state::<LeNetBn>(&fx);
+    let mut out = vec![0.0; fx.batch * LeNetBn::OUTPUT_LEN];
+    net.forward_batch(&fx.input, &mut out);
+    assert_close("zoo LeNetBn (eval)", &out, &fx.output, OUT.0, OUT.1);
+}

@@ -190,9 +190,10 @@ pub struct OptimizerState {
 pub struct Snapshot<'a> {
     /// The net's type name ([`Network::NAME`]).
     pub net_type: &'static str,
-    /// The net's tensor table.
-    pub tensors: &'static [TensorInfo],
-    /// The weights.
+    /// The net's tensor table: its parameters, then its buffers (batch
+    /// norm's running statistics).
+    pub tensors: &'a [TensorInfo],
+    /// The values of every tensor of the table.
     pub params: &'a [f32],
     /// The recipe.
     pub run: &'a SavedRun,
@@ -538,14 +539,14 @@ impl Checkpoint {
 
     /// Takes the weights out into `dst` (the params of an `N`); the file
     /// must be `N`'s.
-    pub fn load_params<N: Network>(&self, dst: &mut [f32]) -> Result<(), CliError> {
+    pub fn load_params<N: Network>(&self, tensors: &[TensorInfo], dst: &mut [f32]) -> Result<(), CliError> {
         if self.net_type != N::NAME {
             return Err(CliError::Checkpoint {
                 path: self.path.clone(),
                 message: format!("it holds the net {}, not {}", self.net_type, N::NAME),
             });
         }
-        load_weights(N::TENSORS, &self.bytes, dst).map_err(|message| CliError::Checkpoint {
+        load_weights(tensors, &self.bytes, dst).map_err(|message| CliError::Checkpoint {
             path: self.path.clone(),
             message,
         })

@@ -19,7 +19,7 @@ use std::time::Instant;
 use cnn_runtime::data::{Dataset, NUM_CLASSES};
 use cnn_runtime::init::{self, Rng};
 use cnn_runtime::optim::{Adam, Optimizer, Sgd};
-use cnn_runtime::{train, Network, Target};
+use cnn_runtime::{train, weights, Network, Target};
 use indicatif::{ProgressBar, ProgressStyle};
 use models::NetVisitor;
 
@@ -72,9 +72,27 @@ pub fn initial_net<N: Network>(seed: u64, weights: Option<&Path>) -> Result<Box<
     let mut net = train::boxed_zeroed::<N>();
     match weights {
         Some(path) => weights_file::load(&mut *net, path)?,
-        None => init::xavier_uniform(N::TENSORS, net.params_mut(), &mut Rng::new(seed)),
+        None => {
+            init::xavier_uniform(N::TENSORS, net.params_mut(), &mut Rng::new(seed));
+            init::buffers(N::BUFFERS, net.buffers_mut());
+        }
     }
     Ok(net)
+}
+
+/// The net's whole state, parameters then buffers (batch norm's running
+/// statistics), into `out` (reusing its allocation).
+fn copy_state<N: Network>(net: &N, out: &mut Vec<f32>) {
+    out.clear();
+    out.extend_from_slice(net.params());
+    out.extend_from_slice(net.buffers());
+}
+
+/// Sets the net's whole state from [`copy_state`]'s layout.
+fn set_state<N: Network>(net: &mut N, state: &[f32]) {
+    let (params, buffers) = state.split_at(N::PARAM_COUNT);
+    net.params_mut().copy_from_slice(params);
+    net.buffers_mut().copy_from_slice(buffers);
 }
 
 /// `"1 epoch"`, `"10 epochs"`.
@@ -342,7 +360,10 @@ fn run<N: Network>(
     let mut net = match resume {
         Some(saved) => {
             let mut net = train::boxed_zeroed::<N>();
-            saved.load_params::<N>(net.params_mut())?;
+            let mut state = Vec::new();
+            copy_state(&*net, &mut state);
+            saved.load_params::<N>(&weights::state_table::<N>(), &mut state)?;
+            set_state(&mut *net, &state);
             net
         }
         None => initial_net::<N>(config.seed, config.init_weights.as_deref())?,
@@ -528,12 +549,16 @@ struct Epochs<'a, N> {
 impl<N: Network> Epochs<'_, N> {
     /// Writes the checkpoint of where the run stands.
     fn save(&self) -> Result<(), CliError> {
+        // Parameters and buffers (batch norm's running statistics).
+        let tensors = weights::state_table::<N>();
+        let mut state = Vec::new();
+        copy_state(&*self.net, &mut state);
         checkpoint::write(
             &self.dir.checkpoint(),
             &Snapshot {
                 net_type: N::NAME,
-                tensors: N::TENSORS,
-                params: self.net.params(),
+                tensors: &tensors,
+                params: &state,
                 run: &self.record.saved,
                 data: self.record.data,
                 progress: &self.progress,
@@ -584,9 +609,10 @@ impl<N: Network> Epochs<'_, N> {
         let mut images = vec![0.0f32; batch * N::INPUT_LEN];
         let mut labels = vec![0u8; batch];
         let mut logits = vec![0.0f32; batch * N::OUTPUT_LEN];
-        // `good`: the last parameters whose loss was finite; `before`: the
-        // parameters before the current step.
-        let mut good = self.net.params().to_vec();
+        // `good`: the last state (parameters and buffers) whose loss was
+        // finite; `before`: the state before the current step.
+        let mut good = Vec::new();
+        copy_state(&*self.net, &mut good);
         let mut before = good.clone();
         let mut last_eval = None;
         let start = Instant::now();
@@ -622,7 +648,7 @@ impl<N: Network> Epochs<'_, N> {
                 let (x, y) = (&mut images[..len * N::INPUT_LEN], &mut labels[..len]);
                 self.train_set.gather(indices, x, y);
 
-                before.copy_from_slice(self.net.params());
+                copy_state(&*self.net, &mut before);
                 let step_seed = config.seed ^ p.global_step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 // The step returns the logits of its forward pass: accuracy
                 // from the weights the step starts from, as D2L counts it.
@@ -644,7 +670,7 @@ impl<N: Network> Epochs<'_, N> {
                 p.step_in_epoch = step + 1;
                 if !loss.is_finite() || !before.iter().all(|v| v.is_finite()) {
                     bar.finish_and_clear();
-                    self.net.params_mut().copy_from_slice(&good);
+                    set_state(&mut *self.net, &good);
                     let stop = Stop::Diverged {
                         epoch,
                         step: step + 1,

@@ -36,7 +36,7 @@ fn format_of(path: &Path) -> Result<Format, CliError> {
 /// checkpoint (`checkpoint.safetensors`) gives its weights.
 pub fn load<N: Network>(net: &mut N, path: &Path) -> Result<(), CliError> {
     let result = match format_of(path)? {
-        Format::Json => weights::load_json(N::TENSORS, path, net.params_mut()),
+        Format::Json => weights::load_state(net, |t, d| weights::load_json(t, path, d)),
         Format::Safetensors => {
             let bytes = std::fs::read(path).map_err(CliError::io("cannot read", path))?;
             let meta = weights::safetensors_metadata(&bytes).map_err(CliError::weights(path))?;
@@ -44,14 +44,19 @@ pub fn load<N: Network>(net: &mut N, path: &Path) -> Result<(), CliError> {
                 return Err(wrong_net::<N>(path, saved));
             }
             if meta.contains_key(checkpoint::VERSION_KEY) {
-                return checkpoint::load_weights(N::TENSORS, &bytes, net.params_mut()).map_err(|message| {
-                    CliError::Checkpoint {
-                        path: path.to_owned(),
-                        message,
-                    }
+                let mut failure = None;
+                let loaded = weights::load_state(net, |t, d| {
+                    checkpoint::load_weights(t, &bytes, d).map_err(|message| {
+                        failure = Some(message);
+                        weights::WeightsError::Parse(String::new())
+                    })
+                });
+                return loaded.map_err(|_| CliError::Checkpoint {
+                    path: path.to_owned(),
+                    message: failure.unwrap_or_default(),
                 });
             }
-            weights::load_safetensors(N::TENSORS, &bytes, net.params_mut())
+            weights::load_state(net, |t, d| weights::load_safetensors(t, &bytes, d))
         }
     };
     result.map_err(CliError::weights(path))
@@ -83,10 +88,12 @@ fn wrong_net<N: Network>(path: &Path, saved: &str) -> CliError {
 /// net's name in its metadata.
 pub fn save_both<N: Network>(net: &N, dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     let json = dir.join("weights.json");
-    weights::save_json(N::TENSORS, net.params(), &json).map_err(CliError::weights(&json))?;
+    weights::with_state(net, |t, d| weights::save_json(t, d, &json)).map_err(CliError::weights(&json))?;
     let safetensors = dir.join("weights.safetensors");
     let name = [(weights::NET_METADATA_KEY, N::NAME)];
-    weights::save_safetensors_with(N::TENSORS, net.params(), &name, &safetensors)
-        .map_err(CliError::weights(&safetensors))?;
+    weights::with_state(net, |t, d| {
+        weights::save_safetensors_with(t, d, &name, &safetensors)
+    })
+    .map_err(CliError::weights(&safetensors))?;
     Ok(vec![json, safetensors])
 }
