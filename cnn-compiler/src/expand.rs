@@ -13,7 +13,7 @@ mod graph;
 use crate::ctxt::Errors;
 use crate::lower;
 use crate::ops::{BackwardIo, Effect, ForwardIo};
-use crate::parse::{Input, NetSyntax};
+use crate::parse::{BlockSyntax, Input, NetSyntax};
 use crate::plan::{self, Buffer, InferStep, NetPlan, Slot};
 use crate::shape::{self, Shape, MAX_ELEMENTS};
 use crate::weights::{self, Baked};
@@ -22,12 +22,18 @@ use quote::{format_ident, quote};
 
 /// Expands a whole invocation: every net, plus every error at once.
 pub fn expand(input: &Input) -> TokenStream {
+    expand_nets(&input.nets, &input.blocks)
+}
+
+/// Expands `nets`, which may use `blocks`.
+fn expand_nets(nets: &[NetSyntax], blocks: &[BlockSyntax]) -> TokenStream {
     let mut out = TokenStream::new();
     let mut errors = Errors::default();
+    check_blocks(blocks, &mut errors);
     // Each net defines `Name` and `NameGrads`: a second net with either
     // name is one error at its name, and is not expanded.
     let mut defined = std::collections::HashSet::new();
-    for net in &input.nets {
+    for net in nets {
         let name = net.name.to_string();
         let grads = format!("{name}Grads");
         if defined.contains(&name) || defined.contains(&grads) {
@@ -40,10 +46,43 @@ pub fn expand(input: &Input) -> TokenStream {
         }
         defined.insert(name);
         defined.insert(grads);
-        out.extend(expand_net(net, &mut errors));
+        out.extend(expand_net(net, blocks, &mut errors));
     }
     out.extend(errors.into_compile_error());
     out
+}
+
+/// Reports block declarations that cannot be used: two blocks of one name,
+/// a block named like a layer, a parameter declared twice.
+fn check_blocks(blocks: &[BlockSyntax], errors: &mut Errors) {
+    let mut seen = std::collections::HashSet::new();
+    for block in blocks {
+        let name = block.name.to_string();
+        if !seen.insert(name.clone()) {
+            errors.push(
+                block.name.span(),
+                format!("block `{name}` is declared twice in this `cnn_net!`; rename one"),
+            );
+        }
+        if crate::ops::KEYWORDS.contains(&name.as_str()) {
+            errors.push(
+                block.name.span(),
+                format!("block `{name}` has the name of a layer; rename it, e.g. `{name}Block`"),
+            );
+        }
+        let mut params = std::collections::HashSet::new();
+        for p in &block.params {
+            if !params.insert(p.name.to_string()) {
+                errors.push(p.name.span(), format!("parameter `{}` is declared twice", p.name));
+            }
+        }
+        if block.chain.nodes.is_empty() {
+            errors.push(
+                block.name.span(),
+                format!("block `{name}` has no layers; add at least one after `=>`"),
+            );
+        }
+    }
 }
 
 fn lit(n: usize) -> Literal {
@@ -51,7 +90,7 @@ fn lit(n: usize) -> Literal {
 }
 
 /// Checks and plans one net; on any error emits a stub type instead.
-fn expand_net(net: &NetSyntax, errors: &mut Errors) -> TokenStream {
+fn expand_net(net: &NetSyntax, blocks: &[BlockSyntax], errors: &mut Errors) -> TokenStream {
     let before = errors.count();
     let input = input_shape(net, errors);
     if net.chain.nodes.is_empty() {
@@ -60,7 +99,7 @@ fn expand_net(net: &NetSyntax, errors: &mut Errors) -> TokenStream {
             format!("net `{}` has no layers; add at least one after `=>`", net.name),
         );
     }
-    let program = lower::lower(net, errors);
+    let program = lower::lower(net, blocks, errors);
     let shaped = match input {
         Some(input) => shape::infer(input, program, errors),
         None => None,
@@ -1038,9 +1077,9 @@ mod tests {
                 continue;
             }
             let input: Input = syn::parse2(m.mac.tokens.clone()).expect("the zoo parses");
-            for net in input.nets {
+            for net in &input.nets {
                 let name = net.name.to_string();
-                let tokens = expand(&Input { nets: vec![net] });
+                let tokens = expand_nets(std::slice::from_ref(net), &input.blocks);
                 assert!(!tokens.to_string().contains("compile_error"), "{name} has errors");
                 let file: syn::File = syn::parse2(tokens).expect("the expansion parses as Rust items");
                 let lines = prettyplease::unparse(&file).lines().count();

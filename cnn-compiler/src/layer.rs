@@ -10,6 +10,7 @@ use crate::ops::{self, LayerKind};
 use crate::parse::{ArgSyntax, LayerSyntax, ValueSyntax};
 use crate::symbol;
 use proc_macro2::Span;
+use std::borrow::Cow;
 
 /// A `(height, width)` pair resolved from `k` or `(kh, kw)`.
 #[derive(Clone, Copy, Debug)]
@@ -23,7 +24,8 @@ pub struct Pair {
 /// A checked layer: what it computes plus where it came from.
 pub struct Layer<'a> {
     pub kind: LayerKind,
-    pub syntax: &'a LayerSyntax,
+    /// As written, or with a block's parameters substituted.
+    pub syntax: Cow<'a, LayerSyntax>,
     /// `syntax.render()`, kept for messages and the summary table.
     pub source: String,
 }
@@ -87,7 +89,7 @@ enum Value {
 }
 
 /// Checks a layer's keyword and arguments; reports every problem.
-pub fn resolve<'a>(syntax: &'a LayerSyntax, errors: &mut Errors) -> Option<Layer<'a>> {
+pub fn resolve<'a>(syntax: Cow<'a, LayerSyntax>, errors: &mut Errors) -> Option<Layer<'a>> {
     let keyword = syntax.name.to_string();
     let Some((positional, options)) = ops::signature(&keyword) else {
         let mut message = format!(

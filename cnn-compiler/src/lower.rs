@@ -19,8 +19,13 @@ use std::collections::HashMap;
 use crate::ctxt::Errors;
 use crate::layer::{self, Layer};
 use crate::ops::{self, JoinKind};
-use crate::parse::{ChainSyntax, LabelSyntax, NetSyntax, NodeSyntax, UnitSyntax};
+use crate::parse::{
+    ArgSyntax, BlockSyntax, ChainSyntax, LabelSyntax, LayerSyntax, NetSyntax, NodeSyntax, UnitSyntax,
+    ValueSyntax,
+};
+use crate::symbol;
 use proc_macro2::{Ident, Span};
+use std::borrow::Cow;
 
 /// A value of the program: the net's input or one node's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,11 +68,13 @@ pub struct Program<'a> {
 
 /// Checks every layer's arguments (reporting each problem) and lowers the
 /// net to its program.
-pub fn lower<'a>(net: &'a NetSyntax, errors: &mut Errors) -> Program<'a> {
+pub fn lower<'a>(net: &'a NetSyntax, blocks: &'a [BlockSyntax], errors: &mut Errors) -> Program<'a> {
     let mut lowering = Lowering {
         nodes: Vec::new(),
         values: 1,
         errors,
+        blocks,
+        scopes: Vec::new(),
     };
     let input = ValueId(0);
     let output = lowering.chain(&net.chain, "", &mut Names::default(), None, input);
@@ -91,6 +98,26 @@ struct Branch<'k> {
     keyword: &'k Ident,
     key: &'k str,
     index: usize,
+    /// The chain of an `if` (on the parameter `keyword`), not a branch of
+    /// a join.
+    conditional: bool,
+}
+
+impl Branch<'_> {
+    /// "a branch of `add`", "`if use_1x1conv`".
+    fn what(&self) -> String {
+        if self.conditional {
+            format!("`if {}`", self.keyword)
+        } else {
+            format!("a branch of `{}`", self.keyword)
+        }
+    }
+}
+
+/// The arguments of one block instance being lowered.
+struct Scope<'a> {
+    block: &'a BlockSyntax,
+    values: HashMap<String, ValueSyntax>,
 }
 
 /// The state of one lowering: the nodes so far and the next free value.
@@ -98,6 +125,9 @@ struct Lowering<'a, 'e> {
     nodes: Vec<Node<'a>>,
     values: usize,
     errors: &'e mut Errors,
+    blocks: &'a [BlockSyntax],
+    /// The block instances being lowered, innermost last.
+    scopes: Vec<Scope<'a>>,
 }
 
 impl<'a> Lowering<'a, '_> {
@@ -131,6 +161,7 @@ impl<'a> Lowering<'a, '_> {
             let key = match (&segment, branch) {
                 (Some(segment), b) => {
                     let here = match b {
+                        Some(b) if b.conditional => format!("in `if {}` at {}", b.keyword, or_net(b.key)),
                         Some(b) => format!(
                             "in branch {} of `{}` at {}",
                             b.index + 1,
@@ -142,6 +173,9 @@ impl<'a> Lowering<'a, '_> {
                     self.claim(names, prefix, segment, node, here);
                     join(prefix, segment)
                 }
+                (None, Some(b)) if b.conditional => {
+                    format!("{} (if {}, position {position})", b.key, b.keyword)
+                }
                 (None, Some(b)) => format!(
                     "{} ({} branch {}, position {position})",
                     b.key,
@@ -151,22 +185,66 @@ impl<'a> Lowering<'a, '_> {
                 (None, None) => join(prefix, &position.to_string()),
             };
             current = match &node.unit {
-                UnitSyntax::Layer(syntax) => {
-                    let layer = layer::resolve(syntax, self.errors);
-                    if segment.is_none() && ops::keyword_has_params(&syntax.name.to_string()) {
+                UnitSyntax::Layer(syntax) if self.block(syntax).is_some() => {
+                    if segment.is_none() && self.has_params_in(&syntax.name) {
                         if let Some(b) = branch {
                             self.errors.push(
                                 syntax.name.span(),
                                 format!(
-                                    "`{}` has parameters, so inside a branch of `{}` it needs a label to name \
-                                     them (PyTorch names a module by its attribute): write e.g. `conv3: {}`",
-                                    syntax.render(),
-                                    b.keyword,
+                                    "block `{}` has parameters, so inside {} it needs a label to name them \
+                                     (PyTorch names a module by its attribute): write e.g. `downsample: {}`",
+                                    syntax.name,
+                                    b.what(),
                                     syntax.render()
                                 ),
                             );
                         }
                     }
+                    self.instance(syntax, &key, current)
+                }
+                UnitSyntax::Layer(syntax)
+                    if ops::signature(&syntax.name.to_string()).is_none() && !self.blocks.is_empty() =>
+                {
+                    // Neither a layer nor a block: suggest from both.
+                    let word = syntax.name.to_string();
+                    let mut known: Vec<String> = ops::KEYWORDS.iter().map(|k| k.to_string()).collect();
+                    known.extend(self.blocks.iter().map(|b| b.name.to_string()));
+                    let blocks: Vec<String> = self.blocks.iter().map(|b| b.name.to_string()).collect();
+                    self.errors.push(
+                        syntax.name.span(),
+                        format!(
+                            "unknown layer or block `{word}`; the blocks are {} and the layers {}{}",
+                            blocks.join(", "),
+                            ops::KEYWORDS.join(", "),
+                            did_you_mean(&word, &known)
+                        ),
+                    );
+                    let output = self.value();
+                    self.nodes.push(Node {
+                        op: NodeOp::Layer(None),
+                        inputs: vec![current],
+                        output,
+                        key,
+                    });
+                    output
+                }
+                UnitSyntax::Layer(syntax) => {
+                    let syntax = self.substitute(syntax);
+                    if segment.is_none() && ops::keyword_has_params(&syntax.name.to_string()) {
+                        if let Some(b) = branch {
+                            self.errors.push(
+                                syntax.name.span(),
+                                format!(
+                                    "`{}` has parameters, so inside {} it needs a label to name \
+                                     them (PyTorch names a module by its attribute): write e.g. `conv3: {}`",
+                                    syntax.render(),
+                                    b.what(),
+                                    syntax.render()
+                                ),
+                            );
+                        }
+                    }
+                    let layer = layer::resolve(syntax, self.errors);
                     let output = self.value();
                     self.nodes.push(Node {
                         op: NodeOp::Layer(layer),
@@ -183,15 +261,15 @@ impl<'a> Lowering<'a, '_> {
                             "empty sequence `[]`: put layers in it or remove it",
                         );
                     }
-                    if segment.is_none() && has_params(chain) {
+                    if segment.is_none() && self.has_params(chain) {
                         if let Some(b) = branch {
                             self.errors.push(
                                 bracket.span.join(),
                                 format!(
-                                    "this sequence has parameters, so inside a branch of `{}` it needs a label \
+                                    "this sequence has parameters, so inside {} it needs a label \
                                      to name them (PyTorch names a module by its attribute): write e.g. \
                                      `downsample: [ .. ]`",
-                                    b.keyword
+                                    b.what()
                                 ),
                             );
                         }
@@ -217,6 +295,7 @@ impl<'a> Lowering<'a, '_> {
                             keyword,
                             key: &key,
                             index,
+                            conditional: false,
                         };
                         inputs.push(self.chain(chain, branch_prefix, branch_names, Some(b), current));
                     }
@@ -238,9 +317,217 @@ impl<'a> Lowering<'a, '_> {
                     });
                     output
                 }
+                UnitSyntax::If {
+                    flag,
+                    then,
+                    otherwise,
+                } => match self.condition(flag) {
+                    // Like a branch: no key level, the enclosing labels.
+                    Some(chosen) => {
+                        let chain = if chosen { then } else { otherwise };
+                        let b = Branch {
+                            keyword: flag,
+                            key: &key,
+                            index: 0,
+                            conditional: true,
+                        };
+                        self.chain(chain, prefix, names, Some(b), current)
+                    }
+                    None => current,
+                },
             };
         }
         current
+    }
+
+    /// The block a layer syntax calls, if its name is a block's.
+    fn block(&self, syntax: &LayerSyntax) -> Option<&'a BlockSyntax> {
+        let blocks: &'a [BlockSyntax] = self.blocks;
+        blocks.iter().find(|b| b.name == syntax.name)
+    }
+
+    /// `syntax` with the innermost block instance's arguments substituted
+    /// for its parameters (each keeps the span of the argument, so messages
+    /// point at the call).
+    fn substitute(&self, syntax: &'a LayerSyntax) -> Cow<'a, LayerSyntax> {
+        let Some(scope) = self.scopes.last() else {
+            return Cow::Borrowed(syntax);
+        };
+        let mut owned = syntax.clone();
+        let mut changed = false;
+        for arg in &mut owned.args {
+            let (ArgSyntax::Positional(value) | ArgSyntax::Named { value, .. }) = arg;
+            changed |= substitute_value(value, scope);
+        }
+        if changed {
+            Cow::Owned(owned)
+        } else {
+            Cow::Borrowed(syntax)
+        }
+    }
+
+    /// The value of an `if`'s parameter, or `None` after reporting why it
+    /// has none.
+    fn condition(&mut self, flag: &Ident) -> Option<bool> {
+        let Some(scope) = self.scopes.last() else {
+            self.errors.push(
+                flag.span(),
+                format!("`if {flag}` works only inside a block, on one of its `true`/`false` parameters"),
+            );
+            return None;
+        };
+        let name = flag.to_string();
+        match scope.values.get(&name) {
+            Some(ValueSyntax::Bool(b)) => Some(b.value),
+            Some(other) => {
+                let message = format!(
+                    "`if {flag}` needs `true` or `false`, but `{flag}` is `{}` here",
+                    other.render()
+                );
+                self.errors.push_spanned(other, message);
+                None
+            }
+            None => {
+                let names: Vec<String> = scope.block.params.iter().map(|p| p.name.to_string()).collect();
+                let message = format!(
+                    "block `{}` has no parameter `{flag}`{}",
+                    scope.block.name,
+                    did_you_mean(&name, &names)
+                );
+                self.errors.push(flag.span(), message);
+                None
+            }
+        }
+    }
+
+    /// Lowers one use of a block: its arguments checked and bound, then its
+    /// chain as a nested sequence under `key`.
+    fn instance(&mut self, call: &'a LayerSyntax, key: &str, input: ValueId) -> ValueId {
+        let Some(block) = self.block(call) else {
+            return input;
+        };
+        let call = self.substitute(call);
+        if let Some(outer) = self.scopes.iter().position(|s| std::ptr::eq(s.block, block)) {
+            let path: Vec<String> = self.scopes[outer..]
+                .iter()
+                .map(|s| s.block.name.to_string())
+                .collect();
+            self.errors.push(
+                call.name.span(),
+                format!(
+                    "block `{}` uses itself ({} -> {}): blocks cannot be recursive",
+                    block.name,
+                    path.join(" -> "),
+                    block.name
+                ),
+            );
+            return input;
+        }
+        let Some(values) = self.bind(block, &call) else {
+            return input;
+        };
+        self.scopes.push(Scope { block, values });
+        let output = self.chain(&block.chain, key, &mut Names::default(), None, input);
+        self.scopes.pop();
+        output
+    }
+
+    /// The arguments of a block call by parameter name (defaults filled
+    /// in), or `None` after reporting every problem.
+    fn bind(&mut self, block: &BlockSyntax, call: &LayerSyntax) -> Option<HashMap<String, ValueSyntax>> {
+        let before = self.errors.count();
+        let names: Vec<String> = block.params.iter().map(|p| p.name.to_string()).collect();
+        let params: Vec<String> = block
+            .params
+            .iter()
+            .map(|p| match &p.default {
+                Some(d) => format!("{} = {}", p.name, d.render()),
+                None => p.name.to_string(),
+            })
+            .collect();
+        let signature = format!("{}({})", block.name, params.join(", "));
+        let mut values: HashMap<String, ValueSyntax> = HashMap::new();
+        let mut position = 0;
+        for arg in &call.args {
+            match arg {
+                ArgSyntax::Positional(value) => {
+                    match names.get(position) {
+                        Some(name) => {
+                            values.insert(name.clone(), value.clone());
+                        }
+                        None => self.errors.push_spanned(
+                            value,
+                            format!("too many arguments: block {signature} takes {}", names.len()),
+                        ),
+                    }
+                    position += 1;
+                }
+                ArgSyntax::Named { name, value, .. } => {
+                    let given = name.to_string();
+                    if !names.contains(&given) {
+                        let message = format!(
+                            "block {signature} has no parameter `{given}`{}",
+                            did_you_mean(&given, &names)
+                        );
+                        self.errors.push(name.span(), message);
+                    } else if values.insert(given.clone(), value.clone()).is_some() {
+                        self.errors.push(name.span(), format!("`{given}` is given twice"));
+                    }
+                }
+            }
+        }
+        let missing: Vec<String> = block
+            .params
+            .iter()
+            .filter(|p| p.default.is_none() && !values.contains_key(&p.name.to_string()))
+            .map(|p| p.name.to_string())
+            .collect();
+        if !missing.is_empty() {
+            let span = call.paren.as_ref().map_or(call.name.span(), |p| p.span.join());
+            self.errors.push(
+                span,
+                format!("missing argument `{}` of block {signature}", missing.join("`, `")),
+            );
+        }
+        for p in &block.params {
+            let name = p.name.to_string();
+            if let (Some(default), false) = (&p.default, values.contains_key(&name)) {
+                values.insert(name, default.clone());
+            }
+        }
+        (self.errors.count() == before).then_some(values)
+    }
+
+    /// Whether any layer in `chain` (at any depth, through block uses) has
+    /// parameters.
+    fn has_params(&self, chain: &ChainSyntax) -> bool {
+        self.has_params_depth(chain, 0)
+    }
+
+    fn has_params_depth(&self, chain: &ChainSyntax, depth: usize) -> bool {
+        // Recursive blocks are reported where they are used; stop here.
+        if depth > 32 {
+            return false;
+        }
+        chain.nodes.iter().any(|node| match &node.unit {
+            UnitSyntax::Layer(layer) => match self.block(layer) {
+                Some(block) => self.has_params_depth(&block.chain, depth + 1),
+                None => ops::keyword_has_params(&layer.name.to_string()),
+            },
+            UnitSyntax::Seq { chain, .. } => self.has_params_depth(chain, depth),
+            UnitSyntax::Join { branches, .. } => branches.iter().any(|b| self.has_params_depth(b, depth)),
+            UnitSyntax::If { then, otherwise, .. } => {
+                self.has_params_depth(then, depth) || self.has_params_depth(otherwise, depth)
+            }
+        })
+    }
+
+    /// Whether the block named `name` has parameters.
+    fn has_params_in(&self, name: &Ident) -> bool {
+        self.blocks
+            .iter()
+            .find(|b| b.name == *name)
+            .is_some_and(|b| self.has_params_depth(&b.chain, 1))
     }
 
     /// Records `segment` as taken under `prefix`, or reports it as a
@@ -262,15 +549,6 @@ impl<'a> Lowering<'a, '_> {
             names.0.insert(segment.to_string(), here);
         }
     }
-}
-
-/// Whether any layer in `chain` (at any depth) has parameters.
-fn has_params(chain: &ChainSyntax) -> bool {
-    chain.nodes.iter().any(|node| match &node.unit {
-        UnitSyntax::Layer(layer) => ops::keyword_has_params(&layer.name.to_string()),
-        UnitSyntax::Seq { chain, .. } => has_params(chain),
-        UnitSyntax::Join { branches, .. } => branches.iter().any(has_params),
-    })
 }
 
 /// `prefix.segment`, or `segment` at the top level.
@@ -297,5 +575,44 @@ fn node_span(node: &NodeSyntax) -> Span {
         UnitSyntax::Layer(layer) => layer.name.span(),
         UnitSyntax::Seq { bracket, .. } => bracket.span.join(),
         UnitSyntax::Join { keyword, .. } => keyword.span(),
+        UnitSyntax::If { flag, .. } => flag.span(),
     }
+}
+
+/// The identifier a value is, if it is one: a block parameter's name.
+fn ident_of(value: &ValueSyntax) -> Option<String> {
+    let ValueSyntax::Other(tokens) = value else {
+        return None;
+    };
+    let mut tokens = tokens.clone().into_iter();
+    match (tokens.next(), tokens.next()) {
+        (Some(proc_macro2::TokenTree::Ident(ident)), None) => Some(ident.to_string()),
+        _ => None,
+    }
+}
+
+/// `value` with the parameters of `scope` replaced by their arguments;
+/// whether anything was replaced.
+fn substitute_value(value: &mut ValueSyntax, scope: &Scope) -> bool {
+    if let Some(name) = ident_of(value) {
+        if let Some(arg) = scope.values.get(&name) {
+            *value = arg.clone();
+            return true;
+        }
+        return false;
+    }
+    match value {
+        ValueSyntax::Pair { first, second, .. } => {
+            let a = substitute_value(first, scope);
+            let b = substitute_value(second, scope);
+            a || b
+        }
+        _ => false,
+    }
+}
+
+/// "did you mean" over `names`, as a `help:` line, or nothing.
+fn did_you_mean(word: &str, names: &[String]) -> String {
+    let known: Vec<&str> = names.iter().map(String::as_str).collect();
+    symbol::nearest(word, &known).map_or_else(String::new, |near| format!("\nhelp: did you mean `{near}`?"))
 }

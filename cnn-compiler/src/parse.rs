@@ -2,8 +2,11 @@
 //! keeps its tokens so later phases can point at the exact argument at fault.
 //!
 //! ```text
-//! input   := net (';' net)* ';'?
+//! input   := item (';' item)* ';'?
+//! item    := net | block
 //! net     := attr* vis IDENT ':' '[' INT ',' INT ',' INT ']' ('weights' '=' STR)? '=>' chain
+//! block   := attr* 'block' IDENT '(' (IDENT ('=' value)?),* ')' '=>' chain
+//!                                               (used as a layer: `Residual(64, strides = 2)`)
 //! chain   := node (','? node)*                  (an nn.Sequential)
 //! node    := (label ':')? unit
 //! label   := (IDENT | INT) ('.' (IDENT | INT))*  (a key path: `conv1`, `0`, `net.0`)
@@ -11,6 +14,8 @@
 //!          | ('add' | 'cat') '{' chain ('|' chain)+ '}'
 //!                                               (branches read the node's input;
 //!                                                outputs summed or concatenated)
+//!          | 'if' IDENT '{' chain '}' ('else' '{' chain '}')?
+//!                                               (in a block, on a `true`/`false` parameter)
 //! layer   := IDENT ('(' arg (',' arg)* ','? ')')?
 //! arg     := value | IDENT '=' value
 //! value   := INT | FLOAT | BOOL | '_' | '(' value ',' value ')' | '-' literal
@@ -31,6 +36,23 @@ use syn::{
 /// Everything inside `cnn_net! { ... }`.
 pub struct Input {
     pub nets: Vec<NetSyntax>,
+    /// Reusable blocks, usable by every net of the invocation.
+    pub blocks: Vec<BlockSyntax>,
+}
+
+/// `block Name(param, param = default) => chain`: a parameterised sequence
+/// used like a layer; each use is a nested sequence (one key level) with
+/// the arguments substituted.
+pub struct BlockSyntax {
+    pub name: Ident,
+    pub params: Vec<BlockParam>,
+    pub chain: ChainSyntax,
+}
+
+/// One parameter of a block, with its default if it has one.
+pub struct BlockParam {
+    pub name: Ident,
+    pub default: Option<ValueSyntax>,
 }
 
 /// One `vis Name: [C, H, W] => layers` declaration.
@@ -73,6 +95,13 @@ pub enum UnitSyntax {
         bracket: token::Bracket,
         chain: ChainSyntax,
     },
+    /// `if flag { chain } else { chain }` inside a block: the chain chosen
+    /// by a `true`/`false` block parameter; adds no key level.
+    If {
+        flag: Ident,
+        then: ChainSyntax,
+        otherwise: ChainSyntax,
+    },
     /// `add { chain | chain }` or `cat { chain | .. }`: branches that all
     /// read the node's input, their outputs summed or concatenated along
     /// channels. An empty branch passes the input through.
@@ -85,6 +114,7 @@ pub enum UnitSyntax {
 }
 
 /// One layer as written: `conv(1, 6, 5, pad = 2)` or `relu`.
+#[derive(Clone)]
 pub struct LayerSyntax {
     pub name: Ident,
     pub paren: Option<token::Paren>,
@@ -92,6 +122,7 @@ pub struct LayerSyntax {
 }
 
 /// A positional or named argument.
+#[derive(Clone)]
 pub enum ArgSyntax {
     Positional(ValueSyntax),
     Named {
@@ -102,6 +133,7 @@ pub enum ArgSyntax {
 }
 
 /// An argument value, kept loose so the layer phase can say what is wrong.
+#[derive(Clone)]
 pub enum ValueSyntax {
     Int(LitInt),
     Float(LitFloat),
@@ -121,6 +153,7 @@ mod kw {
     syn::custom_keyword!(weights);
     syn::custom_keyword!(add);
     syn::custom_keyword!(cat);
+    syn::custom_keyword!(block);
 }
 
 impl Parse for Input {
@@ -131,21 +164,74 @@ impl Parse for Input {
                 input.error("expected a net declaration, e.g. `pub LeNet: [1, 28, 28] => conv(1, 6, 5) ...`")
             );
         }
+        let mut blocks = Vec::new();
         while !input.is_empty() {
-            nets.push(input.parse()?);
+            let attrs = input.call(Attribute::parse_outer)?;
+            if input.peek(kw::block) && input.peek2(Ident) {
+                blocks.push(BlockSyntax::parse_after(attrs, input)?);
+            } else {
+                nets.push(NetSyntax::parse_after(attrs, input)?);
+            }
             stray_bar(input)?;
             if input.is_empty() {
                 break;
             }
             input.parse::<Token![;]>()?;
         }
-        Ok(Input { nets })
+        Ok(Input { nets, blocks })
+    }
+}
+
+impl BlockSyntax {
+    /// The block after its attributes (doc comments, which document the
+    /// invocation's source only: a block generates no item).
+    fn parse_after(attrs: Vec<Attribute>, input: ParseStream) -> syn::Result<Self> {
+        if let Some(attr) = attrs.iter().find(|a| !a.path().is_ident("doc")) {
+            return Err(syn::Error::new_spanned(
+                attr,
+                "a block takes doc comments only: it generates no item an attribute could apply to",
+            ));
+        }
+        input.parse::<kw::block>()?;
+        let name: Ident = input.parse()?;
+        if !input.peek(token::Paren) {
+            return Err(input.error(format!(
+                "expected the parameters of block `{name}` in parentheses, e.g. `block {name}(c, strides = 1) => ..`"
+            )));
+        }
+        let content;
+        parenthesized!(content in input);
+        let mut params = Vec::new();
+        while !content.is_empty() {
+            let name = Ident::parse_any(&content)?;
+            let default = if content.peek(Token![=]) {
+                content.parse::<Token![=]>()?;
+                Some(content.parse()?)
+            } else {
+                None
+            };
+            params.push(BlockParam { name, default });
+            if content.is_empty() {
+                break;
+            }
+            content.parse::<Token![,]>()?;
+        }
+        input.parse::<Token![=>]>()?;
+        let chain = input.parse()?;
+        Ok(BlockSyntax { name, params, chain })
     }
 }
 
 impl Parse for NetSyntax {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let attrs = input.call(Attribute::parse_outer)?;
+        NetSyntax::parse_after(attrs, input)
+    }
+}
+
+impl NetSyntax {
+    /// The net after its attributes.
+    fn parse_after(attrs: Vec<Attribute>, input: ParseStream) -> syn::Result<Self> {
         let vis: Visibility = input.parse()?;
         let name: Ident = input.parse()?;
         input.parse::<Token![:]>()?;
@@ -243,6 +329,28 @@ impl Parse for NodeSyntax {
                 kind,
                 keyword,
                 branches,
+            }
+        } else if input.peek(Token![if]) {
+            input.parse::<Token![if]>()?;
+            let flag: Ident = input.parse()?;
+            let content;
+            braced!(content in input);
+            let then = content.parse()?;
+            stray_bar(&content)?;
+            let otherwise = if input.peek(Token![else]) {
+                input.parse::<Token![else]>()?;
+                let content;
+                braced!(content in input);
+                let chain = content.parse()?;
+                stray_bar(&content)?;
+                chain
+            } else {
+                ChainSyntax { nodes: Vec::new() }
+            };
+            UnitSyntax::If {
+                flag,
+                then,
+                otherwise,
             }
         } else {
             UnitSyntax::Layer(input.parse()?)

@@ -207,7 +207,7 @@ pub fn plan(input: Shape, program: ShapedProgram<'_>) -> NetPlan<'_> {
     let mut output_shape = input;
     for node in shaped {
         let shaped = match node {
-            ShapedNode::Layer(shaped) => shaped,
+            ShapedNode::Layer(shaped) => *shaped,
             ShapedNode::Join(join) => {
                 output_shape = join.output;
                 steps.push(Step::Join(joins.len()));

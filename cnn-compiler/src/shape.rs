@@ -78,7 +78,7 @@ pub struct ShapedJoin {
 
 /// A node of a shaped program.
 pub enum ShapedNode<'a> {
-    Layer(Shaped<'a>),
+    Layer(Box<Shaped<'a>>),
     Join(ShapedJoin),
 }
 
@@ -272,7 +272,7 @@ pub fn infer<'a>(input: Shape, program: Program<'a>, errors: &mut Errors) -> Opt
             complete = false;
             continue;
         }
-        shaped.push(ShapedNode::Layer(node));
+        shaped.push(ShapedNode::Layer(Box::new(node)));
     }
     complete.then_some(ShapedProgram {
         nodes: shaped,

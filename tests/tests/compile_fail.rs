@@ -9,4 +9,5 @@ fn compile_errors() {
     t.compile_fail("ui/syntax/*.rs");
     t.compile_fail("ui/stack/*.rs");
     t.compile_fail("ui/graphs/*.rs");
+    t.compile_fail("ui/blocks/*.rs");
 }
