@@ -124,6 +124,22 @@ mod tests {
                 "\"w.json\"",
                 "conv1",
                 "#[doc = \"d\"]",
+                "add",
+                "cat",
+                "identity",
+                "batchnorm",
+                "relu6",
+                "eps",
+                "momentum",
+                "1e-5",
+                "groups",
+                "block",
+                "B",
+                "c",
+                "if",
+                "else",
+                "net.0",
+                "0.1",
             ];
             let mut text = String::new();
             let len = self.next() % 40;
@@ -158,6 +174,39 @@ mod tests {
                 body
             };
             let result = std::panic::catch_unwind(|| super::expand_str(&text));
+            assert!(result.is_ok(), "the compiler panicked on: {text}");
+        }
+    }
+
+    /// Every input of the DSL fuzz target's committed corpus
+    /// (`fuzz/corpus/dsl`): the nets of the tests and their error cases.
+    #[test]
+    fn the_fuzz_corpus_never_panics() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/dsl");
+        let mut count = 0;
+        for entry in std::fs::read_dir(&dir).expect("fuzz/corpus/dsl") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let result = std::panic::catch_unwind(|| super::expand_str(&text));
+            assert!(result.is_ok(), "the compiler panicked on {}", path.display());
+            count += 1;
+        }
+        assert!(count >= 50, "only {count} corpus files");
+    }
+
+    /// Blocks used inside themselves through several levels, and blocks
+    /// with graph bodies used in branches: errors, never a panic or a hang.
+    #[test]
+    fn blocks_and_branches_never_panic() {
+        for text in [
+            "block A(c) => B(c); block B(c) => A(c); pub N: [1, 4, 4] => A(1)",
+            "block A(c) => add { x: conv(_, c, 1) | A(c) }; pub N: [1, 4, 4] => A(1)",
+            "block A(c, f = true) => if f { relu } else { A(c) }; pub N: [1, 4, 4] => A(1, f = false)",
+            "block A() => relu; pub N: [1, 4, 4] => cat { A() | A | A(1) } flatten",
+            "block A(c = (1, 2)) => conv(1, 1, c); pub N: [1, 4, 4] => A A(c = c)",
+            "pub N: [1, 4, 4] => add { } cat { | } add { | | } batchnorm(0) batchnorm(eps = 1e-45)",
+        ] {
+            let result = std::panic::catch_unwind(|| super::expand_str(text));
             assert!(result.is_ok(), "the compiler panicked on: {text}");
         }
     }
