@@ -327,7 +327,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
         let (index, params, macs, scratch) =
             (lit(l.index), lit(l.params()), lit(l.macs), lit(l.infer_scratch));
         let keyword = l.kind().keyword();
-        let torch = l.kind().torch_name();
+        let torch = l.kind().torch_name_for(&l.shaped);
         let source = &l.shaped.layer.source;
         let shape = l.shaped.output.dims().into_iter().map(lit);
         quote! {

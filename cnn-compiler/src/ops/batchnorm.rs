@@ -137,6 +137,13 @@ impl Op for BatchNorm {
         0
     }
 
+    fn torch_name_for(&self, shaped: &Shaped) -> &'static str {
+        match shaped.input {
+            Shape::Chw(..) => "BatchNorm2d",
+            Shape::Flat(_) => "BatchNorm1d",
+        }
+    }
+
     fn forward(&self, l: &LayerPlan, io: &ForwardIo) -> TokenStream {
         let p = private();
         let geometry = self.geometry(l);

@@ -212,6 +212,12 @@ pub trait Op: Copy + Into<LayerKind> {
     /// in-place ops.
     fn backward(&self, layer: &LayerPlan, io: &BackwardIo) -> TokenStream;
 
+    /// The PyTorch module of this layer with its input known (batch norm
+    /// is `BatchNorm2d` or `BatchNorm1d`); [`Op::TORCH_NAME`] otherwise.
+    fn torch_name_for(&self, _shaped: &Shaped) -> &'static str {
+        Self::TORCH_NAME
+    }
+
     /// The update of its buffers after a training step, from the batch
     /// statistics the step left in `stats`, with `self.buffers` and `n`
     /// (the batch's examples) in scope. Ops without buffers print nothing.
@@ -271,13 +277,6 @@ macro_rules! ops {
                 }
             }
 
-            /// The PyTorch module this layer corresponds to.
-            pub fn torch_name(&self) -> &'static str {
-                match self {
-                    $(LayerKind::$variant(_) => <$ty as Op>::TORCH_NAME),*
-                }
-            }
-
             /// See [`Op::ELEMENT_WISE`].
             pub fn element_wise(&self) -> bool {
                 match self {
@@ -330,6 +329,13 @@ macro_rules! ops {
             pub fn backward(&self, layer: &LayerPlan, io: &BackwardIo) -> TokenStream {
                 match self {
                     $(LayerKind::$variant(op) => op.backward(layer, io)),*
+                }
+            }
+
+            /// See [`Op::torch_name_for`].
+            pub fn torch_name_for(&self, shaped: &Shaped) -> &'static str {
+                match self {
+                    $(LayerKind::$variant(op) => op.torch_name_for(shaped)),*
                 }
             }
 
