@@ -511,6 +511,63 @@ def resnet_bn():
         nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)))
 
 
+def conv_block_bn(in_c, c):
+    """D2L 8.7's conv_block, exactly."""
+    return nn.Sequential(nn.BatchNorm2d(in_c), nn.ReLU(), nn.Conv2d(in_c, c, kernel_size=3, padding=1))
+
+
+class DenseBlockBN(nn.Module):
+    """D2L 8.7's DenseBlock, exactly."""
+
+    def __init__(self, num_convs, in_c, c):
+        super().__init__()
+        self.net = nn.Sequential(*[conv_block_bn(in_c + i * c, c) for i in range(num_convs)])
+
+    def forward(self, X):
+        for blk in self.net:
+            Y = blk(X)
+            X = torch.cat((X, Y), dim=1)
+        return X
+
+
+def transition_block(in_c, c):
+    """D2L 8.7's transition_block, exactly."""
+    return nn.Sequential(nn.BatchNorm2d(in_c), nn.ReLU(), nn.Conv2d(in_c, c, kernel_size=1),
+                         nn.AvgPool2d(kernel_size=2, stride=2))
+
+
+def densenet_bn():
+    return [1, 12, 12], nn.Sequential(
+        nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2)),
+        DenseBlockBN(2, 8, 4), transition_block(16, 8), DenseBlockBN(2, 8, 4),
+        nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's inverted residual (torchvision's layout): 1x1 expansion,
+    3x3 depthwise, 1x1 projection, batch norms, ReLU6; the input added when
+    the stride is 1 and the channels are kept."""
+
+    def __init__(self, inp, oup, stride, expand_ratio):
+        super().__init__()
+        hidden = inp * expand_ratio
+        self.use_res_connect = stride == 1 and inp == oup
+        self.conv = nn.Sequential(
+            nn.Conv2d(inp, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+            nn.Conv2d(hidden, oup, 1, bias=False), nn.BatchNorm2d(oup))
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+def mobilenet_small():
+    return [3, 16, 16], nn.Sequential(
+        nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6()),
+        InvertedResidual(8, 8, 1, 2), InvertedResidual(8, 12, 2, 3), InvertedResidual(12, 12, 1, 3),
+        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(12, 10)))
+
+
 def resnet_small():
     return [1, 12, 12], nn.Sequential(
         nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
@@ -562,6 +619,27 @@ CASES += [
              "[[" + RESIDUAL_BN.format(i=4, c=8, s=", stride = 2", short="conv3: conv(4, 8, 1, stride = 2)") + "] "
              "[" + RESIDUAL_BN.format(i=8, c=8, s="", short="identity") + "]] "
              "[global_avgpool flatten linear(8, 10)]"),
+]
+
+DENSE_BN = ("cat {{ identity | net.0: [batchnorm relu conv({i}, 4, 3, pad = 1)] }} "
+            "cat {{ identity | net.1: [batchnorm relu conv({j}, 4, 3, pad = 1)] }}")
+# The DSL of mobilenet_small: blocks, as a user would write MobileNetV2.
+MOBILENET = ("block Body(inp, hidden, oup, stride = 1) => conv(inp, hidden, 1, bias = false) batchnorm relu6 "
+             "conv(hidden, hidden, 3, stride = stride, pad = 1, groups = hidden, bias = false) batchnorm relu6 "
+             "conv(hidden, oup, 1, bias = false) batchnorm; "
+             "block InvertedResidual(inp, hidden, oup, stride = 1, res = false) => "
+             "if res { add { identity | conv: Body(inp, hidden, oup, stride) } } "
+             "else { conv: Body(inp, hidden, oup, stride) }; "
+             "pub Net: [3, 16, 16] => [conv(3, 8, 3, stride = 2, pad = 1, bias = false) batchnorm relu6] "
+             "InvertedResidual(8, 16, 8, res = true) InvertedResidual(8, 24, 12, stride = 2) "
+             "InvertedResidual(12, 36, 12, res = true) [global_avgpool flatten linear(12, 10)]")
+
+CASES += [
+    dict(name="densenet_bn", batch=80, input="unit", batchnorm=True, module=densenet_bn,
+         net="[1, 12, 12] => [conv(1, 8, 3, pad = 1) batchnorm relu maxpool(2)] [" + DENSE_BN.format(i=8, j=12)
+             + "] [batchnorm relu conv(16, 8, 1) avgpool(2, stride = 2)] [" + DENSE_BN.format(i=8, j=12)
+             + "] batchnorm relu global_avgpool flatten linear(16, 10)"),
+    dict(name="mobilenet_small", batch=40, input="signed", batchnorm=True, module=mobilenet_small, net=MOBILENET),
 ]
 
 CASES += [

@@ -103,15 +103,22 @@ fn check_sgd<N: Network>(fx: &Fixture, threads: usize) {
 }
 
 macro_rules! batch_norm_parity {
+    // A whole invocation (blocks, then `pub Net`), as the fixture's text.
+    (items $module:ident, $fixture:literal, $($dsl:tt)*) => {
+        batch_norm_parity!(@tests $module, $fixture, { cnn_net! { $($dsl)* } }, stringify!($($dsl)*));
+    };
     ($module:ident, $fixture:literal, $($dsl:tt)*) => {
+        batch_norm_parity!(@tests $module, $fixture, { cnn_net! { pub Net: $($dsl)* } }, stringify!($($dsl)*));
+    };
+    (@tests $module:ident, $fixture:literal, { $($declaration:tt)* }, $text:expr) => {
         mod $module {
             use super::*;
 
-            cnn_net! { pub Net: $($dsl)* }
+            $($declaration)*
 
             fn fixture() -> Fixture {
                 let fx = load($fixture);
-                assert_eq!(squeezed(&fx.net), squeezed(stringify!($($dsl)*)), "the declaration and the fixture differ");
+                assert_eq!(squeezed(&fx.net), squeezed($text), "the declaration and the fixture differ");
                 fx
             }
 
@@ -141,6 +148,11 @@ macro_rules! batch_norm_parity {
 
 batch_norm_parity!(lenet_bn, "lenet_bn", [1, 28, 28] => conv(1, 6, 5) batchnorm sigmoid avgpool(2, stride = 2) conv(6, 16, 5) batchnorm sigmoid avgpool(2, stride = 2) flatten linear(256, 120) batchnorm sigmoid linear(120, 84) batchnorm sigmoid linear(84, 10));
 batch_norm_parity!(resnet_bn, "resnet_bn", [1, 12, 12] => [conv(1, 4, 3, pad = 1) batchnorm relu maxpool(2)] [[add { conv1: conv(4, 4, 3, pad = 1) bn1: batchnorm relu conv2: conv(4, 4, 3, pad = 1) bn2: batchnorm | identity } relu] [add { conv1: conv(4, 4, 3, pad = 1) bn1: batchnorm relu conv2: conv(4, 4, 3, pad = 1) bn2: batchnorm | identity } relu]] [[add { conv1: conv(4, 8, 3, pad = 1, stride = 2) bn1: batchnorm relu conv2: conv(8, 8, 3, pad = 1) bn2: batchnorm | conv3: conv(4, 8, 1, stride = 2) } relu] [add { conv1: conv(8, 8, 3, pad = 1) bn1: batchnorm relu conv2: conv(8, 8, 3, pad = 1) bn2: batchnorm | identity } relu]] [global_avgpool flatten linear(8, 10)]);
+// D2L 8.7 exactly: DenseBlock and transition_block with their batch norms.
+batch_norm_parity!(densenet_bn, "densenet_bn", [1, 12, 12] => [conv(1, 8, 3, pad = 1) batchnorm relu maxpool(2)] [cat { identity | net.0: [batchnorm relu conv(8, 4, 3, pad = 1)] } cat { identity | net.1: [batchnorm relu conv(12, 4, 3, pad = 1)] }] [batchnorm relu conv(16, 8, 1) avgpool(2, stride = 2)] [cat { identity | net.0: [batchnorm relu conv(8, 4, 3, pad = 1)] } cat { identity | net.1: [batchnorm relu conv(12, 4, 3, pad = 1)] }] batchnorm relu global_avgpool flatten linear(16, 10));
+// MobileNetV2-style: inverted residuals (1x1 expansion, 3x3 depthwise, 1x1
+// projection, ReLU6), written with blocks; the torchvision layout of keys.
+batch_norm_parity!(items mobilenet_small, "mobilenet_small", block Body(inp, hidden, oup, stride = 1) => conv(inp, hidden, 1, bias = false) batchnorm relu6 conv(hidden, hidden, 3, stride = stride, pad = 1, groups = hidden, bias = false) batchnorm relu6 conv(hidden, oup, 1, bias = false) batchnorm; block InvertedResidual(inp, hidden, oup, stride = 1, res = false) => if res { add { identity | conv: Body(inp, hidden, oup, stride) } } else { conv: Body(inp, hidden, oup, stride) }; pub Net: [3, 16, 16] => [conv(3, 8, 3, stride = 2, pad = 1, bias = false) batchnorm relu6] InvertedResidual(8, 16, 8, res = true) InvertedResidual(8, 24, 12, stride = 2) InvertedResidual(12, 36, 12, res = true) [global_avgpool flatten linear(12, 10)]);
 
 /// The no-heap batch-1 step of a net whose batch norms all follow convs
 /// normalises each channel over the example's `H x W` (PyTorch's train
