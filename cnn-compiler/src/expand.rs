@@ -142,7 +142,7 @@ fn fits(net: &NetSyntax, plan: &NetPlan, errors: &mut Errors) -> bool {
     let counts = [
         ("parameters", plan.param_count),
         ("inference scratch elements", plan.infer_scratch),
-        ("training scratch elements", plan.train_scratch()),
+        ("training scratch elements", plan.train_scratch().saturating_add(plan.stats_len)),
         ("im2col elements", plan.col_len),
     ];
     let mut ok = true;
