@@ -142,7 +142,10 @@ fn fits(net: &NetSyntax, plan: &NetPlan, errors: &mut Errors) -> bool {
     let counts = [
         ("parameters", plan.param_count),
         ("inference scratch elements", plan.infer_scratch),
-        ("training scratch elements", plan.train_scratch().saturating_add(plan.stats_len)),
+        (
+            "training scratch elements",
+            plan.train_scratch().saturating_add(plan.stats_len),
+        ),
         ("im2col elements", plan.col_len),
     ];
     let mut ok = true;
@@ -311,18 +314,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
         Shape::Flat(_) => [0, 0, 0].map(lit),
     };
 
-    let tensors = plan.tensors.iter().map(|t| {
-        let key = &t.key;
-        let shape = t.shape.iter().map(|&d| lit(d));
-        let (offset, len, fan_in, fan_out) = (lit(t.offset), lit(t.len), lit(t.fan_in), lit(t.fan_out));
-        let role = format_ident!("{}", t.role.variant());
-        quote! {
-            #p::TensorInfo {
-                key: #key, shape: &[#(#shape),*], offset: #offset, len: #len,
-                role: #p::TensorRole::#role, fan_in: #fan_in, fan_out: #fan_out,
-            }
-        }
-    });
+    let tensors = plan.tensors.iter().map(tensor_info);
     let layers = plan.layers.iter().map(|l| {
         let (index, params, macs, scratch) =
             (lit(l.index), lit(l.params()), lit(l.macs), lit(l.infer_scratch));
@@ -657,6 +649,21 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
     }
 }
 
+/// The `TensorInfo` row of a parameter or buffer tensor.
+fn tensor_info(t: &plan::Tensor) -> TokenStream {
+    let p = quote!(::cnn_runtime::__private);
+    let key = &t.key;
+    let shape = t.shape.iter().map(|&d| lit(d));
+    let (offset, len, fan_in, fan_out) = (lit(t.offset), lit(t.len), lit(t.fan_in), lit(t.fan_out));
+    let role = format_ident!("{}", t.role.variant());
+    quote! {
+        #p::TensorInfo {
+            key: #key, shape: &[#(#shape),*], offset: #offset, len: #len,
+            role: #p::TensorRole::#role, fan_in: #fan_in, fan_out: #fan_out,
+        }
+    }
+}
+
 /// What batch norm adds to a net's code; every stream is empty for a net
 /// without it, so other nets' expansions do not change.
 struct Norm {
@@ -704,18 +711,7 @@ impl Norm {
         }
         let p = quote!(::cnn_runtime::__private);
         let (stats, count) = (lit(plan.stats_len), lit(plan.buffer_count));
-        let buffers = plan.buffers.iter().map(|t| {
-            let key = &t.key;
-            let shape = t.shape.iter().map(|&d| lit(d));
-            let (offset, len, fan_in, fan_out) = (lit(t.offset), lit(t.len), lit(t.fan_in), lit(t.fan_out));
-            let role = format_ident!("{}", t.role.variant());
-            quote! {
-                #p::TensorInfo {
-                    key: #key, shape: &[#(#shape),*], offset: #offset, len: #len,
-                    role: #p::TensorRole::#role, fan_in: #fan_in, fan_out: #fan_out,
-                }
-            }
-        });
+        let buffers = plan.buffers.iter().map(tensor_info);
         let updates = plan.layers.iter().map(|l| l.kind().update(l));
         Norm {
             stats_plus: quote!(#stats +),
@@ -888,7 +884,6 @@ fn buffer_ident(buffer: Buffer) -> TokenStream {
 }
 
 fn train_body(plan: &NetPlan) -> TokenStream {
-    let p = quote!(::cnn_runtime::__private);
     let mut body = TokenStream::new();
     // Carve the workspace: activations, then two gradient buffers.
     for (k, len) in plan.acts.iter().enumerate() {
@@ -938,19 +933,8 @@ fn train_body(plan: &NetPlan) -> TokenStream {
     // Loss and its gradient with respect to the output.
     let out = buffer_ident(plan.train_output);
     let out_len = lit(plan.output_len);
-    let name_loss = quote! {
-        let loss = match target {
-            #p::Target::Classes(labels) => {
-                #p::core::assert_eq!(labels.len(), n, "expected {} labels, found {}", n, labels.len());
-                #p::ops::cross_entropy::forward_backward(n, #out_len, &*#out, labels, &mut g0[..n * #out_len])
-            }
-            #p::Target::Values(values) => {
-                #p::core::assert_eq!(values.len(), n * #out_len, "expected {} target values, found {}", n * #out_len, values.len());
-                #p::ops::mse::forward_backward(&*#out, values, &mut g0[..n * #out_len])
-            }
-        };
-    };
-    body.extend(name_loss);
+    let loss = loss_and_dy(plan, &out, quote!(&mut g0[..n * #out_len]));
+    body.extend(quote!(let loss = #loss;));
     body.extend(scale_for_shares(plan, quote!(g0[..n * #out_len])));
 
     // Backward, last layer first; stops once no earlier layer has parameters.
@@ -991,6 +975,25 @@ fn train_body(plan: &NetPlan) -> TokenStream {
     // Nets whose backward pass never reaches a buffer leave it unused.
     body.extend(quote!(let _ = (&g0, &g1); loss));
     body
+}
+
+/// The mean loss of the `n` outputs in buffer `out` against `target`,
+/// with its gradient written into the slice expression `dy`.
+fn loss_and_dy(plan: &NetPlan, out: &TokenStream, dy: TokenStream) -> TokenStream {
+    let p = quote!(::cnn_runtime::__private);
+    let out_len = lit(plan.output_len);
+    quote! {
+        match target {
+            #p::Target::Classes(labels) => {
+                #p::core::assert_eq!(labels.len(), n, "expected {} labels, found {}", n, labels.len());
+                #p::ops::cross_entropy::forward_backward(n, #out_len, &*#out, labels, #dy)
+            }
+            #p::Target::Values(values) => {
+                #p::core::assert_eq!(values.len(), n * #out_len, "expected {} target values, found {}", n * #out_len, values.len());
+                #p::ops::mse::forward_backward(&*#out, values, #dy)
+            }
+        }
+    }
 }
 
 /// With batch norm the examples of a batch are not independent: a batch

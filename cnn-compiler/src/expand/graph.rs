@@ -95,7 +95,6 @@ pub fn forward_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
 /// The training body: the forward pass keeping every buffer the backward
 /// pass reads, the loss, then the backward pass over the gradient arena.
 pub fn train_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
-    let p = quote!(::cnn_runtime::__private);
     let mut body = TokenStream::new();
     for (k, len) in g.acts.iter().enumerate() {
         let ident = format_ident!("a{}", k);
@@ -149,22 +148,13 @@ pub fn train_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
     }
 
     let out = buffer_ident(g.train_output);
-    let out_len = lit(plan.output_len);
     let dy = range(g.output_grad);
     let scale = super::scale_for_shares(plan, quote!(gr[#dy]));
+    let loss = super::loss_and_dy(plan, &out, quote!(dy));
     body.extend(quote! {
         let loss = {
             let dy: &mut [f32] = &mut gr[#dy];
-            match target {
-                #p::Target::Classes(labels) => {
-                    #p::core::assert_eq!(labels.len(), n, "expected {} labels, found {}", n, labels.len());
-                    #p::ops::cross_entropy::forward_backward(n, #out_len, &*#out, labels, dy)
-                }
-                #p::Target::Values(values) => {
-                    #p::core::assert_eq!(values.len(), n * #out_len, "expected {} target values, found {}", n * #out_len, values.len());
-                    #p::ops::mse::forward_backward(&*#out, values, dy)
-                }
-            }
+            #loss
         };
         #scale
     });

@@ -10,13 +10,8 @@ use quote::quote;
 
 /// The shape rule: every branch's shape, which must agree.
 pub fn shape(keyword: &Ident, inputs: &[(Option<Shape>, &Provenance)], errors: &mut Errors) -> Option<Shape> {
-    let known: Vec<(usize, Shape, &Provenance)> = inputs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (shape, from))| shape.map(|s| (i, s, *from)))
-        .collect();
+    let (known, mut ok) = super::known_branches(inputs);
     let (first, want, want_from) = *known.first()?;
-    let mut ok = known.len() == inputs.len();
     for &(i, shape, from) in &known[1..] {
         if shape != want {
             errors.push(

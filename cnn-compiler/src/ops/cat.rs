@@ -11,13 +11,8 @@ use quote::quote;
 
 /// The shape rule: channels summed, `H x W` shared.
 pub fn shape(keyword: &Ident, inputs: &[(Option<Shape>, &Provenance)], errors: &mut Errors) -> Option<Shape> {
-    let known: Vec<(usize, Shape, &Provenance)> = inputs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (shape, from))| shape.map(|s| (i, s, *from)))
-        .collect();
+    let (known, mut ok) = super::known_branches(inputs);
     let (first, want, want_from) = *known.first()?;
-    let mut ok = known.len() == inputs.len();
     let mut total = 0usize;
     for &(i, shape, from) in &known {
         let fits = match (want, shape) {

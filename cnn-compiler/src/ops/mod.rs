@@ -418,6 +418,21 @@ impl JoinKind {
     }
 }
 
+/// The branches of a join whose shapes are known (an earlier mistake
+/// leaves a branch unknown, already reported), numbered, and whether all
+/// of them are.
+fn known_branches<'p>(
+    inputs: &[(Option<Shape>, &'p Provenance)],
+) -> (Vec<(usize, Shape, &'p Provenance)>, bool) {
+    let known: Vec<(usize, Shape, &Provenance)> = inputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (shape, from))| shape.map(|s| (i, s, *from)))
+        .collect();
+    let all = known.len() == inputs.len();
+    (known, all)
+}
+
 /// `::cnn_runtime::__private`, the root of every path the generated code
 /// names.
 fn private() -> TokenStream {
