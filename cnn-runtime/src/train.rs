@@ -238,14 +238,7 @@ fn loss_grad_stats<N: Network>(
         for ((b, &(start, len)), loss) in buffers.iter_mut().zip(&shares).zip(losses.iter_mut()) {
             let x = &input[start * N::INPUT_LEN..(start + len) * N::INPUT_LEN];
             let t = slice_target::<N>(target, start, len);
-            let mut out = match outputs.take() {
-                Some(rest) => {
-                    let (mine, rest) = rest.split_at_mut(len * N::OUTPUT_LEN);
-                    outputs = Some(rest);
-                    Some(mine)
-                }
-                None => None,
-            };
+            let mut out = next_part(&mut outputs, len * N::OUTPUT_LEN);
             jobs.push(move || {
                 let Buffers {
                     workspace,
@@ -322,14 +315,7 @@ fn batch_stats_loss_and_grad<N: Network>(
             {
                 let x = &input[start * N::INPUT_LEN..(start + len) * N::INPUT_LEN];
                 let t = slice_target::<N>(target, start, len);
-                let mut out = match outputs.take() {
-                    Some(rest) => {
-                        let (mine, rest) = rest.split_at_mut(len * N::OUTPUT_LEN);
-                        outputs = Some(rest);
-                        Some(mine)
-                    }
-                    None => None,
-                };
+                let mut out = next_part(&mut outputs, len * N::OUTPUT_LEN);
                 let share = Share {
                     shared: &shared,
                     index,
@@ -467,6 +453,14 @@ impl Exchange for Share<'_> {
         }
         values.copy_from_slice(&round.total);
     }
+}
+
+/// The first `len` values of `rest` (a share's outputs), leaving the others
+/// in `rest`; `None` when no outputs are wanted.
+fn next_part<'a>(rest: &mut Option<&'a mut [f32]>, len: usize) -> Option<&'a mut [f32]> {
+    let (mine, others) = rest.take()?.split_at_mut(len);
+    *rest = Some(others);
+    Some(mine)
 }
 
 /// The gradient buffer [`share_loss_and_grad`] needs for a share of `n`.

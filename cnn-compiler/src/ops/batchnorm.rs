@@ -199,10 +199,10 @@ impl Op for BatchNorm {
             let mut sums = [0.0f64; #sums_len];
             sums[0] = (n * #s) as f64;
             #p::ops::batchnorm::grad_sums(&g, &*#x, mean, invstd, dy, &mut sums[1..]);
-            sync.sum(&mut sums);
             #grads_split
-            let db = db.unwrap_or_default();
-            #p::ops::batchnorm::backward(&g, &*#x, mean, invstd, #gamma, dy, sums[0], &sums[1..], dw, db, #dx);
+            #p::ops::batchnorm::param_grads(#c, &sums[1..], dw, db.unwrap_or_default());
+            sync.sum(&mut sums);
+            #p::ops::batchnorm::backward(&g, &*#x, mean, invstd, #gamma, dy, sums[0], &sums[1..], #dx);
         }}
     }
 

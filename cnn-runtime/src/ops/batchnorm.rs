@@ -155,10 +155,19 @@ pub fn grad_sums(g: &Geometry, x: &[f32], mean: &[f32], invstd: &[f32], dy: &[f3
     }
 }
 
-/// Backward: accumulates `dgamma`, `dbeta` (each share adds its own part,
-/// so the shares' gradients sum to the batch's) and writes `dx` from the
-/// exchanged totals `sums` (as [`grad_sums`] lays them out) of the whole
-/// batch, `count` elements per channel.
+/// Adds this share's part of `dgamma` and `dbeta`: `sum(dy * x_hat)` and
+/// `sum(dy)` of its own examples, as [`grad_sums`] lays them out (before
+/// the exchange), so the shares' parameter gradients add up to the batch's.
+pub fn param_grads(c: usize, local: &[f64], dgamma: &mut [f32], dbeta: &mut [f32]) {
+    for ch in 0..c {
+        dbeta[ch] += local[ch] as f32;
+        dgamma[ch] += local[c + ch] as f32;
+    }
+}
+
+/// Backward: writes `dx` from the exchanged totals `sums` (as
+/// [`grad_sums`] lays them out) of the whole batch, `count` elements per
+/// channel; nothing when `dx` is `None` (no earlier layer needs it).
 ///
 /// `dy` is `dL/dy` of this share's examples; the loss is a mean over the
 /// batch, so the totals already carry its scale.
@@ -172,25 +181,10 @@ pub fn backward(
     dy: &[f32],
     count: f64,
     sums: &[f64],
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
     dx: Option<&mut [f32]>,
 ) {
     g.check("x", x.len());
     g.check("dy", dy.len());
-    for ch in 0..g.c {
-        let (m, inv) = (mean[ch], invstd[ch]);
-        let (mut sdy, mut sdyx) = (0.0f64, 0.0f64);
-        for i in 0..g.n {
-            let r = g.run(i, ch);
-            for (&d, &v) in dy[r.clone()].iter().zip(&x[r]) {
-                sdy += d as f64;
-                sdyx += d as f64 * ((v - m) * inv) as f64;
-            }
-        }
-        dbeta[ch] += sdy as f32;
-        dgamma[ch] += sdyx as f32;
-    }
     let Some(dx) = dx else { return };
     g.check("dx", dx.len());
     for ch in 0..g.c {
@@ -331,6 +325,7 @@ mod tests {
         finish_var(count, eps, &squares, &mut var, &mut invstd);
         let mut y = vec![0.0; x.len()];
         let mut grad = vec![0.0f64; 6];
+        let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; 3], vec![0.0; 3]);
         for &share in &shares {
             let g = geometry(share.1);
             normalize(
@@ -344,9 +339,9 @@ mod tests {
             );
             let mut sums = vec![0.0; 6];
             grad_sums(&g, &x[part(share)], &mean, &invstd, &dy[part(share)], &mut sums);
+            param_grads(3, &sums, &mut dg, &mut db);
             grad.iter_mut().zip(&sums).for_each(|(t, s)| *t += s);
         }
-        let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; 3], vec![0.0; 3]);
         for &share in &shares {
             let g = geometry(share.1);
             backward(
@@ -358,8 +353,6 @@ mod tests {
                 &dy[part(share)],
                 count,
                 &grad,
-                &mut dg,
-                &mut db,
                 Some(&mut dx[part(share)]),
             );
         }
