@@ -3,7 +3,8 @@
 # 60), one after another, on one core: bash fuzz/run.sh [SECONDS]
 #
 # New inputs go to fuzz/target/corpus/<target> (git-ignored); the committed
-# seeds in fuzz/corpus/<target> are only read. A crash stops the script; its
+# corpus in fuzz/corpus/<target> (seeds and a minimised set of earlier finds)
+# is only read. A crash stops the script; its
 # input is in fuzz/artifacts/<target>/ and `cargo fuzz run <target> <file>`
 # replays it.
 set -euo pipefail
@@ -46,7 +47,7 @@ for target in "${targets[@]}"; do
     mv "$logs/fuzz-0.log" "$log" 2>/dev/null || cp "$logs/$target.cargo.log" "$log"
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     secs=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-    echo "   ${runs:-?} executions (${secs:-?}/s), corpus $(ls "$work" | wc -l) new + $(ls "fuzz/corpus/$target" | wc -l) seeds"
+    echo "   ${runs:-?} executions (${secs:-?}/s), corpus $(ls "$work" | wc -l) new + $(ls "fuzz/corpus/$target" | wc -l) committed"
     if ((status != 0)); then
         tail -40 "$log"
         echo "fuzz target $target failed (exit $status); see $log and fuzz/artifacts/$target/" >&2

@@ -381,7 +381,7 @@ def zero_dropout(net):
 
 
 # The model zoo of models/src/lib.rs, written exactly as declared there
-# (tests/tests/parity.rs checks that these strings still match the Rust
+# (tests/tests/integration/parity.rs checks that these strings still match the Rust
 # declarations). NiN is small enough to be its own fixture; VGG-small
 # (285,546 parameters) and AlexNet-small (694,058) would make fixtures of
 # about 10 and 25 MB, so their fixtures use the same layer sequence with

@@ -1,12 +1,11 @@
 //! What the fuzz targets share: an allocator that aborts on any single
 //! allocation above [`MAX_ALLOCATION`] (a loader must never reserve what an
 //! untrusted header promises, and no input here is big enough to need it),
-//! the tensor tables the weights targets load into, and checks of the
-//! all-or-nothing promise.
+//! and [`checks`], the properties each target asserts on one input.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
-use cnn_runtime::{TensorInfo, TensorRole};
+pub mod checks;
 
 /// The largest single allocation a target may make. Inputs stay under a
 /// megabyte (libFuzzer's default `-max_len` is 4 KiB); gzip inflates at most
@@ -46,67 +45,4 @@ unsafe impl GlobalAlloc for CappedAllocator {
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
-}
-
-const fn tensor(key: &'static str, shape: &'static [usize], offset: usize, len: usize) -> TensorInfo {
-    TensorInfo {
-        key,
-        shape,
-        offset,
-        len,
-        role: TensorRole::Weight,
-        fan_in: 1,
-        fan_out: 1,
-    }
-}
-
-/// conv(1, 2, 3) -> flatten -> linear(8, 3), as in the runtime's weights
-/// tests (the seed corpora are files of this table).
-pub const TINY: &[TensorInfo] = &[
-    tensor("0.weight", &[2, 1, 3, 3], 0, 18),
-    tensor("0.bias", &[2], 18, 2),
-    tensor("3.weight", &[3, 8], 20, 24),
-    tensor("3.bias", &[3], 44, 3),
-];
-
-/// Parameters of [`TINY`].
-pub const TINY_LEN: usize = 47;
-
-/// One scalar tensor `"w"`: small enough that mutations often stay valid.
-pub const ONE: &[TensorInfo] = &[tensor("w", &[1], 0, 1)];
-
-/// The value a destination is filled with before a load.
-pub const UNTOUCHED: f32 = 7.0;
-
-/// Runs `load` into a destination of `len` values; checks that an error
-/// left it untouched and that loaded values are finite. Returns the values
-/// on success.
-pub fn load_all_or_nothing<E: std::fmt::Display>(
-    len: usize,
-    load: impl FnOnce(&mut [f32]) -> Result<(), E>,
-) -> Option<Vec<f32>> {
-    let mut dst = vec![UNTOUCHED; len];
-    match load(&mut dst) {
-        Ok(()) => {
-            assert!(dst.iter().all(|x| x.is_finite()), "loaded a non-finite value");
-            Some(dst)
-        }
-        Err(e) => {
-            let message = e.to_string();
-            assert!(
-                !message.is_empty() && !message.contains('\n'),
-                "not one line: {message:?}"
-            );
-            assert!(
-                dst.iter().all(|&x| x == UNTOUCHED),
-                "partial write before the error {message}"
-            );
-            None
-        }
-    }
-}
-
-/// Bit patterns, so that `-0.0` and `0.0` differ.
-pub fn bits(xs: &[f32]) -> Vec<u32> {
-    xs.iter().map(|x| x.to_bits()).collect()
 }

@@ -101,3 +101,28 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f64], rel: f64, abs:
         );
     }
 }
+
+/// Holds the process-wide thread count at a value for as long as it lives.
+///
+/// [`cnn_runtime::train::set_threads`] is process-wide and the tests of a
+/// binary run at once, so every test that sets it goes through [`threads`]:
+/// one at a time, and back to one thread when the guard drops (a failed
+/// assertion included).
+pub struct Threads {
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+/// Sets the thread count to `n` until the returned guard drops; waits for
+/// any other test holding one.
+pub fn threads(n: usize) -> Threads {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    cnn_runtime::train::set_threads(n);
+    Threads { _serial: serial }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        cnn_runtime::train::set_threads(1);
+    }
+}

@@ -107,7 +107,7 @@ fn batch_one_training_step_allocates_nothing() {
 
 #[test]
 fn batched_paths_reuse_their_buffers() {
-    cnn_runtime::train::set_threads(1);
+    let _threads = cnn_tests::threads(1);
     let mut net = Box::new(LeNet::init(4));
     let batch: Vec<f32> = (0..32).flat_map(image).collect();
     let labels: Vec<u8> = (0..32).map(|i| (i % 10) as u8).collect();

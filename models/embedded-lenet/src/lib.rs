@@ -4,7 +4,7 @@
 //! of a RAM copy with a heap-free SGD step.
 //!
 //! The C ABI below is what a firmware's main loop would call; the host test
-//! `tests/tests/embedded.rs` links the static library into a C program and
+//! `tests/tests/integration/embedded.rs` links the static library into a C program and
 //! checks it against the `std` path.
 #![no_std]
 
