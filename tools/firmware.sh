@@ -182,8 +182,10 @@ for cpu in "${cpus[@]}"; do
 done
 
 step "check against PyTorch and the host (tests/examples/firmware_host.rs)"
-# The main workspace's toolchain (rustup's), the std path.
-cargo build --quiet --manifest-path "$root/Cargo.toml" -p cnn-tests --example firmware_host \
+# The main workspace's toolchain (rustup's), the std path. `--workspace`
+# resolves features as `cargo test --workspace` does (the runtime's
+# `default` feature included), so after the tests nothing is rebuilt.
+cargo build --quiet --manifest-path "$root/Cargo.toml" --workspace --example firmware_host \
     --target-dir "$host_target" || die "building the host program tests/examples/firmware_host.rs"
 "$host_target/debug/examples/firmware_host" "$runs"/*.out ||
     die "the firmware does not match the host or PyTorch (see the FAILED lines above)"

@@ -321,10 +321,11 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
         let keyword = l.kind().keyword();
         let torch = l.kind().torch_name_for(&l.shaped);
         let source = &l.shaped.layer.source;
+        let module = &l.shaped.key;
         let shape = l.shaped.output.dims().into_iter().map(lit);
         quote! {
             #p::LayerInfo {
-                index: #index, keyword: #keyword, torch_name: #torch, source: #source,
+                index: #index, keyword: #keyword, torch_name: #torch, source: #source, module: #module,
                 output_shape: &[#(#shape),*], params: #params, macs: #macs, infer_scratch: #scratch,
             }
         }
@@ -1050,16 +1051,47 @@ mod tests {
                 linear(120, 84) sigmoid
                 linear(84, 10)
         };
-        let file: syn::File = syn::parse2(expand(&input)).expect("the expansion parses as Rust items");
-        let text = prettyplease::unparse(&file);
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots/lenet.rs");
+        check_snapshot(&input, "lenet.rs");
+    }
+
+    /// The same for a net with a block, a residual `add` (an identity and a
+    /// 1x1-conv shortcut) and batch norm: `snapshots/residual.rs`.
+    #[test]
+    fn residual_expansion_snapshot() {
+        let input: Input = syn::parse_quote! {
+            /// D2L 8.6's `Residual`.
+            block Residual(num_channels, use_1x1conv = false, strides = 1) =>
+                add {
+                    conv1: conv(_, num_channels, 3, pad = 1, stride = strides) bn1: batchnorm relu
+                    conv2: conv(num_channels, num_channels, 3, pad = 1) bn2: batchnorm
+                  | if use_1x1conv { conv3: conv(_, num_channels, 1, stride = strides) }
+                }
+                relu;
+
+            /// Two residual blocks.
+            pub Res: [1, 8, 8] =>
+                [conv(1, 4, 3, pad = 1) batchnorm relu]
+                [Residual(4) Residual(8, use_1x1conv = true, strides = 2)]
+                [global_avgpool flatten linear(8, 10)]
+        };
+        check_snapshot(&input, "residual.rs");
+    }
+
+    /// Compares the pretty-printed expansion of `input` with
+    /// `snapshots/<file>` (re-recorded with `UPDATE_SNAPSHOTS=1`).
+    fn check_snapshot(input: &Input, file: &str) {
+        let parsed: syn::File = syn::parse2(expand(input)).expect("the expansion parses as Rust items");
+        let text = prettyplease::unparse(&parsed);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("snapshots")
+            .join(file);
         if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
             std::fs::write(&path, &text).unwrap();
         }
         let recorded = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             recorded == text,
-            "the LeNet expansion changed; review it and re-record with UPDATE_SNAPSHOTS=1 ({})",
+            "the expansion of snapshots/{file} changed; review it and re-record with UPDATE_SNAPSHOTS=1 ({})",
             path.display()
         );
     }
@@ -1092,7 +1124,19 @@ mod tests {
         }
         assert_eq!(
             names,
-            ["LeNet", "LeNetRelu", "Nin", "VggSmall", "AlexNetSmall", "LeNetBn"]
+            [
+                "LeNet",
+                "LeNetRelu",
+                "Nin",
+                "VggSmall",
+                "AlexNetSmall",
+                "LeNetBn",
+                "ResNet",
+                "ResNet18",
+                "GoogLeNetSmall",
+                "DenseNetSmall",
+                "MobileNetSmall"
+            ]
         );
     }
 

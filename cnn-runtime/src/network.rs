@@ -70,6 +70,9 @@ pub struct LayerInfo {
     pub torch_name: &'static str,
     /// The layer as written, normalised, e.g. `"conv(1, 6, 5, pad = 2)"`.
     pub source: &'static str,
+    /// Its PyTorch module name (its `state_dict` keys without `.weight`),
+    /// e.g. `"3"` in a chain, `"1.0.conv1"` in a block's branch.
+    pub module: &'static str,
     /// Output shape of one example: `[C, H, W]` or `[features]`.
     pub output_shape: &'static [usize],
     /// Number of trainable parameters.
@@ -331,24 +334,47 @@ impl core::fmt::Write for ShapeText {
 /// output bytes, then the totals and the memory plan.
 pub fn write_summary<N: Network, W: core::fmt::Write>(out: &mut W) -> core::fmt::Result {
     let width = N::LAYERS.iter().map(|l| l.source.len()).max().unwrap_or(5).max(5);
+    // Nets with nested sequences, blocks or branches: a column of PyTorch
+    // module names, indented one step per level, shows the structure
+    // (`1.0.conv1` is the first block of stage 1, its `conv1`).
+    let nested = N::LAYERS.iter().any(|l| l.module.contains('.'));
+    let module_width = if nested {
+        N::LAYERS
+            .iter()
+            .map(|l| l.module.len() + 2 * l.module.matches('.').count())
+            .max()
+            .unwrap_or(0)
+            .max(6)
+    } else {
+        0
+    };
     writeln!(
         out,
         "{}: input {}",
         N::NAME,
         ShapeText::new(&N::INPUT_SHAPE).as_str()
     )?;
+    write!(out, "{:>3}  ", "#")?;
+    if nested {
+        write!(out, "{:<module_width$}  ", "module")?;
+    }
     writeln!(
         out,
-        "{:>3}  {:<width$}  {:<17}  {:<15}  {:>8}  {:>11}  {:>10}  {:>13}",
-        "#", "layer", "PyTorch", "output shape", "params", "MACs", "out bytes", "scratch bytes"
+        "{:<width$}  {:<17}  {:<15}  {:>8}  {:>11}  {:>10}  {:>13}",
+        "layer", "PyTorch", "output shape", "params", "MACs", "out bytes", "scratch bytes"
     )?;
     for l in N::LAYERS {
         let shape = ShapeText::new(l.output_shape);
         let bytes = l.output_shape.iter().product::<usize>() * 4;
+        write!(out, "{:>3}  ", l.index)?;
+        if nested {
+            let indent = 2 * l.module.matches('.').count();
+            let pad = module_width - indent;
+            write!(out, "{:indent$}{:<pad$}  ", "", l.module)?;
+        }
         writeln!(
             out,
-            "{:>3}  {:<width$}  {:<17}  {:<15}  {:>8}  {:>11}  {:>10}  {:>13}",
-            l.index,
+            "{:<width$}  {:<17}  {:<15}  {:>8}  {:>11}  {:>10}  {:>13}",
             l.source,
             l.torch_name,
             shape.as_str(),

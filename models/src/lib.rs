@@ -95,6 +95,127 @@ cnn_net! {
         linear(84, 10)
 }
 
+cnn_net! {
+    /// D2L 8.6's `Residual`: two 3x3 convolutions with batch norm, the
+    /// input added back (through a 1x1 convolution when the shape changes).
+    block Residual(num_channels, use_1x1conv = false, strides = 1) =>
+        add {
+            conv1: conv(_, num_channels, 3, pad = 1, stride = strides) bn1: batchnorm relu
+            conv2: conv(num_channels, num_channels, 3, pad = 1) bn2: batchnorm
+          | if use_1x1conv { conv3: conv(_, num_channels, 1, stride = strides) }
+        }
+        relu;
+
+    /// ResNet as in Dive into Deep Learning, section 8.6, sized for 28x28
+    /// inputs: a 3x3 stem without pooling, three stages of two `Residual`
+    /// blocks (16, 32, 64 channels; the later stages halve the size with a
+    /// strided 1x1 shortcut), global average pooling. Keys are those of D2L's
+    /// `nn.Sequential(b1, b2, b3, b4, ...)` (`1.0.conv1.weight`,
+    /// `2.0.conv3.weight`, `1.0.bn1.running_mean`).
+    pub ResNet: [1, 28, 28] =>
+        [conv(1, 16, 3, pad = 1) batchnorm relu]
+        [Residual(16) Residual(16)]
+        [Residual(32, use_1x1conv = true, strides = 2) Residual(32)]
+        [Residual(64, use_1x1conv = true, strides = 2) Residual(64)]
+        [global_avgpool flatten linear(64, 10)];
+
+    /// D2L 8.6's ResNet-18, full size, for [1, 96, 96] inputs (the book
+    /// resizes Fashion-MNIST to 96x96): a 7x7 stride-2 stem with max
+    /// pooling, four stages of two `Residual` blocks (64, 128, 256, 512
+    /// channels), 11,178,378 parameters. Its keys are those of the book's
+    /// `ResNet` class (`net.0.0.weight`, `net.b2.0.conv1.weight`,
+    /// `net.last.2.weight`), so a `state_dict` saved from D2L's code loads
+    /// as it is. Not in the `cnn` tool's list: it needs 96x96 inputs. Its
+    /// parameters take 45 MB: build it on the heap (`ResNet18::boxed_zeroed`).
+    pub ResNet18: [1, 96, 96] =>
+        net: [
+            [conv(1, 64, 7, stride = 2, pad = 3) batchnorm relu maxpool(3, stride = 2, pad = 1)]
+            b2: [Residual(64) Residual(64)]
+            b3: [Residual(128, use_1x1conv = true, strides = 2) Residual(128)]
+            b4: [Residual(256, use_1x1conv = true, strides = 2) Residual(256)]
+            b5: [Residual(512, use_1x1conv = true, strides = 2) Residual(512)]
+            last: [global_avgpool flatten linear(512, 10)]
+        ];
+
+    /// D2L 8.4's `Inception`: a 1x1 path, 1x1 then 3x3, 1x1 then 5x5, and
+    /// 3x3 max pooling then 1x1, concatenated along channels.
+    block Inception(c1, c2a, c2b, c3a, c3b, c4) =>
+        cat {
+            b1_1: conv(_, c1, 1) relu
+          | b2_1: conv(_, c2a, 1) relu b2_2: conv(c2a, c2b, 3, pad = 1) relu
+          | b3_1: conv(_, c3a, 1) relu b3_2: conv(c3a, c3b, 5, pad = 2) relu
+          | b4_1: maxpool(3, stride = 1, pad = 1) b4_2: conv(_, c4, 1) relu
+        };
+
+    /// GoogLeNet as in Dive into Deep Learning, section 8.4, scaled down
+    /// for 28x28 inputs: a 3x3 stem and max pooling to 14x14, two
+    /// `Inception` blocks (64 and 96 channels out), max pooling to 7x7, two
+    /// more (128 and 160), global average pooling. No batch norm, as in D2L.
+    pub GoogLeNetSmall: [1, 28, 28] =>
+        [conv(1, 32, 3, pad = 1) relu maxpool(3, stride = 2, pad = 1)]
+        [Inception(16, 16, 32, 4, 8, 8) Inception(32, 24, 48, 4, 8, 8) maxpool(3, stride = 2, pad = 1)]
+        [Inception(48, 24, 48, 8, 16, 16) Inception(64, 32, 64, 8, 16, 16)]
+        [global_avgpool flatten linear(160, 10)];
+
+    /// D2L 8.7's `conv_block`: batch norm, ReLU, 3x3 convolution.
+    block ConvBlock(num_channels) => batchnorm relu conv(_, num_channels, 3, pad = 1);
+
+    /// D2L 8.7's `DenseBlock` with four convolution blocks: each one's
+    /// output is concatenated to its input.
+    block DenseBlock(num_channels) =>
+        cat { identity | net.0: ConvBlock(num_channels) }
+        cat { identity | net.1: ConvBlock(num_channels) }
+        cat { identity | net.2: ConvBlock(num_channels) }
+        cat { identity | net.3: ConvBlock(num_channels) };
+
+    /// D2L 8.7's `transition_block`: batch norm, ReLU, 1x1 convolution,
+    /// average pooling that halves the size.
+    block Transition(num_channels) =>
+        batchnorm relu conv(_, num_channels, 1) avgpool(2, stride = 2);
+
+    /// DenseNet as in Dive into Deep Learning, section 8.7, scaled down for
+    /// 28x28 inputs: a 3x3 stem with max pooling to 14x14, two dense blocks
+    /// of four convolutions with growth rate 16 and a transition layer
+    /// between them that halves the channels and the size, then batch norm,
+    /// ReLU and global average pooling. Keys as D2L's `nn.Sequential`
+    /// (`1.net.0.0.running_var`, `2.2.weight`).
+    pub DenseNetSmall: [1, 28, 28] =>
+        [conv(1, 32, 3, pad = 1) batchnorm relu maxpool(2)]
+        DenseBlock(16)
+        Transition(48)
+        DenseBlock(16)
+        batchnorm relu global_avgpool flatten linear(112, 10);
+
+    /// MobileNetV2's inverted residual block without the skip: a 1x1
+    /// expansion, a 3x3 depthwise convolution, a 1x1 projection, each with
+    /// batch norm, ReLU6 after the first two.
+    block Body(inp, hidden, oup, stride = 1) =>
+        conv(inp, hidden, 1, bias = false) batchnorm relu6
+        conv(hidden, hidden, 3, stride = stride, pad = 1, groups = hidden, bias = false) batchnorm relu6
+        conv(hidden, oup, 1, bias = false) batchnorm;
+
+    /// MobileNetV2's inverted residual (torchvision's layout, keys
+    /// `conv.0.weight`): the input added back when the stride is 1 and the
+    /// channels are kept.
+    block InvertedResidual(inp, hidden, oup, stride = 1, res = false) =>
+        if res { add { identity | conv: Body(inp, hidden, oup, stride) } }
+        else { conv: Body(inp, hidden, oup, stride) };
+
+    /// A MobileNetV2-style net (Sandler et al., 2018) for 28x28 inputs:
+    /// depthwise separable inverted residual blocks with ReLU6, expansion 4,
+    /// 16-24-32 channels, two halvings of the size, a 1x1 convolution to 128
+    /// channels and global average pooling.
+    pub MobileNetSmall: [1, 28, 28] =>
+        [conv(1, 16, 3, pad = 1, bias = false) batchnorm relu6]
+        InvertedResidual(16, 64, 16, res = true)
+        InvertedResidual(16, 64, 24, stride = 2)
+        InvertedResidual(24, 96, 24, res = true)
+        InvertedResidual(24, 96, 32, stride = 2)
+        InvertedResidual(32, 128, 32, res = true)
+        [conv(32, 128, 1, bias = false) batchnorm relu6]
+        [global_avgpool flatten linear(128, 10)]
+}
+
 /// One net the `cnn` tool knows: the name used on the command line, the
 /// Rust type and a one-line description. See [`NETS`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -259,4 +380,12 @@ net_registry! {
         Recipe::sgd(0.05).momentum(0.9).epochs(5);
     "lenet-bn" => LeNetBn, "LeNet with batch normalization, D2L 8.5",
         Recipe::sgd(0.1).batch_size(128);
+    "resnet" => ResNet, "ResNet of D2L 8.6 for 28x28: residual blocks with batch norm, 16-32-64 channels",
+        Recipe::adam(0.002).batch_size(128).epochs(4);
+    "googlenet-small" => GoogLeNetSmall, "GoogLeNet of D2L 8.4, scaled down: four Inception blocks",
+        Recipe::adam(0.002).batch_size(128).epochs(5);
+    "densenet-small" => DenseNetSmall, "DenseNet of D2L 8.7, scaled down: two dense blocks, growth 16",
+        Recipe::adam(0.002).batch_size(128).epochs(5);
+    "mobilenet-small" => MobileNetSmall, "MobileNetV2-style: depthwise inverted residuals, ReLU6",
+        Recipe::adam(0.002).batch_size(128).epochs(3);
 }

@@ -499,7 +499,7 @@ fn bad_values_are_one_line_errors() {
     );
 
     // Usage errors are clap's (exit code 2), still without a panic.
-    let out = run(&mut cnn(&["train", "--net", "resnet"]));
+    let out = run(&mut cnn(&["train", "--net", "vgg16"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("lenet-relu"), "{}", stderr(&out));
 }

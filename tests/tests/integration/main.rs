@@ -17,3 +17,4 @@ mod large_nets;
 mod memory_plan;
 mod parity;
 mod readme;
+mod zoo;

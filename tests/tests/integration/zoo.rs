@@ -1,0 +1,117 @@
+//! Every zoo net against PyTorch's `state_dict` of the same net built from
+//! Dive into Deep Learning's own classes (`python3 tools/torch_zoo.py keys`
+//! wrote `tests/fixtures/zoo_keys.json`): the same keys with the same
+//! shapes, parameters and buffers alike, the same parameter count, input and
+//! output. The full-size ResNet-18 is checked the same way, and built on
+//! the heap and run once, without its 45 MB of weights in the repository.
+//!
+//! The numbers of each structure are checked against PyTorch by the small
+//! fixtures of the same classes (`resnet_bn`, `googlenet_small`,
+//! `densenet_bn`, `mobilenet_small`, `lenet_bn`).
+
+use cnn_runtime::Network;
+use models::{NetVisitor, ResNet18};
+use serde_json::Value;
+
+/// Keys and shapes (sorted by key: PyTorch lists a module's tensors in the
+/// order its attributes were assigned, the DSL in the order the layers
+/// run), parameter count, input shape, output length.
+type Table = (Vec<(String, Vec<usize>)>, usize, [usize; 3], usize);
+
+fn table<N: Network>() -> Table {
+    let mut state: Vec<(String, Vec<usize>)> = N::TENSORS
+        .iter()
+        .chain(N::BUFFERS)
+        .map(|t| (t.key.to_string(), t.shape.to_vec()))
+        .collect();
+    state.sort();
+    (state, N::PARAM_COUNT, N::INPUT_SHAPE, N::OUTPUT_LEN)
+}
+
+struct Tabulate;
+
+impl NetVisitor for Tabulate {
+    type Output = Table;
+    fn visit<N: Network>(self) -> Table {
+        table::<N>()
+    }
+}
+
+fn usizes(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|x| x.as_u64().expect("a size") as usize)
+        .collect()
+}
+
+fn expected(entry: &Value) -> Table {
+    let mut state: Vec<(String, Vec<usize>)> = entry["state"]
+        .as_array()
+        .expect("state")
+        .iter()
+        .map(|kv| (kv[0].as_str().expect("key").to_string(), usizes(&kv[1])))
+        .collect();
+    state.sort();
+    let input: [usize; 3] = usizes(&entry["input"]).try_into().expect("[C, H, W]");
+    let output = usizes(&entry["output"]).iter().product();
+    (
+        state,
+        entry["params"].as_u64().expect("params") as usize,
+        input,
+        output,
+    )
+}
+
+fn zoo_keys() -> serde_json::Map<String, Value> {
+    let path = cnn_tests::fixtures_dir().join("zoo_keys.json");
+    let text = std::fs::read_to_string(&path).expect("tests/fixtures/zoo_keys.json");
+    match serde_json::from_str(&text).expect("JSON") {
+        Value::Object(map) => map,
+        _ => panic!("zoo_keys.json is not an object"),
+    }
+}
+
+#[test]
+fn zoo_nets_have_pytorchs_keys_and_shapes() {
+    let zoo = zoo_keys();
+    let mut checked = 0;
+    for (name, entry) in &zoo {
+        let ours = if name == "resnet18" {
+            table::<ResNet18>()
+        } else {
+            models::with_net(name, Tabulate).unwrap_or_else(|| panic!("no zoo net {name}"))
+        };
+        let theirs = expected(entry);
+        assert_eq!(ours.0, theirs.0, "{name}: keys and shapes");
+        assert_eq!(ours.1, theirs.1, "{name}: parameter count");
+        assert_eq!(ours.2, theirs.2, "{name}: input");
+        assert_eq!(ours.3, theirs.3, "{name}: output");
+        checked += 1;
+    }
+    for graph_net in [
+        "lenet-bn",
+        "resnet",
+        "googlenet-small",
+        "densenet-small",
+        "mobilenet-small",
+    ] {
+        assert!(zoo.contains_key(graph_net), "{graph_net} is not in zoo_keys.json");
+    }
+    assert!(checked >= 8, "{checked} nets checked");
+}
+
+/// 11.2M parameters: built on the heap (never on the stack), run once in
+/// eval mode from PyTorch's initial state, its logits finite.
+#[test]
+fn full_size_resnet18_builds_on_the_heap_and_runs() {
+    let mut net = ResNet18::boxed_zeroed();
+    let mut rng = cnn_runtime::init::Rng::new(18);
+    cnn_runtime::init::xavier_uniform(ResNet18::TENSORS, net.params_mut(), &mut rng);
+    cnn_runtime::init::buffers(ResNet18::BUFFERS, net.buffers_mut());
+    assert_eq!(ResNet18::PARAM_COUNT, 11_178_378);
+    let x: Vec<f32> = (0..ResNet18::INPUT_LEN).map(|i| (i % 97) as f32 / 97.0).collect();
+    let mut y = vec![f32::NAN; ResNet18::OUTPUT_LEN];
+    net.forward_batch(&x, &mut y);
+    assert!(y.iter().all(|v| v.is_finite()), "{y:?}");
+}
