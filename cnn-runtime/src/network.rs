@@ -71,7 +71,9 @@ pub struct LayerInfo {
     /// The layer as written, normalised, e.g. `"conv(1, 6, 5, pad = 2)"`.
     pub source: &'static str,
     /// Its PyTorch module name (its `state_dict` keys without `.weight`),
-    /// e.g. `"3"` in a chain, `"1.0.conv1"` in a block's branch.
+    /// e.g. `"3"` in a chain, `"1.0.conv1"` in a block's branch. A layer
+    /// without parameters inside a branch has no PyTorch name; it gets its
+    /// place instead, e.g. `"1.0.0 (add branch 1, position 2)"`.
     pub module: &'static str,
     /// Output shape of one example: `[C, H, W]` or `[features]`.
     pub output_shape: &'static [usize],
@@ -338,10 +340,11 @@ pub fn write_summary<N: Network, W: core::fmt::Write>(out: &mut W) -> core::fmt:
     // module names, indented one step per level, shows the structure
     // (`1.0.conv1` is the first block of stage 1, its `conv1`).
     let nested = N::LAYERS.iter().any(|l| l.module.contains('.'));
+    let indent = |module: &str| 2 * module.matches('.').count();
     let module_width = if nested {
         N::LAYERS
             .iter()
-            .map(|l| l.module.len() + 2 * l.module.matches('.').count())
+            .map(|l| l.module.len() + indent(l.module))
             .max()
             .unwrap_or(0)
             .max(6)
@@ -368,8 +371,7 @@ pub fn write_summary<N: Network, W: core::fmt::Write>(out: &mut W) -> core::fmt:
         let bytes = l.output_shape.iter().product::<usize>() * 4;
         write!(out, "{:>3}  ", l.index)?;
         if nested {
-            let indent = 2 * l.module.matches('.').count();
-            let pad = module_width - indent;
+            let (indent, pad) = (indent(l.module), module_width - indent(l.module));
             write!(out, "{:indent$}{:<pad$}  ", "", l.module)?;
         }
         writeln!(

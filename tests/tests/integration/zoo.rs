@@ -115,3 +115,23 @@ fn full_size_resnet18_builds_on_the_heap_and_runs() {
     net.forward_batch(&x, &mut y);
     assert!(y.iter().all(|v| v.is_finite()), "{y:?}");
 }
+
+/// `summary()` of a nested net shows PyTorch's module names, indented one
+/// step per level; a chain's keeps its plain layout.
+#[test]
+fn summary_shows_module_names_of_nested_nets() {
+    let text = models::ResNet::summary();
+    let header = text.lines().nth(1).expect("a header line");
+    assert!(header.contains("module"), "{text}");
+    let row = |module: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(module))
+            .unwrap_or_else(|| panic!("no row for {module}:\n{text}"))
+    };
+    let stem = row("0.0");
+    let block = row("1.0.conv1");
+    let column = |line: &str, module: &str| line.find(module).expect("the module name");
+    assert_eq!(column(block, "1.0.conv1"), column(stem, "0.0") + 2, "{text}");
+    assert!(row("2.0.conv3").contains("conv(_, 32, 1, stride = 2)"), "{text}");
+    assert!(!models::LeNet::summary().contains("module"));
+}
