@@ -43,6 +43,9 @@ JSON schema of tests/fixtures/<name>.json (keys in this order):
 
 float64 values are written with Python's repr (shortest string that
 round-trips the double).
+
+Cases marked `weights_file=True` also get tests/fixtures/<name>.weights.json:
+the "weights" object alone, which a test bakes into a net at compile time.
 """
 
 import argparse
@@ -612,7 +615,7 @@ CASES += [
          net="[1, 28, 28] => conv(1, 6, 5) batchnorm sigmoid avgpool(2, stride = 2) conv(6, 16, 5) batchnorm "
              "sigmoid avgpool(2, stride = 2) flatten linear(256, 120) batchnorm sigmoid linear(120, 84) "
              "batchnorm sigmoid linear(84, 10)"),
-    dict(name="resnet_bn", batch=80, input="unit", batchnorm=True, module=resnet_bn,
+    dict(name="resnet_bn", batch=80, input="unit", batchnorm=True, module=resnet_bn, weights_file=True,
          net="[1, 12, 12] => [conv(1, 4, 3, pad = 1) batchnorm relu maxpool(2)] "
              "[[" + RESIDUAL_BN.format(i=4, c=4, s="", short="identity") + "] "
              "[" + RESIDUAL_BN.format(i=4, c=4, s="", short="identity") + "]] "
@@ -1069,13 +1072,17 @@ def finish(case, shape, x, out, labels, loss, weights, grads, input_grad, rows, 
     """The fixture's JSON text, checked by parsing it back."""
     name = case["name"]
     out_len = out.shape[1]
+    weights_text = tensors_obj(weights, f32_str)
+    # The weights object alone, for the cases that also bake it at compile
+    # time (`weights = "fixtures/<name>.weights.json"`); main() writes it.
+    case["weights_text"] = weights_text
     parts = [
         '"name":' + json.dumps(name),
         '"net":' + json.dumps(case["net"]),
         '"batch":' + str(case["batch"]),
         '"input_shape":' + json.dumps(shape).replace(" ", ""),
         '"output_len":' + str(out_len),
-        '"weights":' + tensors_obj(weights, f32_str),
+        '"weights":' + weights_text,
         '"input":' + arr(x.reshape(-1).tolist(), f32_str),
         '"output":' + arr(out.detach().reshape(-1).tolist(), f64_str),
         '"labels":' + json.dumps(labels.tolist()).replace(" ", ""),
@@ -1119,23 +1126,26 @@ def main():
     print(f"{'case':<18} {'params':>7} {'batch':>5}  {'input':<12} {'out':>3}  {'loss':>8}  bytes")
     for case in CASES:
         text, shape, rows, nparams, loss, tie_note = generate(case)
-        path = os.path.join(OUT_DIR, case["name"] + ".json")
-        data = text.encode()
-        total += len(data)
-        if args.check:
-            old = open(path, "rb").read() if os.path.exists(path) else None
-            if old != data:
-                stale.append(path)
-        else:
-            with open(path, "wb") as f:
-                f.write(data)
+        outputs = [(os.path.join(OUT_DIR, case["name"] + ".json"), text.encode())]
+        if case.get("weights_file"):
+            outputs.append((os.path.join(OUT_DIR, case["name"] + ".weights.json"),
+                            (case["weights_text"] + "\n").encode()))
+        for path, data in outputs:
+            total += len(data)
+            if args.check:
+                old = open(path, "rb").read() if os.path.exists(path) else None
+                if old != data:
+                    stale.append(path)
+            else:
+                with open(path, "wb") as f:
+                    f.write(data)
         print(f"{case['name']:<18} {nparams:>7} {case['batch']:>5}  {str(shape):<12} {rows[-1][3][0]:>3}"
-              f"  {loss:8.5f}  {len(data)}")
+              f"  {loss:8.5f}  {len(outputs[0][1])}")
         for idx, kw, tname, oshape, np_ in rows:
             print(f"    {idx:>2} {kw:<15} {tname:<18} -> {str(list(oshape)):<14} params {np_}")
         if tie_note:
             print(f"    {tie_note}")
-    print(f"total {total} bytes in {len(CASES)} files, torch {torch.__version__}")
+    print(f"total {total} bytes, torch {torch.__version__}")
     if args.check:
         if stale:
             print("out of date:", *stale, sep="\n  ")

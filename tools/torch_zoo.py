@@ -195,18 +195,23 @@ def train(args):
         start = time.time()
         net.train()
         perm = torch.randperm(len(xtr))
+        loss_sum, correct = 0.0, 0
         for i in range(0, len(xtr), batch_size):
             idx = perm[i:i + batch_size]
             opt.zero_grad()
-            loss = loss_fn(net(xtr[idx]), ytr[idx])
+            out = net(xtr[idx])
+            loss = loss_fn(out, ytr[idx])
             loss.backward()
             opt.step()
+            loss_sum += loss.item() * len(idx)
+            correct += (out.argmax(1) == ytr[idx]).sum().item()
         seconds = time.time() - start
         net.eval()  # batch norm: the running statistics
         with torch.no_grad():
             acc = sum((net(xte[i:i + 1000]).argmax(1) == yte[i:i + 1000]).sum().item()
                       for i in range(0, len(xte), 1000)) / len(xte)
-        print(f"epoch {epoch}: test acc {acc:.4f}, {len(xtr) / seconds:.0f} examples/s", flush=True)
+        print(f"epoch {epoch}: train loss {loss_sum / len(xtr):.4f}, train acc {correct / len(xtr):.4f}, "
+              f"test acc {acc:.4f}, {len(xtr) / seconds:.0f} examples/s", flush=True)
 
 
 def main():

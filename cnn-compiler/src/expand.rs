@@ -111,15 +111,12 @@ fn expand_net(net: &NetSyntax, blocks: &[BlockSyntax], errors: &mut Errors) -> T
                 return fallback(net);
             }
             let baked = match &net.weights {
-                Some(lit) if plan.buffer_count > 0 => {
-                    errors.push(
-                        lit.span(),
-                        "baking weights into a net with `batchnorm` is not supported yet; load them at run time \
-                         (`load_safetensors_file`), which reads the running statistics too",
-                    );
-                    return fallback(net);
-                }
-                Some(lit) => match weights::load(lit, &plan.tensors, plan.param_count, errors) {
+                Some(lit) => match weights::load(
+                    lit,
+                    (&plan.tensors, plan.param_count),
+                    (&plan.buffers, plan.buffer_count),
+                    errors,
+                ) {
                     Some(baked) => Some(baked),
                     None => return fallback(net),
                 },
@@ -227,15 +224,22 @@ fn input_shape(net: &NetSyntax, errors: &mut Errors) -> Option<Shape> {
 fn emit_baked(net: &NetSyntax, baked: &Baked) -> TokenStream {
     let name = &net.name;
     let values = baked.values.iter().map(|&v| Literal::f32_suffixed(v));
+    let buffers = if baked.buffers.is_empty() {
+        TokenStream::new()
+    } else {
+        let b = baked.buffers.iter().map(|&v| Literal::f32_suffixed(v));
+        quote!(, buffers: [#(#b),*])
+    };
     let path = &baked.path;
     let doc = format!(
-        "The parameters baked in at compile time from `{}`: read-only memory, no RAM.",
+        "The parameters (and batch norm's running statistics) baked in at compile time from `{}`: \
+         read-only memory, no RAM.",
         net.weights.as_ref().map(|w| w.value()).unwrap_or_default()
     );
     quote! {
         impl #name {
             #[doc = #doc]
-            pub const TRAINED: &'static #name = &#name { params: [#(#values),*] };
+            pub const TRAINED: &'static #name = &#name { params: [#(#values),*] #buffers };
         }
         // Rebuild when the weights file changes.
         const _: &[u8] = include_bytes!(#path);

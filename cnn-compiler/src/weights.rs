@@ -7,15 +7,19 @@
 //! the crate when the file changes.
 
 use crate::ctxt::Errors;
+use crate::ops::Role;
 use crate::plan::Tensor;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use syn::LitStr;
 
-/// The parameters of a net, read from a weights file.
+/// The parameters (and buffers) of a net, read from a weights file.
 pub struct Baked {
     /// Every parameter, in the flat `state_dict` order of the plan.
     pub values: Vec<f32>,
+    /// Every buffer (batch norm's running statistics and step counts), in
+    /// the plan's buffer order; empty for a net without buffers.
+    pub buffers: Vec<f32>,
     /// The absolute path read, for rebuild tracking.
     pub path: String,
 }
@@ -24,11 +28,21 @@ pub struct Baked {
 struct FileTensor {
     shape: Vec<usize>,
     values: Result<Vec<f32>, String>,
+    /// Stored as integers (a safetensors `I64`, as PyTorch saves
+    /// `num_batches_tracked`): only a step count may be.
+    integer: bool,
 }
 
-/// Reads and checks the file named by `lit`; every problem becomes an error
-/// at `lit`, all of them at once.
-pub fn load(lit: &LitStr, tensors: &[Tensor], param_count: usize, errors: &mut Errors) -> Option<Baked> {
+/// Reads and checks the file named by `lit` against the net's parameter
+/// table (`tensors`, `param_count` elements) and buffer table (`buffers`,
+/// `buffer_count` elements); every problem becomes an error at `lit`, all of
+/// them at once.
+pub fn load(
+    lit: &LitStr,
+    (tensors, param_count): (&[Tensor], usize),
+    (buffers, buffer_count): (&[Tensor], usize),
+    errors: &mut Errors,
+) -> Option<Baked> {
     let before = errors.count();
     let relative = lit.value();
     let Ok(root) = std::env::var("CARGO_MANIFEST_DIR") else {
@@ -63,7 +77,12 @@ pub fn load(lit: &LitStr, tensors: &[Tensor], param_count: usize, errors: &mut E
     };
 
     let mut values = vec![0.0f32; param_count];
-    for t in tensors {
+    let mut buffer_values = vec![0.0f32; buffer_count];
+    let placed = tensors
+        .iter()
+        .map(|t| (t, false))
+        .chain(buffers.iter().map(|t| (t, true)));
+    for (t, is_buffer) in placed {
         let Some(found) = file.remove(&t.key) else {
             errors.push(
                 lit.span(),
@@ -84,7 +103,16 @@ pub fn load(lit: &LitStr, tensors: &[Tensor], param_count: usize, errors: &mut E
                 continue;
             }
         };
-        if found.shape != t.shape {
+        let counts_steps = t.role == Role::BatchesTracked;
+        if found.integer && !counts_steps {
+            errors.push(
+                lit.span(),
+                format!(
+                    "weights file `{relative}`: tensor \"{}\": dtype I64, expected F32",
+                    t.key
+                ),
+            );
+        } else if found.shape != t.shape {
             errors.push(
                 lit.span(),
                 format!(
@@ -100,8 +128,24 @@ pub fn load(lit: &LitStr, tensors: &[Tensor], param_count: usize, errors: &mut E
                     t.key
                 ),
             );
+        } else if let Some(i) = data
+            .iter()
+            .position(|&v| counts_steps && (v < 0.0 || v.fract() != 0.0))
+        {
+            errors.push(
+                lit.span(),
+                format!(
+                    "weights file `{relative}`: tensor \"{}\": value {i} ({}) is not a step count",
+                    t.key, data[i]
+                ),
+            );
         } else {
-            values[t.offset..t.offset + t.len].copy_from_slice(&data);
+            let dst = if is_buffer {
+                &mut buffer_values
+            } else {
+                &mut values
+            };
+            dst[t.offset..t.offset + t.len].copy_from_slice(&data);
         }
     }
     let mut extra: Vec<&String> = file.keys().collect();
@@ -109,10 +153,14 @@ pub fn load(lit: &LitStr, tensors: &[Tensor], param_count: usize, errors: &mut E
     for key in extra {
         errors.push(
             lit.span(),
-            format!("weights file `{relative}`: unexpected tensor \"{key}\" (the net has no such parameter)"),
+            format!("weights file `{relative}`: unexpected tensor \"{key}\" (the net has no such parameter or buffer)"),
         );
     }
-    (errors.count() == before).then_some(Baked { values, path: shown })
+    (errors.count() == before).then_some(Baked {
+        values,
+        buffers: buffer_values,
+        path: shown,
+    })
 }
 
 fn read_safetensors(bytes: &[u8]) -> Result<HashMap<String, FileTensor>, String> {
@@ -122,20 +170,28 @@ fn read_safetensors(bytes: &[u8]) -> Result<HashMap<String, FileTensor>, String>
         .tensors()
         .into_iter()
         .map(|(key, view)| {
-            let values = if view.dtype() == safetensors::Dtype::F32 {
-                Ok(view
+            let integer = view.dtype() == safetensors::Dtype::I64;
+            let values = match view.dtype() {
+                safetensors::Dtype::F32 => Ok(view
                     .data()
                     .chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect())
-            } else {
-                Err(format!("dtype {:?}, expected F32", view.dtype()))
+                    .collect()),
+                // Step counts: exact in f32 up to 2^24 steps, as the
+                // runtime's loader keeps them.
+                safetensors::Dtype::I64 => Ok(view
+                    .data()
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
+                    .collect()),
+                dtype => Err(format!("dtype {dtype:?}, expected F32")),
             };
             (
                 key,
                 FileTensor {
                     shape: view.shape().to_vec(),
                     values,
+                    integer,
                 },
             )
         })
@@ -174,7 +230,14 @@ fn read_json(bytes: &[u8]) -> Result<HashMap<String, FileTensor>, String> {
                     ))
                 }
             });
-        out.insert(key.clone(), FileTensor { shape, values });
+        out.insert(
+            key.clone(),
+            FileTensor {
+                shape,
+                values,
+                integer: false,
+            },
+        );
     }
     Ok(out)
 }
@@ -236,7 +299,7 @@ mod tests {
     fn load_path(path: &str) -> (Option<Baked>, Vec<String>) {
         let mut errors = Errors::default();
         let lit = LitStr::new(path, Span::call_site());
-        let baked = load(&lit, &table(), 9, &mut errors);
+        let baked = load(&lit, (&table(), 9), (&[], 0), &mut errors);
         (baked, errors.messages())
     }
 
@@ -295,6 +358,132 @@ mod tests {
         );
         assert!(
             errors[2].contains("unexpected tensor \"1.weight\""),
+            "{}",
+            errors[2]
+        );
+    }
+
+    /// A batch norm's buffers: running statistics and the step count.
+    fn buffer_table() -> Vec<Tensor> {
+        let t = |key: &str, shape: Vec<usize>, offset, role| Tensor {
+            len: shape.iter().product(),
+            key: key.to_string(),
+            shape,
+            offset,
+            role,
+            fan_in: 1,
+            fan_out: 1,
+        };
+        vec![
+            t("1.running_mean", vec![2], 0, Role::RunningMean),
+            t("1.running_var", vec![2], 2, Role::RunningVar),
+            t("1.num_batches_tracked", vec![], 4, Role::BatchesTracked),
+        ]
+    }
+
+    /// A safetensors file of `0.weight` (F32) and a step count of `steps`
+    /// stored as `dtype`, plus the running statistics.
+    fn with_buffers(steps: i64, count_dtype: safetensors::Dtype, bias_dtype: safetensors::Dtype) -> Vec<u8> {
+        let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let weight = f32s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let bias = match bias_dtype {
+            safetensors::Dtype::I64 => [7i64, 8, 9].iter().flat_map(|x| x.to_le_bytes()).collect(),
+            _ => f32s(&[7.0, 8.0, 9.0]),
+        };
+        let (mean, var) = (f32s(&[0.5, -0.5]), f32s(&[2.0, 3.0]));
+        let count: Vec<u8> = match count_dtype {
+            safetensors::Dtype::I64 => steps.to_le_bytes().to_vec(),
+            _ => f32s(&[steps as f32]),
+        };
+        let views = vec![
+            (
+                "0.weight",
+                TensorView::new(safetensors::Dtype::F32, vec![3, 2], &weight).unwrap(),
+            ),
+            ("0.bias", TensorView::new(bias_dtype, vec![3], &bias).unwrap()),
+            (
+                "1.running_mean",
+                TensorView::new(safetensors::Dtype::F32, vec![2], &mean).unwrap(),
+            ),
+            (
+                "1.running_var",
+                TensorView::new(safetensors::Dtype::F32, vec![2], &var).unwrap(),
+            ),
+            (
+                "1.num_batches_tracked",
+                TensorView::new(count_dtype, vec![], &count).unwrap(),
+            ),
+        ];
+        safetensors::serialize(views, None).unwrap()
+    }
+
+    fn load_with_buffers(path: &str) -> (Option<Baked>, Vec<String>) {
+        let mut errors = Errors::default();
+        let lit = LitStr::new(path, Span::call_site());
+        let baked = load(&lit, (&table(), 9), (&buffer_table(), 5), &mut errors);
+        (baked, errors.messages())
+    }
+
+    #[test]
+    fn bakes_buffers_with_pytorch_int64_step_counts() {
+        let st = write(
+            "bn.safetensors",
+            &with_buffers(12, safetensors::Dtype::I64, safetensors::Dtype::F32),
+        );
+        let (baked, errors) = load_with_buffers(&st);
+        assert!(errors.is_empty(), "{errors:?}");
+        let baked = baked.unwrap();
+        assert_eq!(baked.values, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+        assert_eq!(baked.buffers, [0.5, -0.5, 2.0, 3.0, 12.0]);
+
+        // As the runtime saves it without PyTorch: an f32 count.
+        let st = write(
+            "bn32.safetensors",
+            &with_buffers(3, safetensors::Dtype::F32, safetensors::Dtype::F32),
+        );
+        let (baked, errors) = load_with_buffers(&st);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(baked.unwrap().buffers[4], 3.0);
+
+        let json = write(
+            "bn.json",
+            br#"{"0.weight": {"shape": [3, 2], "data": [1, 2, 3, 4, 5, 6]}, "0.bias": {"shape": [3], "data": [7, 8, 9]},
+                "1.running_mean": {"shape": [2], "data": [0.5, -0.5]}, "1.running_var": {"shape": [2], "data": [2, 3]},
+                "1.num_batches_tracked": {"shape": [], "data": [12]}}"#,
+        );
+        let (baked, errors) = load_with_buffers(&json);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(baked.unwrap().buffers, [0.5, -0.5, 2.0, 3.0, 12.0]);
+    }
+
+    #[test]
+    fn integers_only_where_steps_are_counted() {
+        let st = write(
+            "bn-neg.safetensors",
+            &with_buffers(-1, safetensors::Dtype::I64, safetensors::Dtype::I64),
+        );
+        let (baked, errors) = load_with_buffers(&st);
+        assert!(baked.is_none());
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].contains("tensor \"0.bias\": dtype I64, expected F32"),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[1].contains("tensor \"1.num_batches_tracked\": value 0 (-1) is not a step count"),
+            "{}",
+            errors[1]
+        );
+
+        // Missing buffers are named like missing parameters.
+        let (_, errors) = load_with_buffers(&write(
+            "no-bn.json",
+            br#"{"0.weight": {"shape": [3, 2], "data": [1, 2, 3, 4, 5, 6]}, "0.bias": {"shape": [3], "data": [7, 8, 9]}}"#,
+        ));
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(
+            errors[2].contains("missing tensor \"1.num_batches_tracked\" (expected shape [])"),
             "{}",
             errors[2]
         );

@@ -249,3 +249,46 @@ fn the_zoo_lenet_bn_is_the_fixture_net() {
     net.forward_batch(&fx.input, &mut out);
     assert_close("zoo LeNetBn (eval)", &out, &fx.output, OUT.0, OUT.1);
 }
+
+/// The residual net of `resnet_bn` with PyTorch's parameters and running
+/// statistics baked in at compile time (`tools/gen_fixtures.py` writes the
+/// fixture's `state_dict` alone to `resnet_bn.weights.json`).
+mod resnet_bn_baked {
+    use cnn_runtime::cnn_net;
+
+    cnn_net! {
+        pub Net: [1, 12, 12] weights = "fixtures/resnet_bn.weights.json" =>
+            [conv(1, 4, 3, pad = 1) batchnorm relu maxpool(2)]
+            [[add { conv1: conv(4, 4, 3, pad = 1) bn1: batchnorm relu conv2: conv(4, 4, 3, pad = 1) bn2: batchnorm | identity } relu]
+             [add { conv1: conv(4, 4, 3, pad = 1) bn1: batchnorm relu conv2: conv(4, 4, 3, pad = 1) bn2: batchnorm | identity } relu]]
+            [[add { conv1: conv(4, 8, 3, pad = 1, stride = 2) bn1: batchnorm relu conv2: conv(8, 8, 3, pad = 1) bn2: batchnorm | conv3: conv(4, 8, 1, stride = 2) } relu]
+             [add { conv1: conv(8, 8, 3, pad = 1) bn1: batchnorm relu conv2: conv(8, 8, 3, pad = 1) bn2: batchnorm | identity } relu]]
+            [global_avgpool flatten linear(8, 10)]
+    }
+}
+
+/// Baking a batch-norm net bakes its running statistics (and the int64
+/// `num_batches_tracked`) beside the parameters: the constant net is the
+/// one loaded at run time, and its eval-mode outputs are PyTorch's.
+#[test]
+fn baked_batch_norm_net_matches_pytorch_in_eval_mode() {
+    use resnet_bn_baked::Net;
+    let fx = load("resnet_bn");
+    let baked = Net::TRAINED;
+    let loaded = with_state::<resnet_bn::Net>(&fx);
+    assert_eq!(baked.params(), loaded.params(), "parameters");
+    assert_eq!(
+        baked.buffers(),
+        loaded.buffers(),
+        "running statistics and step counts"
+    );
+    assert!(
+        baked.buffers().iter().any(|&v| v != 0.0 && v != 1.0),
+        "the fixture's running statistics are not the initial ones"
+    );
+    let mut out = Vec::new();
+    for x in fx.input.chunks(Net::INPUT_LEN) {
+        out.extend(baked.forward(x.try_into().expect("one example")));
+    }
+    assert_close("baked resnet_bn forward (eval)", &out, &fx.output, OUT.0, OUT.1);
+}
