@@ -9,6 +9,7 @@
 //! the im2col + GEMM ones.
 
 mod graph;
+mod outline;
 
 use crate::ctxt::Errors;
 use crate::lower;
@@ -100,6 +101,7 @@ fn expand_net(net: &NetSyntax, blocks: &[BlockSyntax], errors: &mut Errors) -> T
         );
     }
     let program = lower::lower(net, blocks, errors);
+    let instances = outline::Instances::of(&program);
     let shaped = match input {
         Some(input) => shape::infer(input, program, errors),
         None => None,
@@ -122,7 +124,7 @@ fn expand_net(net: &NetSyntax, blocks: &[BlockSyntax], errors: &mut Errors) -> T
                 },
                 None => None,
             };
-            let mut code = emit_net(net, &plan);
+            let mut code = emit_net(net, &plan, &instances);
             if let Some(baked) = baked {
                 code.extend(emit_baked(net, &baked));
             }
@@ -283,7 +285,7 @@ fn fallback(net: &NetSyntax) -> TokenStream {
 }
 
 /// The generated code of a net that checked out.
-fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
+fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> TokenStream {
     let NetSyntax { attrs, vis, name, .. } = net;
     let grads = format_ident!("{}Grads", name);
     let p = quote!(::cnn_runtime::__private);
@@ -336,10 +338,17 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
     });
 
     let (init_warning, forward_warning) = stack_warnings(&name_str, plan);
-    let forward_body = match &plan.graph {
-        Some(g) => graph::forward_body(plan, g),
-        None => forward_body(plan),
+    // Alike block instances share one function per body.
+    let mut outliner = outline::Outliner::default();
+    let forward_env = outline::Env {
+        params: quote!(n: usize, input: &[f32], output: &mut [f32], scratch: &mut [f32], col: &mut [f32]),
+        args: quote!(n, input, &mut *output, &mut *scratch, &mut *col),
     };
+    let forward_steps = match &plan.graph {
+        Some(g) => graph::forward_steps(plan, g, instances),
+        None => forward_steps(plan, instances),
+    };
+    let forward_body = outliner.outline(forward_steps, &forward_env);
     let train_outputs = match plan.train_output {
         Buffer::Input => quote!(&input[..n * #output_len]),
         Buffer::Act(k) => {
@@ -351,10 +360,26 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
             }
         }
     };
-    let train_body = match &plan.graph {
-        Some(g) => graph::train_body(plan, g),
-        None => train_body(plan),
+    let train_env = {
+        let (mut params, mut args) = (
+            quote!(n: usize, input: &[f32], grads: &mut [f32], col: &mut [f32], seed: u64),
+            quote!(n, input, &mut *grads, &mut *col, seed),
+        );
+        if plan.stats_len > 0 || plan.buffer_count > 0 {
+            params.extend(quote!(, stats: &mut [f32], sync: &dyn #p::Exchange));
+            args.extend(quote!(, &mut *stats, sync));
+        }
+        if plan.graph.is_some() {
+            params.extend(quote!(, gr: &mut [f32]));
+            args.extend(quote!(, &mut *gr));
+        }
+        outline::Env { params, args }
     };
+    let train_body = match &plan.graph {
+        Some(g) => graph::train_body(plan, g, instances, &mut outliner, &train_env),
+        None => train_body(plan, instances, &mut outliner, &train_env),
+    };
+    let shared_fns = outliner.fns;
 
     let doc_grads = format!("Gradients of every parameter of [`{name}`]: the same tensors, keys and layout.");
     let doc_input = format!(
@@ -554,6 +579,8 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan) -> TokenStream {
                 #stats_split
                 #train_body
             }
+
+            #shared_fns
         }
 
         #[allow(clippy::all)]
@@ -847,34 +874,44 @@ fn bind_xy(src: Slot, src_len: usize, dst: Slot, dst_len: usize) -> TokenStream 
     quote!(let x: &[f32] = #x; let y: &mut [f32] = #y;)
 }
 
-fn forward_body(plan: &NetPlan) -> TokenStream {
-    let mut body = TokenStream::new();
+/// The inference steps of a chain, each with its block instance.
+fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<outline::Tag>, TokenStream)> {
+    let mut steps = Vec::new();
     for step in &plan.infer_steps {
-        body.extend(match *step {
-            InferStep::Compute { layer, src, dst } => {
-                let l = &plan.layers[layer];
-                let bind = bind_xy(src, l.in_len(), dst, l.out_len());
-                let call = l.kind().forward(
-                    l,
-                    &ForwardIo {
-                        target: TokenStream::new(),
-                        train: false,
-                    },
-                );
-                quote!({ #bind #call })
+        let tag = match *step {
+            InferStep::Compute { layer, .. } | InferStep::InPlace { layer, .. } => {
+                instances.layer(plan, layer)
             }
-            InferStep::Copy { src, dst, len } => {
-                let bind = bind_xy(src, len, dst, len);
-                quote!({ #bind y.copy_from_slice(x); })
-            }
-            InferStep::InPlace { layer, slot } => {
-                let l = &plan.layers[layer];
-                let target = slot_expr(slot, l.out_len(), true);
-                l.kind().forward(l, &ForwardIo { target, train: false })
-            }
-        });
+            InferStep::Copy { .. } => None,
+        };
+        steps.push((
+            tag,
+            match *step {
+                InferStep::Compute { layer, src, dst } => {
+                    let l = &plan.layers[layer];
+                    let bind = bind_xy(src, l.in_len(), dst, l.out_len());
+                    let call = l.kind().forward(
+                        l,
+                        &ForwardIo {
+                            target: TokenStream::new(),
+                            train: false,
+                        },
+                    );
+                    quote!({ #bind #call })
+                }
+                InferStep::Copy { src, dst, len } => {
+                    let bind = bind_xy(src, len, dst, len);
+                    quote!({ #bind y.copy_from_slice(x); })
+                }
+                InferStep::InPlace { layer, slot } => {
+                    let l = &plan.layers[layer];
+                    let target = slot_expr(slot, l.out_len(), true);
+                    l.kind().forward(l, &ForwardIo { target, train: false })
+                }
+            },
+        ));
     }
-    body
+    steps
 }
 
 /// `a3`, or `input` for the caller's buffer.
@@ -888,7 +925,12 @@ fn buffer_ident(buffer: Buffer) -> TokenStream {
     }
 }
 
-fn train_body(plan: &NetPlan) -> TokenStream {
+fn train_body(
+    plan: &NetPlan,
+    instances: &outline::Instances,
+    outliner: &mut outline::Outliner,
+    env: &outline::Env,
+) -> TokenStream {
     let mut body = TokenStream::new();
     // Carve the workspace: activations, then two gradient buffers.
     for (k, len) in plan.acts.iter().enumerate() {
@@ -903,7 +945,9 @@ fn train_body(plan: &NetPlan) -> TokenStream {
     });
 
     // Forward, keeping every buffer.
-    for (l, io) in plan.layers.iter().zip(&plan.train_io) {
+    let mut steps = Vec::new();
+    for (i, (l, io)) in plan.layers.iter().zip(&plan.train_io).enumerate() {
+        let mut body = TokenStream::new();
         let x = buffer_ident(io.x);
         let y = buffer_ident(io.y);
         let in_place = ForwardIo {
@@ -933,7 +977,9 @@ fn train_body(plan: &NetPlan) -> TokenStream {
             }
             Effect::View => {}
         }
+        steps.push((instances.layer(plan, i), body));
     }
+    body.extend(outliner.outline(steps, env));
 
     // Loss and its gradient with respect to the output.
     let out = buffer_ident(plan.train_output);
@@ -943,6 +989,7 @@ fn train_body(plan: &NetPlan) -> TokenStream {
     body.extend(scale_for_shares(plan, quote!(g0[..n * #out_len])));
 
     // Backward, last layer first; stops once no earlier layer has parameters.
+    let mut steps = Vec::new();
     let mut current_is_g0 = true;
     for (i, (l, io)) in plan.layers.iter().zip(&plan.train_io).enumerate().rev() {
         if !plan.params_before(i + 1) {
@@ -972,11 +1019,12 @@ fn train_body(plan: &NetPlan) -> TokenStream {
                 grads_split,
             },
         );
-        body.extend(step);
+        steps.push((instances.layer(plan, i), step));
         if l.computes_in_training() {
             current_is_g0 = !current_is_g0;
         }
     }
+    body.extend(outliner.outline(steps, env));
     // Nets whose backward pass never reaches a buffer leave it unused.
     body.extend(quote!(let _ = (&g0, &g1); loss));
     body
@@ -1097,6 +1145,59 @@ mod tests {
             recorded == text,
             "the expansion of snapshots/{file} changed; review it and re-record with UPDATE_SNAPSHOTS=1 ({})",
             path.display()
+        );
+    }
+
+    /// Alike block instances share one function per body (inference,
+    /// training forward, backward): each further use adds a call and its
+    /// own rows of the tensor and layer tables, not a copy of the code.
+    #[test]
+    fn alike_block_instances_share_code() {
+        let expansion = |uses: usize| {
+            let calls = vec!["Residual(4)"; uses].join(" ");
+            let source = format!(
+                "block Residual(c) => add {{ conv1: conv(_, c, 3, pad = 1) bn1: batchnorm relu \
+                 conv2: conv(c, c, 3, pad = 1) bn2: batchnorm | identity }} relu; \
+                 pub Net: [1, 8, 8] => conv(1, 4, 3, pad = 1) {calls} global_avgpool flatten linear(4, 2)"
+            );
+            let input: Input = syn::parse_str(&source).expect("parses");
+            let tokens = expand(&input);
+            assert!(!tokens.to_string().contains("compile_error"), "{tokens}");
+            let file: syn::File = syn::parse2(tokens).expect("the expansion parses as Rust items");
+            prettyplease::unparse(&file)
+        };
+        // Call sites of the kernels: conv forward (batched and direct) and
+        // backward, batch norm in eval and in training mode.
+        let kernels = |text: &str| {
+            [
+                "conv::forward(",
+                "conv::backward(",
+                "batchnorm::forward_eval(",
+                "batchnorm::normalize(",
+            ]
+            .map(|k| text.matches(k).count())
+        };
+        let (one, two, eight) = (expansion(1), expansion(2), expansion(8));
+        assert_eq!(
+            one.matches("fn __shared").count(),
+            0,
+            "a single use is not outlined"
+        );
+        assert_eq!(two.matches("fn __shared").count(), 3, "one function per body");
+        assert_eq!(
+            eight.matches("fn __shared").count(),
+            3,
+            "more alike uses add no functions"
+        );
+        // The first conv (forward in training and at inference; backward
+        // once) plus one copy of the block's code.
+        assert_eq!(kernels(&two), [2 + 4, 1 + 2, 2, 2], "{two}");
+        assert_eq!(kernels(&eight), kernels(&two));
+        let lines = |t: &str| t.lines().count();
+        println!(
+            "Residual: the second use adds {} lines, each further use {} (tables and calls)",
+            lines(&two) - lines(&one),
+            (lines(&eight) - lines(&two)) / 6
         );
     }
 

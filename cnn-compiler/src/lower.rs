@@ -54,6 +54,9 @@ pub struct Node<'a> {
     /// The `state_dict` key of its tensors before `.weight`, `.bias`: the
     /// path of labels and positions from the net to the layer.
     pub key: String,
+    /// The outermost block instance the node belongs to (an index of
+    /// [`Program::instances`]), if any.
+    pub instance: Option<usize>,
 }
 
 /// A net as nodes in topological order.
@@ -64,6 +67,10 @@ pub struct Program<'a> {
     pub nodes: Vec<Node<'a>>,
     /// The net's output.
     pub output: ValueId,
+    /// Each outermost block instance, as its call reads with the arguments
+    /// substituted (`Residual(64, strides = 2)`): with the shapes of its
+    /// nodes, what decides whether two instances compute alike.
+    pub instances: Vec<String>,
 }
 
 /// Checks every layer's arguments (reporting each problem) and lowers the
@@ -75,6 +82,7 @@ pub fn lower<'a>(net: &'a NetSyntax, blocks: &'a [BlockSyntax], errors: &mut Err
         errors,
         blocks,
         scopes: Vec::new(),
+        instances: Vec::new(),
     };
     let input = ValueId(0);
     let output = lowering.chain(&net.chain, "", &mut Names::default(), None, input);
@@ -82,6 +90,7 @@ pub fn lower<'a>(net: &'a NetSyntax, blocks: &'a [BlockSyntax], errors: &mut Err
         input,
         nodes: lowering.nodes,
         output,
+        instances: lowering.instances,
     }
 }
 
@@ -128,9 +137,16 @@ struct Lowering<'a, 'e> {
     blocks: &'a [BlockSyntax],
     /// The block instances being lowered, innermost last.
     scopes: Vec<Scope<'a>>,
+    /// Every outermost block instance so far (see [`Program::instances`]).
+    instances: Vec<String>,
 }
 
 impl<'a> Lowering<'a, '_> {
+    /// The outermost block instance being lowered, if any.
+    fn current_instance(&self) -> Option<usize> {
+        (!self.scopes.is_empty()).then(|| self.instances.len().saturating_sub(1))
+    }
+
     fn value(&mut self) -> ValueId {
         self.values += 1;
         ValueId(self.values - 1)
@@ -225,6 +241,7 @@ impl<'a> Lowering<'a, '_> {
                         inputs: vec![current],
                         output,
                         key,
+                        instance: self.current_instance(),
                     });
                     output
                 }
@@ -251,6 +268,7 @@ impl<'a> Lowering<'a, '_> {
                         inputs: vec![current],
                         output,
                         key,
+                        instance: self.current_instance(),
                     });
                     output
                 }
@@ -314,6 +332,7 @@ impl<'a> Lowering<'a, '_> {
                         inputs,
                         output,
                         key,
+                        instance: self.current_instance(),
                     });
                     output
                 }
@@ -426,6 +445,9 @@ impl<'a> Lowering<'a, '_> {
         let Some(values) = self.bind(block, &call) else {
             return input;
         };
+        if self.scopes.is_empty() {
+            self.instances.push(call.render());
+        }
         self.scopes.push(Scope { block, values });
         let output = self.chain(&block.chain, key, &mut Names::default(), None, input);
         self.scopes.pop();

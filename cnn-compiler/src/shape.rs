@@ -151,6 +151,7 @@ pub fn infer<'a>(input: Shape, program: Program<'a>, errors: &mut Errors) -> Opt
             inputs,
             output,
             key,
+            instance: _,
         } = node;
         let layer = match op {
             NodeOp::Layer(layer) => layer,

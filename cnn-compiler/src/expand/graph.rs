@@ -2,6 +2,7 @@
 //! live in regions of one arena (`scratch` at inference, `gr` for the
 //! gradients); each step borrows the two regions it touches.
 
+use super::outline::{Env, Instances, Outliner, Tag};
 use super::{buffer_ident, grads_split, lit};
 use crate::ops::{BackwardIo, Effect, ForwardIo};
 use crate::plan::graph::{BackOp, GradDst, GraphPlan, InferOp, Loc, Region, TrainOp};
@@ -38,63 +39,82 @@ fn written(loc: Loc) -> Region {
     }
 }
 
-/// The inference body: every step of the plan, then the output copied out.
-pub fn forward_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
+/// The inference steps, each with its block instance: every step of the
+/// plan, then the output copied out.
+pub fn forward_steps(
+    plan: &NetPlan,
+    g: &GraphPlan,
+    instances: &Instances,
+) -> Vec<(Option<Tag>, TokenStream)> {
     let scratch = quote!(scratch);
-    let mut body = TokenStream::new();
+    let mut steps = Vec::new();
     for op in &g.infer {
-        body.extend(match *op {
-            InferOp::Compute { layer, x, y } => {
-                let l = &plan.layers[layer];
-                let bind = bind_xy(&scratch, x, written(y));
-                let call = l.kind().forward(
-                    l,
-                    &ForwardIo {
-                        target: TokenStream::new(),
-                        train: false,
-                    },
-                );
-                quote!({ #bind #call })
-            }
-            InferOp::Copy { x, y } => {
-                let bind = bind_xy(&scratch, x, written(y));
-                quote!({ #bind y.copy_from_slice(x); })
-            }
-            InferOp::InPlace { layer, at } => {
-                let l = &plan.layers[layer];
-                let r = range(written(at));
-                l.kind().forward(
-                    l,
-                    &ForwardIo {
-                        target: quote!(&mut scratch[#r]),
-                        train: false,
-                    },
-                )
-            }
-            InferOp::Join { join, k, x, y, first } => {
-                let j = &plan.joins[join];
-                let bind = bind_xy(&scratch, x, written(y));
-                let part = j.kind.forward_part(&j.input_shapes, j.output, k, first);
-                quote!({ #bind #part })
-            }
-            InferOp::Output { x } => {
-                let x = match x {
-                    Loc::Input => quote!(input),
-                    Loc::Scratch(r) => {
-                        let r = range(r);
-                        quote!(&scratch[#r])
-                    }
-                };
-                quote!(output.copy_from_slice(#x);)
-            }
-        });
+        let instance = match *op {
+            InferOp::Compute { layer, .. } | InferOp::InPlace { layer, .. } => instances.layer(plan, layer),
+            InferOp::Join { join, .. } => instances.join(plan, join),
+            InferOp::Copy { .. } | InferOp::Output { .. } => None,
+        };
+        steps.push((
+            instance,
+            match *op {
+                InferOp::Compute { layer, x, y } => {
+                    let l = &plan.layers[layer];
+                    let bind = bind_xy(&scratch, x, written(y));
+                    let call = l.kind().forward(
+                        l,
+                        &ForwardIo {
+                            target: TokenStream::new(),
+                            train: false,
+                        },
+                    );
+                    quote!({ #bind #call })
+                }
+                InferOp::Copy { x, y } => {
+                    let bind = bind_xy(&scratch, x, written(y));
+                    quote!({ #bind y.copy_from_slice(x); })
+                }
+                InferOp::InPlace { layer, at } => {
+                    let l = &plan.layers[layer];
+                    let r = range(written(at));
+                    l.kind().forward(
+                        l,
+                        &ForwardIo {
+                            target: quote!(&mut scratch[#r]),
+                            train: false,
+                        },
+                    )
+                }
+                InferOp::Join { join, k, x, y, first } => {
+                    let j = &plan.joins[join];
+                    let bind = bind_xy(&scratch, x, written(y));
+                    let part = j.kind.forward_part(&j.input_shapes, j.output, k, first);
+                    quote!({ #bind #part })
+                }
+                InferOp::Output { x } => {
+                    let x = match x {
+                        Loc::Input => quote!(input),
+                        Loc::Scratch(r) => {
+                            let r = range(r);
+                            quote!(&scratch[#r])
+                        }
+                    };
+                    quote!(output.copy_from_slice(#x);)
+                }
+            },
+        ));
     }
-    body
+    steps
 }
 
 /// The training body: the forward pass keeping every buffer the backward
 /// pass reads, the loss, then the backward pass over the gradient arena.
-pub fn train_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
+pub fn train_body(
+    plan: &NetPlan,
+    g: &GraphPlan,
+    instances: &Instances,
+    outliner: &mut Outliner,
+    env: &Env,
+) -> TokenStream {
     let mut body = TokenStream::new();
     for (k, len) in g.acts.iter().enumerate() {
         let ident = format_ident!("a{}", k);
@@ -104,48 +124,57 @@ pub fn train_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
     let grad_len = lit(g.grad_len);
     body.extend(quote!(let (gr, _) = rest.split_at_mut(n * #grad_len);));
 
+    let mut steps = Vec::new();
     for op in &g.train {
-        body.extend(match *op {
-            TrainOp::Layer { layer, x, y, copy } => {
-                let l = &plan.layers[layer];
-                let (x, y) = (buffer_ident(x), buffer_ident(y));
-                let copied = if copy {
-                    quote!(#y.copy_from_slice(&*#x);)
-                } else {
-                    TokenStream::new()
-                };
-                match l.effect() {
-                    Effect::Compute | Effect::Normalize => {
-                        let call = l.kind().forward(
-                            l,
-                            &ForwardIo {
-                                target: TokenStream::new(),
-                                train: true,
-                            },
-                        );
-                        quote!({ let x: &[f32] = &*#x; let y: &mut [f32] = &mut *#y; #call })
+        let instance = match *op {
+            TrainOp::Layer { layer, .. } => instances.layer(plan, layer),
+            TrainOp::Join { join, .. } => instances.join(plan, join),
+        };
+        steps.push((
+            instance,
+            match *op {
+                TrainOp::Layer { layer, x, y, copy } => {
+                    let l = &plan.layers[layer];
+                    let (x, y) = (buffer_ident(x), buffer_ident(y));
+                    let copied = if copy {
+                        quote!(#y.copy_from_slice(&*#x);)
+                    } else {
+                        TokenStream::new()
+                    };
+                    match l.effect() {
+                        Effect::Compute | Effect::Normalize => {
+                            let call = l.kind().forward(
+                                l,
+                                &ForwardIo {
+                                    target: TokenStream::new(),
+                                    train: true,
+                                },
+                            );
+                            quote!({ let x: &[f32] = &*#x; let y: &mut [f32] = &mut *#y; #call })
+                        }
+                        Effect::InPlace | Effect::TrainCopy => {
+                            let call = l.kind().forward(
+                                l,
+                                &ForwardIo {
+                                    target: quote!(&mut *#y),
+                                    train: true,
+                                },
+                            );
+                            quote!(#copied #call)
+                        }
+                        Effect::View => TokenStream::new(),
                     }
-                    Effect::InPlace | Effect::TrainCopy => {
-                        let call = l.kind().forward(
-                            l,
-                            &ForwardIo {
-                                target: quote!(&mut *#y),
-                                train: true,
-                            },
-                        );
-                        quote!(#copied #call)
-                    }
-                    Effect::View => TokenStream::new(),
                 }
-            }
-            TrainOp::Join { join, k, x, y, first } => {
-                let j = &plan.joins[join];
-                let (x, y) = (buffer_ident(x), buffer_ident(y));
-                let part = j.kind.forward_part(&j.input_shapes, j.output, k, first);
-                quote!({ let x: &[f32] = &*#x; let y: &mut [f32] = &mut *#y; #part })
-            }
-        });
+                TrainOp::Join { join, k, x, y, first } => {
+                    let j = &plan.joins[join];
+                    let (x, y) = (buffer_ident(x), buffer_ident(y));
+                    let part = j.kind.forward_part(&j.input_shapes, j.output, k, first);
+                    quote!({ let x: &[f32] = &*#x; let y: &mut [f32] = &mut *#y; #part })
+                }
+            },
+        ));
     }
+    body.extend(outliner.outline(steps, env));
 
     let out = buffer_ident(g.train_output);
     let dy = range(g.output_grad);
@@ -159,20 +188,29 @@ pub fn train_body(plan: &NetPlan, g: &GraphPlan) -> TokenStream {
         #scale
     });
 
+    let mut steps = Vec::new();
     for op in &g.backward {
-        body.extend(match *op {
-            BackOp::Layer { layer, x, y, dy, dx } => backward_layer(plan, layer, x, y, dy, dx),
-            BackOp::Join { join, k, dy, dx } => match dx {
-                None => TokenStream::new(),
-                Some((dx, first)) => {
-                    let j = &plan.joins[join];
-                    let bind = bind_xy(&quote!(gr), Loc::Scratch(dy), dx);
-                    let part = j.kind.backward_part(&j.input_shapes, j.output, k, first);
-                    quote!({ #bind let (dy, dx) = (x, y); #part })
-                }
+        let instance = match *op {
+            BackOp::Layer { layer, .. } => instances.layer(plan, layer),
+            BackOp::Join { join, .. } => instances.join(plan, join),
+        };
+        steps.push((
+            instance,
+            match *op {
+                BackOp::Layer { layer, x, y, dy, dx } => backward_layer(plan, layer, x, y, dy, dx),
+                BackOp::Join { join, k, dy, dx } => match dx {
+                    None => TokenStream::new(),
+                    Some((dx, first)) => {
+                        let j = &plan.joins[join];
+                        let bind = bind_xy(&quote!(gr), Loc::Scratch(dy), dx);
+                        let part = j.kind.backward_part(&j.input_shapes, j.output, k, first);
+                        quote!({ #bind let (dy, dx) = (x, y); #part })
+                    }
+                },
             },
-        });
+        ));
     }
+    body.extend(outliner.outline(steps, env));
     body.extend(quote!(let _ = &gr; loss));
     body
 }

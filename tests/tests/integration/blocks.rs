@@ -76,3 +76,85 @@ fn the_block_net_matches_pytorch() {
         assert_close(key, actual, expected, 1e-4, 1e-6);
     }
 }
+
+/// Alike block instances (`Residual(4) Residual(4)`) run one shared
+/// function each for inference, the training forward pass and the backward
+/// pass; the block net must compute exactly what the written-out net
+/// computes, bit for bit, on every path: the no-heap batch-1 `forward` and
+/// training step, the batched and threaded paths, and the running
+/// statistics after SGD steps.
+#[test]
+fn shared_block_code_computes_what_the_written_out_net_does() {
+    use cnn_runtime::optim::{Sgd, SgdConfig};
+    use cnn_runtime::Network;
+    let fx = load("resnet_bn");
+    let json = &fx.weights_json;
+    let mut blocks = ResNetBlocks::boxed_zeroed();
+    let mut written = written_out::Net::boxed_zeroed();
+    cnn_runtime::weights::load_state(&mut *blocks, |t, d| {
+        cnn_runtime::weights::load_json_str(t, json, d)
+    })
+    .expect("the fixture loads");
+    cnn_runtime::weights::load_state(&mut *written, |t, d| {
+        cnn_runtime::weights::load_json_str(t, json, d)
+    })
+    .expect("the fixture loads");
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+
+    // Inference: batch 1 without heap, and batched.
+    let x: &[f32; ResNetBlocks::INPUT_LEN] = fx.input[..ResNetBlocks::INPUT_LEN].try_into().unwrap();
+    assert_eq!(bits(&blocks.forward(x)), bits(&written.forward(x)), "forward");
+    let mut a = vec![0.0; fx.batch * ResNetBlocks::OUTPUT_LEN];
+    let mut b = a.clone();
+    blocks.forward_batch(&fx.input, &mut a);
+    written.forward_batch(&fx.input, &mut b);
+    assert_eq!(bits(&a), bits(&b), "forward_batch");
+
+    // Training: batched at two threads, then the no-heap batch-1 step.
+    for threads in [1, 2] {
+        let _threads = cnn_tests::threads(threads);
+        let mut ga = vec![0.0; ResNetBlocks::PARAM_COUNT];
+        let mut gb = ga.clone();
+        let target = Target::Classes(&fx.labels);
+        let la = cnn_runtime::train::loss_and_grad(&*blocks, &fx.input, target, &mut ga, 0);
+        let lb = cnn_runtime::train::loss_and_grad(&*written, &fx.input, target, &mut gb, 0);
+        assert_eq!(la.to_bits(), lb.to_bits(), "loss at {threads} thread(s)");
+        assert_eq!(bits(&ga), bits(&gb), "gradients at {threads} thread(s)");
+    }
+    let mut opt_a = Sgd::new(SgdConfig::new(0.1));
+    let mut opt_b = Sgd::new(SgdConfig::new(0.1));
+    for _ in 0..2 {
+        let target = Target::Classes(&fx.labels);
+        cnn_runtime::train::train_step(&mut *blocks, &fx.input, target, &mut opt_a, 0);
+        cnn_runtime::train::train_step(&mut *written, &fx.input, target, &mut opt_b, 0);
+    }
+    let mut grads_a = Box::new(ResNetBlocksGrads::zeroed());
+    let mut grads_b = Box::new(written_out::NetGrads::zeroed());
+    let mut scratch_a = vec![0.0; ResNetBlocks::TRAIN_SCRATCH_LEN];
+    let mut scratch_b = vec![0.0; written_out::Net::TRAIN_SCRATCH_LEN];
+    let la = blocks.train_step_with(
+        x,
+        Target::Classes(&fx.labels[..1]),
+        &mut grads_a,
+        (&mut scratch_a[..]).try_into().unwrap(),
+        &mut opt_a,
+    );
+    let lb = written.train_step_with(
+        x,
+        Target::Classes(&fx.labels[..1]),
+        &mut grads_b,
+        (&mut scratch_b[..]).try_into().unwrap(),
+        &mut opt_b,
+    );
+    assert_eq!(la.to_bits(), lb.to_bits(), "batch-1 step loss");
+    assert_eq!(
+        bits(blocks.params()),
+        bits(written.params()),
+        "parameters after the steps"
+    );
+    assert_eq!(
+        bits(blocks.buffers()),
+        bits(written.buffers()),
+        "running statistics after the steps"
+    );
+}
