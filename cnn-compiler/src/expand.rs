@@ -112,6 +112,19 @@ fn expand_net(net: &NetSyntax, blocks: &[BlockSyntax], errors: &mut Errors) -> T
             if !fits(net, &plan, errors) {
                 return fallback(net);
             }
+            if let Some(lit) = &net.weights {
+                match crate::int8::read(lit) {
+                    Ok(Some(file)) => {
+                        return crate::int8::emit(net, &plan, lit, file, errors)
+                            .unwrap_or_else(|| fallback(net));
+                    }
+                    Ok(None) => {}
+                    Err(message) => {
+                        errors.push(lit.span(), message);
+                        return fallback(net);
+                    }
+                }
+            }
             let baked = match &net.weights {
                 Some(lit) => match weights::load(
                     lit,

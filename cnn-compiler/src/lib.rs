@@ -25,6 +25,7 @@
 
 mod ctxt;
 mod expand;
+mod int8;
 mod layer;
 mod lower;
 mod ops;

@@ -23,6 +23,7 @@ pub mod math;
 pub mod network;
 pub mod ops;
 pub mod optim;
+pub mod quant;
 
 #[cfg(feature = "std")]
 pub mod data;
@@ -42,7 +43,7 @@ pub mod __private {
         self, Alone, Exchange, Gradients, LayerInfo, Network, Target, TensorInfo, TensorRole,
     };
     pub use crate::optim::Optimizer;
-    pub use crate::{init, ops};
+    pub use crate::{init, ops, quant};
     pub use core;
     #[cfg(feature = "std")]
     pub use std;
@@ -53,12 +54,12 @@ pub mod __private {
     /// Panics if `input_len + output_len > scratch.len()`; the memory plan of
     /// the macro guarantees it never happens for generated code.
     #[inline(always)]
-    pub fn ping_pong(
-        scratch: &mut [f32],
+    pub fn ping_pong<T>(
+        scratch: &mut [T],
         input_at_front: bool,
         input_len: usize,
         output_len: usize,
-    ) -> (&[f32], &mut [f32]) {
+    ) -> (&[T], &mut [T]) {
         let total = scratch.len();
         assert!(input_len + output_len <= total, "scratch too small");
         if input_at_front {
@@ -72,7 +73,7 @@ pub mod __private {
 
     /// The region of a ping-pong scratch where a buffer of `len` lives.
     #[inline(always)]
-    pub fn region(scratch: &mut [f32], at_front: bool, len: usize) -> &mut [f32] {
+    pub fn region<T>(scratch: &mut [T], at_front: bool, len: usize) -> &mut [T] {
         let total = scratch.len();
         if at_front {
             &mut scratch[..len]

@@ -132,6 +132,12 @@ impl fmt::Display for WeightsError {
             WeightsError::WrongFormat {
                 found: WeightsFormat::Safetensors,
             } => f.write_str("this is a safetensors file, not JSON weights; rename it to .safetensors"),
+            WeightsError::WrongFormat {
+                found: WeightsFormat::Int8,
+            } => f.write_str(
+                "this is an int8 weights file (\"cnn.format\": \"int8\"): a float net cannot load it; bake it \
+                 into an int8 net with `weights = \"file.safetensors\"` in `cnn_net!`",
+            ),
             WeightsError::UnexpectedKey { key } => {
                 write!(
                     f,
@@ -174,6 +180,9 @@ pub enum WeightsFormat {
     Json,
     /// safetensors ([`to_safetensors`]).
     Safetensors,
+    /// An int8 safetensors file (metadata `"cnn.format": "int8"`), which
+    /// `cnn_net!` bakes into an integer-only net: no float net loads it.
+    Int8,
 }
 
 /// JSON's whitespace (RFC 8259): space, tab, line feed, carriage return.
@@ -487,6 +496,18 @@ pub fn load_json_str(tensors: &[TensorInfo], s: &str, dst: &mut [f32]) -> Result
 /// ([`to_safetensors_with`], [`safetensors_metadata`]).
 pub const NET_METADATA_KEY: &str = "cnn.net";
 
+/// The metadata key and value of an int8 weights file (see
+/// [`WeightsFormat::Int8`]).
+pub const INT8_FORMAT: (&str, &str) = ("cnn.format", "int8");
+
+/// Whether `bytes` are a safetensors file marked as int8.
+fn is_int8(bytes: &[u8]) -> bool {
+    SafeTensors::read_metadata(bytes)
+        .ok()
+        .and_then(|(_, m)| m.metadata().as_ref()?.get(INT8_FORMAT.0).cloned())
+        .is_some_and(|v| v == INT8_FORMAT.1)
+}
+
 /// The safetensors file of `data`: one `F32` little-endian tensor per table
 /// entry under its key, with the `{"format": "pt"}` metadata PyTorch's
 /// `safetensors.torch.save_file` writes.
@@ -599,6 +620,11 @@ pub fn load_safetensors(tensors: &[TensorInfo], bytes: &[u8], dst: &mut [f32]) -
     check_table(tensors, dst);
     let file = SafeTensors::deserialize(bytes).map_err(|e| not_safetensors(bytes, e))?;
     check_safetensors_keys(bytes)?;
+    if is_int8(bytes) {
+        return Err(WeightsError::WrongFormat {
+            found: WeightsFormat::Int8,
+        });
+    }
     check_keys(tensors, file.names())?;
     let mut scratch = dst.to_vec();
     for t in tensors {

@@ -2,7 +2,7 @@
 //! through [`activation_op!`]): element-wise, in place, shape
 //! kept; the backward reads the stored output (`y`), never the input.
 
-use super::{lit, private, BackwardIo, ForwardIo};
+use super::{lit, private, BackwardIo, ForwardIo, Int8Io, Int8Step, Quant};
 use crate::plan::LayerPlan;
 use crate::shape::Shape;
 use proc_macro2::{Ident, TokenStream};
@@ -30,10 +30,42 @@ pub fn backward(module: &str, l: &LayerPlan, io: &BackwardIo) -> TokenStream {
     quote!(#p::ops::#module::backward(&*#y, &mut #dy_buffer[..n * #out_len]);)
 }
 
+/// An int8 relu or relu6: the clamp of the conv or linear layer before it,
+/// where TFLite fuses it; alone it would need its own output quantization,
+/// which the int8 file does not carry.
+pub fn int8_fused(keyword: &str, io: &Int8Io) -> Result<Int8Step, String> {
+    if io.absorbed {
+        Ok(Int8Step::Same)
+    } else {
+        Err(format!(
+            "in an int8 net `{keyword}` must directly follow a conv or linear layer, whose output clamp it becomes \
+             (as TFLite fuses it)"
+        ))
+    }
+}
+
+/// An int8 sigmoid or tanh: TFLite Micro's fixed-point method, in place,
+/// with the output quantization TFLite fixes for it.
+pub fn int8_fixed_point(keyword: &str, output: Quant, io: &Int8Io) -> Result<Int8Step, String> {
+    let p = private();
+    let module = Ident::new(keyword, proc_macro2::Span::call_site());
+    let (scale, zp) = (
+        proc_macro2::Literal::f32_suffixed(io.input.scale),
+        proc_macro2::Literal::i32_suffixed(io.input.zero_point),
+    );
+    let target = &io.target;
+    let code = quote! { {
+        const Q: #p::quant::Q4Input = #p::quant::Q4Input::prepare(#scale, #zp);
+        #p::ops::#module::int8::forward(&Q, #target);
+    } };
+    Ok(Int8Step::InPlace(code, output))
+}
+
 /// An element-wise activation op: its struct and its `Op` impl, from the
-/// keyword (also the runtime module's name) and PyTorch's module name.
+/// keyword (also the runtime module's name), PyTorch's module name, and its
+/// int8 step (`fused`: relu and relu6; `Quant` output: sigmoid and tanh).
 macro_rules! activation_op {
-    ($(#[$doc:meta])* $name:ident, $keyword:literal, $torch:literal) => {
+    ($(#[$doc:meta])* $name:ident, $keyword:literal, $torch:literal, int8 = $($int8:tt)*) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug)]
         pub struct $name;
@@ -83,7 +115,25 @@ macro_rules! activation_op {
             ) -> proc_macro2::TokenStream {
                 $crate::ops::activation::backward($keyword, l, io)
             }
+
+            fn int8(
+                &self,
+                _: &$crate::plan::LayerPlan,
+                io: &$crate::ops::Int8Io,
+            ) -> Result<$crate::ops::Int8Step, String> {
+                $crate::ops::activation::activation_op!(@int8 $keyword, io, $($int8)*)
+            }
         }
+    };
+    (@int8 $keyword:literal, $io:ident, fused) => {
+        $crate::ops::activation::int8_fused($keyword, $io)
+    };
+    (@int8 $keyword:literal, $io:ident, fixed_point($scale:expr, $zero_point:expr)) => {
+        $crate::ops::activation::int8_fixed_point(
+            $keyword,
+            $crate::ops::Quant { scale: $scale, zero_point: $zero_point },
+            $io,
+        )
     };
 }
 pub(crate) use activation_op;

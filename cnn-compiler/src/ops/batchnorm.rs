@@ -8,7 +8,9 @@
 //! which are buffers updated once per step. Inference uses the running
 //! statistics, in place. Kernels in `cnn-runtime/src/ops/batchnorm.rs`.
 
-use super::{lit, param_slice, private, BackwardIo, Effect, ForwardIo, Op, Role, TensorSpec};
+use super::{
+    lit, param_slice, private, BackwardIo, Effect, ForwardIo, Int8Io, Int8Step, Op, Role, TensorSpec,
+};
 use crate::ctxt::Errors;
 use crate::layer::{Accepts, Args, Layer, Param};
 use crate::plan::LayerPlan;
@@ -174,6 +176,11 @@ impl Op for BatchNorm {
             #p::ops::batchnorm::finish_var(count, #eps, squares, var, invstd);
             #p::ops::batchnorm::normalize(&g, x, mean, invstd, #gamma, #beta, y);
         }}
+    }
+
+    fn int8(&self, _: &LayerPlan, _: &Int8Io) -> Result<Int8Step, String> {
+        Err("has no int8 form: fold batch norm into the conv before it, as TFLite's converter does, then quantize"
+            .to_string())
     }
 
     fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {

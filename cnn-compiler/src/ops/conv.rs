@@ -4,7 +4,10 @@
 //! `cnn-runtime/src/ops/conv.rs` and `conv/`.
 
 use super::window::{pair_lits, window_output};
-use super::{bias_arg, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Op, Role, TensorSpec};
+use super::{
+    bias_arg, int8_stage, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Int8Io, Int8Step, Op,
+    Role, TensorSpec,
+};
 use crate::ctxt::Errors;
 use crate::layer::{Accepts, Args, Layer, Pair, Param};
 use crate::plan::LayerPlan;
@@ -187,6 +190,32 @@ impl Op for Conv {
                 #p::ops::conv::forward(&G, n, x, #w, #b, y);
             }
         }
+    }
+
+    fn int8(&self, l: &LayerPlan, io: &Int8Io) -> Result<Int8Step, String> {
+        let p = private();
+        let Some(t) = io.tensors else {
+            return Err("has no int8 tensors".to_string());
+        };
+        let Shape::Chw(c, h, w) = l.shaped.input else {
+            return Err("needs a [C, H, W] input".to_string());
+        };
+        let (c, h, w, o) = (lit(c), lit(h), lit(w), lit(self.out_channels));
+        let (k, s, pd) = (
+            pair_lits(self.kernel),
+            pair_lits(self.stride),
+            pair_lits(self.pad),
+        );
+        let groups = lit(self.groups);
+        let stage = int8_stage(t, io.input, io.fused, false);
+        let code = quote! {
+            const G: #p::ops::conv::Conv2d = #p::ops::conv::Conv2d {
+                in_channels: #c, in_h: #h, in_w: #w, out_channels: #o, kernel: #k, stride: #s, pad: #pd,
+            };
+            #stage
+            #p::ops::conv::int8::forward(&G, #groups, n, x, &W, bias, &stage, y);
+        };
+        Ok(Int8Step::Compute(code, t.output))
     }
 
     fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {

@@ -3,7 +3,7 @@
 //! recomputes from the seed instead of storing; kernels in
 //! `cnn-runtime/src/ops/dropout.rs`.
 
-use super::{lit, private, BackwardIo, Effect, ForwardIo, Op, TensorSpec};
+use super::{lit, private, BackwardIo, Effect, ForwardIo, Int8Io, Int8Step, Op, TensorSpec};
 use crate::ctxt::Errors;
 use crate::layer::{Accepts, Args, Layer, Param};
 use crate::plan::LayerPlan;
@@ -69,6 +69,11 @@ impl Op for Dropout {
         let p = private();
         let (rate, salt, target) = (self.p, layer_salt(l.index), &io.target);
         quote!(#p::ops::dropout::forward(#rate, seed ^ #salt, #target);)
+    }
+
+    /// Dropout does nothing at inference.
+    fn int8(&self, _: &LayerPlan, _: &Int8Io) -> Result<Int8Step, String> {
+        Ok(Int8Step::Same)
     }
 
     fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {

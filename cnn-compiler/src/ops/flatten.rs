@@ -1,7 +1,7 @@
 //! `flatten`: PyTorch's `nn.Flatten()`, `[C, H, W] -> [C*H*W]`. Free: the
 //! output is the input's buffer, reinterpreted; no kernel.
 
-use super::{BackwardIo, Effect, ForwardIo, Op, TensorSpec};
+use super::{BackwardIo, Effect, ForwardIo, Int8Io, Int8Step, Op, TensorSpec};
 use crate::ctxt::Errors;
 use crate::layer::{Args, Layer, Param};
 use crate::plan::LayerPlan;
@@ -49,6 +49,10 @@ impl Op for Flatten {
 
     fn forward(&self, _: &LayerPlan, _: &ForwardIo) -> TokenStream {
         TokenStream::new()
+    }
+
+    fn int8(&self, _: &LayerPlan, _: &Int8Io) -> Result<Int8Step, String> {
+        Ok(Int8Step::Same)
     }
 
     fn backward(&self, _: &LayerPlan, _: &BackwardIo) -> TokenStream {

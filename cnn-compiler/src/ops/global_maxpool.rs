@@ -55,6 +55,10 @@ impl Op for GlobalMaxPool {
         quote! { #p::ops::global_maxpool::forward(#c, #s, n, x, y); }
     }
 
+    fn int8(&self, _: &LayerPlan, _: &crate::ops::Int8Io) -> Result<crate::ops::Int8Step, String> {
+        Err("has no int8 kernel yet".to_string())
+    }
+
     fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {
         let p = private();
         let (c, s) = channels_and_plane(l);

@@ -2,7 +2,7 @@
 //! kernel, no buffer. Mostly a branch of `add { .. }` or `cat { .. }` that
 //! passes its input through (an empty branch does the same).
 
-use super::{BackwardIo, Effect, ForwardIo, Op, TensorSpec};
+use super::{BackwardIo, Effect, ForwardIo, Int8Io, Int8Step, Op, TensorSpec};
 use crate::ctxt::Errors;
 use crate::layer::{Args, Layer, Param};
 use crate::plan::LayerPlan;
@@ -49,6 +49,10 @@ impl Op for Identity {
 
     fn forward(&self, _: &LayerPlan, _: &ForwardIo) -> TokenStream {
         TokenStream::new()
+    }
+
+    fn int8(&self, _: &LayerPlan, _: &Int8Io) -> Result<Int8Step, String> {
+        Ok(Int8Step::Same)
     }
 
     fn backward(&self, _: &LayerPlan, _: &BackwardIo) -> TokenStream {

@@ -1,7 +1,10 @@
 //! `linear(in, out, bias = b)`: PyTorch's `nn.Linear` (`y = x W^T + b`,
 //! weights `[out, in]`); kernels in `cnn-runtime/src/ops/linear.rs`.
 
-use super::{bias_arg, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Op, Role, TensorSpec};
+use super::{
+    bias_arg, int8_stage, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Int8Io, Int8Step, Op,
+    Role, TensorSpec,
+};
 use crate::ctxt::Errors;
 use crate::layer::{Accepts, Args, Layer, Param};
 use crate::plan::LayerPlan;
@@ -136,6 +139,24 @@ impl Op for Linear {
                 #p::ops::linear::forward(&G, n, x, #w, #b, y);
             }
         }
+    }
+
+    fn int8(&self, l: &LayerPlan, io: &Int8Io) -> Result<Int8Step, String> {
+        let p = private();
+        let Some(t) = io.tensors else {
+            return Err("has no int8 tensors".to_string());
+        };
+        let geometry = self.geometry(l);
+        // TFLite rounds a linear layer's multiplier differently with one
+        // weight scale than with one per output.
+        let per_tensor = t.weight_scale.len() == 1 && self.out_features > 1;
+        let stage = int8_stage(t, io.input, io.fused, per_tensor);
+        let code = quote! {
+            #geometry
+            #stage
+            #p::ops::linear::int8::forward(&G, n, x, &W, bias, &stage, y);
+        };
+        Ok(Int8Step::Compute(code, t.output))
     }
 
     fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {

@@ -3,7 +3,7 @@
 //! `cnn-runtime/src/ops/maxpool.rs`.
 
 use super::window::{Window, POOL_ARGS, POOL_OPTIONS};
-use super::{lit, private, BackwardIo, Effect, ForwardIo, Op, TensorSpec};
+use super::{lit, private, BackwardIo, Effect, ForwardIo, Int8Io, Int8Step, Op, TensorSpec};
 use crate::ctxt::Errors;
 use crate::layer::{Args, Layer, Param};
 use crate::plan::LayerPlan;
@@ -53,6 +53,17 @@ impl Op for MaxPool {
         let p = private();
         let geometry = self.0.geometry(l);
         quote! { #geometry #p::ops::maxpool::forward(&G, n, x, y); }
+    }
+
+    fn int8(&self, l: &LayerPlan, io: &Int8Io) -> Result<Int8Step, String> {
+        let p = private();
+        let geometry = self.0.geometry(l);
+        let code = quote! {
+            #geometry
+            #p::ops::maxpool::int8::forward(&G, n, x, #p::quant::Clamp::FULL, y);
+        };
+        // Pooling keeps the input's quantization, as TFLite requires.
+        Ok(Int8Step::Compute(code, io.input))
     }
 
     fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {

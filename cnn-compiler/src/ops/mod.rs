@@ -12,7 +12,8 @@
 //! 2. Add `cnn-compiler/src/ops/<keyword>.rs`: a `Copy` struct with the
 //!    resolved arguments and `impl Op` (keyword, PyTorch name, signature,
 //!    shape rule with spanned errors, tensors, [`Effect`], forward and
-//!    backward emission through `::cnn_runtime::__private`).
+//!    backward emission through `::cnn_runtime::__private`, and its int8
+//!    step, [`Op::int8`]: TFLite's int8 kernel, or why there is none yet).
 //! 3. Add one line to the [`ops!`] list below (the order is the order
 //!    "unknown layer" messages list the keywords in), and any aliases users
 //!    may type to `symbol::ALIASES`.
@@ -162,6 +163,60 @@ pub struct BackwardIo {
     pub grads_split: TokenStream,
 }
 
+/// An int8 value's quantization, TFLite's: `real = scale * (q - zero_point)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quant {
+    pub scale: f32,
+    pub zero_point: i32,
+}
+
+/// An activation an int8 conv or linear layer applies to its output as a
+/// clamp (TFLite fuses a following relu or relu6 so).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fused {
+    Relu,
+    Relu6,
+}
+
+/// A conv's or linear layer's tensors from an int8 weights file.
+pub struct Int8Tensors {
+    /// `[O, ..]` int8 weights, symmetric (zero point 0).
+    pub weight: Vec<i8>,
+    /// `[O]` int32 bias, if the layer has one.
+    pub bias: Option<Vec<i32>>,
+    /// One scale per output channel, or one for all.
+    pub weight_scale: Vec<f32>,
+    /// The output's quantization.
+    pub output: Quant,
+}
+
+/// What the int8 code generator gives an op to print its step with (see
+/// `crate::int8`). `Compute` steps read `x: &[i8]` and write `y: &mut
+/// [i8]`, in-place ones transform `target`; `n` is in scope.
+pub struct Int8Io<'a> {
+    /// The quantization of the op's input.
+    pub input: Quant,
+    /// The op's tensors from the file (conv and linear only).
+    pub tensors: Option<&'a Int8Tensors>,
+    /// The next layer's activation, fused into this one's output.
+    pub fused: Option<Fused>,
+    /// This layer is an activation the previous layer fused.
+    pub absorbed: bool,
+    /// `&mut [i8]` for in-place ops.
+    pub target: TokenStream,
+}
+
+/// What an op is in an int8 net.
+pub enum Int8Step {
+    /// Reads `x`, writes `y`: the code and the output's quantization.
+    Compute(TokenStream, Quant),
+    /// Transforms `target` in place.
+    InPlace(TokenStream, Quant),
+    /// No code: the same bytes, the same quantization (flatten, identity,
+    /// dropout at inference, an activation fused into the layer before).
+    Same,
+}
+
 /// The interface each op module implements.
 pub trait Op: Copy + Into<LayerKind> {
     /// The DSL keyword, e.g. `conv`.
@@ -217,6 +272,10 @@ pub trait Op: Copy + Into<LayerKind> {
     fn torch_name_for(&self, _shaped: &Shaped) -> &'static str {
         Self::TORCH_NAME
     }
+
+    /// Its step in an int8 net (TFLite's int8 semantics, bit for bit with
+    /// TensorFlow Lite Micro), or why it has none yet.
+    fn int8(&self, layer: &LayerPlan, io: &Int8Io) -> Result<Int8Step, String>;
 
     /// The update of its buffers after a training step, from the batch
     /// statistics the step left in `stats`, with `self.buffers` and `n`
@@ -336,6 +395,13 @@ macro_rules! ops {
             pub fn torch_name_for(&self, shaped: &Shaped) -> &'static str {
                 match self {
                     $(LayerKind::$variant(op) => op.torch_name_for(shaped)),*
+                }
+            }
+
+            /// See [`Op::int8`].
+            pub fn int8(&self, layer: &LayerPlan, io: &Int8Io) -> Result<Int8Step, String> {
+                match self {
+                    $(LayerKind::$variant(op) => op.int8(layer, io)),*
                 }
             }
 
@@ -463,5 +529,68 @@ fn bias_arg(range: Option<(usize, usize)>) -> TokenStream {
             quote::quote!(::cnn_runtime::__private::core::option::Option::Some(#s))
         }
         None => quote::quote!(::cnn_runtime::__private::core::option::Option::None),
+    }
+}
+
+/// An `f32` literal that reads back as exactly `v`.
+fn f32_lit(v: f32) -> proc_macro2::Literal {
+    proc_macro2::Literal::f32_suffixed(v)
+}
+
+/// An `i32` literal.
+fn i32_lit(v: i32) -> proc_macro2::Literal {
+    proc_macro2::Literal::i32_suffixed(v)
+}
+
+/// The output stage of an int8 conv or linear layer as `const R` (its
+/// requantization multipliers, computed by the runtime's `const fn`s when
+/// the user's crate compiles) and `let stage`, and the statics of its
+/// weights (`W`) and bias (`B`); `per_tensor_linear` picks TFLite's
+/// rounding of a linear layer with one weight scale.
+fn int8_stage(t: &Int8Tensors, input: Quant, fused: Option<Fused>, per_tensor_linear: bool) -> TokenStream {
+    let p = private();
+    let (is, os) = (f32_lit(input.scale), f32_lit(t.output.scale));
+    let multipliers = t.weight_scale.iter().map(|&ws| {
+        let ws = f32_lit(ws);
+        if per_tensor_linear {
+            quote::quote!(#p::quant::Requant::per_tensor_linear(#is, #ws, #os))
+        } else {
+            quote::quote!(#p::quant::Requant::per_channel(#is, #ws, #os))
+        }
+    });
+    let count = lit(t.weight_scale.len());
+    let activation = match fused {
+        None => quote::quote!(None),
+        Some(Fused::Relu) => quote::quote!(Relu),
+        Some(Fused::Relu6) => quote::quote!(Relu6),
+    };
+    let (izp, ozp) = (i32_lit(input.zero_point), i32_lit(t.output.zero_point));
+    let (w_len, weights) = (
+        lit(t.weight.len()),
+        t.weight.iter().map(|&v| proc_macro2::Literal::i8_unsuffixed(v)),
+    );
+    let bias = match &t.bias {
+        Some(b) => {
+            let (b_len, values) = (
+                lit(b.len()),
+                b.iter().map(|&v| proc_macro2::Literal::i32_unsuffixed(v)),
+            );
+            quote::quote! {
+                static B: [i32; #b_len] = [#(#values),*];
+                let bias = #p::core::option::Option::Some(&B[..]);
+            }
+        }
+        None => quote::quote!(let bias = #p::core::option::Option::None;),
+    };
+    quote::quote! {
+        static W: [i8; #w_len] = [#(#weights),*];
+        #bias
+        const R: [#p::quant::Requant; #count] = [#(#multipliers),*];
+        let stage = #p::quant::OutputStage {
+            input_zero_point: #izp,
+            requant: &R,
+            output_zero_point: #ozp,
+            clamp: const { #p::quant::Clamp::for_activation(#p::quant::Activation::#activation, #os, #ozp) },
+        };
     }
 }

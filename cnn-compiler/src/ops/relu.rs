@@ -3,5 +3,5 @@
 
 super::activation::activation_op!(
     /// `relu` (no arguments).
-    Relu, "relu", "ReLU"
+    Relu, "relu", "ReLU", int8 = fused
 );

@@ -3,5 +3,5 @@
 
 super::activation::activation_op!(
     /// `relu6` (no arguments).
-    Relu6, "relu6", "ReLU6"
+    Relu6, "relu6", "ReLU6", int8 = fused
 );

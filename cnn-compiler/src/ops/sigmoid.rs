@@ -3,5 +3,5 @@
 
 super::activation::activation_op!(
     /// `sigmoid` (no arguments).
-    Sigmoid, "sigmoid", "Sigmoid"
+    Sigmoid, "sigmoid", "Sigmoid", int8 = fixed_point(1.0 / 256.0, -128)
 );

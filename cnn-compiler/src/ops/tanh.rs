@@ -3,5 +3,5 @@
 
 super::activation::activation_op!(
     /// `tanh` (no arguments).
-    Tanh, "tanh", "Tanh"
+    Tanh, "tanh", "Tanh", int8 = fixed_point(1.0 / 128.0, 0)
 );

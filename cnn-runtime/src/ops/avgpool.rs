@@ -163,6 +163,121 @@ pub fn backward(p: &Pool2d, n: usize, dy: &[f32], dx: &mut [f32]) {
     }
 }
 
+pub mod int8 {
+    //! int8 average pooling, TFLite's AVERAGE_POOL_2D, bit for bit as
+    //! TensorFlow Lite Micro's reference kernel
+    //! (`reference_integer_ops::AveragePool`) computes it:
+    //!
+    //! `s = sum of the window's taps inside the input`, `k = their count`,
+    //! `y = clamp((s + k/2) / k)` for `s > 0`, else `clamp((s - k/2) / k)`,
+    //!
+    //! with integer division truncating toward zero: the mean rounded to
+    //! nearest, ties away from zero. The sum is of the raw int8 values: the
+    //! output shares the input's scale and zero point (TFLite requires it), and
+    //! the mean of `q` is the `q` of the mean.
+    //!
+    //! Layout and geometry as the float [`forward`](super::forward) (`x`
+    //! `[N, C, H, W]`, `y` `[N, C, OH, OW]`, int8). Unlike it, padding is
+    //! *excluded* from the count (TFLite's rule, PyTorch's
+    //! `count_include_pad = False`); without padding the two agree. `clamp` is
+    //! the fused activation's range ([`Clamp::FULL`] for none).
+
+    use super::{check, Pool2d};
+    use crate::quant::Clamp;
+
+    /// int8 average pooling of `n` images. Direct loops, no heap, no `std`.
+    ///
+    /// # Panics
+    ///
+    /// If `x.len() != n * p.input_len()` or `y.len() != n * p.output_len()`,
+    /// or if a window lies entirely in the padding (TFLM fails there too).
+    pub fn forward(p: &Pool2d, n: usize, x: &[i8], clamp: Clamp, y: &mut [i8]) {
+        check(p, n, x.len(), "x", y.len(), "y");
+        let (h_n, w_n) = (p.in_h, p.in_w);
+        let (oh_n, ow_n) = (p.out_h(), p.out_w());
+        let (kh, kw) = p.kernel;
+        for (x_c, y_c) in x.chunks_exact(h_n * w_n).zip(y.chunks_exact_mut(oh_n * ow_n)) {
+            for (oh, y_row) in y_c.chunks_exact_mut(ow_n).enumerate() {
+                let top = (oh * p.stride.0) as isize - p.pad.0 as isize;
+                let (u0, u1) = (0.max(-top), (kh as isize).min(h_n as isize - top));
+                for (ow, out) in y_row.iter_mut().enumerate() {
+                    let left = (ow * p.stride.1) as isize - p.pad.1 as isize;
+                    let (v0, v1) = (0.max(-left), (kw as isize).min(w_n as isize - left));
+                    let mut sum: i32 = 0;
+                    let mut count: i32 = 0;
+                    for u in u0..u1 {
+                        let row = &x_c[(top + u) as usize * w_n..][..w_n];
+                        for v in v0..v1 {
+                            sum += i32::from(row[(left + v) as usize]);
+                            count += 1;
+                        }
+                    }
+                    assert!(count > 0, "avgpool: a window lies entirely in the padding");
+                    let mean = if sum > 0 {
+                        (sum + count / 2) / count
+                    } else {
+                        (sum - count / 2) / count
+                    };
+                    *out = clamp.apply(mean);
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn rounds_half_away_from_zero() {
+            let p = Pool2d {
+                channels: 1,
+                in_h: 2,
+                in_w: 8,
+                kernel: (2, 2),
+                stride: (2, 2),
+                pad: (0, 0),
+            };
+            // Windows (columns 2q, 2q + 1 of both rows) summing to
+            // 2 (0.5), -2 (-0.5), 6 (1.5), -6 (-1.5).
+            #[rustfmt::skip]
+            let x: [i8; 16] = [
+                1, 0, -1, 0, 3, 0, -3, 0,
+                1, 0, -1, 0, 3, 0, -3, 0,
+            ];
+            let mut y = [0i8; 4];
+            forward(&p, 1, &x, Clamp::FULL, &mut y);
+            assert_eq!(y, [1, -1, 2, -2]);
+            // Just below ties: 5 / 4 = 1.25, -5 / 4 = -1.25.
+            let x: [i8; 8] = [2, 3, -2, -3, 0, 0, 0, 0];
+            let p = Pool2d { in_w: 4, ..p };
+            let mut y = [0i8; 2];
+            forward(&p, 1, &x, Clamp::FULL, &mut y);
+            assert_eq!(y, [1, -1]);
+        }
+
+        #[test]
+        fn padding_is_not_counted() {
+            let p = Pool2d {
+                channels: 1,
+                in_h: 2,
+                in_w: 2,
+                kernel: (2, 2),
+                stride: (1, 1),
+                pad: (1, 1),
+            };
+            let x: [i8; 4] = [-128, 100, 7, 127];
+            let mut y = [0i8; 9];
+            forward(&p, 1, &x, Clamp::FULL, &mut y);
+            // Corners see one tap, edges two, the centre four.
+            // (-128 + 100 + 7 + 127) / 4 = 26.5 -> 27.
+            assert_eq!(y, [-128, -14, 100, -61, 27, 114, 7, 67, 127]);
+            forward(&p, 1, &x, Clamp { min: -10, max: 20 }, &mut y);
+            assert_eq!(y, [-10, -10, 20, -10, 20, 20, 7, 20, 20]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

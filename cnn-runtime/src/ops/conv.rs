@@ -46,6 +46,7 @@ mod direct;
 mod grouped;
 #[cfg(feature = "std")]
 mod im2col;
+pub mod int8;
 #[cfg(feature = "std")]
 mod windows;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]

@@ -350,6 +350,140 @@ pub fn backward_gemm(
     }
 }
 
+pub mod int8 {
+    //! int8 fully connected layer, TFLite's FULLY_CONNECTED, bit for bit as
+    //! TensorFlow Lite Micro's reference kernels (`FullyConnectedPerChannel`
+    //! and, for one weight scale, `FullyConnected`) compute it:
+    //!
+    //! `acc[i, o] = b[o] + sum_k w[o, k] * (x[i, k] - x_zp)`,
+    //! `y[i, o] = clamp(M[o](acc) + y_zp)`
+    //!
+    //! with the layouts of the float [`forward`](super::forward) (`x` `[N, in]`,
+    //! `w` `[out, in]`, `b` `[out]`, `y` `[N, out]`; int8, bias int32) and the
+    //! output stage of [`OutputStage`]. Weights are symmetric (zero point 0).
+    //!
+    //! TFLM prepares the multipliers differently for the two weight
+    //! quantizations: per-channel weights use
+    //! [`Requant::per_channel`](crate::quant::Requant::per_channel) for each
+    //! output, a per-tensor weight scale uses
+    //! [`Requant::per_tensor_linear`](crate::quant::Requant::per_tensor_linear)
+    //! (the scale product rounded to `f32`), passed as a single-entry `requant`.
+    //!
+    //! A linear layer after `flatten` sees the NCHW activation in PyTorch's CHW
+    //! order; a TFLite model flattens NHWC, so its weight columns must be
+    //! permuted to CHW order before use (exact: the sum is in integers).
+
+    use super::Linear;
+    use crate::quant::OutputStage;
+
+    /// The int8 linear layer for `n` examples; `b = None` means no bias.
+    /// Direct loops, no heap, no `std`.
+    ///
+    /// # Panics
+    ///
+    /// If a slice length does not match (`x`: `n * in`, `w`: `out * in`,
+    /// `b`: `out`, `y`: `n * out`), or `stage.requant` has neither 1 nor
+    /// `out` entries.
+    pub fn forward(
+        g: &Linear,
+        n: usize,
+        x: &[i8],
+        w: &[i8],
+        b: Option<&[i32]>,
+        stage: &OutputStage<'_>,
+        y: &mut [i8],
+    ) {
+        super::check(g, n, x.len(), w.len(), b.map(<[i32]>::len), y.len(), "y");
+        stage.check("linear", g.out_features);
+        let (k_n, o_n) = (g.in_features, g.out_features);
+        for i in 0..n {
+            let x_i = &x[i * k_n..][..k_n];
+            let y_i = &mut y[i * o_n..][..o_n];
+            for (o, out) in y_i.iter_mut().enumerate() {
+                let w_o = &w[o * k_n..][..k_n];
+                let mut acc: i32 = 0;
+                for (&wv, &xv) in w_o.iter().zip(x_i) {
+                    acc = acc.wrapping_add(i32::from(wv) * (i32::from(xv) - stage.input_zero_point));
+                }
+                *out = stage.output(acc.wrapping_add(b.map_or(0, |b| b[o])), o);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::ops::testing::Rng;
+        use crate::quant::{Clamp, Requant};
+        use proptest::prelude::*;
+
+        #[test]
+        fn hand_computed() {
+            let g = Linear {
+                in_features: 3,
+                out_features: 2,
+            };
+            // Zero point -2: real inputs [3, 0, -1] and [1, 1, 1].
+            let x: [i8; 6] = [1, -2, -3, -1, -1, -1];
+            let w: [i8; 6] = [1, 2, 3, -4, 5, 6];
+            let b = [10, -20];
+            let r = [Requant::from_real(0.5), Requant::from_real(0.25)];
+            let stage = OutputStage {
+                input_zero_point: -2,
+                requant: &r,
+                output_zero_point: 5,
+                clamp: Clamp { min: -128, max: 12 },
+            };
+            let mut y = [0i8; 4];
+            forward(&g, 2, &x, &w, Some(&b), &stage, &mut y);
+            // Row 0: (3 + 0 - 3 + 10) * 0.5 = 5, + 5; (-12 + 0 - 6 - 20) * 0.25 =
+            // -9.5 -> -10 (the high multiply halves -38 exactly, the shift
+            // rounds -9.5 away from zero), + 5.
+            // Row 1: (1 + 2 + 3 + 10) * 0.5 = 8, + 5 = 13 clamped to 12;
+            // (-4 + 5 + 6 - 20) * 0.25 = -3.25: the high multiply rounds -6.5
+            // up to -6, the shift gives -3, + 5.
+            assert_eq!(y, [10, -5, 12, 2]);
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn matches_naive(k_n in 1usize..=40, o_n in 1usize..=12, n in 1usize..=3,
+                             per_channel: bool, seed: u64) {
+                let g = Linear { in_features: k_n, out_features: o_n };
+                let mut rng = Rng::new(seed);
+                let x: Vec<i8> = (0..n * k_n).map(|_| rng.next_u64() as i8).collect();
+                let w: Vec<i8> = (0..o_n * k_n).map(|_| rng.next_u64() as i8).collect();
+                let b: Vec<i32> = (0..o_n).map(|_| rng.next_u64() as i32 >> 12).collect();
+                let requant: Vec<Requant> = (0..if per_channel { o_n } else { 1 })
+                    .map(|_| Requant::from_real(f64::from(rng.uniform().abs()) * 0.02 + 1e-5))
+                    .collect();
+                let stage = OutputStage {
+                    input_zero_point: rng.next_u64() as i8 as i32,
+                    requant: &requant,
+                    output_zero_point: rng.next_u64() as i8 as i32,
+                    clamp: Clamp::FULL,
+                };
+                let mut y = vec![0i8; n * o_n];
+                forward(&g, n, &x, &w, Some(&b), &stage, &mut y);
+                for i in 0..n {
+                    for o in 0..o_n {
+                        let acc: i64 = i64::from(b[o]) + (0..k_n)
+                            .map(|k| i64::from(w[o * k_n + k])
+                                 * (i64::from(x[i * k_n + k]) - i64::from(stage.input_zero_point)))
+                            .sum::<i64>();
+                        let r = requant[if per_channel { o } else { 0 }];
+                        let expected = (i64::from(r.apply(acc as i32)) + i64::from(stage.output_zero_point))
+                            .clamp(-128, 127) as i8;
+                        prop_assert_eq!(y[i * o_n + o], expected);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -302,6 +302,91 @@ fn general_backward_body<const FMA: bool>(p: &Pool2d, n: usize, x: &[f32], dy: &
     }
 }
 
+pub mod int8 {
+    //! int8 max pooling, TFLite's MAX_POOL_2D, bit for bit as TensorFlow Lite
+    //! Micro's reference kernel (`reference_integer_ops::MaxPool`) computes it:
+    //!
+    //! `y[i, c, p, q] = clamp(max over the window's taps inside the input of x)`
+    //!
+    //! Layout and geometry as the float [`forward`](super::forward) (`x`
+    //! `[N, C, H, W]`, `y` `[N, C, OH, OW]`, int8). The output shares the
+    //! input's scale and zero point (TFLite requires it), so no requantization:
+    //! the maximum of the int8 values is the int8 of the maximum. Padded taps
+    //! are skipped; a window entirely in the padding (impossible with PyTorch's
+    //! `pad <= kernel / 2`) gives `-128` before the clamp. `clamp` is the fused
+    //! activation's range ([`Clamp::FULL`] for none).
+
+    use super::{check, Pool2d};
+    use crate::quant::Clamp;
+
+    /// int8 max pooling of `n` images. Direct loops, no heap, no `std`.
+    ///
+    /// # Panics
+    ///
+    /// If `x.len() != n * p.input_len()` or `y.len() != n * p.output_len()`.
+    pub fn forward(p: &Pool2d, n: usize, x: &[i8], clamp: Clamp, y: &mut [i8]) {
+        check(p, n, x.len(), y.len(), "y");
+        let (h_n, w_n) = (p.in_h, p.in_w);
+        let (oh_n, ow_n) = (p.out_h(), p.out_w());
+        let (kh, kw) = p.kernel;
+        for (x_c, y_c) in x.chunks_exact(h_n * w_n).zip(y.chunks_exact_mut(oh_n * ow_n)) {
+            for (oh, y_row) in y_c.chunks_exact_mut(ow_n).enumerate() {
+                let top = (oh * p.stride.0) as isize - p.pad.0 as isize;
+                let (u0, u1) = (0.max(-top), (kh as isize).min(h_n as isize - top));
+                for (ow, out) in y_row.iter_mut().enumerate() {
+                    let left = (ow * p.stride.1) as isize - p.pad.1 as isize;
+                    let (v0, v1) = (0.max(-left), (kw as isize).min(w_n as isize - left));
+                    let mut m = i8::MIN;
+                    for u in u0..u1 {
+                        let row = &x_c[(top + u) as usize * w_n..][..w_n];
+                        for v in v0..v1 {
+                            m = m.max(row[(left + v) as usize]);
+                        }
+                    }
+                    *out = clamp.apply(i32::from(m));
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn hand_computed() {
+            let p = Pool2d {
+                channels: 1,
+                in_h: 3,
+                in_w: 3,
+                kernel: (2, 2),
+                stride: (2, 2),
+                pad: (1, 1),
+            };
+            let x: [i8; 9] = [-5, 3, -7, 9, -128, 1, 0, -2, 127];
+            let mut y = [0i8; 4];
+            forward(&p, 1, &x, Clamp::FULL, &mut y);
+            assert_eq!(y, [-5, 3, 9, 127]);
+            forward(&p, 1, &x, Clamp { min: 0, max: 100 }, &mut y);
+            assert_eq!(y, [0, 3, 9, 100]);
+        }
+
+        #[test]
+        #[should_panic(expected = "maxpool: y has 3 elements")]
+        fn wrong_output_len_panics() {
+            let p = Pool2d {
+                channels: 1,
+                in_h: 4,
+                in_w: 4,
+                kernel: (2, 2),
+                stride: (2, 2),
+                pad: (0, 0),
+            };
+            forward(&p, 1, &[0; 16], Clamp::FULL, &mut [0; 3]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

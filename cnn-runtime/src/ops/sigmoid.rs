@@ -102,6 +102,94 @@ fn backward_body<const FMA: bool>(y: &[f32], dy: &mut [f32]) {
     }
 }
 
+pub mod int8 {
+    //! int8 logistic sigmoid, TFLite's LOGISTIC, bit for bit as TensorFlow Lite
+    //! Micro's reference kernel (`reference_integer_ops::Logistic`) computes it.
+    //! TFLM evaluates gemmlowp's fixed-point `logistic` in integers, not a
+    //! lookup table of float results:
+    //!
+    //! - `d = x - x_zp`; `d <= -radius` gives `-128` and `d >= radius` gives
+    //!   `127` (real inputs beyond `+-15 f` for some `f` in `[0.5, 1)`, where
+    //!   8-bit sigmoid is saturated anyway, see [`Q4Input::radius`]);
+    //! - otherwise `d * x_scale` in Q4.27 ([`Q4Input::to_q4`]), its logistic in
+    //!   Q0.31 ([`fixed::logistic`]), rounded to 8 fraction bits
+    //!   (`rounding_divide_by_pot(., 23)`, ties away from zero), minus 128,
+    //!   clamped to int8.
+    //!
+    //! The output quantization is fixed: scale `1/256`, zero point `-128`
+    //! (TFLM refuses other zero points; the converter always picks these).
+    //! Elementwise, any layout, in place like the float
+    //! [`forward`](super::forward).
+
+    use crate::quant::{fixed, rounding_divide_by_pot, Q4Input};
+
+    /// Scale of the output, `1/256`.
+    pub const OUTPUT_SCALE: f32 = 1.0 / 256.0;
+    /// Zero point of the output.
+    pub const OUTPUT_ZERO_POINT: i32 = -128;
+
+    /// One element (see the module docs).
+    #[inline]
+    pub fn sigmoid(input: &Q4Input, x: i8) -> i8 {
+        match input.to_q4(x) {
+            Err(false) => i8::MIN,
+            Err(true) => i8::MAX,
+            Ok(q4) => {
+                let q0 = fixed::logistic::<{ Q4Input::INTEGER_BITS as u32 }>(q4);
+                let q8 = rounding_divide_by_pot(q0, 31 - 8) + OUTPUT_ZERO_POINT;
+                q8.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8
+            }
+        }
+    }
+
+    /// `x <- sigmoid(x)` in place, `input` prepared by
+    /// [`Q4Input::prepare`] from the input's scale and zero point. No heap,
+    /// no `std`.
+    pub fn forward(input: &Q4Input, x: &mut [i8]) {
+        for v in x.iter_mut() {
+            *v = sigmoid(input, *v);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::quant::{dequantize, quantize};
+
+        #[test]
+        fn within_one_step_of_the_float_sigmoid() {
+            for (scale, zp) in [(0.035_930_674_f32, -86), (0.125, 3), (0.01, 0), (0.5, -128)] {
+                let p = Q4Input::prepare(scale, zp);
+                for q in i8::MIN..=i8::MAX {
+                    let real = f64::from(dequantize(q, scale, zp));
+                    let expected = 1.0 / (1.0 + (-real).exp());
+                    let got = f64::from(dequantize(sigmoid(&p, q), OUTPUT_SCALE, OUTPUT_ZERO_POINT));
+                    assert!(
+                        (got - expected).abs() <= 1.0 / 256.0,
+                        "sigmoid({real}) = {got}, expected {expected} (scale {scale}, zp {zp})"
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn saturates_and_centres() {
+            let p = Q4Input::prepare(0.125, 0);
+            // 0 maps to exactly 1/2: 2^30 / 2^23 = 128, - 128 = 0.
+            assert_eq!(sigmoid(&p, 0), 0);
+            // 0.125 * 2^27 = 0.5 * 2^25: saturation from 15 * 0.5 = 7.5 on.
+            assert_eq!((p.shift, p.radius), (25, 60));
+            assert_eq!(sigmoid(&p, 60), 127);
+            assert_eq!(sigmoid(&p, -60), -128);
+            assert_eq!(sigmoid(&p, 59), 127); // sigmoid(7.375) * 256 = 255.84
+            let mut x = [quantize(1.0, 0.125, 0), quantize(-1.0, 0.125, 0)];
+            forward(&p, &mut x);
+            // sigmoid(1) = 0.731.. -> 187.1 / 256, sigmoid(-1) -> 68.9 / 256.
+            assert_eq!(x, [59, -59]); // 187 - 128, 69 - 128
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

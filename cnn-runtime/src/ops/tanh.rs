@@ -33,6 +33,95 @@ pub fn backward(y: &[f32], dy: &mut [f32]) {
     }
 }
 
+pub mod int8 {
+    //! int8 hyperbolic tangent, TFLite's TANH, bit for bit as TensorFlow Lite
+    //! Micro's reference kernel (`reference_integer_ops::Tanh`) computes it.
+    //! TFLM evaluates gemmlowp's fixed-point `tanh` in integers, not a
+    //! lookup table of float results:
+    //!
+    //! - `d = x - x_zp`; `d <= -radius` gives `-128` and `d >= radius` gives
+    //!   `127` (real inputs beyond `+-15 f` for some `f` in `[0.5, 1)`, where
+    //!   8-bit tanh is saturated anyway, see [`Q4Input::radius`]);
+    //! - otherwise `d * x_scale` in Q4.27 ([`Q4Input::to_q4`]), its tanh in
+    //!   Q0.31 ([`fixed::tanh`]), rounded to 7 fraction bits
+    //!   (`rounding_divide_by_pot(., 24)`, ties away from zero), clamped to
+    //!   int8 (so `tanh = 1` becomes 127).
+    //!
+    //! The output quantization is fixed: scale `1/128`, zero point `0` (the
+    //! kernel assumes it; the converter always picks these). Elementwise, any
+    //! layout, in place like the float [`forward`](super::forward).
+
+    use crate::quant::{fixed, rounding_divide_by_pot, Q4Input};
+
+    /// Scale of the output, `1/128`.
+    pub const OUTPUT_SCALE: f32 = 1.0 / 128.0;
+    /// Zero point of the output.
+    pub const OUTPUT_ZERO_POINT: i32 = 0;
+
+    /// One element (see the module docs).
+    #[inline]
+    pub fn tanh(input: &Q4Input, x: i8) -> i8 {
+        match input.to_q4(x) {
+            Err(false) => i8::MIN,
+            Err(true) => i8::MAX,
+            Ok(q4) => {
+                const IB: u32 = Q4Input::INTEGER_BITS as u32;
+                let q0 = fixed::tanh::<IB, { IB + 1 }>(q4);
+                let q7 = rounding_divide_by_pot(q0, 31 - 7);
+                q7.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8
+            }
+        }
+    }
+
+    /// `x <- tanh(x)` in place, `input` prepared by [`Q4Input::prepare`]
+    /// from the input's scale and zero point. No heap, no `std`.
+    pub fn forward(input: &Q4Input, x: &mut [i8]) {
+        for v in x.iter_mut() {
+            *v = tanh(input, *v);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::quant::dequantize;
+
+        #[test]
+        fn within_one_step_of_the_float_tanh() {
+            for (scale, zp) in [(0.014_056_137_f32, 20), (0.125, 3), (0.01, 0), (0.5, -128)] {
+                let p = Q4Input::prepare(scale, zp);
+                for q in i8::MIN..=i8::MAX {
+                    let real = f64::from(dequantize(q, scale, zp));
+                    let expected = real.tanh();
+                    let got = f64::from(dequantize(tanh(&p, q), OUTPUT_SCALE, OUTPUT_ZERO_POINT));
+                    assert!(
+                        (got - expected).abs() <= 1.0 / 128.0,
+                        "tanh({real}) = {got}, expected {expected} (scale {scale}, zp {zp})"
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn odd_and_saturating() {
+            let p = Q4Input::prepare(0.05, 0);
+            assert_eq!(tanh(&p, 0), 0);
+            for q in 1..=127i8 {
+                // Odd up to the clamp of +128 to 127.
+                assert!(
+                    (i32::from(tanh(&p, -q)) + i32::from(tanh(&p, q))).abs() <= 1,
+                    "{q}"
+                );
+            }
+            let mut x = [20i8, -20, 127, -128];
+            forward(&p, &mut x);
+            // tanh(1) * 128 = 97.48 -> 97; tanh(6.35) * 128 = 127.9995 -> 128,
+            // clamped to 127; tanh(-6.4) * 128 -> -128.
+            assert_eq!(x, [97, -97, 127, -128]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,8 @@ mod determinism;
 mod embedded;
 mod fuzz_corpus;
 mod gradcheck;
+mod int8;
+mod int8_nets;
 mod labels;
 mod large_nets;
 mod memory_plan;

@@ -1,0 +1,712 @@
+//! int8 nets: `weights = "file.safetensors"` naming an int8 file (TFLite's
+//! post-training quantization scheme) compiles the net to integer-only
+//! inference, bit for bit as TensorFlow Lite Micro runs the same model.
+//!
+//! # The int8 file
+//! A safetensors file whose metadata has `"cnn.format": "int8"`, holding,
+//! under the net's `state_dict` keys:
+//! - `input.scale` (F32, one value) and `input.zero_point` (I32, one
+//!   value): the quantization of the net's input;
+//! - for every conv and linear layer `K`: `K.weight` (I8, the float
+//!   weight's shape; symmetric, zero point 0), `K.bias` (I32 `[out]`, if the
+//!   layer has a bias; scale `input scale * weight scale`, zero point 0),
+//!   `K.weight_scale` (F32, one per output channel, or one for all), and
+//!   `K.output_scale` (F32) and `K.output_zero_point` (I32): its output's
+//!   quantization, after a fused relu or relu6.
+//!
+//! The other layers keep their input's quantization (pools, flatten), or
+//! take the one TFLite fixes (sigmoid: `1/256, -128`; tanh: `1/128, 0`); a
+//! relu or relu6 must follow a conv or linear layer, whose clamp it
+//! becomes.
+//!
+//! # The generated net
+//! A unit struct with integer-only `forward_with` over caller-owned int8
+//! buffers (`INFER_SCRATCH_BYTES` of scratch, planned exactly as the float
+//! net's), the quantization of its input and output as constants, and
+//! `quantize_input` / `dequantize_output` / `forward` (f32 in and out, the
+//! scratch on the stack) / `forward_batch` helpers. Weights and biases are
+//! `static`s (flash on a microcontroller); the requantization multipliers
+//! are computed by the runtime's `const fn`s when the user's crate
+//! compiles. No heap, no float in `forward_with`.
+
+use crate::ctxt::Errors;
+use crate::ops::{Fused, Int8Io, Int8Step, Int8Tensors, LayerKind, Quant};
+use crate::parse::NetSyntax;
+use crate::plan::{InferStep, NetPlan};
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+use safetensors::Dtype;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use syn::LitStr;
+
+/// The metadata key and value that mark an int8 file (the runtime's
+/// `weights::INT8_FORMAT`, which refuses such a file for a float net).
+pub const FORMAT: (&str, &str) = ("cnn.format", "int8");
+
+/// One tensor of an int8 file.
+struct Tensor {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+/// The int8 file of a net, read.
+pub struct Int8File {
+    tensors: HashMap<String, Tensor>,
+    /// The absolute path read, for rebuild tracking.
+    path: String,
+    /// The path as the user wrote it, for messages.
+    relative: String,
+}
+
+/// Reads `lit`'s file if it is an int8 file (`Ok(None)` for any other
+/// file: the float loader reads and checks those).
+pub fn read(lit: &LitStr) -> Result<Option<Int8File>, String> {
+    let relative = lit.value();
+    if !relative.ends_with(".safetensors") {
+        return Ok(None);
+    }
+    let Ok(root) = std::env::var("CARGO_MANIFEST_DIR") else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(root).join(&relative);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(None);
+    };
+    let Ok((_, metadata)) = safetensors::SafeTensors::read_metadata(&bytes) else {
+        return Ok(None);
+    };
+    let is_int8 = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(FORMAT.0))
+        .is_some_and(|f| f == FORMAT.1);
+    if !is_int8 {
+        return Ok(None);
+    }
+    let file = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| format!("weights file `{relative}`: not a safetensors file: {e}"))?;
+    let tensors = file
+        .tensors()
+        .into_iter()
+        .map(|(key, view)| {
+            let t = Tensor {
+                dtype: view.dtype(),
+                shape: view.shape().to_vec(),
+                bytes: view.data().to_vec(),
+            };
+            (key, t)
+        })
+        .collect();
+    Ok(Some(Int8File {
+        tensors,
+        path: path.display().to_string(),
+        relative,
+    }))
+}
+
+impl Int8File {
+    /// Takes tensor `key` of `dtype` with `len` elements in a shape among
+    /// `shapes` (any shape of `len` elements if empty), or reports why not.
+    fn take(
+        &mut self,
+        key: &str,
+        dtype: Dtype,
+        shapes: &[&[usize]],
+        errors: &mut Vec<String>,
+    ) -> Option<Vec<u8>> {
+        let relative = &self.relative;
+        let Some(t) = self.tensors.remove(key) else {
+            let shape = shapes
+                .first()
+                .map(|s| format!(" (expected shape {s:?})"))
+                .unwrap_or_default();
+            errors.push(format!(
+                "int8 weights file `{relative}`: missing tensor \"{key}\"{shape}"
+            ));
+            return None;
+        };
+        if t.dtype != dtype {
+            errors.push(format!(
+                "int8 weights file `{relative}`: tensor \"{key}\": dtype {:?}, expected {dtype:?}",
+                t.dtype
+            ));
+            return None;
+        }
+        if !shapes.contains(&t.shape.as_slice()) {
+            let expected: Vec<String> = shapes.iter().map(|s| format!("{s:?}")).collect();
+            errors.push(format!(
+                "int8 weights file `{relative}`: tensor \"{key}\": expected shape {}, found {:?}",
+                expected.join(" or "),
+                t.shape
+            ));
+            return None;
+        }
+        Some(t.bytes)
+    }
+
+    fn take_i8(&mut self, key: &str, shape: &[usize], errors: &mut Vec<String>) -> Option<Vec<i8>> {
+        let bytes = self.take(key, Dtype::I8, &[shape], errors)?;
+        Some(bytes.iter().map(|&b| b as i8).collect())
+    }
+
+    fn take_i32(&mut self, key: &str, shapes: &[&[usize]], errors: &mut Vec<String>) -> Option<Vec<i32>> {
+        let bytes = self.take(key, Dtype::I32, shapes, errors)?;
+        Some(
+            bytes
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        )
+    }
+
+    /// Scales: F32, positive and finite.
+    fn take_scales(&mut self, key: &str, shapes: &[&[usize]], errors: &mut Vec<String>) -> Option<Vec<f32>> {
+        let bytes = self.take(key, Dtype::F32, shapes, errors)?;
+        let values: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if let Some(i) = values.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
+            errors.push(format!(
+                "int8 weights file `{}`: tensor \"{key}\": scale {i} is {}, expected a positive finite number",
+                self.relative, values[i]
+            ));
+            return None;
+        }
+        Some(values)
+    }
+
+    /// A value's quantization from `{prefix}.{scale}` and
+    /// `{prefix}.{zero_point}`.
+    fn take_quant(&mut self, scale: &str, zero_point: &str, errors: &mut Vec<String>) -> Option<Quant> {
+        const ONE: &[&[usize]] = &[&[], &[1]];
+        let scale = self.take_scales(scale, ONE, errors);
+        let zp = self.take_i32(zero_point, ONE, errors)?[0];
+        if !(-128..=127).contains(&zp) {
+            errors.push(format!(
+                "int8 weights file `{}`: tensor \"{zero_point}\": zero point {zp} is outside the int8 range",
+                self.relative
+            ));
+            return None;
+        }
+        Some(Quant {
+            scale: scale?[0],
+            zero_point: zp,
+        })
+    }
+}
+
+/// The int8 tensors of each conv and linear layer of `plan` from `file`,
+/// and the input's quantization; every problem is reported at `lit`.
+fn layer_tensors(
+    plan: &NetPlan,
+    file: &mut Int8File,
+    messages: &mut Vec<String>,
+) -> (Vec<Option<Int8Tensors>>, Option<Quant>) {
+    let input = file.take_quant("input.scale", "input.zero_point", messages);
+    let mut layers = Vec::new();
+    for l in &plan.layers {
+        let has_weights = matches!(l.kind(), LayerKind::Conv(_) | LayerKind::Linear(_));
+        if !has_weights {
+            layers.push(None);
+            continue;
+        }
+        let key = &l.shaped.key;
+        let weight = plan.tensors.iter().find(|t| t.key == format!("{key}.weight"));
+        let Some(weight) = weight else {
+            layers.push(None);
+            continue;
+        };
+        let out = weight.shape[0];
+        let w = file.take_i8(&format!("{key}.weight"), &weight.shape, messages);
+        let bias = l
+            .bias
+            .is_some()
+            .then(|| file.take_i32(&format!("{key}.bias"), &[&[out]], messages));
+        let scales = file.take_scales(&format!("{key}.weight_scale"), &[&[out], &[1]], messages);
+        let output = file.take_quant(
+            &format!("{key}.output_scale"),
+            &format!("{key}.output_zero_point"),
+            messages,
+        );
+        layers.push(match (w, bias, scales, output) {
+            (Some(weight), None, Some(weight_scale), Some(output)) => Some(Int8Tensors {
+                weight,
+                bias: None,
+                weight_scale,
+                output,
+            }),
+            (Some(weight), Some(Some(bias)), Some(weight_scale), Some(output)) => Some(Int8Tensors {
+                weight,
+                bias: Some(bias),
+                weight_scale,
+                output,
+            }),
+            _ => None,
+        });
+    }
+    let mut extra: Vec<&String> = file.tensors.keys().collect();
+    extra.sort();
+    for key in extra {
+        messages.push(format!(
+            "int8 weights file `{}`: unexpected tensor \"{key}\" (the net has no such parameter or quantization)",
+            file.relative
+        ));
+    }
+    (layers, input)
+}
+
+/// `Name`'s int8 code, or `None` after reporting every problem at `lit`.
+pub fn emit(
+    net: &NetSyntax,
+    plan: &NetPlan,
+    lit: &LitStr,
+    mut file: Int8File,
+    errors: &mut Errors,
+) -> Option<TokenStream> {
+    let before = errors.count();
+    if plan.graph.is_some() {
+        errors.push(
+            lit.span(),
+            format!(
+                "int8 weights file `{}`: int8 nets are chains of layers for now (no `add` or `cat`)",
+                file.relative
+            ),
+        );
+        return None;
+    }
+    let mut messages = Vec::new();
+    let (tensors, input) = layer_tensors(plan, &mut file, &mut messages);
+    for m in messages {
+        errors.push(lit.span(), m);
+    }
+    let input = input?;
+    if errors.count() != before {
+        return None;
+    }
+
+    // Each layer's input quantization and fused activation, in order.
+    let count = plan.layers.len();
+    let mut quant = input;
+    let mut io_quant = Vec::with_capacity(count);
+    let mut steps: Vec<Option<Int8Step>> = Vec::with_capacity(count);
+    for (i, l) in plan.layers.iter().enumerate() {
+        let next = plan.layers.get(i + 1).map(|n| n.kind());
+        let computes = matches!(l.kind(), LayerKind::Conv(_) | LayerKind::Linear(_));
+        let fused = match next {
+            Some(LayerKind::Relu(_)) if computes => Some(Fused::Relu),
+            Some(LayerKind::Relu6(_)) if computes => Some(Fused::Relu6),
+            _ => None,
+        };
+        let absorbed = i > 0
+            && matches!(l.kind(), LayerKind::Relu(_) | LayerKind::Relu6(_))
+            && matches!(
+                plan.layers[i - 1].kind(),
+                LayerKind::Conv(_) | LayerKind::Linear(_)
+            );
+        let io = Int8Io {
+            input: quant,
+            tensors: tensors[i].as_ref(),
+            fused,
+            absorbed,
+            target: TokenStream::new(),
+        };
+        io_quant.push((quant, fused, absorbed));
+        match l.kind().int8(l, &io) {
+            Ok(step) => {
+                quant = match &step {
+                    Int8Step::Compute(_, q) | Int8Step::InPlace(_, q) => *q,
+                    Int8Step::Same => quant,
+                };
+                steps.push(Some(step));
+            }
+            Err(why) => {
+                errors.push(
+                    lit.span(),
+                    format!(
+                        "int8 net `{}`: layer {} `{}` {why}",
+                        net.name, l.shaped.key, l.shaped.layer.source
+                    ),
+                );
+                steps.push(None);
+            }
+        }
+    }
+    if errors.count() != before {
+        return None;
+    }
+    let output = quant;
+
+    // The steps of the float plan, printed with int8 kernels.
+    let p = quote!(::cnn_runtime::__private);
+    let mut body = TokenStream::new();
+    for step in &plan.infer_steps {
+        match *step {
+            InferStep::Compute { layer, src, dst } => {
+                let l = &plan.layers[layer];
+                let bind = bind_xy(src, l.in_len(), dst, l.out_len());
+                match &steps[layer] {
+                    Some(Int8Step::Compute(code, _)) => body.extend(quote!({ #bind #code })),
+                    // A float compute step is an int8 compute step for
+                    // every op that has one; the rest print nothing.
+                    _ => body.extend(quote!({ #bind y.copy_from_slice(x); })),
+                }
+            }
+            InferStep::Copy { src, dst, len } => {
+                let bind = bind_xy(src, len, dst, len);
+                body.extend(quote!({ #bind y.copy_from_slice(x); }));
+            }
+            InferStep::InPlace { layer, slot } => {
+                let l = &plan.layers[layer];
+                let (input, fused, absorbed) = io_quant[layer];
+                let io = Int8Io {
+                    input,
+                    tensors: None,
+                    fused,
+                    absorbed,
+                    target: slot_expr(slot, l.out_len()),
+                };
+                if let Ok(Int8Step::InPlace(code, _)) = l.kind().int8(l, &io) {
+                    body.extend(code);
+                }
+            }
+        }
+    }
+
+    let NetSyntax { attrs, vis, name, .. } = net;
+    let lit_usize = Literal::usize_unsuffixed;
+    let (input_len, output_len) = (lit_usize(plan.input_len), lit_usize(plan.output_len));
+    let scratch = lit_usize(plan.infer_scratch);
+    let dims = plan.input_shape.dims();
+    let param_bytes: usize = tensors
+        .iter()
+        .flatten()
+        .map(|t| t.weight.len() + 4 * t.bias.as_ref().map_or(0, Vec::len) + 8 * t.weight_scale.len())
+        .sum();
+    let param_bytes = lit_usize(param_bytes);
+    let macs = lit_usize(plan.macs);
+    let (in_scale, in_zp) = (
+        Literal::f32_suffixed(input.scale),
+        Literal::i32_suffixed(input.zero_point),
+    );
+    let (out_scale, out_zp) = (
+        Literal::f32_suffixed(output.scale),
+        Literal::i32_suffixed(output.zero_point),
+    );
+    let path = &file.path;
+    let name_str = name.to_string();
+    let doc_struct = format!(
+        "`{name_str}` with int8 weights from `{}`: integer-only inference with TensorFlow Lite's int8 \
+         semantics (bit for bit as TensorFlow Lite Micro runs the same model).",
+        file.relative
+    );
+    Some(quote! {
+        #(#attrs)*
+        #[doc = #doc_struct]
+        #[derive(Clone, Copy, Debug, Default)]
+        #vis struct #name;
+
+        impl #name {
+            /// The net's (only) value, for method-call syntax.
+            pub const TRAINED: &'static #name = &#name;
+            /// `[C, H, W]` of one input.
+            pub const INPUT_SHAPE: [usize; 3] = [#(#dims),*];
+            /// Values of one input.
+            pub const INPUT_LEN: usize = #input_len;
+            /// Values of one output.
+            pub const OUTPUT_LEN: usize = #output_len;
+            /// Bytes of scratch `forward_with` needs, exactly.
+            pub const INFER_SCRATCH_BYTES: usize = #scratch;
+            /// Bytes of read-only data: int8 weights, int32 biases and the
+            /// requantization multipliers (two `i32`s per output channel).
+            pub const PARAM_BYTES: usize = #param_bytes;
+            /// Multiply-accumulates of one forward pass.
+            pub const MACS: usize = #macs;
+            /// The input's quantization: `real = INPUT_SCALE * (q - INPUT_ZERO_POINT)`.
+            pub const INPUT_SCALE: f32 = #in_scale;
+            /// See [`Self::INPUT_SCALE`].
+            pub const INPUT_ZERO_POINT: i32 = #in_zp;
+            /// The output's quantization.
+            pub const OUTPUT_SCALE: f32 = #out_scale;
+            /// See [`Self::OUTPUT_SCALE`].
+            pub const OUTPUT_ZERO_POINT: i32 = #out_zp;
+
+            /// Integer-only inference on one quantized input, with the
+            /// caller's scratch. No heap, no floating point.
+            pub fn forward_with(
+                &self,
+                input: &[i8; #input_len],
+                output: &mut [i8; #output_len],
+                scratch: &mut [i8; #scratch],
+            ) {
+                let n = 1usize;
+                let input: &[i8] = input;
+                let output: &mut [i8] = output;
+                let scratch: &mut [i8] = scratch;
+                let _ = (&input, &output, &scratch);
+                #body
+            }
+
+            /// `x` quantized with the input's scale and zero point, rounded
+            /// as TensorFlow Lite rounds.
+            pub fn quantize_input(&self, x: &[f32; #input_len]) -> [i8; #input_len] {
+                let mut q = [0i8; #input_len];
+                #p::quant::quantize_slice(x, Self::INPUT_SCALE, Self::INPUT_ZERO_POINT, &mut q);
+                q
+            }
+
+            /// The real values of an output.
+            pub fn dequantize_output(&self, y: &[i8; #output_len]) -> [f32; #output_len] {
+                let mut out = [0.0f32; #output_len];
+                #p::quant::dequantize_slice(y, Self::OUTPUT_SCALE, Self::OUTPUT_ZERO_POINT, &mut out);
+                out
+            }
+
+            /// Quantizes `x`, runs [`Self::forward_with`] with scratch on the
+            /// stack, and dequantizes the output.
+            pub fn forward(&self, x: &[f32; #input_len]) -> [f32; #output_len] {
+                let q = self.quantize_input(x);
+                let mut y = [0i8; #output_len];
+                let mut scratch = [0i8; #scratch];
+                self.forward_with(&q, &mut y, &mut scratch);
+                self.dequantize_output(&y)
+            }
+
+            /// [`Self::forward`] on each example of `input`
+            /// (`INPUT_LEN` values each) into `output` (`OUTPUT_LEN` each).
+            ///
+            /// # Panics
+            ///
+            /// If the lengths do not hold the same number of examples.
+            pub fn forward_batch(&self, input: &[f32], output: &mut [f32]) {
+                #p::core::assert!(
+                    input.len() % #input_len == 0 && output.len() == input.len() / #input_len * #output_len,
+                    "{}: {} input values and room for {} outputs do not hold whole examples",
+                    #name_str, input.len(), output.len()
+                );
+                for (x, y) in input.chunks_exact(#input_len).zip(output.chunks_exact_mut(#output_len)) {
+                    let x: &[f32; #input_len] = x.try_into().expect("a whole example");
+                    y.copy_from_slice(&self.forward(x));
+                }
+            }
+        }
+
+        // Rebuild when the weights file changes.
+        const _: &[u8] = include_bytes!(#path);
+    })
+}
+
+/// Borrows of an inference slot over the int8 scratch.
+fn slot_expr(slot: crate::plan::Slot, len: usize) -> TokenStream {
+    use crate::plan::Slot;
+    let p = quote!(::cnn_runtime::__private);
+    let len = Literal::usize_unsuffixed(len);
+    match slot {
+        // The planner never writes the caller's input (it copies first).
+        Slot::Input => quote!(&mut []),
+        Slot::Output => quote!(&mut *output),
+        Slot::Front => quote!(#p::region(scratch, true, n * #len)),
+        Slot::Back => quote!(#p::region(scratch, false, n * #len)),
+    }
+}
+
+/// `let x = ..; let y = ..;` for an int8 step reading `src`, writing `dst`.
+fn bind_xy(src: crate::plan::Slot, src_len: usize, dst: crate::plan::Slot, dst_len: usize) -> TokenStream {
+    use crate::plan::Slot;
+    let p = quote!(::cnn_runtime::__private);
+    let in_scratch = |s: Slot| matches!(s, Slot::Front | Slot::Back);
+    if in_scratch(src) && in_scratch(dst) {
+        let front = src == Slot::Front;
+        let (a, b) = (
+            Literal::usize_unsuffixed(src_len),
+            Literal::usize_unsuffixed(dst_len),
+        );
+        return quote!(let (x, y) = #p::ping_pong(scratch, #front, n * #a, n * #b););
+    }
+    let x = match src {
+        Slot::Input => quote!(input),
+        Slot::Output => quote!(&*output),
+        Slot::Front | Slot::Back => {
+            let front = src == Slot::Front;
+            let len = Literal::usize_unsuffixed(src_len);
+            quote!(&*#p::region(scratch, #front, n * #len))
+        }
+    };
+    let y = slot_expr(dst, dst_len);
+    quote!(let x: &[i8] = #x; let y: &mut [i8] = #y;)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A safetensors file of `tensors` (key, dtype, shape, little-endian
+    /// bytes) with `format` in its metadata.
+    fn file(name: &str, format: (&str, &str), tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) -> String {
+        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+            .iter()
+            .map(|(k, d, s, b)| {
+                (
+                    k.to_string(),
+                    safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+                )
+            })
+            .collect();
+        let metadata = Some(HashMap::from([(format.0.to_string(), format.1.to_string())]));
+        let bytes = safetensors::serialize(views, metadata).unwrap();
+        let dir = std::env::temp_dir().join(format!("cnn-int8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    }
+
+    fn f32s(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    fn i32s(v: &[i32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// The int8 tensors of `conv(1, 2, 1) relu flatten linear(2, 3)` on
+    /// `[1, 1, 1]`, with `edit` applied.
+    fn tensors(
+        edit: impl FnOnce(&mut Vec<(&'static str, Dtype, Vec<usize>, Vec<u8>)>),
+    ) -> Vec<(&'static str, Dtype, Vec<usize>, Vec<u8>)> {
+        let mut t = vec![
+            ("input.scale", Dtype::F32, vec![], f32s(&[0.5])),
+            ("input.zero_point", Dtype::I32, vec![], i32s(&[-128])),
+            ("0.weight", Dtype::I8, vec![2, 1, 1, 1], vec![1, 2]),
+            ("0.bias", Dtype::I32, vec![2], i32s(&[0, 1])),
+            ("0.weight_scale", Dtype::F32, vec![2], f32s(&[0.1, 0.2])),
+            ("0.output_scale", Dtype::F32, vec![], f32s(&[0.25])),
+            ("0.output_zero_point", Dtype::I32, vec![], i32s(&[-128])),
+            ("3.weight", Dtype::I8, vec![3, 2], vec![1, 2, 3, 4, 5, 6]),
+            ("3.bias", Dtype::I32, vec![3], i32s(&[0, 1, 2])),
+            ("3.weight_scale", Dtype::F32, vec![1], f32s(&[0.1])),
+            ("3.output_scale", Dtype::F32, vec![], f32s(&[0.5])),
+            ("3.output_zero_point", Dtype::I32, vec![], i32s(&[3])),
+        ];
+        edit(&mut t);
+        t
+    }
+
+    /// The errors of the net compiled with the file of `tensors`.
+    fn errors(name: &str, tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) -> Vec<String> {
+        errors_of(name, "conv(1, 2, 1) relu flatten linear(2, 3)", tensors)
+    }
+
+    fn errors_of(name: &str, layers: &str, tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) -> Vec<String> {
+        let path = file(name, FORMAT, tensors);
+        let source = format!("pub Net: [1, 1, 1] weights = {path:?} => {layers}");
+        let mut messages = Vec::new();
+        collect_messages(crate::expand_str(&source).expect("tokens"), &mut messages);
+        messages
+    }
+
+    /// The string of every `compile_error!` in `tokens`.
+    fn collect_messages(tokens: TokenStream, out: &mut Vec<String>) {
+        let mut after_compile_error = false;
+        for tree in tokens {
+            match tree {
+                proc_macro2::TokenTree::Ident(i) => after_compile_error = i == "compile_error",
+                proc_macro2::TokenTree::Group(g) if after_compile_error => {
+                    let lit: LitStr = syn::parse2(g.stream()).expect("a message");
+                    out.push(lit.value());
+                    after_compile_error = false;
+                }
+                proc_macro2::TokenTree::Group(g) => collect_messages(g.stream(), out),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_good_file_compiles() {
+        assert_eq!(errors("good.safetensors", &tensors(|_| {})), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bad_int8_files_are_errors_naming_the_tensor_all_at_once() {
+        let bad = tensors(|t| {
+            t.retain(|(k, ..)| *k != "0.weight_scale" && *k != "input.zero_point");
+            for (k, d, s, b) in t.iter_mut() {
+                match *k {
+                    "0.weight" => *s = vec![2, 1, 1, 2],
+                    "0.output_scale" => *b = f32s(&[0.0]),
+                    "3.output_scale" => *b = f32s(&[-1.0]),
+                    "3.bias" => *d = Dtype::F32,
+                    "3.output_zero_point" => *b = i32s(&[200]),
+                    _ => {}
+                }
+            }
+            t.push(("3.extra", Dtype::F32, vec![1], f32s(&[1.0])));
+        });
+        // The shape does not match its bytes: give the wrong-shape weight
+        // the right number of bytes.
+        let bad: Vec<_> = bad
+            .into_iter()
+            .map(|(k, d, s, b)| {
+                if k == "0.weight" {
+                    (k, d, s, vec![1, 2, 3, 4])
+                } else {
+                    (k, d, s, b)
+                }
+            })
+            .collect();
+        let errors = errors("bad.safetensors", &bad);
+        let expected = [
+            "missing tensor \"input.zero_point\"",
+            "tensor \"0.weight\": expected shape [2, 1, 1, 1], found [2, 1, 1, 2]",
+            "missing tensor \"0.weight_scale\"",
+            "tensor \"0.output_scale\": scale 0 is 0, expected a positive finite number",
+            "tensor \"3.bias\": dtype F32, expected I32",
+            "tensor \"3.output_scale\": scale 0 is -1, expected a positive finite number",
+            "tensor \"3.output_zero_point\": zero point 200 is outside the int8 range",
+            "unexpected tensor \"3.extra\"",
+        ];
+        assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+        for (e, x) in errors.iter().zip(expected) {
+            assert!(e.contains(x), "{e:?} should contain {x:?}");
+        }
+    }
+
+    #[test]
+    fn ops_without_an_int8_form_are_named() {
+        let errors = errors_of(
+            "ops.safetensors",
+            "conv(1, 2, 1) batchnorm flatten linear(2, 3)",
+            &tensors(|_| {}),
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("layer 1 `batchnorm` has no int8 form"),
+            "{}",
+            errors[0]
+        );
+
+        let errors = errors_of(
+            "relu.safetensors",
+            "conv(1, 2, 1) flatten relu linear(2, 3)",
+            &tensors(|_| {}),
+        );
+        assert!(
+            errors[0].contains("layer 2 `relu` in an int8 net `relu` must directly follow"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn float_files_are_not_int8() {
+        let path = file(
+            "float.safetensors",
+            ("cnn.net", "Net"),
+            &[("0.weight", Dtype::F32, vec![1], f32s(&[1.0]))],
+        );
+        let lit = LitStr::new(&path, proc_macro2::Span::call_site());
+        assert!(read(&lit).unwrap().is_none());
+    }
+}

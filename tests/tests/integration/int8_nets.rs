@@ -1,0 +1,132 @@
+//! int8 nets compiled from TensorFlow Lite's own quantization: each
+//! fixture's int8 weights, biases, scales and zero points (as TFLite's
+//! converter chose them, written by `tools/int8_weights.py`) are baked with
+//! `weights = "...safetensors"`, and the generated integer-only
+//! `forward_with` must give TensorFlow Lite Micro's int8 outputs exactly,
+//! on every image of the fixture.
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> Value {
+    let path = cnn_tests::fixtures_dir()
+        .join("int8")
+        .join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("read the fixture")).expect("JSON")
+}
+
+fn ints<T: TryFrom<i64>>(v: &Value) -> Vec<T> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|x| {
+            T::try_from(x.as_i64().expect("an integer"))
+                .ok()
+                .expect("in range")
+        })
+        .collect()
+}
+
+/// A fixture's net with TFLite's parameters baked, and the check of every
+/// image against TFLite Micro.
+macro_rules! int8_net {
+    ($name:ident, $file:literal, $($net:tt)*) => {
+        mod $name {
+            cnn_runtime::cnn_net! {
+                pub Net: [1, 28, 28] weights = $file => $($net)*
+            }
+
+            #[test]
+            fn outputs_equal_tflite_micro() {
+                super::check(stringify!($name), |x, y, scratch| Net.forward_with(
+                    x.try_into().expect("one input"),
+                    y.try_into().expect("one output"),
+                    scratch.try_into().expect("the scratch"),
+                ), Net::INFER_SCRATCH_BYTES, (Net::INPUT_SCALE, Net::INPUT_ZERO_POINT), (Net::OUTPUT_SCALE, Net::OUTPUT_ZERO_POINT));
+                // The f32 helpers quantize as TFLite does.
+                let fx = super::fixture(stringify!($name));
+                let image = &fx["images"][0];
+                let pixels: Vec<u8> = super::ints(&image["pixels"]);
+                let x: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
+                let q = Net.quantize_input(x[..].try_into().unwrap());
+                assert_eq!(q.to_vec(), super::ints::<i8>(&image["input"]), "quantize_input");
+            }
+        }
+    };
+}
+
+/// Runs `forward_with` on every image of fixture `name` and compares with
+/// TFLite Micro's outputs, bit for bit; the net's quantization constants
+/// are TFLite's.
+fn check(
+    name: &str,
+    forward_with: impl Fn(&[i8], &mut [i8], &mut [i8]),
+    scratch_bytes: usize,
+    input: (f32, i32),
+    output: (f32, i32),
+) {
+    let fx = fixture(name);
+    let quant = |q: &Value| {
+        (
+            q["scale"].as_f64().unwrap() as f32,
+            q["zero_point"].as_i64().unwrap() as i32,
+        )
+    };
+    assert_eq!(input, quant(&fx["input_quant"]), "{name}: input quantization");
+    assert_eq!(output, quant(&fx["output_quant"]), "{name}: output quantization");
+    let images = fx["images"].as_array().expect("images");
+    assert!(images.len() >= 16, "{name}: {} images", images.len());
+    let mut scratch = vec![0i8; scratch_bytes];
+    for (i, image) in images.iter().enumerate() {
+        let x: Vec<i8> = ints(&image["input"]);
+        let expected: Vec<i8> = ints(&image["output"]);
+        let mut y = vec![0i8; expected.len()];
+        scratch.fill(0x55);
+        forward_with(&x, &mut y, &mut scratch);
+        assert_eq!(y, expected, "{name}: image {i} ({})", image["source"]);
+    }
+}
+
+int8_net!(lenet_sigmoid, "fixtures/int8/lenet_sigmoid.safetensors", net: [conv(1, 6, 5, pad = 2) sigmoid avgpool(2) conv(6, 16, 5) sigmoid avgpool(2) flatten linear(400, 120) sigmoid linear(120, 84) sigmoid linear(84, 10)]);
+int8_net!(lenet_relu, "fixtures/int8/lenet_relu.safetensors", net: [conv(1, 6, 5, pad = 2) relu maxpool(2) conv(6, 16, 5) relu maxpool(2) flatten linear(400, 120) relu linear(120, 84) relu linear(84, 10)]);
+int8_net!(strided, "fixtures/int8/strided.safetensors", net: [conv(1, 8, 3, stride = 2, pad = 1) relu conv(8, 16, 3, stride = 2, pad = 1) relu6 flatten linear(784, 10)]);
+int8_net!(one_by_one, "fixtures/int8/one_by_one.safetensors", net: [conv(1, 8, 3) relu conv(8, 4, 1) tanh maxpool(2) flatten linear(676, 10)]);
+
+/// The float twin of `lenet_relu` (same layers, same keys).
+mod float_lenet_relu {
+    cnn_runtime::cnn_net! {
+        pub Net: [1, 28, 28] => net: [conv(1, 6, 5, pad = 2) relu maxpool(2) conv(6, 16, 5) relu maxpool(2) flatten linear(400, 120) relu linear(120, 84) relu linear(84, 10)]
+    }
+}
+
+/// A float net refuses an int8 file at load time with a message saying
+/// what the file is and what to do with it, and loads nothing.
+#[test]
+fn a_float_net_refuses_an_int8_file() {
+    let bytes = std::fs::read(cnn_tests::fixtures_dir().join("int8/lenet_relu.safetensors")).unwrap();
+    let mut net = float_lenet_relu::Net::boxed_zeroed();
+    let error = net.load_safetensors(&bytes).expect_err("an int8 file");
+    let message = error.to_string();
+    assert!(
+        message.contains("int8 weights file") && message.contains("cnn_net!"),
+        "{message}"
+    );
+    assert!(net.params().iter().all(|&v| v == 0.0), "nothing loaded");
+}
+
+/// The int8 net's constants: the scratch is the float net's plan in bytes,
+/// and the read-only data is what its tensors hold.
+#[test]
+fn int8_constants() {
+    assert_eq!(
+        lenet_relu::Net::INFER_SCRATCH_BYTES,
+        float_lenet_relu::Net::INFER_SCRATCH_LEN
+    );
+    // Weights (one byte each), biases (four), two i32 per output channel.
+    let weights = 150 + 2400 + 48000 + 10080 + 840;
+    let channels = 6 + 16 + 120 + 84 + 10;
+    assert_eq!(
+        lenet_relu::Net::PARAM_BYTES,
+        weights + 4 * channels + 8 * channels
+    );
+    assert_eq!(lenet_relu::Net::MACS, float_lenet_relu::Net::MACS);
+}
