@@ -151,7 +151,7 @@ embedded_cargo() {
 step "build models/firmware (thumbv7em-none-eabihf, Cortex-M4F and M7)"
 # In its folder, so cargo reads its .cargo/config.toml (target, build-std, linker).
 (cd "$fw" && embedded_cargo build --release --locked --manifest-path "$fw/Cargo.toml") || die "building models/firmware"
-bins=(lenet lenet-train residual)
+bins=(lenet lenet-train residual lenet-int8)
 elf_dir=$target/thumbv7em-none-eabihf/release
 
 step "build tests/no-std for thumbv6m-none-eabi (Cortex-M0)"
@@ -223,6 +223,14 @@ for cpu in "${cpus[@]}"; do
             "$(per_call "$log" forward)" "$(per_call "$log" train)"
     done
 done
+# The int8 LeNet's budget on the Cortex-M4F: 128 KiB of flash, 32 KiB of RAM.
+elf=$elf_dir/lenet-int8
+int8_flash=$(($(section_sum "$elf" .text .rodata) + 1024))
+int8_ram=$(($(section_sum "$elf" .bss .data .uninit) + $(stack_max "$runs/m4f-lenet-int8.out")))
+((int8_flash <= 128 * 1024 && int8_ram <= 32 * 1024)) ||
+    die "the int8 LeNet firmware needs $int8_flash bytes of flash and $int8_ram of RAM: over its 128 KiB / 32 KiB budget"
+echo
+echo "int8 LeNet on the M4F: $int8_flash bytes of flash (vector table included), $int8_ram of RAM: within 128 KiB / 32 KiB"
 cat <<EOF
 
 flash = .text + .rodata (plus the 1,024-byte vector table); RAM = .bss + .data

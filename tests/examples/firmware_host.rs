@@ -80,7 +80,7 @@ impl Run {
     /// The values a firmware prints as data, in order: what must be the
     /// same bits on every CPU.
     fn values(&self) -> Vec<&Vec<String>> {
-        let tags = ["class", "fixture", "fixture_loss", "loss", "after"];
+        let tags = ["class", "fixture", "fixture_loss", "loss", "after", "int8"];
         self.lines
             .iter()
             .filter(|l| tags.contains(&l[0].as_str()))
@@ -244,6 +244,42 @@ fn lenet(run: &Run, host: &Host, checks: &mut Checks) -> String {
     net.load_safetensors_file(root().join("models/weights/lenet-fashion.safetensors"))
         .unwrap();
     check_classes(run, host, checks, |i| net.forward(host.image(i)).to_vec())
+}
+
+/// The int8 LeNet: every output equals TensorFlow Lite Micro's for the same
+/// int8 input (the fixture), and the class is its first largest output.
+fn lenet_int8(run: &Run, checks: &mut Checks) -> String {
+    let path = cnn_tests::fixtures_dir().join("int8/lenet_sigmoid.json");
+    let fx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let images = fx["images"].as_array().unwrap();
+    let lines: Vec<&[String]> = run.tagged("int8").collect();
+    checks.check(!lines.is_empty(), format_args!("{}: no int8 outputs", run.label));
+    let mut equal = 0;
+    for line in &lines {
+        let i: usize = line[0].parse().unwrap();
+        let expected: Vec<i64> = images[i]["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let got: Vec<i64> = line[3..].iter().map(|v| v.parse().unwrap()).collect();
+        let first_max = (0..expected.len()).fold(0, |b, k| if expected[k] > expected[b] { k } else { b });
+        let label = images[i]["label"].as_u64().unwrap().to_string();
+        let ok = got == expected && line[1] == label && line[2] == first_max.to_string();
+        equal += usize::from(ok);
+        checks.check(
+            ok,
+            format_args!(
+                "{}: image {i}: int8 outputs {got:?} (class {}), TFLite Micro's {expected:?}",
+                run.label, line[2]
+            ),
+        );
+    }
+    format!(
+        "{equal} of {} images give TensorFlow Lite Micro's int8 outputs exactly",
+        lines.len()
+    )
 }
 
 fn lenet_train(run: &Run, host: &Host, checks: &mut Checks) -> String {
@@ -412,7 +448,7 @@ fn main() {
             format_args!("{}: no instructions per forward pass", run.label),
         );
         checks.check(
-            run.name == "lenet" || counted("train"),
+            run.name == "lenet" || run.name == "lenet-int8" || counted("train"),
             format_args!("{}: no instructions per training step", run.label),
         );
         checks.check(
@@ -425,6 +461,7 @@ fn main() {
         let summary = match run.name.as_str() {
             "lenet" => lenet(&run, &host, &mut checks),
             "lenet-train" => lenet_train(&run, &host, &mut checks),
+            "lenet-int8" => lenet_int8(&run, &mut checks),
             "residual" => residual(&run, &host, &mut checks),
             other => {
                 checks.check(false, format_args!("{}: unknown firmware {other:?}", run.label));

@@ -11,6 +11,7 @@
 //! | `firmware NAME` | which binary |
 //! | `calib LOOP_INSTRUCTIONS TICKS` | the instruction counter's check (see [`calibrate`]) |
 //! | `class I LABEL PRED LOGITS..` | a test image's label, predicted class and logits |
+//! | `int8 I LABEL PRED OUTPUTS..` | the int8 LeNet's label, class and int8 outputs (decimal) for input `I` of its fixture |
 //! | `fixture I LOGITS..` | logits of the PyTorch fixture's input `I` |
 //! | `fixture_loss I LOSS` | loss of fixture example `I` at the fixture's weights |
 //! | `sgd LR STEPS` | the training steps' learning rate and count |
@@ -41,6 +42,22 @@ cnn_net! {
         linear(120, 84) sigmoid
         linear(84, 10)
 }
+
+cnn_net! {
+    /// D2L's LeNet in int8 with TensorFlow Lite's parameters
+    /// (`tests/fixtures/int8/lenet_sigmoid`): integer-only inference, bit
+    /// for bit as TensorFlow Lite Micro runs the same model.
+    pub LeNetInt8: [1, 28, 28] weights = "../../tests/fixtures/int8/lenet_sigmoid.safetensors" =>
+        net: [conv(1, 6, 5, pad = 2) sigmoid avgpool(2) conv(6, 16, 5) sigmoid avgpool(2) flatten
+              linear(400, 120) sigmoid linear(120, 84) sigmoid linear(84, 10)]
+}
+
+/// The int8 LeNet's budget on the Cortex-M4F: its read-only data within
+/// 128 KiB of flash (with room for the code) and its scratch within 32 KiB
+/// of RAM (with room for the stack); `tools/firmware.sh` checks the
+/// measured flash and RAM of the whole firmware against the same budget.
+const _: () = assert!(LeNetInt8::PARAM_BYTES + 32 * 1024 <= 128 * 1024);
+const _: () = assert!(LeNetInt8::INFER_SCRATCH_BYTES + 8 * 1024 <= 32 * 1024);
 
 /// The data `build.rs` generated: test images and the PyTorch fixture.
 pub mod data {
