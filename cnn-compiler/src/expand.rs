@@ -112,29 +112,32 @@ fn expand_net(net: &NetSyntax, blocks: &[BlockSyntax], errors: &mut Errors) -> T
             if !fits(net, &plan, errors) {
                 return fallback(net);
             }
-            if let Some(lit) = &net.weights {
-                match crate::int8::read(lit) {
-                    Ok(Some(file)) => {
-                        return crate::int8::emit(net, &plan, lit, file, errors)
-                            .unwrap_or_else(|| fallback(net));
-                    }
-                    Ok(None) => {}
-                    Err(message) => {
-                        errors.push(lit.span(), message);
+            let baked = match &net.weights {
+                Some(lit) => {
+                    // Read once; an int8 file makes an int8 net.
+                    let Some(file) = weights::read(lit, errors) else {
                         return fallback(net);
+                    };
+                    match crate::int8::read(&file) {
+                        Ok(Some(int8)) => {
+                            return crate::int8::emit(net, &plan, lit, int8, errors)
+                                .unwrap_or_else(|| fallback(net));
+                        }
+                        Ok(None) => {}
+                        Err(message) => {
+                            errors.push(lit.span(), message);
+                            return fallback(net);
+                        }
+                    }
+                    let tables = (
+                        (&plan.tensors[..], plan.param_count),
+                        (&plan.buffers[..], plan.buffer_count),
+                    );
+                    match weights::load(lit, &file, tables.0, tables.1, errors) {
+                        Some(baked) => Some(baked),
+                        None => return fallback(net),
                     }
                 }
-            }
-            let baked = match &net.weights {
-                Some(lit) => match weights::load(
-                    lit,
-                    (&plan.tensors, plan.param_count),
-                    (&plan.buffers, plan.buffer_count),
-                    errors,
-                ) {
-                    Some(baked) => Some(baked),
-                    None => return fallback(net),
-                },
                 None => None,
             };
             let mut code = emit_net(net, &plan, &instances);
@@ -854,8 +857,9 @@ fn stack_warnings(name: &str, plan: &NetPlan) -> (TokenStream, TokenStream) {
     (init, forward)
 }
 
-/// Borrows of an inference slot: `input`, `output` or a scratch end.
-fn slot_expr(slot: Slot, len: usize, mutable: bool) -> TokenStream {
+/// Borrows of an inference slot: `input`, `output` or a scratch end (of
+/// any element type: the int8 nets print the same plan).
+pub(crate) fn slot_expr(slot: Slot, len: usize, mutable: bool) -> TokenStream {
     let p = quote!(::cnn_runtime::__private);
     let len = lit(len);
     match (slot, mutable) {
@@ -873,8 +877,15 @@ fn slot_expr(slot: Slot, len: usize, mutable: bool) -> TokenStream {
     }
 }
 
-/// `let x = ..; let y = ..;` for a step reading `src` and writing `dst`.
-fn bind_xy(src: Slot, src_len: usize, dst: Slot, dst_len: usize) -> TokenStream {
+/// `let x = ..; let y = ..;` for a step reading `src` and writing `dst`,
+/// slices of `elem` (`f32`, or `i8` in int8 nets).
+pub(crate) fn bind_xy(
+    src: Slot,
+    src_len: usize,
+    dst: Slot,
+    dst_len: usize,
+    elem: &TokenStream,
+) -> TokenStream {
     let p = quote!(::cnn_runtime::__private);
     let in_scratch = |s: Slot| matches!(s, Slot::Front | Slot::Back);
     if in_scratch(src) && in_scratch(dst) {
@@ -884,7 +895,7 @@ fn bind_xy(src: Slot, src_len: usize, dst: Slot, dst_len: usize) -> TokenStream 
     }
     let x = slot_expr(src, src_len, false);
     let y = slot_expr(dst, dst_len, true);
-    quote!(let x: &[f32] = #x; let y: &mut [f32] = #y;)
+    quote!(let x: &[#elem] = #x; let y: &mut [#elem] = #y;)
 }
 
 /// The inference steps of a chain, each with its block instance.
@@ -902,7 +913,7 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
             match *step {
                 InferStep::Compute { layer, src, dst } => {
                     let l = &plan.layers[layer];
-                    let bind = bind_xy(src, l.in_len(), dst, l.out_len());
+                    let bind = bind_xy(src, l.in_len(), dst, l.out_len(), &quote!(f32));
                     let call = l.kind().forward(
                         l,
                         &ForwardIo {
@@ -913,7 +924,7 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
                     quote!({ #bind #call })
                 }
                 InferStep::Copy { src, dst, len } => {
-                    let bind = bind_xy(src, len, dst, len);
+                    let bind = bind_xy(src, len, dst, len, &quote!(f32));
                     quote!({ #bind y.copy_from_slice(x); })
                 }
                 InferStep::InPlace { layer, slot } => {

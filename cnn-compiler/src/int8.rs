@@ -30,14 +30,15 @@
 //! compiles. No heap, no float in `forward_with`.
 
 use crate::ctxt::Errors;
+use crate::expand::{bind_xy, slot_expr};
 use crate::ops::{Fused, Int8Io, Int8Step, Int8Tensors, LayerKind, Quant};
 use crate::parse::NetSyntax;
 use crate::plan::{InferStep, NetPlan};
+use crate::weights::WeightsFile;
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 use safetensors::Dtype;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use syn::LitStr;
 
 /// The metadata key and value that mark an int8 file (the runtime's
@@ -60,21 +61,14 @@ pub struct Int8File {
     relative: String,
 }
 
-/// Reads `lit`'s file if it is an int8 file (`Ok(None)` for any other
-/// file: the float loader reads and checks those).
-pub fn read(lit: &LitStr) -> Result<Option<Int8File>, String> {
-    let relative = lit.value();
+/// `file` as an int8 file, if it is one (`Ok(None)` for any other file:
+/// the float loader checks those).
+pub fn read(file: &WeightsFile) -> Result<Option<Int8File>, String> {
+    let relative = &file.relative;
     if !relative.ends_with(".safetensors") {
         return Ok(None);
     }
-    let Ok(root) = std::env::var("CARGO_MANIFEST_DIR") else {
-        return Ok(None);
-    };
-    let path = PathBuf::from(root).join(&relative);
-    let Ok(bytes) = std::fs::read(&path) else {
-        return Ok(None);
-    };
-    let Ok((_, metadata)) = safetensors::SafeTensors::read_metadata(&bytes) else {
+    let Ok((_, metadata)) = safetensors::SafeTensors::read_metadata(&file.bytes) else {
         return Ok(None);
     };
     let is_int8 = metadata
@@ -85,9 +79,9 @@ pub fn read(lit: &LitStr) -> Result<Option<Int8File>, String> {
     if !is_int8 {
         return Ok(None);
     }
-    let file = safetensors::SafeTensors::deserialize(&bytes)
+    let parsed = safetensors::SafeTensors::deserialize(&file.bytes)
         .map_err(|e| format!("weights file `{relative}`: not a safetensors file: {e}"))?;
-    let tensors = file
+    let tensors = parsed
         .tensors()
         .into_iter()
         .map(|(key, view)| {
@@ -101,8 +95,8 @@ pub fn read(lit: &LitStr) -> Result<Option<Int8File>, String> {
         .collect();
     Ok(Some(Int8File {
         tensors,
-        path: path.display().to_string(),
-        relative,
+        path: file.path.clone(),
+        relative: relative.clone(),
     }))
 }
 
@@ -290,7 +284,6 @@ pub fn emit(
     // Each layer's input quantization and fused activation, in order.
     let count = plan.layers.len();
     let mut quant = input;
-    let mut io_quant = Vec::with_capacity(count);
     let mut steps: Vec<Option<Int8Step>> = Vec::with_capacity(count);
     for (i, l) in plan.layers.iter().enumerate() {
         let next = plan.layers.get(i + 1).map(|n| n.kind());
@@ -311,9 +304,7 @@ pub fn emit(
             tensors: tensors[i].as_ref(),
             fused,
             absorbed,
-            target: TokenStream::new(),
         };
-        io_quant.push((quant, fused, absorbed));
         match l.kind().int8(l, &io) {
             Ok(step) => {
                 quant = match &step {
@@ -341,12 +332,13 @@ pub fn emit(
 
     // The steps of the float plan, printed with int8 kernels.
     let p = quote!(::cnn_runtime::__private);
+    let i8_type = quote!(i8);
     let mut body = TokenStream::new();
     for step in &plan.infer_steps {
         match *step {
             InferStep::Compute { layer, src, dst } => {
                 let l = &plan.layers[layer];
-                let bind = bind_xy(src, l.in_len(), dst, l.out_len());
+                let bind = bind_xy(src, l.in_len(), dst, l.out_len(), &i8_type);
                 match &steps[layer] {
                     Some(Int8Step::Compute(code, _)) => body.extend(quote!({ #bind #code })),
                     // A float compute step is an int8 compute step for
@@ -355,21 +347,13 @@ pub fn emit(
                 }
             }
             InferStep::Copy { src, dst, len } => {
-                let bind = bind_xy(src, len, dst, len);
+                let bind = bind_xy(src, len, dst, len, &i8_type);
                 body.extend(quote!({ #bind y.copy_from_slice(x); }));
             }
             InferStep::InPlace { layer, slot } => {
-                let l = &plan.layers[layer];
-                let (input, fused, absorbed) = io_quant[layer];
-                let io = Int8Io {
-                    input,
-                    tensors: None,
-                    fused,
-                    absorbed,
-                    target: slot_expr(slot, l.out_len()),
-                };
-                if let Ok(Int8Step::InPlace(code, _)) = l.kind().int8(l, &io) {
-                    body.extend(code);
+                if let Some(Int8Step::InPlace(code, _)) = &steps[layer] {
+                    let target = slot_expr(slot, plan.layers[layer].out_len(), true);
+                    body.extend(quote!({ let target: &mut [i8] = #target; #code }));
                 }
             }
         }
@@ -496,46 +480,6 @@ pub fn emit(
         // Rebuild when the weights file changes.
         const _: &[u8] = include_bytes!(#path);
     })
-}
-
-/// Borrows of an inference slot over the int8 scratch.
-fn slot_expr(slot: crate::plan::Slot, len: usize) -> TokenStream {
-    use crate::plan::Slot;
-    let p = quote!(::cnn_runtime::__private);
-    let len = Literal::usize_unsuffixed(len);
-    match slot {
-        // The planner never writes the caller's input (it copies first).
-        Slot::Input => quote!(&mut []),
-        Slot::Output => quote!(&mut *output),
-        Slot::Front => quote!(#p::region(scratch, true, n * #len)),
-        Slot::Back => quote!(#p::region(scratch, false, n * #len)),
-    }
-}
-
-/// `let x = ..; let y = ..;` for an int8 step reading `src`, writing `dst`.
-fn bind_xy(src: crate::plan::Slot, src_len: usize, dst: crate::plan::Slot, dst_len: usize) -> TokenStream {
-    use crate::plan::Slot;
-    let p = quote!(::cnn_runtime::__private);
-    let in_scratch = |s: Slot| matches!(s, Slot::Front | Slot::Back);
-    if in_scratch(src) && in_scratch(dst) {
-        let front = src == Slot::Front;
-        let (a, b) = (
-            Literal::usize_unsuffixed(src_len),
-            Literal::usize_unsuffixed(dst_len),
-        );
-        return quote!(let (x, y) = #p::ping_pong(scratch, #front, n * #a, n * #b););
-    }
-    let x = match src {
-        Slot::Input => quote!(input),
-        Slot::Output => quote!(&*output),
-        Slot::Front | Slot::Back => {
-            let front = src == Slot::Front;
-            let len = Literal::usize_unsuffixed(src_len);
-            quote!(&*#p::region(scratch, #front, n * #len))
-        }
-    };
-    let y = slot_expr(dst, dst_len);
-    quote!(let x: &[i8] = #x; let y: &mut [i8] = #y;)
 }
 
 #[cfg(test)]
@@ -706,7 +650,11 @@ mod tests {
             ("cnn.net", "Net"),
             &[("0.weight", Dtype::F32, vec![1], f32s(&[1.0]))],
         );
-        let lit = LitStr::new(&path, proc_macro2::Span::call_site());
-        assert!(read(&lit).unwrap().is_none());
+        let file = WeightsFile {
+            relative: path.clone(),
+            bytes: std::fs::read(&path).unwrap(),
+            path,
+        };
+        assert!(read(&file).unwrap().is_none());
     }
 }

@@ -33,17 +33,19 @@ struct FileTensor {
     integer: bool,
 }
 
-/// Reads and checks the file named by `lit` against the net's parameter
-/// table (`tensors`, `param_count` elements) and buffer table (`buffers`,
-/// `buffer_count` elements); every problem becomes an error at `lit`, all of
-/// them at once.
-pub fn load(
-    lit: &LitStr,
-    (tensors, param_count): (&[Tensor], usize),
-    (buffers, buffer_count): (&[Tensor], usize),
-    errors: &mut Errors,
-) -> Option<Baked> {
-    let before = errors.count();
+/// The file named by `weights = "..."`, read once for whichever loader
+/// takes it (float here, int8 in `crate::int8`).
+pub struct WeightsFile {
+    /// The path as the user wrote it, for messages.
+    pub relative: String,
+    /// The absolute path read, for messages and rebuild tracking.
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Reads the file named by `lit` (relative to `CARGO_MANIFEST_DIR`), or
+/// reports why it cannot at `lit`.
+pub fn read(lit: &LitStr, errors: &mut Errors) -> Option<WeightsFile> {
     let relative = lit.value();
     let Ok(root) = std::env::var("CARGO_MANIFEST_DIR") else {
         errors.push(
@@ -54,17 +56,40 @@ pub fn load(
     };
     let path = PathBuf::from(root).join(&relative);
     let shown = path.display().to_string();
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(WeightsFile {
+            relative,
+            path: shown,
+            bytes,
+        }),
         Err(e) => {
             errors.push(lit.span(), format!("cannot read weights file `{shown}`: {e}"));
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// Checks the float weights `file` (named by `lit`) against the net's
+/// parameter table (`tensors`, `param_count` elements) and buffer table
+/// (`buffers`, `buffer_count` elements); every problem becomes an error at
+/// `lit`, all of them at once.
+pub fn load(
+    lit: &LitStr,
+    file: &WeightsFile,
+    (tensors, param_count): (&[Tensor], usize),
+    (buffers, buffer_count): (&[Tensor], usize),
+    errors: &mut Errors,
+) -> Option<Baked> {
+    let before = errors.count();
+    let WeightsFile {
+        relative,
+        path: shown,
+        bytes,
+    } = file;
     let parsed = if relative.ends_with(".safetensors") {
-        read_safetensors(&bytes)
+        read_safetensors(bytes)
     } else if relative.ends_with(".json") {
-        read_json(&bytes)
+        read_json(bytes)
     } else {
         Err("expected a `.safetensors` or `.json` file".to_string())
     };
@@ -156,10 +181,10 @@ pub fn load(
             format!("weights file `{relative}`: unexpected tensor \"{key}\" (the net has no such parameter or buffer)"),
         );
     }
-    (errors.count() == before).then_some(Baked {
+    (errors.count() == before).then(|| Baked {
         values,
         buffers: buffer_values,
-        path: shown,
+        path: shown.clone(),
     })
 }
 
@@ -299,7 +324,8 @@ mod tests {
     fn load_path(path: &str) -> (Option<Baked>, Vec<String>) {
         let mut errors = Errors::default();
         let lit = LitStr::new(path, Span::call_site());
-        let baked = load(&lit, (&table(), 9), (&[], 0), &mut errors);
+        let baked =
+            read(&lit, &mut errors).and_then(|file| load(&lit, &file, (&table(), 9), (&[], 0), &mut errors));
         (baked, errors.messages())
     }
 
@@ -420,7 +446,8 @@ mod tests {
     fn load_with_buffers(path: &str) -> (Option<Baked>, Vec<String>) {
         let mut errors = Errors::default();
         let lit = LitStr::new(path, Span::call_site());
-        let baked = load(&lit, (&table(), 9), (&buffer_table(), 5), &mut errors);
+        let baked = read(&lit, &mut errors)
+            .and_then(|file| load(&lit, &file, (&table(), 9), (&buffer_table(), 5), &mut errors));
         (baked, errors.messages())
     }
 

@@ -53,11 +53,10 @@ pub fn int8_fixed_point(keyword: &str, output: Quant, io: &Int8Io) -> Result<Int
         proc_macro2::Literal::f32_suffixed(io.input.scale),
         proc_macro2::Literal::i32_suffixed(io.input.zero_point),
     );
-    let target = &io.target;
-    let code = quote! { {
+    let code = quote! {
         const Q: #p::quant::Q4Input = #p::quant::Q4Input::prepare(#scale, #zp);
-        #p::ops::#module::int8::forward(&Q, #target);
-    } };
+        #p::ops::#module::int8::forward(&Q, target);
+    };
     Ok(Int8Step::InPlace(code, output))
 }
 

@@ -192,7 +192,7 @@ pub struct Int8Tensors {
 
 /// What the int8 code generator gives an op to print its step with (see
 /// `crate::int8`). `Compute` steps read `x: &[i8]` and write `y: &mut
-/// [i8]`, in-place ones transform `target`; `n` is in scope.
+/// [i8]`, in-place ones transform `target: &mut [i8]`; `n` is in scope.
 pub struct Int8Io<'a> {
     /// The quantization of the op's input.
     pub input: Quant,
@@ -202,8 +202,6 @@ pub struct Int8Io<'a> {
     pub fused: Option<Fused>,
     /// This layer is an activation the previous layer fused.
     pub absorbed: bool,
-    /// `&mut [i8]` for in-place ops.
-    pub target: TokenStream,
 }
 
 /// What an op is in an int8 net.
