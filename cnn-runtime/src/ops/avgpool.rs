@@ -183,6 +183,7 @@ pub mod int8 {
     //! the fused activation's range ([`Clamp::FULL`] for none).
 
     use super::{check, Pool2d};
+    use crate::ops::window::for_each_window;
     use crate::quant::Clamp;
 
     /// int8 average pooling of `n` images. Direct loops, no heap, no `std`.
@@ -193,35 +194,20 @@ pub mod int8 {
     /// or if a window lies entirely in the padding (TFLM fails there too).
     pub fn forward(p: &Pool2d, n: usize, x: &[i8], clamp: Clamp, y: &mut [i8]) {
         check(p, n, x.len(), "x", y.len(), "y");
-        let (h_n, w_n) = (p.in_h, p.in_w);
-        let (oh_n, ow_n) = (p.out_h(), p.out_w());
-        let (kh, kw) = p.kernel;
-        for (x_c, y_c) in x.chunks_exact(h_n * w_n).zip(y.chunks_exact_mut(oh_n * ow_n)) {
-            for (oh, y_row) in y_c.chunks_exact_mut(ow_n).enumerate() {
-                let top = (oh * p.stride.0) as isize - p.pad.0 as isize;
-                let (u0, u1) = (0.max(-top), (kh as isize).min(h_n as isize - top));
-                for (ow, out) in y_row.iter_mut().enumerate() {
-                    let left = (ow * p.stride.1) as isize - p.pad.1 as isize;
-                    let (v0, v1) = (0.max(-left), (kw as isize).min(w_n as isize - left));
-                    let mut sum: i32 = 0;
-                    let mut count: i32 = 0;
-                    for u in u0..u1 {
-                        let row = &x_c[(top + u) as usize * w_n..][..w_n];
-                        for v in v0..v1 {
-                            sum += i32::from(row[(left + v) as usize]);
-                            count += 1;
-                        }
-                    }
-                    assert!(count > 0, "avgpool: a window lies entirely in the padding");
-                    let mean = if sum > 0 {
-                        (sum + count / 2) / count
-                    } else {
-                        (sum - count / 2) / count
-                    };
-                    *out = clamp.apply(mean);
-                }
-            }
-        }
+        for_each_window(p, x, y, |plane, rows, cols, out| {
+            let count = (rows.len() * cols.len()) as i32;
+            assert!(count > 0, "avgpool: a window lies entirely in the padding");
+            let sum: i32 = rows
+                .flat_map(|r| &plane[r * p.in_w..][cols.clone()])
+                .map(|&v| i32::from(v))
+                .sum();
+            let mean = if sum > 0 {
+                (sum + count / 2) / count
+            } else {
+                (sum - count / 2) / count
+            };
+            *out = clamp.apply(mean);
+        });
     }
 
     #[cfg(test)]

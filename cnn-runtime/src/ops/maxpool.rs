@@ -317,6 +317,7 @@ pub mod int8 {
     //! activation's range ([`Clamp::FULL`] for none).
 
     use super::{check, Pool2d};
+    use crate::ops::window::for_each_window;
     use crate::quant::Clamp;
 
     /// int8 max pooling of `n` images. Direct loops, no heap, no `std`.
@@ -326,27 +327,13 @@ pub mod int8 {
     /// If `x.len() != n * p.input_len()` or `y.len() != n * p.output_len()`.
     pub fn forward(p: &Pool2d, n: usize, x: &[i8], clamp: Clamp, y: &mut [i8]) {
         check(p, n, x.len(), y.len(), "y");
-        let (h_n, w_n) = (p.in_h, p.in_w);
-        let (oh_n, ow_n) = (p.out_h(), p.out_w());
-        let (kh, kw) = p.kernel;
-        for (x_c, y_c) in x.chunks_exact(h_n * w_n).zip(y.chunks_exact_mut(oh_n * ow_n)) {
-            for (oh, y_row) in y_c.chunks_exact_mut(ow_n).enumerate() {
-                let top = (oh * p.stride.0) as isize - p.pad.0 as isize;
-                let (u0, u1) = (0.max(-top), (kh as isize).min(h_n as isize - top));
-                for (ow, out) in y_row.iter_mut().enumerate() {
-                    let left = (ow * p.stride.1) as isize - p.pad.1 as isize;
-                    let (v0, v1) = (0.max(-left), (kw as isize).min(w_n as isize - left));
-                    let mut m = i8::MIN;
-                    for u in u0..u1 {
-                        let row = &x_c[(top + u) as usize * w_n..][..w_n];
-                        for v in v0..v1 {
-                            m = m.max(row[(left + v) as usize]);
-                        }
-                    }
-                    *out = clamp.apply(i32::from(m));
-                }
+        for_each_window(p, x, y, |plane, rows, cols, out| {
+            let mut m = i8::MIN;
+            for r in rows {
+                m = plane[r * p.in_w..][cols.clone()].iter().fold(m, |m, &v| m.max(v));
             }
-        }
+            *out = clamp.apply(i32::from(m));
+        });
     }
 
     #[cfg(test)]

@@ -87,6 +87,37 @@ pub(crate) fn halving_map(p: &Pool2d, x: &[f32], y: &mut [f32], f: impl Fn(&[f32
     }
 }
 
+/// Every pooling window of `x`'s planes, with no heap: `f(plane, rows,
+/// cols, out)` gets the window's plane, its input rows and columns that lie
+/// inside the plane (absolute indices; padded taps are left out, and a
+/// window entirely in the padding gets empty ranges), and its output
+/// element of `y`. The walk of the int8 pools.
+#[inline(always)]
+pub(crate) fn for_each_window<T, U>(
+    p: &Pool2d,
+    x: &[T],
+    y: &mut [U],
+    mut f: impl FnMut(&[T], core::ops::Range<usize>, core::ops::Range<usize>, &mut U),
+) {
+    // Inputs `start .. start + kernel` inside `0..len`.
+    let inside = |start: isize, kernel: usize, len: usize| {
+        let lo = start.clamp(0, len as isize) as usize;
+        let hi = (start + kernel as isize).clamp(0, len as isize) as usize;
+        lo..hi.max(lo)
+    };
+    let (h_n, w_n) = (p.in_h, p.in_w);
+    let (oh_n, ow_n) = (p.out_h(), p.out_w());
+    for (x_c, y_c) in x.chunks_exact(h_n * w_n).zip(y.chunks_exact_mut(oh_n * ow_n)) {
+        for (oh, y_row) in y_c.chunks_exact_mut(ow_n).enumerate() {
+            let rows = inside((oh * p.stride.0) as isize - p.pad.0 as isize, p.kernel.0, h_n);
+            for (ow, out) in y_row.iter_mut().enumerate() {
+                let cols = inside((ow * p.stride.1) as isize - p.pad.1 as isize, p.kernel.1, w_n);
+                f(x_c, rows.clone(), cols, out);
+            }
+        }
+    }
+}
+
 /// `(input + 2 pad - kernel) / stride + 1`, the number of window positions.
 #[inline]
 pub(crate) const fn out_len(input: usize, kernel: usize, stride: usize, pad: usize) -> usize {
