@@ -249,20 +249,14 @@ fn lenet(run: &Run, host: &Host, checks: &mut Checks) -> String {
 /// The int8 LeNet: every output equals TensorFlow Lite Micro's for the same
 /// int8 input (the fixture), and the class is its first largest output.
 fn lenet_int8(run: &Run, checks: &mut Checks) -> String {
-    let path = cnn_tests::fixtures_dir().join("int8/lenet_sigmoid.json");
-    let fx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let fx = cnn_tests::load_int8("lenet_sigmoid");
     let images = fx["images"].as_array().unwrap();
     let lines: Vec<&[String]> = run.tagged("int8").collect();
     checks.check(!lines.is_empty(), format_args!("{}: no int8 outputs", run.label));
     let mut equal = 0;
     for line in &lines {
         let i: usize = line[0].parse().unwrap();
-        let expected: Vec<i64> = images[i]["output"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
+        let expected: Vec<i64> = cnn_tests::json_ints(&images[i]["output"]);
         let got: Vec<i64> = line[3..].iter().map(|v| v.parse().unwrap()).collect();
         let first_max = (0..expected.len()).fold(0, |b, k| if expected[k] > expected[b] { k } else { b });
         let label = images[i]["label"].as_u64().unwrap().to_string();

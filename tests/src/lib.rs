@@ -45,6 +45,30 @@ fn floats(v: &Value) -> Vec<f64> {
         .collect()
 }
 
+/// The int8 fixture `tests/fixtures/int8/<name>.json`
+/// (`tools/gen_int8_fixtures.py`: TFLite's parameters and TFLite Micro's
+/// outputs), as JSON.
+pub fn load_int8(name: &str) -> Value {
+    let path = fixtures_dir().join("int8").join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+/// A JSON array of integers as `T`s.
+///
+/// # Panics
+///
+/// If it is not one, or a value does not fit `T`.
+pub fn json_ints<T: TryFrom<i64>>(v: &Value) -> Vec<T> {
+    v.as_array()
+        .expect("an array of integers")
+        .iter()
+        .map(|x| {
+            T::try_from(x.as_i64().expect("an integer")).unwrap_or_else(|_| panic!("{x} is out of range"))
+        })
+        .collect()
+}
+
 /// Reads `tests/fixtures/<name>.json`.
 pub fn load(name: &str) -> Fixture {
     let path = fixtures_dir().join(format!("{name}.json"));

@@ -136,26 +136,12 @@ fn pair(v: &Value, key: &str) -> (usize, usize) {
     (a[0].as_u64().unwrap() as usize, a[1].as_u64().unwrap() as usize)
 }
 
-fn ints(v: &Value) -> Vec<i64> {
-    v.as_array()
-        .expect("array of integers")
-        .iter()
-        .map(|x| x.as_i64().expect("integer"))
-        .collect()
-}
-
 fn int8s(v: &Value) -> Vec<i8> {
-    ints(v)
-        .into_iter()
-        .map(|x| i8::try_from(x).expect("int8 value"))
-        .collect()
+    cnn_tests::json_ints(v)
 }
 
 fn int32s(v: &Value) -> Vec<i32> {
-    ints(v)
-        .into_iter()
-        .map(|x| i32::try_from(x).expect("int32 value"))
-        .collect()
+    cnn_tests::json_ints(v)
 }
 
 /// A float32 written as its exact double.
@@ -245,7 +231,9 @@ fn requant_of(v: &Value, what: &str, per_tensor_linear: bool) -> Vec<Requant> {
 
 fn weight_zero_points_are_zero(v: &Value, what: &str) {
     assert!(
-        ints(&v["weight"]["zero_points"]).iter().all(|&z| z == 0),
+        cnn_tests::json_ints::<i64>(&v["weight"]["zero_points"])
+            .iter()
+            .all(|&z| z == 0),
         "{what}: weights must be symmetric"
     );
 }
@@ -395,11 +383,7 @@ struct Counts {
 }
 
 fn check_net(name: &str) -> Counts {
-    let path = cnn_tests::fixtures_dir()
-        .join("int8")
-        .join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let fx: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
+    let fx = cnn_tests::load_int8(name);
     let layers: Vec<Layer> = fx["layers"]
         .as_array()
         .expect("layers")
@@ -425,7 +409,10 @@ fn check_net(name: &str) -> Counts {
         let expected = int8s(&image["output"]);
 
         // The input quantization, from the pixels.
-        let pixels: Vec<f32> = ints(&image["pixels"]).iter().map(|&p| p as f32 / 255.0).collect();
+        let pixels: Vec<f32> = cnn_tests::json_ints::<i64>(&image["pixels"])
+            .iter()
+            .map(|&p| p as f32 / 255.0)
+            .collect();
         let mut quantized = vec![0i8; pixels.len()];
         quant::quantize_slice(&pixels, in_scale, in_zp, &mut quantized);
         if let Some(d) = diff(&quantized, &input) {
@@ -506,10 +493,7 @@ fn int8_kernels_match_tflite_micro_bit_for_bit() {
 fn int8_fixtures_cover_the_ops() {
     let mut ops = std::collections::BTreeSet::new();
     for name in NETS {
-        let path = cnn_tests::fixtures_dir()
-            .join("int8")
-            .join(format!("{name}.json"));
-        let fx: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let fx = cnn_tests::load_int8(name);
         for l in fx["layers"].as_array().unwrap() {
             let kind = l["op"].as_str().unwrap().to_string();
             if let Some(act) = l.get("activation").and_then(Value::as_str) {
@@ -548,8 +532,7 @@ fn int8_fixtures_cover_the_ops() {
 /// (`activations.json`), against TFLM.
 #[test]
 fn int8_sigmoid_and_tanh_match_tflite_micro_on_every_input() {
-    let path = cnn_tests::fixtures_dir().join("int8").join("activations.json");
-    let fx: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let fx = cnn_tests::load_int8("activations");
     let cases = fx["cases"].as_array().expect("cases");
     let mut failures = Vec::new();
     for case in cases {

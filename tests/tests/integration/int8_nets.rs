@@ -5,26 +5,8 @@
 //! `forward_with` must give TensorFlow Lite Micro's int8 outputs exactly,
 //! on every image of the fixture.
 
+use cnn_tests::{json_ints as ints, load_int8 as fixture};
 use serde_json::Value;
-
-fn fixture(name: &str) -> Value {
-    let path = cnn_tests::fixtures_dir()
-        .join("int8")
-        .join(format!("{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("read the fixture")).expect("JSON")
-}
-
-fn ints<T: TryFrom<i64>>(v: &Value) -> Vec<T> {
-    v.as_array()
-        .expect("an array")
-        .iter()
-        .map(|x| {
-            T::try_from(x.as_i64().expect("an integer"))
-                .ok()
-                .expect("in range")
-        })
-        .collect()
-}
 
 /// A fixture's net with TFLite's parameters baked, and the check of every
 /// image against TFLite Micro.
