@@ -343,7 +343,15 @@ impl LeNet {
         scratch: &mut [f32; 5880],
     ) -> [f32; 10] {
         let mut output = [0.0f32; 10];
-        self.__forward::<false>(1, input, &mut output, scratch);
+        self.__forward::<
+                false,
+            >(
+            1,
+            input,
+            &mut output,
+            scratch,
+            ::cnn_runtime::__private::core::option::Option::None,
+        );
         output
     }
     /// Loss of one example and its gradient with respect to every
@@ -372,6 +380,8 @@ impl LeNet {
         opt.step(&mut self.params, &grads.data);
         loss
     }
+    /// The inference forward pass; `trace` sees every layer's output
+    /// (`None` on the ordinary paths: each visit is a test of it).
     #[inline]
     fn __forward<const GEMM: bool>(
         &self,
@@ -379,6 +389,7 @@ impl LeNet {
         input: &[f32],
         output: &mut [f32],
         workspace: &mut [f32],
+        mut trace: ::cnn_runtime::__private::network::Trace<'_>,
     ) {
         ::cnn_runtime::__private::core::assert_eq!(
             input.len(), n * 784, "{}: input has {} values, expected {} ({} x {})",
@@ -437,9 +448,19 @@ impl LeNet {
                 );
             }
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(0, &*::cnn_runtime::__private::region(scratch, true, n * 4704));
+        }
         ::cnn_runtime::__private::ops::sigmoid::forward(
             ::cnn_runtime::__private::region(scratch, true, n * 4704),
         );
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(1, &*::cnn_runtime::__private::region(scratch, true, n * 4704));
+        }
         {
             let (x, y) = ::cnn_runtime::__private::ping_pong(
                 scratch,
@@ -456,6 +477,11 @@ impl LeNet {
                 pad: (0, 0),
             };
             ::cnn_runtime::__private::ops::avgpool::forward(&G, n, x, y);
+        }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(2, &*::cnn_runtime::__private::region(scratch, false, n * 1176));
         }
         {
             let (x, y) = ::cnn_runtime::__private::ping_pong(
@@ -498,9 +524,19 @@ impl LeNet {
                 );
             }
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(3, &*::cnn_runtime::__private::region(scratch, true, n * 1600));
+        }
         ::cnn_runtime::__private::ops::sigmoid::forward(
             ::cnn_runtime::__private::region(scratch, true, n * 1600),
         );
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(4, &*::cnn_runtime::__private::region(scratch, true, n * 1600));
+        }
         {
             let (x, y) = ::cnn_runtime::__private::ping_pong(
                 scratch,
@@ -517,6 +553,16 @@ impl LeNet {
                 pad: (0, 0),
             };
             ::cnn_runtime::__private::ops::avgpool::forward(&G, n, x, y);
+        }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(5, &*::cnn_runtime::__private::region(scratch, false, n * 400));
+        }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(6, &*::cnn_runtime::__private::region(scratch, false, n * 400));
         }
         {
             let (x, y) = ::cnn_runtime::__private::ping_pong(
@@ -553,9 +599,19 @@ impl LeNet {
                 );
             }
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(7, &*::cnn_runtime::__private::region(scratch, true, n * 120));
+        }
         ::cnn_runtime::__private::ops::sigmoid::forward(
             ::cnn_runtime::__private::region(scratch, true, n * 120),
         );
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(8, &*::cnn_runtime::__private::region(scratch, true, n * 120));
+        }
         {
             let (x, y) = ::cnn_runtime::__private::ping_pong(
                 scratch,
@@ -591,9 +647,19 @@ impl LeNet {
                 );
             }
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(9, &*::cnn_runtime::__private::region(scratch, false, n * 84));
+        }
         ::cnn_runtime::__private::ops::sigmoid::forward(
             ::cnn_runtime::__private::region(scratch, false, n * 84),
         );
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(10, &*::cnn_runtime::__private::region(scratch, false, n * 84));
+        }
         {
             let x: &[f32] = &*::cnn_runtime::__private::region(scratch, false, n * 84);
             let y: &mut [f32] = &mut *output;
@@ -624,6 +690,11 @@ impl LeNet {
                     y,
                 );
             }
+        }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(11, &*output);
         }
     }
     #[inline]
@@ -1146,7 +1217,33 @@ impl ::cnn_runtime::__private::Network for LeNet {
         output: &mut [f32],
         workspace: &mut [f32],
     ) {
-        self.__forward::<true>(n, input, output, workspace)
+        self.__forward::<
+                true,
+            >(
+            n,
+            input,
+            output,
+            workspace,
+            ::cnn_runtime::__private::core::option::Option::None,
+        )
+    }
+    fn forward_traced(
+        &self,
+        n: usize,
+        input: &[f32],
+        output: &mut [f32],
+        workspace: &mut [f32],
+        visit: &mut dyn ::cnn_runtime::__private::core::ops::FnMut(usize, &[f32]),
+    ) {
+        self.__forward::<
+                true,
+            >(
+            n,
+            input,
+            output,
+            workspace,
+            ::cnn_runtime::__private::core::option::Option::Some(visit),
+        )
     }
     fn train_outputs<'a>(n: usize, input: &'a [f32], workspace: &'a [f32]) -> &'a [f32] {
         let _ = input;

@@ -695,7 +695,15 @@ impl Res {
         scratch: &mut [f32; 768],
     ) -> [f32; 10] {
         let mut output = [0.0f32; 10];
-        self.__forward::<false>(1, input, &mut output, scratch);
+        self.__forward::<
+                false,
+            >(
+            1,
+            input,
+            &mut output,
+            scratch,
+            ::cnn_runtime::__private::core::option::Option::None,
+        );
         output
     }
     /// Loss of one example and its gradient with respect to every
@@ -814,6 +822,8 @@ impl Res {
             );
         }
     }
+    /// The inference forward pass; `trace` sees every layer's output
+    /// (`None` on the ordinary paths: each visit is a test of it).
     #[inline]
     fn __forward<const GEMM: bool>(
         &self,
@@ -821,6 +831,7 @@ impl Res {
         input: &[f32],
         output: &mut [f32],
         workspace: &mut [f32],
+        mut trace: ::cnn_runtime::__private::network::Trace<'_>,
     ) {
         ::cnn_runtime::__private::core::assert_eq!(
             input.len(), n * 64, "{}: input has {} values, expected {} ({} x {})", "Res",
@@ -875,6 +886,11 @@ impl Res {
                 );
             }
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(0, &scratch[n * 0..n * 256]);
+        }
         {
             let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
                 n,
@@ -891,7 +907,17 @@ impl Res {
                 &mut scratch[n * 0..n * 256],
             );
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(1, &scratch[n * 0..n * 256]);
+        }
         ::cnn_runtime::__private::ops::relu::forward(&mut scratch[n * 0..n * 256]);
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(2, &scratch[n * 0..n * 256]);
+        }
         {
             let (x, y) = ::cnn_runtime::__private::arena_pair(
                 scratch,
@@ -932,6 +958,11 @@ impl Res {
                     y,
                 );
             }
+        }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(3, &scratch[n * 256..n * 512]);
         }
         {
             let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
@@ -949,7 +980,17 @@ impl Res {
                 &mut scratch[n * 256..n * 512],
             );
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(4, &scratch[n * 256..n * 512]);
+        }
         ::cnn_runtime::__private::ops::relu::forward(&mut scratch[n * 256..n * 512]);
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(5, &scratch[n * 256..n * 512]);
+        }
         {
             let (x, y) = ::cnn_runtime::__private::arena_pair(
                 scratch,
@@ -991,6 +1032,11 @@ impl Res {
                 );
             }
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(6, &scratch[n * 512..n * 768]);
+        }
         {
             let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
                 n,
@@ -1007,6 +1053,11 @@ impl Res {
                 &mut scratch[n * 512..n * 768],
             );
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(7, &scratch[n * 512..n * 768]);
+        }
         {
             let (x, y) = ::cnn_runtime::__private::arena_pair(
                 scratch,
@@ -1017,6 +1068,11 @@ impl Res {
             ::cnn_runtime::__private::ops::add::accumulate(x, y);
         }
         ::cnn_runtime::__private::ops::relu::forward(&mut scratch[n * 512..n * 768]);
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(8, &scratch[n * 512..n * 768]);
+        }
         {
             let (x, y) = ::cnn_runtime::__private::arena_pair(
                 scratch,
@@ -1058,6 +1114,11 @@ impl Res {
                 );
             }
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(9, &scratch[n * 0..n * 128]);
+        }
         {
             let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
                 n,
@@ -1074,7 +1135,17 @@ impl Res {
                 &mut scratch[n * 0..n * 128],
             );
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(10, &scratch[n * 0..n * 128]);
+        }
         ::cnn_runtime::__private::ops::relu::forward(&mut scratch[n * 0..n * 128]);
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(11, &scratch[n * 0..n * 128]);
+        }
         {
             let (x, y) = ::cnn_runtime::__private::arena_pair(
                 scratch,
@@ -1116,6 +1187,11 @@ impl Res {
                 );
             }
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(12, &scratch[n * 128..n * 256]);
+        }
         {
             let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
                 n,
@@ -1131,6 +1207,11 @@ impl Res {
                 &self.params[1264..1272],
                 &mut scratch[n * 128..n * 256],
             );
+        }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(13, &scratch[n * 128..n * 256]);
         }
         {
             let (x, y) = ::cnn_runtime::__private::arena_pair(
@@ -1173,6 +1254,11 @@ impl Res {
                 );
             }
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(14, &scratch[n * 0..n * 128]);
+        }
         {
             let (x, y) = ::cnn_runtime::__private::arena_pair(
                 scratch,
@@ -1183,6 +1269,11 @@ impl Res {
             ::cnn_runtime::__private::ops::add::accumulate(x, y);
         }
         ::cnn_runtime::__private::ops::relu::forward(&mut scratch[n * 128..n * 256]);
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(15, &scratch[n * 128..n * 256]);
+        }
         {
             let (x, y) = ::cnn_runtime::__private::arena_pair(
                 scratch,
@@ -1191,6 +1282,16 @@ impl Res {
             );
             let x: &[f32] = x;
             ::cnn_runtime::__private::ops::global_avgpool::forward(8, 16, n, x, y);
+        }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(16, &scratch[n * 10..n * 18]);
+        }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(17, &scratch[n * 10..n * 18]);
         }
         {
             let (x, y) = ::cnn_runtime::__private::arena_pair(
@@ -1226,6 +1327,11 @@ impl Res {
                     y,
                 );
             }
+        }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(18, &scratch[n * 0..n * 10]);
         }
         output.copy_from_slice(&scratch[n * 0..n * 10]);
     }
@@ -2550,7 +2656,33 @@ impl ::cnn_runtime::__private::Network for Res {
         output: &mut [f32],
         workspace: &mut [f32],
     ) {
-        self.__forward::<true>(n, input, output, workspace)
+        self.__forward::<
+                true,
+            >(
+            n,
+            input,
+            output,
+            workspace,
+            ::cnn_runtime::__private::core::option::Option::None,
+        )
+    }
+    fn forward_traced(
+        &self,
+        n: usize,
+        input: &[f32],
+        output: &mut [f32],
+        workspace: &mut [f32],
+        visit: &mut dyn ::cnn_runtime::__private::core::ops::FnMut(usize, &[f32]),
+    ) {
+        self.__forward::<
+                true,
+            >(
+            n,
+            input,
+            output,
+            workspace,
+            ::cnn_runtime::__private::core::option::Option::Some(visit),
+        )
     }
     fn train_outputs<'a>(n: usize, input: &'a [f32], workspace: &'a [f32]) -> &'a [f32] {
         let _ = input;

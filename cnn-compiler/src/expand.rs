@@ -357,8 +357,11 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> 
     // Alike block instances share one function per body.
     let mut outliner = outline::Outliner::default();
     let forward_env = outline::Env {
-        params: quote!(n: usize, input: &[f32], output: &mut [f32], scratch: &mut [f32], col: &mut [f32]),
-        args: quote!(n, input, &mut *output, &mut *scratch, &mut *col),
+        params: quote!(
+            n: usize, input: &[f32], output: &mut [f32], scratch: &mut [f32], col: &mut [f32],
+            mut trace: #p::network::Trace<'_>
+        ),
+        args: quote!(n, input, &mut *output, &mut *scratch, &mut *col, #p::network::reborrow(&mut trace)),
     };
     let forward_steps = match &plan.graph {
         Some(g) => graph::forward_steps(plan, g, instances),
@@ -527,7 +530,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> 
             /// may be a `static`).
             pub fn forward_with(&self, input: &[f32; #input_len], scratch: &mut [f32; #infer_scratch]) -> [f32; #output_len] {
                 let mut output = [0.0f32; #output_len];
-                self.__forward::<false>(1, input, &mut output, scratch);
+                self.__forward::<false>(1, input, &mut output, scratch, #p::core::option::Option::None);
                 output
             }
 
@@ -561,8 +564,17 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> 
             }
             #update_fn
 
+            /// The inference forward pass; `trace` sees every layer's output
+            /// (`None` on the ordinary paths: each visit is a test of it).
             #[inline]
-            fn __forward<const GEMM: bool>(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]) {
+            fn __forward<const GEMM: bool>(
+                &self,
+                n: usize,
+                input: &[f32],
+                output: &mut [f32],
+                workspace: &mut [f32],
+                mut trace: #p::network::Trace<'_>,
+            ) {
                 #p::core::assert_eq!(input.len(), n * #input_len, "{}: input has {} values, expected {} ({} x {})", #name_str, input.len(), n * #input_len, n, #input_len);
                 #p::core::assert_eq!(output.len(), n * #output_len, "{}: output has room for {} values, expected {} ({} x {})", #name_str, output.len(), n * #output_len, n, #output_len);
                 let col_len = if GEMM { Self::COL_LEN } else { 0 };
@@ -630,7 +642,17 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> 
                 Self::COL_LEN + #stats_plus n * #train_scratch
             }
             fn forward_n(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]) {
-                self.__forward::<true>(n, input, output, workspace)
+                self.__forward::<true>(n, input, output, workspace, #p::core::option::Option::None)
+            }
+            fn forward_traced(
+                &self,
+                n: usize,
+                input: &[f32],
+                output: &mut [f32],
+                workspace: &mut [f32],
+                visit: &mut dyn ::cnn_runtime::__private::core::ops::FnMut(usize, &[f32]),
+            ) {
+                self.__forward::<true>(n, input, output, workspace, #p::core::option::Option::Some(visit))
             }
             fn train_outputs<'a>(n: usize, input: &'a [f32], workspace: &'a [f32]) -> &'a [f32] {
                 #train_outputs
@@ -898,44 +920,90 @@ pub(crate) fn bind_xy(
     quote!(let x: &[#elem] = #x; let y: &mut [#elem] = #y;)
 }
 
-/// The inference steps of a chain, each with its block instance.
+/// The inference steps of a chain, each with its block instance. After
+/// each layer's step its output goes to the trace; layers that print no
+/// step (views) are traced where they stand, from the slot of their input.
 fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<outline::Tag>, TokenStream)> {
     let mut steps = Vec::new();
-    for step in &plan.infer_steps {
-        let tag = match *step {
-            InferStep::Compute { layer, .. } | InferStep::InPlace { layer, .. } => {
+    // Where the value being passed along lives, and the next layer to trace.
+    let mut current = Slot::Input;
+    let mut traced = 0;
+    let trace_views = |upto: usize, current: Slot, traced: &mut usize, steps: &mut Vec<_>| {
+        for layer in *traced..upto {
+            let l = &plan.layers[layer];
+            debug_assert!(
+                matches!(l.effect(), Effect::View | Effect::TrainCopy),
+                "only views print no inference step"
+            );
+            let values = slot_expr(current, l.out_len(), false);
+            steps.push((instances.layer(plan, layer), trace_visit(layer, values)));
+        }
+        *traced = (*traced).max(upto);
+    };
+    let layer_of = |step: &InferStep| match *step {
+        InferStep::Compute { layer, .. } | InferStep::InPlace { layer, .. } => Some(layer),
+        InferStep::Copy { .. } => None,
+    };
+    for (s, step) in plan.infer_steps.iter().enumerate() {
+        // A copy belongs to the layer that runs in place after it; the
+        // final one (a net of views only) comes after every layer.
+        let at = plan.infer_steps[s..]
+            .iter()
+            .find_map(layer_of)
+            .unwrap_or(plan.layers.len());
+        trace_views(at, current, &mut traced, &mut steps);
+        let code = match *step {
+            InferStep::Compute { layer, src, dst } => {
+                let l = &plan.layers[layer];
+                let bind = bind_xy(src, l.in_len(), dst, l.out_len(), &quote!(f32));
+                let call = l.kind().forward(
+                    l,
+                    &ForwardIo {
+                        target: TokenStream::new(),
+                        train: false,
+                    },
+                );
+                current = dst;
+                let visit = trace_visit(layer, slot_expr(dst, l.out_len(), false));
+                quote!({ #bind #call } #visit)
+            }
+            InferStep::Copy { src, dst, len } => {
+                let bind = bind_xy(src, len, dst, len, &quote!(f32));
+                current = dst;
+                quote!({ #bind y.copy_from_slice(x); })
+            }
+            InferStep::InPlace { layer, slot } => {
+                let l = &plan.layers[layer];
+                let target = slot_expr(slot, l.out_len(), true);
+                let call = l.kind().forward(l, &ForwardIo { target, train: false });
+                current = slot;
+                let visit = trace_visit(layer, slot_expr(slot, l.out_len(), false));
+                quote!(#call #visit)
+            }
+        };
+        let tag = match layer_of(step) {
+            Some(layer) => {
+                traced = layer + 1;
                 instances.layer(plan, layer)
             }
-            InferStep::Copy { .. } => None,
+            None => None,
         };
-        steps.push((
-            tag,
-            match *step {
-                InferStep::Compute { layer, src, dst } => {
-                    let l = &plan.layers[layer];
-                    let bind = bind_xy(src, l.in_len(), dst, l.out_len(), &quote!(f32));
-                    let call = l.kind().forward(
-                        l,
-                        &ForwardIo {
-                            target: TokenStream::new(),
-                            train: false,
-                        },
-                    );
-                    quote!({ #bind #call })
-                }
-                InferStep::Copy { src, dst, len } => {
-                    let bind = bind_xy(src, len, dst, len, &quote!(f32));
-                    quote!({ #bind y.copy_from_slice(x); })
-                }
-                InferStep::InPlace { layer, slot } => {
-                    let l = &plan.layers[layer];
-                    let target = slot_expr(slot, l.out_len(), true);
-                    l.kind().forward(l, &ForwardIo { target, train: false })
-                }
-            },
-        ));
+        steps.push((tag, code));
     }
+    trace_views(plan.layers.len(), current, &mut traced, &mut steps);
     steps
+}
+
+/// Hands layer `layer`'s output (the slice expression `values`) to the
+/// trace of `__forward`, if there is one: `values` is only evaluated then,
+/// so an untraced pass does no more than test `trace`.
+fn trace_visit(layer: usize, values: TokenStream) -> TokenStream {
+    let layer = lit(layer);
+    quote! {
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace.as_mut() {
+            visit(#layer, #values);
+        }
+    }
 }
 
 /// `a3`, or `input` for the caller's buffer.
@@ -1223,6 +1291,78 @@ mod tests {
             lines(&two) - lines(&one),
             (lines(&eight) - lines(&two)) / 6
         );
+    }
+
+    /// The layer indices that `__forward` and the shared functions hand to
+    /// the trace, in the order the pretty-printed expansion shows them
+    /// (`o[..]` for an index a shared function takes from its caller).
+    fn traced_layers(text: &str) -> Vec<String> {
+        text.split("visit(")
+            .skip(1)
+            .map(|rest| rest.split(',').next().unwrap_or_default().trim().to_string())
+            .collect()
+    }
+
+    fn pretty(input: &Input) -> String {
+        let tokens = expand(input);
+        assert!(!tokens.to_string().contains("compile_error"), "{tokens}");
+        let file: syn::File = syn::parse2(tokens).expect("the expansion parses as Rust items");
+        prettyplease::unparse(&file)
+    }
+
+    /// Every layer is traced once, in order, including those that print no
+    /// step of their own: views of the caller's input (`flatten`,
+    /// `identity`), `dropout` at inference, activations after a copy, and
+    /// the identity branch of a join.
+    #[test]
+    fn every_layer_is_traced_once_in_order() {
+        let chain = pretty(&syn::parse_quote! {
+            pub Chain: [1, 4, 4] => flatten identity relu linear(16, 3) dropout(0.5) relu
+        });
+        let all = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>();
+        assert_eq!(traced_layers(&chain), all(6), "{chain}");
+
+        let graph = pretty(&syn::parse_quote! {
+            pub Graph: [2, 6, 6] =>
+                conv(2, 4, 3, pad = 1) relu
+                add { c1: conv(4, 4, 3, pad = 1) b1: batchnorm relu c2: conv(4, 4, 3, pad = 1) | identity } relu
+                cat { identity | c3: conv(4, 2, 3, pad = 1) relu } flatten dropout(0.5) linear(216, 5)
+        });
+        assert_eq!(traced_layers(&graph), all(14), "{graph}");
+    }
+
+    /// Alike block instances trace through their shared function: it
+    /// takes the trace by value and the layer index from its offsets.
+    #[test]
+    fn shared_functions_carry_the_trace() {
+        let text = pretty(&syn::parse_quote! {
+            block Twice(c) => conv(_, c, 3, pad = 1) relu conv(c, c, 3, pad = 1) relu;
+            pub Net: [2, 6, 6] => conv(2, 2, 1) Twice(2) Twice(2) flatten linear(72, 3)
+        });
+        let shared = text
+            .split("fn __shared")
+            .skip(1)
+            .find(|f| f.contains("visit("))
+            .expect("the inference steps are shared");
+        assert!(
+            shared.contains("mut trace: ::cnn_runtime::__private::network::Trace<'_>"),
+            "{shared}"
+        );
+        let shared_body = shared.split("fn __").next().unwrap_or_default();
+        let indices = traced_layers(shared_body);
+        assert!(
+            indices.len() == 4 && indices.iter().all(|i| i.starts_with("o[")),
+            "{indices:?}"
+        );
+        assert_eq!(
+            text.matches("::cnn_runtime::__private::network::reborrow(&mut trace)")
+                .count(),
+            2,
+            "{text}"
+        );
+        // The stem before them, the flatten and linear after.
+        let own = traced_layers(&text).into_iter().filter(|l| !l.starts_with('o'));
+        assert_eq!(own.collect::<Vec<_>>(), ["0", "9", "10"], "{text}");
     }
 
     /// Every net of the `models` zoo expands without errors to code that

@@ -161,6 +161,24 @@ pub trait Network: Sized + Sync {
     /// GEMM when the runtime has `std`). Allocates nothing.
     fn forward_n(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]);
 
+    /// [`Network::forward_n`] that also shows every layer's output, e.g. to
+    /// collect the activation ranges of int8 calibration: after each layer
+    /// it calls `visit(layer, values)` with the layer's index in
+    /// [`Network::LAYERS`] and its output for all `n` examples
+    /// (`n * out_len` values, example after example, NCHW). Every layer is
+    /// visited exactly once, in order, including those that print no code
+    /// (`flatten`, `identity`, `dropout` at inference: their input's
+    /// values). Same workspace as [`Network::forward_n`]
+    /// ([`Network::forward_workspace_len`]), same outputs; allocates nothing.
+    fn forward_traced(
+        &self,
+        n: usize,
+        input: &[f32],
+        output: &mut [f32],
+        workspace: &mut [f32],
+        visit: &mut dyn FnMut(usize, &[f32]),
+    );
+
     /// The net's outputs (logits) for the `n` examples of the last
     /// [`Network::loss_and_grad_n`] call on this `workspace`: the training
     /// forward pass already computed them.
@@ -228,6 +246,22 @@ pub trait Network: Sized + Sync {
     /// forward pass does. Nothing for nets without batch norm.
     fn update_running_stats(&mut self, stats: &[f32], n: usize) {
         let _ = (stats, n);
+    }
+}
+
+/// The per-layer visitor a generated forward pass calls (see
+/// [`Network::forward_traced`]); `None` on the ordinary paths, where a
+/// visit is one test of `trace` (none once the constant is inlined).
+pub type Trace<'a> = Option<&'a mut dyn FnMut(usize, &[f32])>;
+
+/// Not public API: `trace` lent to a shared function of alike block
+/// instances, by value so the caller's `None` stays a constant.
+#[doc(hidden)]
+#[inline(always)]
+pub fn reborrow<'s>(trace: &'s mut Trace<'_>) -> Trace<'s> {
+    match trace {
+        Some(visit) => Some(&mut **visit),
+        None => None,
     }
 }
 

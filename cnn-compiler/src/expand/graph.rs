@@ -40,15 +40,67 @@ fn written(loc: Loc) -> Region {
 }
 
 /// The inference steps, each with its block instance: every step of the
-/// plan, then the output copied out.
+/// plan, then the output copied out. After each layer's step its output
+/// goes to the trace; views, which print no step, are traced in program
+/// order from where their input lives.
 pub fn forward_steps(
     plan: &NetPlan,
     g: &GraphPlan,
     instances: &Instances,
 ) -> Vec<(Option<Tag>, TokenStream)> {
     let scratch = quote!(scratch);
+    let values_at = |loc: Loc| match loc {
+        Loc::Input => quote!(input),
+        Loc::Scratch(r) => {
+            let r = range(r);
+            quote!(&scratch[#r])
+        }
+    };
+    // Where each value lives once written (value 0 is the net's input).
+    let values = plan
+        .layers
+        .iter()
+        .map(|l| l.shaped.output_value.0)
+        .chain(plan.joins.iter().map(|j| j.output_value.0))
+        .max()
+        .unwrap_or(0);
+    let mut loc_of = vec![Loc::Input; values + 1];
+    // Program order: the lowering numbers each node's output value as it
+    // appends the node, so a lower output value is an earlier node.
+    let position = |op: &InferOp| match *op {
+        InferOp::Compute { layer, .. } | InferOp::InPlace { layer, .. } => {
+            Some(plan.layers[layer].shaped.output_value.0)
+        }
+        InferOp::Join { join, .. } => Some(plan.joins[join].output_value.0),
+        InferOp::Copy { .. } => None,
+        InferOp::Output { .. } => Some(usize::MAX),
+    };
+    // Traces the views before program position `before`, from `traced` on.
+    let trace_views = |before: usize,
+                       traced: &mut usize,
+                       loc_of: &mut Vec<Loc>,
+                       steps: &mut Vec<(Option<Tag>, TokenStream)>| {
+        while let Some(l) = plan.layers.get(*traced) {
+            if l.shaped.output_value.0 >= before {
+                break;
+            }
+            debug_assert!(
+                matches!(l.effect(), Effect::View | Effect::TrainCopy),
+                "only views print no inference step"
+            );
+            let loc = loc_of[l.shaped.inputs[0].0];
+            loc_of[l.shaped.output_value.0] = loc;
+            let visit = super::trace_visit(*traced, values_at(loc));
+            steps.push((instances.layer(plan, *traced), visit));
+            *traced += 1;
+        }
+    };
+    let mut traced = 0;
     let mut steps = Vec::new();
-    for op in &g.infer {
+    for (i, op) in g.infer.iter().enumerate() {
+        // A copy belongs to the in-place layer after it.
+        let before = g.infer[i..].iter().find_map(position).unwrap_or(usize::MAX);
+        trace_views(before, &mut traced, &mut loc_of, &mut steps);
         let instance = match *op {
             InferOp::Compute { layer, .. } | InferOp::InPlace { layer, .. } => instances.layer(plan, layer),
             InferOp::Join { join, .. } => instances.join(plan, join),
@@ -67,7 +119,10 @@ pub fn forward_steps(
                             train: false,
                         },
                     );
-                    quote!({ #bind #call })
+                    loc_of[l.shaped.output_value.0] = y;
+                    traced = layer + 1;
+                    let visit = super::trace_visit(layer, values_at(y));
+                    quote!({ #bind #call } #visit)
                 }
                 InferOp::Copy { x, y } => {
                     let bind = bind_xy(&scratch, x, written(y));
@@ -76,33 +131,33 @@ pub fn forward_steps(
                 InferOp::InPlace { layer, at } => {
                     let l = &plan.layers[layer];
                     let r = range(written(at));
-                    l.kind().forward(
+                    let call = l.kind().forward(
                         l,
                         &ForwardIo {
                             target: quote!(&mut scratch[#r]),
                             train: false,
                         },
-                    )
+                    );
+                    loc_of[l.shaped.output_value.0] = at;
+                    traced = layer + 1;
+                    let visit = super::trace_visit(layer, values_at(at));
+                    quote!(#call #visit)
                 }
                 InferOp::Join { join, k, x, y, first } => {
                     let j = &plan.joins[join];
                     let bind = bind_xy(&scratch, x, written(y));
                     let part = j.kind.forward_part(&j.input_shapes, j.output, k, first);
+                    loc_of[j.output_value.0] = y;
                     quote!({ #bind #part })
                 }
                 InferOp::Output { x } => {
-                    let x = match x {
-                        Loc::Input => quote!(input),
-                        Loc::Scratch(r) => {
-                            let r = range(r);
-                            quote!(&scratch[#r])
-                        }
-                    };
+                    let x = values_at(x);
                     quote!(output.copy_from_slice(#x);)
                 }
             },
         ));
     }
+    trace_views(usize::MAX, &mut traced, &mut loc_of, &mut steps);
     steps
 }
 

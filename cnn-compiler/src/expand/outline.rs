@@ -295,7 +295,7 @@ impl Outliner {
             );
             self.fns.extend(quote! {
                 #[doc = #doc]
-                #[allow(unused_variables, clippy::too_many_arguments, clippy::identity_op)]
+                #[allow(unused_variables, unused_mut, clippy::too_many_arguments, clippy::identity_op)]
                 #[inline(never)]
                 fn #name<const GEMM: bool>(&self, o: &[usize; #offsets], buffers: [&mut [f32]; #buffers], #params) {
                     let [#(#bound),*] = buffers;

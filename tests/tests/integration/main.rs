@@ -19,4 +19,5 @@ mod large_nets;
 mod memory_plan;
 mod parity;
 mod readme;
+mod trace;
 mod zoo;
