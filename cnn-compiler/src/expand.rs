@@ -112,6 +112,11 @@ fn expand_net(net: &NetSyntax, blocks: &[BlockSyntax], errors: &mut Errors) -> T
             if !fits(net, &plan, errors) {
                 return fallback(net);
             }
+            if let (Some(int8), None) = (&net.int8, &net.weights) {
+                // Tensors loaded at run time.
+                return crate::int8::emit(net, &plan, int8.span, None, errors)
+                    .unwrap_or_else(|| fallback(net));
+            }
             let baked = match &net.weights {
                 Some(lit) => {
                     // Read once; an int8 file makes an int8 net.
@@ -120,8 +125,20 @@ fn expand_net(net: &NetSyntax, blocks: &[BlockSyntax], errors: &mut Errors) -> T
                     };
                     match crate::int8::read(&file) {
                         Ok(Some(int8)) => {
-                            return crate::int8::emit(net, &plan, lit, int8, errors)
+                            return crate::int8::emit(net, &plan, lit.span(), Some(int8), errors)
                                 .unwrap_or_else(|| fallback(net));
+                        }
+                        Ok(None) if net.int8.is_some() => {
+                            errors.push(
+                                lit.span(),
+                                format!(
+                                    "`int8` net `{}`: weights file `{}` is not an int8 file (its metadata lacks \
+                                     \"cnn.format\": \"int8\"); make one from float weights with `cnn quantize`",
+                                    net.name,
+                                    lit.value()
+                                ),
+                            );
+                            return fallback(net);
                         }
                         Ok(None) => {}
                         Err(message) => {

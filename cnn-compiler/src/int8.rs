@@ -31,15 +31,14 @@
 
 use crate::ctxt::Errors;
 use crate::expand::{bind_xy, slot_expr};
-use crate::ops::{Fused, Int8Io, Int8Step, Int8Tensors, LayerKind, Quant};
+use crate::ops::{lit, Fused, Int8Io, Int8Output, Int8Slots, Int8Step, Int8Tensors, LayerKind, Quant};
 use crate::parse::NetSyntax;
 use crate::plan::{InferStep, NetPlan};
 use crate::weights::WeightsFile;
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Literal, Span, TokenStream};
 use quote::quote;
 use safetensors::Dtype;
 use std::collections::HashMap;
-use syn::LitStr;
 
 /// The metadata key and value that mark an int8 file (the runtime's
 /// `weights::INT8_FORMAT`, which refuses such a file for a float net).
@@ -192,30 +191,32 @@ impl Int8File {
     }
 }
 
-/// The int8 tensors of each conv and linear layer of `plan` from `file`,
-/// and the input's quantization; every problem is reported at `lit`.
+/// A conv's or linear layer's place in an int8 net.
+struct Weighted<'a> {
+    key: &'a str,
+    layer: usize,
+    weight_shape: &'a [usize],
+    slots: Int8Slots,
+    /// The layer whose float output its output quantization describes.
+    output_layer: usize,
+}
+
+/// The int8 tensors of each conv and linear layer of `plan` from `file`
+/// (in the order of `weighted`), and the input's quantization; every
+/// problem goes to `messages`.
 fn layer_tensors(
-    plan: &NetPlan,
+    weighted: &[Weighted],
     file: &mut Int8File,
     messages: &mut Vec<String>,
 ) -> (Vec<Option<Int8Tensors>>, Option<Quant>) {
     let input = file.take_quant("input.scale", "input.zero_point", messages);
     let mut layers = Vec::new();
-    for l in &plan.layers {
-        let has_weights = matches!(l.kind(), LayerKind::Conv(_) | LayerKind::Linear(_));
-        if !has_weights {
-            layers.push(None);
-            continue;
-        }
-        let key = &l.shaped.key;
-        let weight = plan.tensors.iter().find(|t| t.key == format!("{key}.weight"));
-        let Some(weight) = weight else {
-            layers.push(None);
-            continue;
-        };
-        let out = weight.shape[0];
-        let w = file.take_i8(&format!("{key}.weight"), &weight.shape, messages);
+    for l in weighted {
+        let key = l.key;
+        let out = l.weight_shape[0];
+        let w = file.take_i8(&format!("{key}.weight"), l.weight_shape, messages);
         let bias = l
+            .slots
             .bias
             .is_some()
             .then(|| file.take_i32(&format!("{key}.bias"), &[&[out]], messages));
@@ -252,39 +253,92 @@ fn layer_tensors(
     (layers, input)
 }
 
-/// `Name`'s int8 code, or `None` after reporting every problem at `lit`.
+/// Every conv and linear layer of `plan` with its slots in the net's
+/// arrays, and the arrays' lengths (weights, biases, channels).
+fn layout<'a>(plan: &'a NetPlan<'_>) -> (Vec<Weighted<'a>>, [usize; 3]) {
+    let mut weighted = Vec::new();
+    let (mut w, mut b, mut c) = (0, 0, 0);
+    for (i, l) in plan.layers.iter().enumerate() {
+        if !matches!(l.kind(), LayerKind::Conv(_) | LayerKind::Linear(_)) {
+            continue;
+        }
+        let key = &l.shaped.key;
+        let Some(weight) = plan.tensors.iter().find(|t| t.key == format!("{key}.weight")) else {
+            continue;
+        };
+        let (len, out) = (weight.shape.iter().product::<usize>(), weight.shape[0]);
+        let bias = l.bias.is_some().then(|| (b, b + out));
+        let fuses = matches!(
+            plan.layers.get(i + 1).map(|n| n.kind()),
+            Some(LayerKind::Relu(_) | LayerKind::Relu6(_))
+        );
+        weighted.push(Weighted {
+            key,
+            layer: i,
+            weight_shape: &weight.shape,
+            slots: Int8Slots {
+                index: weighted.len(),
+                weight: (w, w + len),
+                bias,
+                channels: (c, c + out),
+            },
+            output_layer: if fuses { i + 1 } else { i },
+        });
+        w += len;
+        b += if bias.is_some() { out } else { 0 };
+        c += out;
+    }
+    (weighted, [w, b, c])
+}
+
+/// `Name`'s int8 code: its tensors baked from `file`, or loaded at run time
+/// without one; `None` after reporting every problem at `span`.
 pub fn emit(
     net: &NetSyntax,
     plan: &NetPlan,
-    lit: &LitStr,
-    mut file: Int8File,
+    span: Span,
+    mut file: Option<Int8File>,
     errors: &mut Errors,
 ) -> Option<TokenStream> {
     let before = errors.count();
+    let what = match &file {
+        Some(f) => format!("int8 weights file `{}`", f.relative),
+        None => format!("`int8` net `{}`", net.name),
+    };
     if plan.graph.is_some() {
         errors.push(
-            lit.span(),
-            format!(
-                "int8 weights file `{}`: int8 nets are chains of layers for now (no `add` or `cat`)",
-                file.relative
-            ),
+            span,
+            format!("{what}: int8 nets are chains of layers for now (no `add` or `cat`)"),
         );
         return None;
     }
-    let mut messages = Vec::new();
-    let (tensors, input) = layer_tensors(plan, &mut file, &mut messages);
-    for m in messages {
-        errors.push(lit.span(), m);
-    }
-    let input = input?;
-    if errors.count() != before {
-        return None;
-    }
+    let (weighted, [weights_len, biases_len, channels]) = layout(plan);
 
-    // Each layer's input quantization and fused activation, in order.
+    // The file's tensors, checked against the layout.
+    let baked = match &mut file {
+        Some(file) => {
+            let mut messages = Vec::new();
+            let (tensors, input) = layer_tensors(&weighted, file, &mut messages);
+            for m in messages {
+                errors.push(span, m);
+            }
+            let input = input?;
+            if errors.count() != before {
+                return None;
+            }
+            let tensors: Vec<Int8Tensors> = tensors.into_iter().flatten().collect();
+            Some((tensors, input))
+        }
+        None => None,
+    };
+
+    // Each layer's step and preparation, in order.
+    let p = quote!(::cnn_runtime::__private);
     let count = plan.layers.len();
-    let mut quant = input;
     let mut steps: Vec<Option<Int8Step>> = Vec::with_capacity(count);
+    let mut prepare = TokenStream::new();
+    let mut q4 = 0;
+    let mut next_weighted = weighted.iter().peekable();
     for (i, l) in plan.layers.iter().enumerate() {
         let next = plan.layers.get(i + 1).map(|n| n.kind());
         let computes = matches!(l.kind(), LayerKind::Conv(_) | LayerKind::Linear(_));
@@ -299,23 +353,49 @@ pub fn emit(
                 plan.layers[i - 1].kind(),
                 LayerKind::Conv(_) | LayerKind::Linear(_)
             );
+        let slots = if computes && next_weighted.peek().is_some_and(|w| w.key == l.shaped.key) {
+            next_weighted.next().map(|w| &w.slots)
+        } else {
+            None
+        };
         let io = Int8Io {
-            input: quant,
-            tensors: tensors[i].as_ref(),
+            layer: i,
+            slots,
             fused,
             absorbed,
+            q4,
         };
+        let (this, next_quant) = (lit(i), lit(i + 1));
         match l.kind().int8(l, &io) {
             Ok(step) => {
-                quant = match &step {
-                    Int8Step::Compute(_, q) | Int8Step::InPlace(_, q) => *q,
-                    Int8Step::Same => quant,
+                let output = match &step {
+                    Int8Step::Compute(c) | Int8Step::InPlace(c) => {
+                        q4 += c.q4_taken;
+                        let code = &c.prepare;
+                        prepare.extend(quote!({ #code }));
+                        match c.output {
+                            Int8Output::Input => quote!(quants[#this]),
+                            Int8Output::Own(k) => {
+                                let k = lit(k);
+                                quote!(outputs[#k])
+                            }
+                            Int8Output::Fixed(q) => {
+                                let (s, z) = (
+                                    Literal::f32_suffixed(q.scale),
+                                    Literal::i32_suffixed(q.zero_point),
+                                );
+                                quote!(#p::quant::Quant { scale: #s, zero_point: #z })
+                            }
+                        }
+                    }
+                    Int8Step::Same => quote!(quants[#this]),
                 };
+                prepare.extend(quote!(quants[#next_quant] = #output;));
                 steps.push(Some(step));
             }
             Err(why) => {
                 errors.push(
-                    lit.span(),
+                    span,
                     format!(
                         "int8 net `{}`: layer {} `{}` {why}",
                         net.name, l.shaped.key, l.shaped.layer.source
@@ -328,10 +408,8 @@ pub fn emit(
     if errors.count() != before {
         return None;
     }
-    let output = quant;
 
     // The steps of the float plan, printed with int8 kernels.
-    let p = quote!(::cnn_runtime::__private);
     let i8_type = quote!(i8);
     let mut body = TokenStream::new();
     for step in &plan.infer_steps {
@@ -340,7 +418,10 @@ pub fn emit(
                 let l = &plan.layers[layer];
                 let bind = bind_xy(src, l.in_len(), dst, l.out_len(), &i8_type);
                 match &steps[layer] {
-                    Some(Int8Step::Compute(code, _)) => body.extend(quote!({ #bind #code })),
+                    Some(Int8Step::Compute(c)) => {
+                        let code = &c.code;
+                        body.extend(quote!({ #bind #code }));
+                    }
                     // A float compute step is an int8 compute step for
                     // every op that has one; the rest print nothing.
                     _ => body.extend(quote!({ #bind y.copy_from_slice(x); })),
@@ -351,8 +432,9 @@ pub fn emit(
                 body.extend(quote!({ #bind y.copy_from_slice(x); }));
             }
             InferStep::InPlace { layer, slot } => {
-                if let Some(Int8Step::InPlace(code, _)) = &steps[layer] {
+                if let Some(Int8Step::InPlace(c)) = &steps[layer] {
                     let target = slot_expr(slot, plan.layers[layer].out_len(), true);
+                    let code = &c.code;
                     body.extend(quote!({ let target: &mut [i8] = #target; #code }));
                 }
             }
@@ -364,37 +446,126 @@ pub fn emit(
     let (input_len, output_len) = (lit_usize(plan.input_len), lit_usize(plan.output_len));
     let scratch = lit_usize(plan.infer_scratch);
     let dims = plan.input_shape.dims();
-    let param_bytes: usize = tensors
-        .iter()
-        .flatten()
-        .map(|t| t.weight.len() + 4 * t.bias.as_ref().map_or(0, Vec::len) + 8 * t.weight_scale.len())
-        .sum();
-    let param_bytes = lit_usize(param_bytes);
     let macs = lit_usize(plan.macs);
-    let (in_scale, in_zp) = (
-        Literal::f32_suffixed(input.scale),
-        Literal::i32_suffixed(input.zero_point),
+    let (wn, bn, cn, kn, ln, sn) = (
+        lit(weights_len),
+        lit(biases_len),
+        lit(channels),
+        lit(weighted.len()),
+        lit(count + 1),
+        lit(q4),
     );
-    let (out_scale, out_zp) = (
-        Literal::f32_suffixed(output.scale),
-        Literal::i32_suffixed(output.zero_point),
-    );
-    let path = &file.path;
     let name_str = name.to_string();
-    let doc_struct = format!(
-        "`{name_str}` with int8 weights from `{}`: integer-only inference with TensorFlow Lite's int8 \
-         semantics (bit for bit as TensorFlow Lite Micro runs the same model).",
-        file.relative
-    );
+    let layer_infos = weighted.iter().map(|w| {
+        let (key, shape, bias, layer, output_layer) = (
+            w.key,
+            w.weight_shape.iter().map(|&d| lit(d)),
+            w.slots.bias.is_some(),
+            lit(w.layer),
+            lit(w.output_layer),
+        );
+        quote!(#p::int8::Int8LayerInfo {
+            key: #key, weight_shape: &[#(#shape),*], bias: #bias, layer: #layer, output_layer: #output_layer,
+        })
+    });
+
+    let (doc_struct, baked_items, include) = match (&baked, &file) {
+        (Some((tensors, input)), Some(file)) => {
+            let weights = tensors
+                .iter()
+                .flat_map(|t| &t.weight)
+                .map(|&v| Literal::i8_unsuffixed(v));
+            let biases = tensors
+                .iter()
+                .flat_map(|t| t.bias.iter().flatten())
+                .map(|&v| Literal::i32_unsuffixed(v));
+            let mut scales = Vec::new();
+            let mut per_tensor = Vec::new();
+            for (t, w) in tensors.iter().zip(&weighted) {
+                let out = w.weight_shape[0];
+                per_tensor.push(t.weight_scale.len() == 1);
+                for c in 0..out {
+                    scales.push(Literal::f32_suffixed(
+                        t.weight_scale[c.min(t.weight_scale.len() - 1)],
+                    ));
+                }
+            }
+            let outputs = tensors.iter().map(|t| quant_tokens(t.output));
+            let input_q = quant_tokens(*input);
+            let (in_scale, in_zp) = (
+                Literal::f32_suffixed(input.scale),
+                Literal::i32_suffixed(input.zero_point),
+            );
+            let path = &file.path;
+            let message = format!(
+                "{name_str}: the scales of int8 weights file `{}` are out of the range TFLite's int8 arithmetic takes",
+                file.relative
+            );
+            let doc = format!(
+                "`{name_str}` with int8 weights from `{}`: integer-only inference with TensorFlow Lite's int8 \
+                 semantics (bit for bit as TensorFlow Lite Micro runs the same model).",
+                file.relative
+            );
+            let items = quote! {
+                /// The net with the file's tensors, built when this crate
+                /// compiles (in flash on a microcontroller).
+                pub const TRAINED: &'static #name = &match Self::__derive(
+                    &[#(#scales),*],
+                    &[#(#per_tensor),*],
+                    &[#(#outputs),*],
+                    #input_q,
+                ) {
+                    #p::core::result::Result::Ok((requant, clamps, quants, q4)) => #name {
+                        weights: [#(#weights),*],
+                        biases: [#(#biases),*],
+                        requant,
+                        clamps,
+                        quants,
+                        q4,
+                    },
+                    #p::core::result::Result::Err(_) => #p::core::panic!(#message),
+                };
+                /// The input's quantization: `real = INPUT_SCALE * (q - INPUT_ZERO_POINT)`.
+                pub const INPUT_SCALE: f32 = #in_scale;
+                /// See [`Self::INPUT_SCALE`].
+                pub const INPUT_ZERO_POINT: i32 = #in_zp;
+                /// The output's quantization.
+                pub const OUTPUT_SCALE: f32 = Self::TRAINED.quants[#count].scale;
+                /// See [`Self::OUTPUT_SCALE`].
+                pub const OUTPUT_ZERO_POINT: i32 = Self::TRAINED.quants[#count].zero_point;
+            };
+            // Rebuild when the weights file changes.
+            let include = quote!(
+                const _: &[u8] = include_bytes!(#path);
+            );
+            (doc, items, include)
+        }
+        _ => {
+            let doc = format!(
+                "`{name_str}`, an int8 net whose tensors are loaded at run time (`from_parts`, or \
+                 `cnn_runtime::weights::int8::load` from a file `cnn quantize` writes): integer-only inference \
+                 with TensorFlow Lite's int8 semantics."
+            );
+            (doc, TokenStream::new(), TokenStream::new())
+        }
+    };
+    let count_lit = lit(count);
     Some(quote! {
         #(#attrs)*
         #[doc = #doc_struct]
-        #[derive(Clone, Copy, Debug, Default)]
-        #vis struct #name;
+        #[derive(Clone)]
+        #vis struct #name {
+            weights: [i8; #wn],
+            biases: [i32; #bn],
+            requant: [#p::quant::Requant; #cn],
+            clamps: [#p::quant::Clamp; #kn],
+            quants: [#p::quant::Quant; #ln],
+            q4: [#p::quant::Q4Input; #sn],
+        }
 
+        #[allow(clippy::all)]
         impl #name {
-            /// The net's (only) value, for method-call syntax.
-            pub const TRAINED: &'static #name = &#name;
+            #baked_items
             /// `[C, H, W]` of one input.
             pub const INPUT_SHAPE: [usize; 3] = [#(#dims),*];
             /// Values of one input.
@@ -403,19 +574,75 @@ pub fn emit(
             pub const OUTPUT_LEN: usize = #output_len;
             /// Bytes of scratch `forward_with` needs, exactly.
             pub const INFER_SCRATCH_BYTES: usize = #scratch;
-            /// Bytes of read-only data: int8 weights, int32 biases and the
-            /// requantization multipliers (two `i32`s per output channel).
-            pub const PARAM_BYTES: usize = #param_bytes;
+            /// Bytes of read-only data: the net's int8 weights, int32
+            /// biases, requantization multipliers (two `i32`s per output
+            /// channel), clamps and quantizations.
+            pub const PARAM_BYTES: usize = #p::core::mem::size_of::<Self>();
             /// Multiply-accumulates of one forward pass.
             pub const MACS: usize = #macs;
-            /// The input's quantization: `real = INPUT_SCALE * (q - INPUT_ZERO_POINT)`.
-            pub const INPUT_SCALE: f32 = #in_scale;
-            /// See [`Self::INPUT_SCALE`].
-            pub const INPUT_ZERO_POINT: i32 = #in_zp;
+            /// Its conv and linear layers: what an int8 file holds for each.
+            pub const INT8_LAYERS: &'static [#p::int8::Int8LayerInfo] = &[#(#layer_infos),*];
+
+            /// What inference derives from the parts once: the
+            /// requantization multipliers, clamps, every layer's output
+            /// quantization (`quants[0]` is the input's) and the
+            /// sigmoid/tanh input stages.
+            #[allow(unused_mut, unused_variables, clippy::type_complexity)]
+            const fn __derive(
+                weight_scales: &[f32],
+                per_tensor: &[bool],
+                outputs: &[#p::quant::Quant],
+                input: #p::quant::Quant,
+            ) -> #p::core::result::Result<
+                (
+                    [#p::quant::Requant; #cn],
+                    [#p::quant::Clamp; #kn],
+                    [#p::quant::Quant; #ln],
+                    [#p::quant::Q4Input; #sn],
+                ),
+                #p::int8::Int8Error,
+            > {
+                if weight_scales.len() != #cn || per_tensor.len() != #kn || outputs.len() != #kn {
+                    return #p::core::result::Result::Err(#p::int8::Int8Error::Lengths);
+                }
+                let mut requant = [#p::quant::Requant::ZERO; #cn];
+                let mut clamps = [#p::quant::Clamp::FULL; #kn];
+                let mut quants = [#p::quant::Quant::UNIT; #ln];
+                let mut q4 = [#p::quant::Q4Input::SATURATED; #sn];
+                quants[0] = input;
+                #prepare
+                #p::core::result::Result::Ok((requant, clamps, quants, q4))
+            }
+
+            /// The net of `parts` (e.g. read from an int8 file by
+            /// `cnn_runtime::weights::int8::load`), computing what inference
+            /// derives from them exactly as a baked net does.
+            ///
+            /// # Errors
+            ///
+            /// If the parts' lengths do not fit this net, or a scale is
+            /// out of the range TFLite's int8 arithmetic takes.
+            pub fn from_parts(parts: &#p::int8::Int8Parts<'_>) -> #p::core::result::Result<Self, #p::int8::Int8Error> {
+                if parts.weights.len() != #wn || parts.biases.len() != #bn {
+                    return #p::core::result::Result::Err(#p::int8::Int8Error::Lengths);
+                }
+                let (requant, clamps, quants, q4) =
+                    Self::__derive(parts.weight_scales, parts.per_tensor, parts.outputs, parts.input)?;
+                let mut net = Self { weights: [0; #wn], biases: [0; #bn], requant, clamps, quants, q4 };
+                net.weights.copy_from_slice(parts.weights);
+                net.biases.copy_from_slice(parts.biases);
+                #p::core::result::Result::Ok(net)
+            }
+
+            /// The input's quantization.
+            pub fn input_quant(&self) -> #p::quant::Quant {
+                self.quants[0]
+            }
+
             /// The output's quantization.
-            pub const OUTPUT_SCALE: f32 = #out_scale;
-            /// See [`Self::OUTPUT_SCALE`].
-            pub const OUTPUT_ZERO_POINT: i32 = #out_zp;
+            pub fn output_quant(&self) -> #p::quant::Quant {
+                self.quants[#count_lit]
+            }
 
             /// Integer-only inference on one quantized input, with the
             /// caller's scratch. No heap, no floating point.
@@ -425,10 +652,16 @@ pub fn emit(
                 output: &mut [i8; #output_len],
                 scratch: &mut [i8; #scratch],
             ) {
-                let n = 1usize;
-                let input: &[i8] = input;
-                let output: &mut [i8] = output;
-                let scratch: &mut [i8] = scratch;
+                self.__forward(1, input, output, scratch);
+            }
+
+            #[inline]
+            fn __forward(&self, n: usize, input: &[i8], output: &mut [i8], scratch: &mut [i8]) {
+                #p::core::assert!(
+                    input.len() == n * #input_len && output.len() == n * #output_len && scratch.len() >= n * #scratch,
+                    "{}: buffers do not fit {} examples", #name_str, n
+                );
+                let scratch = &mut scratch[..n * #scratch];
                 let _ = (&input, &output, &scratch);
                 #body
             }
@@ -437,14 +670,16 @@ pub fn emit(
             /// as TensorFlow Lite rounds.
             pub fn quantize_input(&self, x: &[f32; #input_len]) -> [i8; #input_len] {
                 let mut q = [0i8; #input_len];
-                #p::quant::quantize_slice(x, Self::INPUT_SCALE, Self::INPUT_ZERO_POINT, &mut q);
+                let quant = self.quants[0];
+                #p::quant::quantize_slice(x, quant.scale, quant.zero_point, &mut q);
                 q
             }
 
             /// The real values of an output.
             pub fn dequantize_output(&self, y: &[i8; #output_len]) -> [f32; #output_len] {
                 let mut out = [0.0f32; #output_len];
-                #p::quant::dequantize_slice(y, Self::OUTPUT_SCALE, Self::OUTPUT_ZERO_POINT, &mut out);
+                let quant = self.quants[#count_lit];
+                #p::quant::dequantize_slice(y, quant.scale, quant.zero_point, &mut out);
                 out
             }
 
@@ -477,14 +712,56 @@ pub fn emit(
             }
         }
 
-        // Rebuild when the weights file changes.
-        const _: &[u8] = include_bytes!(#path);
+        impl #p::int8::Int8Network for #name {
+            const NAME: &'static str = #name_str;
+            const INPUT_LEN: usize = #input_len;
+            const OUTPUT_LEN: usize = #output_len;
+            const INFER_SCRATCH_BYTES: usize = #scratch;
+            const INT8_LAYERS: &'static [#p::int8::Int8LayerInfo] = Self::INT8_LAYERS;
+
+            fn from_parts(parts: &#p::int8::Int8Parts<'_>) -> #p::core::result::Result<Self, #p::int8::Int8Error> {
+                Self::from_parts(parts)
+            }
+            fn input_quant(&self) -> #p::quant::Quant {
+                self.quants[0]
+            }
+            fn output_quant(&self) -> #p::quant::Quant {
+                self.quants[#count_lit]
+            }
+            fn layer_quants(&self) -> &[#p::quant::Quant] {
+                &self.quants
+            }
+            fn forward_n(&self, n: usize, input: &[i8], output: &mut [i8], scratch: &mut [i8]) {
+                self.__forward(n, input, output, scratch)
+            }
+        }
+
+        impl #p::core::fmt::Debug for #name {
+            fn fmt(&self, f: &mut #p::core::fmt::Formatter<'_>) -> #p::core::fmt::Result {
+                f.debug_struct(#name_str)
+                    .field("input", &self.quants[0])
+                    .field("output", &self.quants[#count_lit])
+                    .finish_non_exhaustive()
+            }
+        }
+
+        #include
     })
+}
+
+/// A `Quant` value in generated code.
+fn quant_tokens(q: Quant) -> TokenStream {
+    let (s, z) = (
+        Literal::f32_suffixed(q.scale),
+        Literal::i32_suffixed(q.zero_point),
+    );
+    quote!(::cnn_runtime::__private::quant::Quant { scale: #s, zero_point: #z })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use syn::LitStr;
 
     /// A safetensors file of `tensors` (key, dtype, shape, little-endian
     /// bytes) with `format` in its metadata.
@@ -656,5 +933,37 @@ mod tests {
             path,
         };
         assert!(read(&file).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_int8_net_refuses_a_float_file_and_graphs() {
+        let path = file(
+            "float2.safetensors",
+            ("cnn.net", "Net"),
+            &[("0.weight", Dtype::F32, vec![1], f32s(&[1.0]))],
+        );
+        let source =
+            format!("pub Net: [1, 1, 1] int8 weights = {path:?} => conv(1, 2, 1) relu flatten linear(2, 3)");
+        let mut messages = Vec::new();
+        collect_messages(crate::expand_str(&source).expect("tokens"), &mut messages);
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(
+            messages[0].contains("is not an int8 file") && messages[0].contains("cnn quantize"),
+            "{messages:?}"
+        );
+
+        let source = "pub Net: [1, 4, 4] int8 => conv(1, 2, 1) add { identity | c: conv(2, 2, 1) } flatten linear(32, 3)";
+        let mut messages = Vec::new();
+        collect_messages(crate::expand_str(source).expect("tokens"), &mut messages);
+        assert!(
+            messages.len() == 1 && messages[0].contains("`int8` net `Net`: int8 nets are chains"),
+            "{messages:?}"
+        );
+
+        // Without a file, a chain compiles.
+        let source = "pub Net: [1, 4, 4] int8 => conv(1, 2, 1) relu flatten linear(32, 3) sigmoid";
+        let mut messages = Vec::new();
+        collect_messages(crate::expand_str(source).expect("tokens"), &mut messages);
+        assert_eq!(messages, Vec::<String>::new());
     }
 }

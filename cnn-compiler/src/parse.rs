@@ -4,7 +4,7 @@
 //! ```text
 //! input   := item (';' item)* ';'?
 //! item    := net | block
-//! net     := attr* vis IDENT ':' '[' INT ',' INT ',' INT ']' ('weights' '=' STR)? '=>' chain
+//! net     := attr* vis IDENT ':' '[' INT ',' INT ',' INT ']' 'int8'? ('weights' '=' STR)? '=>' chain
 //! block   := attr* 'block' IDENT '(' (IDENT ('=' value)?),* ')' '=>' chain
 //!                                               (used as a layer: `Residual(64, strides = 2)`)
 //! chain   := node (','? node)*                  (an nn.Sequential)
@@ -62,6 +62,9 @@ pub struct NetSyntax {
     pub name: Ident,
     pub shape_bracket: token::Bracket,
     pub shape: Vec<LitInt>,
+    /// `int8`: an int8 net (its tensors baked from `weights`, or loaded at
+    /// run time without it).
+    pub int8: Option<kw::int8>,
     /// `weights = "file.safetensors"`: parameters baked in at compile time.
     pub weights: Option<LitStr>,
     pub arrow: Token![=>],
@@ -151,6 +154,7 @@ pub enum ValueSyntax {
 
 mod kw {
     syn::custom_keyword!(weights);
+    syn::custom_keyword!(int8);
     syn::custom_keyword!(add);
     syn::custom_keyword!(cat);
     syn::custom_keyword!(block);
@@ -242,6 +246,7 @@ impl NetSyntax {
         let shape_bracket = bracketed!(content in input);
         let dims = Punctuated::<LitInt, Token![,]>::parse_terminated(&content)?;
         let shape = dims.into_iter().collect();
+        let int8 = input.parse::<Option<kw::int8>>()?;
         let weights = if input.peek(kw::weights) {
             input.parse::<kw::weights>()?;
             input.parse::<Token![=]>()?;
@@ -257,6 +262,7 @@ impl NetSyntax {
             name,
             shape_bracket,
             shape,
+            int8,
             weights,
             arrow,
             chain,

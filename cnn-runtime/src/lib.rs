@@ -19,6 +19,7 @@ extern crate self as cnn_runtime;
 pub use cnn_macros::cnn_net;
 
 pub mod init;
+pub mod int8;
 pub mod math;
 pub mod network;
 pub mod ops;
@@ -43,7 +44,7 @@ pub mod __private {
         self, Alone, Exchange, Gradients, LayerInfo, Network, Target, TensorInfo, TensorRole,
     };
     pub use crate::optim::Optimizer;
-    pub use crate::{init, ops, quant};
+    pub use crate::{init, int8, ops, quant};
     pub use core;
     #[cfg(feature = "std")]
     pub use std;

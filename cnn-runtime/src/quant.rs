@@ -99,6 +99,40 @@ impl Requant {
         Requant::from_real(real)
     }
 
+    /// [`Requant::per_channel`], or `None` if the multiplier is not finite
+    /// or too large to apply (`shift > 30`: `M >= 2^30`).
+    pub const fn checked_per_channel(
+        input_scale: f32,
+        weight_scale: f32,
+        output_scale: f32,
+    ) -> Option<Requant> {
+        let real = input_scale as f64 * weight_scale as f64 / output_scale as f64;
+        Requant::checked(real)
+    }
+
+    /// [`Requant::per_tensor_linear`], or `None` as
+    /// [`Requant::checked_per_channel`].
+    pub const fn checked_per_tensor_linear(
+        input_scale: f32,
+        weight_scale: f32,
+        output_scale: f32,
+    ) -> Option<Requant> {
+        let real = (input_scale * weight_scale) as f64 / output_scale as f64;
+        Requant::checked(real)
+    }
+
+    const fn checked(real: f64) -> Option<Requant> {
+        if !real.is_finite() {
+            return None;
+        }
+        let r = Requant::from_real(real);
+        if r.shift > 30 {
+            None
+        } else {
+            Some(r)
+        }
+    }
+
     /// `x * M`, rounded as TFLM rounds it: [`multiply_by_quantized_multiplier`].
     #[inline(always)]
     pub fn apply(self, x: i32) -> i32 {
@@ -284,6 +318,39 @@ pub fn dequantize_slice(q: &[i8], scale: f32, zero_point: i32, x: &mut [f32]) {
     }
 }
 
+/// An int8 value's quantization: `real = scale * (q - zero_point)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quant {
+    /// The real step between consecutive integers; positive and finite.
+    pub scale: f32,
+    /// The integer that stands for real 0, in `[-128, 127]`.
+    pub zero_point: i32,
+}
+
+impl Quant {
+    /// Scale 1, zero point 0 (a placeholder for arrays filled later).
+    pub const UNIT: Quant = Quant {
+        scale: 1.0,
+        zero_point: 0,
+    };
+
+    /// TFLite's quantization of the real range `[min, max]` (widened to
+    /// hold 0, as the converter does): `scale = (max - min) / 255` and the
+    /// zero point `-128 - min / scale`, rounded to nearest and kept in the
+    /// int8 range. NaN bounds count as 0; the range `[0, 0]` (a value that
+    /// is always 0, e.g. a dead relu) gets scale 1.
+    pub fn from_range(min: f32, max: f32) -> Quant {
+        let (min, max) = (min.min(0.0), max.max(0.0));
+        let width = (max - min) / 255.0;
+        let scale = if width.is_normal() { width } else { 1.0 };
+        let zero_point = round_half_away(-128.0 - min / scale) as i32;
+        Quant {
+            scale,
+            zero_point: zero_point.clamp(-128, 127),
+        }
+    }
+}
+
 /// An activation TFLite fuses into the op before it, applied as a clamp of
 /// the int8 output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -440,27 +507,41 @@ impl Q4Input {
     /// If `scale` is not positive and finite, or so small (below `2^-27`)
     /// that the shift would be negative.
     pub const fn prepare(scale: f32, zero_point: i32) -> Q4Input {
-        assert!(
-            scale.is_finite() && scale > 0.0,
-            "logistic/tanh: the input scale must be positive and finite"
-        );
+        match Self::try_prepare(scale, zero_point) {
+            Some(q) => q,
+            None => panic!("logistic/tanh: the input scale must be positive, finite and at least 2^-27"),
+        }
+    }
+
+    /// [`Q4Input::prepare`], or `None` for a scale it panics on.
+    pub const fn try_prepare(scale: f32, zero_point: i32) -> Option<Q4Input> {
+        if !(scale.is_finite() && scale > 0.0) {
+            return None;
+        }
         let real = scale as f64 * (1u32 << (31 - Self::INTEGER_BITS)) as f64;
         let (f, shift) = frexp(real);
-        assert!(
-            shift >= 0 && shift <= 62,
-            "logistic/tanh: the input scale is out of range"
-        );
+        if shift < 0 || shift > 62 {
+            return None;
+        }
         let multiplier = round_f64(f * TWO_POW_31) as i64 as i32;
         let max_rescaled = ((1 << Self::INTEGER_BITS) - 1) as f64
             * (1u64 << (31 - Self::INTEGER_BITS)) as f64
             / (1u64 << shift) as f64;
-        Q4Input {
+        Some(Q4Input {
             zero_point,
             multiplier,
             shift,
             radius: floor_f64(max_rescaled) as i32,
-        }
+        })
     }
+
+    /// A placeholder (every input saturates), for arrays filled later.
+    pub const SATURATED: Q4Input = Q4Input {
+        zero_point: 0,
+        multiplier: 0,
+        shift: 0,
+        radius: 0,
+    };
 
     /// `d = q - zero_point` and, if `|d| < radius`, `d` in Q4.27; `Err`
     /// carries the saturated side (`true` for positive).

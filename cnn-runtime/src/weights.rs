@@ -39,6 +39,7 @@ use serde_json::Value;
 
 use crate::network::{Network, TensorInfo, TensorRole};
 
+pub mod int8;
 mod json_keys;
 
 /// Why weights could not be saved or loaded.
@@ -113,6 +114,20 @@ pub enum WeightsError {
         /// The number of values in `"data"`.
         len: usize,
     },
+    /// A float weights file given to an int8 net.
+    NotInt8,
+    /// A tensor of an int8 file has the wrong dtype, or a value out of
+    /// range (a scale that is not positive and finite, a zero point outside
+    /// int8).
+    Int8Value {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The int8 file's tensors are well-formed but make no net (see
+    /// [`crate::int8::Int8Error`]).
+    Int8(crate::int8::Int8Error),
 }
 
 impl fmt::Display for WeightsError {
@@ -153,6 +168,12 @@ impl fmt::Display for WeightsError {
             WeightsError::NonFinite { key, index } => {
                 write!(f, "tensor {key:?}: value {index} is not a finite f32")
             }
+            WeightsError::NotInt8 => f.write_str(
+                "this is a float weights file: an int8 net loads only int8 files (metadata \"cnn.format\": \
+                 \"int8\"); make one from float weights with `cnn quantize`",
+            ),
+            WeightsError::Int8Value { key, message } => write!(f, "tensor {key:?}: {message}"),
+            WeightsError::Int8(e) => write!(f, "int8 weights: {e}"),
             WeightsError::LengthMismatch { key, shape, len } => match element_count(shape) {
                 Some(n) => write!(f, "tensor {key:?}: shape {shape:?} needs {n} values, found {len}"),
                 None => write!(

@@ -2,7 +2,7 @@
 //! through [`activation_op!`]): element-wise, in place, shape
 //! kept; the backward reads the stored output (`y`), never the input.
 
-use super::{lit, private, BackwardIo, ForwardIo, Int8Io, Int8Step, Quant};
+use super::{lit, private, BackwardIo, ForwardIo, Int8Code, Int8Io, Int8Output, Int8Step, Quant};
 use crate::plan::LayerPlan;
 use crate::shape::Shape;
 use proc_macro2::{Ident, TokenStream};
@@ -49,15 +49,24 @@ pub fn int8_fused(keyword: &str, io: &Int8Io) -> Result<Int8Step, String> {
 pub fn int8_fixed_point(keyword: &str, output: Quant, io: &Int8Io) -> Result<Int8Step, String> {
     let p = private();
     let module = Ident::new(keyword, proc_macro2::Span::call_site());
-    let (scale, zp) = (
-        proc_macro2::Literal::f32_suffixed(io.input.scale),
-        proc_macro2::Literal::i32_suffixed(io.input.zero_point),
-    );
+    let (q4, layer) = (lit(io.q4), lit(io.layer));
     let code = quote! {
-        const Q: #p::quant::Q4Input = #p::quant::Q4Input::prepare(#scale, #zp);
-        #p::ops::#module::int8::forward(&Q, target);
+        #p::ops::#module::int8::forward(&self.q4[#q4], target);
     };
-    Ok(Int8Step::InPlace(code, output))
+    let prepare = quote! {
+        q4[#q4] = match #p::quant::Q4Input::try_prepare(quants[#layer].scale, quants[#layer].zero_point) {
+            #p::core::option::Option::Some(q) => q,
+            #p::core::option::Option::None => {
+                return #p::core::result::Result::Err(#p::int8::Int8Error::ScaleOutOfRange { layer: #layer });
+            }
+        };
+    };
+    Ok(Int8Step::InPlace(Int8Code {
+        code,
+        prepare,
+        output: Int8Output::Fixed(output),
+        q4_taken: 1,
+    }))
 }
 
 /// An element-wise activation op: its struct and its `Op` impl, from the

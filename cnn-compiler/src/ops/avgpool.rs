@@ -2,7 +2,9 @@
 //! `count_include_pad=True`; kernels in `cnn-runtime/src/ops/avgpool.rs`.
 
 use super::window::{Window, POOL_ARGS, POOL_OPTIONS};
-use super::{lit, private, BackwardIo, Effect, ForwardIo, Int8Io, Int8Step, Op, TensorSpec};
+use super::{
+    lit, private, BackwardIo, Effect, ForwardIo, Int8Code, Int8Io, Int8Output, Int8Step, Op, TensorSpec,
+};
 use crate::ctxt::Errors;
 use crate::layer::{Args, Layer, Param};
 use crate::plan::LayerPlan;
@@ -54,7 +56,7 @@ impl Op for AvgPool {
         quote! { #geometry #p::ops::avgpool::forward(&G, n, x, y); }
     }
 
-    fn int8(&self, l: &LayerPlan, io: &Int8Io) -> Result<Int8Step, String> {
+    fn int8(&self, l: &LayerPlan, _: &Int8Io) -> Result<Int8Step, String> {
         let p = private();
         let geometry = self.0.geometry(l);
         let code = quote! {
@@ -62,7 +64,12 @@ impl Op for AvgPool {
             #p::ops::avgpool::int8::forward(&G, n, x, #p::quant::Clamp::FULL, y);
         };
         // Pooling keeps the input's quantization, as TFLite requires.
-        Ok(Int8Step::Compute(code, io.input))
+        Ok(Int8Step::Compute(Int8Code {
+            code,
+            prepare: TokenStream::new(),
+            output: Int8Output::Input,
+            q4_taken: 0,
+        }))
     }
 
     fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {

@@ -5,8 +5,8 @@
 
 use super::window::{pair_lits, window_output};
 use super::{
-    bias_arg, int8_stage, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Int8Io, Int8Step, Op,
-    Role, TensorSpec,
+    bias_arg, int8_stage, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Int8Code, Int8Io,
+    Int8Output, Int8Step, Op, Role, TensorSpec,
 };
 use crate::ctxt::Errors;
 use crate::layer::{Accepts, Args, Layer, Pair, Param};
@@ -194,7 +194,7 @@ impl Op for Conv {
 
     fn int8(&self, l: &LayerPlan, io: &Int8Io) -> Result<Int8Step, String> {
         let p = private();
-        let Some(t) = io.tensors else {
+        let Some(slots) = io.slots else {
             return Err("has no int8 tensors".to_string());
         };
         let Shape::Chw(c, h, w) = l.shaped.input else {
@@ -207,15 +207,20 @@ impl Op for Conv {
             pair_lits(self.pad),
         );
         let groups = lit(self.groups);
-        let stage = int8_stage(t, io.input, io.fused, false);
+        let (stage, prepare) = int8_stage(slots, io, None);
         let code = quote! {
             const G: #p::ops::conv::Conv2d = #p::ops::conv::Conv2d {
                 in_channels: #c, in_h: #h, in_w: #w, out_channels: #o, kernel: #k, stride: #s, pad: #pd,
             };
             #stage
-            #p::ops::conv::int8::forward(&G, #groups, n, x, &W, bias, &stage, y);
+            #p::ops::conv::int8::forward(&G, #groups, n, x, W, bias, &stage, y);
         };
-        Ok(Int8Step::Compute(code, t.output))
+        Ok(Int8Step::Compute(Int8Code {
+            code,
+            prepare,
+            output: Int8Output::Own(slots.index),
+            q4_taken: 0,
+        }))
     }
 
     fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {

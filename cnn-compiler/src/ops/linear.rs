@@ -2,8 +2,8 @@
 //! weights `[out, in]`); kernels in `cnn-runtime/src/ops/linear.rs`.
 
 use super::{
-    bias_arg, int8_stage, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Int8Io, Int8Step, Op,
-    Role, TensorSpec,
+    bias_arg, int8_stage, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Int8Code, Int8Io,
+    Int8Output, Int8Step, Op, Role, TensorSpec,
 };
 use crate::ctxt::Errors;
 use crate::layer::{Accepts, Args, Layer, Param};
@@ -143,20 +143,24 @@ impl Op for Linear {
 
     fn int8(&self, l: &LayerPlan, io: &Int8Io) -> Result<Int8Step, String> {
         let p = private();
-        let Some(t) = io.tensors else {
+        let Some(slots) = io.slots else {
             return Err("has no int8 tensors".to_string());
         };
         let geometry = self.geometry(l);
         // TFLite rounds a linear layer's multiplier differently with one
         // weight scale than with one per output.
-        let per_tensor = t.weight_scale.len() == 1 && self.out_features > 1;
-        let stage = int8_stage(t, io.input, io.fused, per_tensor);
+        let (stage, prepare) = int8_stage(slots, io, Some(self.out_features));
         let code = quote! {
             #geometry
             #stage
-            #p::ops::linear::int8::forward(&G, n, x, &W, bias, &stage, y);
+            #p::ops::linear::int8::forward(&G, n, x, W, bias, &stage, y);
         };
-        Ok(Int8Step::Compute(code, t.output))
+        Ok(Int8Step::Compute(Int8Code {
+            code,
+            prepare,
+            output: Int8Output::Own(slots.index),
+            q4_taken: 0,
+        }))
     }
 
     fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {

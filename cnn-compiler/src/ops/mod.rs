@@ -190,26 +190,67 @@ pub struct Int8Tensors {
     pub output: Quant,
 }
 
+/// Where a conv's or linear layer's tensors sit in an int8 net's arrays
+/// (`weights`, `biases`, and the per-channel `requant` and weight scales),
+/// and its index among the net's conv and linear layers (`outputs`,
+/// `per_tensor`, `clamps`).
+pub struct Int8Slots {
+    pub index: usize,
+    pub weight: (usize, usize),
+    pub bias: Option<(usize, usize)>,
+    pub channels: (usize, usize),
+}
+
 /// What the int8 code generator gives an op to print its step with (see
-/// `crate::int8`). `Compute` steps read `x: &[i8]` and write `y: &mut
-/// [i8]`, in-place ones transform `target: &mut [i8]`; `n` is in scope.
+/// `crate::int8`). In the step's `code`, `Compute` steps read `x: &[i8]`
+/// and write `y: &mut [i8]`, in-place ones transform `target: &mut [i8]`;
+/// `n` and `self` (the net, with its arrays) are in scope. In its
+/// `prepare` code (a `const fn` run once per net), `quants`, `requant`,
+/// `clamps` and `q4` are the mutable arrays being filled, `weight_scales`,
+/// `per_tensor` and `outputs` the parts read (see `Int8Parts`).
 pub struct Int8Io<'a> {
-    /// The quantization of the op's input.
-    pub input: Quant,
-    /// The op's tensors from the file (conv and linear only).
-    pub tensors: Option<&'a Int8Tensors>,
+    /// The layer's index: its input's quantization is `quants[layer]`, its
+    /// output's `quants[layer + 1]` (which the driver fills from
+    /// [`Int8Code::output`] after `prepare`).
+    pub layer: usize,
+    /// The op's place in the arrays (conv and linear only).
+    pub slots: Option<&'a Int8Slots>,
     /// The next layer's activation, fused into this one's output.
     pub fused: Option<Fused>,
     /// This layer is an activation the previous layer fused.
     pub absorbed: bool,
+    /// The first free entry of `q4` (sigmoid/tanh input stages).
+    pub q4: usize,
+}
+
+/// An op's code in an int8 net.
+pub struct Int8Code {
+    /// The inference step.
+    pub code: TokenStream,
+    /// What it derives from the parts once (in a `const fn`).
+    pub prepare: TokenStream,
+    /// Its output's quantization.
+    pub output: Int8Output,
+    /// Entries of `q4` it took (from [`Int8Io::q4`] on).
+    pub q4_taken: usize,
+}
+
+/// Where an int8 op's output quantization comes from.
+pub enum Int8Output {
+    /// The input's (pools: TFLite requires it).
+    Input,
+    /// The file's `{key}.output_scale` / `.output_zero_point` (conv, linear).
+    Own(usize),
+    /// Fixed by the op (sigmoid, tanh).
+    Fixed(Quant),
 }
 
 /// What an op is in an int8 net.
 pub enum Int8Step {
-    /// Reads `x`, writes `y`: the code and the output's quantization.
-    Compute(TokenStream, Quant),
+    /// Reads `x`, writes `y`.
+    Compute(Int8Code),
     /// Transforms `target` in place.
-    InPlace(TokenStream, Quant),
+    InPlace(Int8Code),
     /// No code: the same bytes, the same quantization (flatten, identity,
     /// dropout at inference, an activation fused into the layer before).
     Same,
@@ -504,7 +545,7 @@ fn private() -> TokenStream {
 }
 
 /// A `usize` literal without suffix.
-fn lit(n: usize) -> proc_macro2::Literal {
+pub(crate) fn lit(n: usize) -> proc_macro2::Literal {
     proc_macro2::Literal::usize_unsuffixed(n)
 }
 
@@ -530,65 +571,63 @@ fn bias_arg(range: Option<(usize, usize)>) -> TokenStream {
     }
 }
 
-/// An `f32` literal that reads back as exactly `v`.
-fn f32_lit(v: f32) -> proc_macro2::Literal {
-    proc_macro2::Literal::f32_suffixed(v)
-}
-
-/// An `i32` literal.
-fn i32_lit(v: i32) -> proc_macro2::Literal {
-    proc_macro2::Literal::i32_suffixed(v)
-}
-
-/// The output stage of an int8 conv or linear layer as `const R` (its
-/// requantization multipliers, computed by the runtime's `const fn`s when
-/// the user's crate compiles) and `let stage`, and the statics of its
-/// weights (`W`) and bias (`B`); `per_tensor_linear` picks TFLite's
-/// rounding of a linear layer with one weight scale.
-fn int8_stage(t: &Int8Tensors, input: Quant, fused: Option<Fused>, per_tensor_linear: bool) -> TokenStream {
+/// An int8 conv's or linear layer's output stage: the forward code's `W`,
+/// `bias` and `stage` (read from the net's arrays), and the `prepare` code
+/// that fills its requantization multipliers and clamp. `linear_out` is
+/// `Some(out_features)` for a linear layer, whose multipliers TFLite rounds
+/// differently when the file has one weight scale for all outputs.
+fn int8_stage(s: &Int8Slots, io: &Int8Io, linear_out: Option<usize>) -> (TokenStream, TokenStream) {
     let p = private();
-    let (is, os) = (f32_lit(input.scale), f32_lit(t.output.scale));
-    let multipliers = t.weight_scale.iter().map(|&ws| {
-        let ws = f32_lit(ws);
-        if per_tensor_linear {
-            quote::quote!(#p::quant::Requant::per_tensor_linear(#is, #ws, #os))
-        } else {
-            quote::quote!(#p::quant::Requant::per_channel(#is, #ws, #os))
+    let (input, output) = (lit(io.layer), lit(io.layer + 1));
+    let k = lit(s.index);
+    let (w0, w1) = (lit(s.weight.0), lit(s.weight.1));
+    let (c0, c1) = (lit(s.channels.0), lit(s.channels.1));
+    let bias = match s.bias {
+        Some((b0, b1)) => {
+            let (b0, b1) = (lit(b0), lit(b1));
+            quote::quote!(#p::core::option::Option::Some(&self.biases[#b0..#b1]))
         }
-    });
-    let count = lit(t.weight_scale.len());
-    let activation = match fused {
+        None => quote::quote!(#p::core::option::Option::None),
+    };
+    let code = quote::quote! {
+        let W: &[i8] = &self.weights[#w0..#w1];
+        let bias: #p::core::option::Option<&[i32]> = #bias;
+        let stage = #p::quant::OutputStage {
+            input_zero_point: self.quants[#input].zero_point,
+            requant: &self.requant[#c0..#c1],
+            output_zero_point: self.quants[#output].zero_point,
+            clamp: self.clamps[#k],
+        };
+    };
+    let activation = match io.fused {
         None => quote::quote!(None),
         Some(Fused::Relu) => quote::quote!(Relu),
         Some(Fused::Relu6) => quote::quote!(Relu6),
     };
-    let (izp, ozp) = (i32_lit(input.zero_point), i32_lit(t.output.zero_point));
-    let (w_len, weights) = (
-        lit(t.weight.len()),
-        t.weight.iter().map(|&v| proc_macro2::Literal::i8_unsuffixed(v)),
-    );
-    let bias = match &t.bias {
-        Some(b) => {
-            let (b_len, values) = (
-                lit(b.len()),
-                b.iter().map(|&v| proc_macro2::Literal::i32_unsuffixed(v)),
-            );
-            quote::quote! {
-                static B: [i32; #b_len] = [#(#values),*];
-                let bias = #p::core::option::Option::Some(&B[..]);
+    let layer = lit(io.layer);
+    let multiplier = match linear_out {
+        Some(out) if out > 1 => quote::quote! {
+            if per_tensor[#k] {
+                #p::quant::Requant::checked_per_tensor_linear(input.scale, weight_scales[c], out.scale)
+            } else {
+                #p::quant::Requant::checked_per_channel(input.scale, weight_scales[c], out.scale)
             }
-        }
-        None => quote::quote!(let bias = #p::core::option::Option::None;),
+        },
+        _ => quote::quote!(#p::quant::Requant::checked_per_channel(input.scale, weight_scales[c], out.scale)),
     };
-    quote::quote! {
-        static W: [i8; #w_len] = [#(#weights),*];
-        #bias
-        const R: [#p::quant::Requant; #count] = [#(#multipliers),*];
-        let stage = #p::quant::OutputStage {
-            input_zero_point: #izp,
-            requant: &R,
-            output_zero_point: #ozp,
-            clamp: const { #p::quant::Clamp::for_activation(#p::quant::Activation::#activation, #os, #ozp) },
-        };
-    }
+    let prepare = quote::quote! {
+        let (input, out) = (quants[#input], outputs[#k]);
+        let mut c = #c0;
+        while c < #c1 {
+            requant[c] = match #multiplier {
+                #p::core::option::Option::Some(r) => r,
+                #p::core::option::Option::None => {
+                    return #p::core::result::Result::Err(#p::int8::Int8Error::MultiplierOutOfRange { layer: #layer });
+                }
+            };
+            c += 1;
+        }
+        clamps[#k] = #p::quant::Clamp::for_activation(#p::quant::Activation::#activation, out.scale, out.zero_point);
+    };
+    (code, prepare)
 }

@@ -17,9 +17,14 @@ macro_rules! int8_net {
                 pub Net: [1, 28, 28] weights = $file => $($net)*
             }
 
+            // The same net with its tensors loaded at run time.
+            cnn_runtime::cnn_net! {
+                pub Loaded: [1, 28, 28] int8 => $($net)*
+            }
+
             #[test]
             fn outputs_equal_tflite_micro() {
-                super::check(stringify!($name), |x, y, scratch| Net.forward_with(
+                super::check(stringify!($name), |x, y, scratch| Net::TRAINED.forward_with(
                     x.try_into().expect("one input"),
                     y.try_into().expect("one output"),
                     scratch.try_into().expect("the scratch"),
@@ -29,8 +34,38 @@ macro_rules! int8_net {
                 let image = &fx["images"][0];
                 let pixels: Vec<u8> = super::ints(&image["pixels"]);
                 let x: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
-                let q = Net.quantize_input(x[..].try_into().unwrap());
+                let q = Net::TRAINED.quantize_input(x[..].try_into().unwrap());
                 assert_eq!(q.to_vec(), super::ints::<i8>(&image["input"]), "quantize_input");
+            }
+
+            /// Loaded at run time from the same file, the net derives the
+            /// same multipliers and gives the same outputs; written back,
+            /// the file loads to the same net again.
+            #[test]
+            fn loaded_at_run_time_equals_baked() {
+                use cnn_runtime::int8::Int8Network;
+                let bytes = std::fs::read(cnn_tests::fixtures_dir().join(&$file["fixtures/".len()..])).unwrap();
+                let loaded: Loaded = cnn_runtime::weights::int8::load(&bytes).expect("loads");
+                assert_eq!(loaded.input_quant(), Net::TRAINED.input_quant());
+                assert_eq!(loaded.output_quant(), Net::TRAINED.output_quant());
+                super::check(stringify!($name), |x, y, scratch| loaded.forward_with(
+                    x.try_into().expect("one input"),
+                    y.try_into().expect("one output"),
+                    scratch.try_into().expect("the scratch"),
+                ), Loaded::INFER_SCRATCH_BYTES, (Net::INPUT_SCALE, Net::INPUT_ZERO_POINT), (Net::OUTPUT_SCALE, Net::OUTPUT_ZERO_POINT));
+                // Batched: the same bytes as one at a time.
+                let fx = super::fixture(stringify!($name));
+                let inputs: Vec<i8> = fx["images"].as_array().unwrap().iter().flat_map(|i| super::ints::<i8>(&i["input"])).collect();
+                let n = inputs.len() / Loaded::INPUT_LEN;
+                let mut batched = vec![0i8; n * Loaded::OUTPUT_LEN];
+                let mut scratch = vec![0i8; n * Loaded::INFER_SCRATCH_BYTES];
+                Int8Network::forward_n(&loaded, n, &inputs, &mut batched, &mut scratch);
+                let expected: Vec<i8> = fx["images"].as_array().unwrap().iter().flat_map(|i| super::ints::<i8>(&i["output"])).collect();
+                assert_eq!(batched, expected, "forward_n");
+                // Round trip through the writer.
+                let t = cnn_runtime::weights::int8::read(&bytes, Loaded::INT8_LAYERS).unwrap();
+                let written = cnn_runtime::weights::int8::to_safetensors(Loaded::INT8_LAYERS, &t.parts(), &[]);
+                assert_eq!(cnn_runtime::weights::int8::read(&written, Loaded::INT8_LAYERS).unwrap(), t);
             }
         }
     };
@@ -103,12 +138,66 @@ fn int8_constants() {
         lenet_relu::Net::INFER_SCRATCH_BYTES,
         float_lenet_relu::Net::INFER_SCRATCH_LEN
     );
-    // Weights (one byte each), biases (four), two i32 per output channel.
+    // Weights (one byte each), biases (four), two i32 per output channel,
+    // a clamp per layer with weights (2), every layer's quantization (8).
     let weights = 150 + 2400 + 48000 + 10080 + 840;
     let channels = 6 + 16 + 120 + 84 + 10;
-    assert_eq!(
-        lenet_relu::Net::PARAM_BYTES,
-        weights + 4 * channels + 8 * channels
-    );
+    let data: usize = weights + 4 * channels + 8 * channels + 2 * 5 + 8 * 13;
+    assert_eq!(lenet_relu::Net::PARAM_BYTES, data.next_multiple_of(4));
+    assert_eq!(lenet_relu::Net::PARAM_BYTES, lenet_relu::Loaded::PARAM_BYTES);
     assert_eq!(lenet_relu::Net::MACS, float_lenet_relu::Net::MACS);
+}
+
+/// Every bad int8 file is a load-time error naming what is wrong, and
+/// a float file is refused by an int8 net.
+#[test]
+fn bad_int8_files_are_load_errors() {
+    use cnn_runtime::int8::Int8Parts;
+    use cnn_runtime::weights::{int8, WeightsError};
+    type Net = lenet_sigmoid::Loaded;
+    let bytes = std::fs::read(cnn_tests::fixtures_dir().join("int8/lenet_sigmoid.safetensors")).unwrap();
+    let good = int8::read(&bytes, Net::INT8_LAYERS).unwrap();
+    let error = |edit: &dyn Fn(&mut int8::Int8Tensors)| {
+        let mut t = good.clone();
+        edit(&mut t);
+        let written = int8::to_safetensors(Net::INT8_LAYERS, &t.parts(), &[]);
+        int8::load::<Net>(&written).err().map(|e| e.to_string())
+    };
+    // A zero output scale, a negative weight scale, a zero point beyond int8.
+    let zero = error(&|t| t.outputs[1].scale = 0.0).unwrap();
+    assert!(
+        zero.contains("3.output_scale\"") && zero.contains("positive finite"),
+        "{zero}"
+    );
+    let negative = error(&|t| t.weight_scales[7] = -1.0).unwrap();
+    assert!(
+        negative.contains("3.weight_scale\"") && negative.contains("scale 1 is -1"),
+        "{negative}"
+    );
+    let zp = error(&|t| t.input.zero_point = 300).unwrap();
+    assert!(
+        zp.contains("\"input.zero_point\"") && zp.contains("outside the int8 range"),
+        "{zp}"
+    );
+    // A sigmoid whose input scale TFLite's fixed point cannot take.
+    let tiny = error(&|t| t.outputs[0].scale = 1e-12).unwrap();
+    assert!(tiny.contains("layer 1") && tiny.contains("2^-27"), "{tiny}");
+    // A file for another net: shapes and keys differ.
+    let other = std::fs::read(cnn_tests::fixtures_dir().join("int8/strided.safetensors")).unwrap();
+    let message = int8::load::<Net>(&other).err().unwrap().to_string();
+    assert!(message.contains("0.weight\""), "{message}");
+    // A float file.
+    let float = cnn_runtime::weights::to_safetensors(
+        float_lenet_relu::Net::TENSORS,
+        &vec![0.0; float_lenet_relu::Net::PARAM_COUNT],
+    );
+    let refused = int8::load::<Net>(&float).err().unwrap();
+    assert!(matches!(refused, WeightsError::NotInt8), "{refused}");
+    assert!(refused.to_string().contains("cnn quantize"), "{refused}");
+    // Parts that do not fit.
+    let parts = Int8Parts {
+        weights: &[0; 3],
+        ..good.parts()
+    };
+    assert!(Net::from_parts(&parts).is_err());
 }
