@@ -1413,6 +1413,10 @@ mod tests {
             [
                 "LeNet",
                 "LeNetRelu",
+                "LeNetInt8",
+                "LeNetReluInt8",
+                "VggSmallInt8",
+                "AlexNetSmallInt8",
                 "Nin",
                 "VggSmall",
                 "AlexNetSmall",

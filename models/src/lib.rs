@@ -25,6 +25,49 @@ cnn_net! {
 }
 
 cnn_net! {
+    /// [`LeNet`] with int8 tensors loaded at run time: what `cnn quantize
+    /// --net lenet` makes and checks.
+    pub LeNetInt8: [1, 28, 28] int8 =>
+        conv(1, 6, 5, pad = 2) sigmoid avgpool(2)
+        conv(6, 16, 5) sigmoid avgpool(2)
+        flatten
+        linear(400, 120) sigmoid
+        linear(120, 84) sigmoid
+        linear(84, 10);
+
+    /// [`LeNetRelu`] with int8 tensors loaded at run time.
+    pub LeNetReluInt8: [1, 28, 28] int8 =>
+        conv(1, 6, 5, pad = 2) relu maxpool(2)
+        conv(6, 16, 5) relu maxpool(2)
+        flatten
+        linear(400, 120) relu
+        linear(120, 84) relu
+        linear(84, 10);
+
+    /// [`VggSmall`] with int8 tensors loaded at run time.
+    pub VggSmallInt8: [1, 28, 28] int8 =>
+        conv(1, 16, 3, pad = 1) relu maxpool(2)
+        conv(16, 32, 3, pad = 1) relu conv(32, 32, 3, pad = 1) relu maxpool(2)
+        conv(32, 64, 3, pad = 1) relu conv(64, 64, 3, pad = 1) relu maxpool(2)
+        flatten
+        linear(576, 256) relu dropout(0.5)
+        linear(256, 256) relu dropout(0.5)
+        linear(256, 10);
+
+    /// [`AlexNetSmall`] with int8 tensors loaded at run time.
+    pub AlexNetSmallInt8: [1, 28, 28] int8 =>
+        conv(1, 32, 7, stride = 2, pad = 3) relu maxpool(3, stride = 2, pad = 1)
+        conv(32, 64, 3, pad = 1) relu
+        conv(64, 96, 3, pad = 1) relu
+        conv(96, 64, 3, pad = 1) relu
+        maxpool(3, stride = 2)
+        flatten
+        linear(576, 512) relu dropout(0.5)
+        linear(512, 512) relu dropout(0.5)
+        linear(512, 10)
+}
+
+cnn_net! {
     /// Network in Network (Lin et al., 2013) as in Dive into Deep Learning,
     /// section 8.3, sized for 28x28 inputs: NiN blocks of a convolution and
     /// two 1x1 convolutions, each followed by ReLU, max pooling with kernel 3
@@ -371,7 +414,8 @@ macro_rules! net_registry {
 // Fashion-MNIST; see the README.
 net_registry! {
     "lenet" => LeNet, "LeNet-5 of D2L 7.6: sigmoid, average pooling";
-    "lenet-relu" => LeNetRelu, "LeNet with ReLU and max pooling";
+    "lenet-relu" => LeNetRelu, "LeNet with ReLU and max pooling",
+        Recipe::sgd(0.1);
     "nin" => Nin, "Network in Network of D2L 8.3: 1x1 convolutions, global average pooling",
         Recipe::adam(0.002).epochs(15);
     "vgg-small" => VggSmall, "VGG of D2L 8.2, scaled down: 3x3 convolution blocks, channels 16-32-64",
@@ -388,4 +432,38 @@ net_registry! {
         Recipe::adam(0.002).batch_size(128).epochs(5);
     "mobilenet-small" => MobileNetSmall, "MobileNetV2-style: depthwise inverted residuals, ReLU6",
         Recipe::adam(0.002).batch_size(128).epochs(3);
+}
+
+/// Code to run with a float net and its int8 twin chosen by name at run
+/// time: [`with_int8_net`] calls [`Int8Visitor::visit`] with both types.
+pub trait Int8Visitor {
+    /// What the visit returns.
+    type Output;
+    /// Runs with the float net `N` and its int8 twin `Q` (the same layers).
+    fn visit<N: cnn_runtime::Network, Q: cnn_runtime::int8::Int8Network>(self) -> Self::Output;
+}
+
+/// Builds [`INT8_NETS`] and [`with_int8_net`] from one list.
+macro_rules! int8_registry {
+    ($($name:literal => $float:ident, $int8:ident;)*) => {
+        /// The nets `cnn quantize` takes: chains whose every layer has an
+        /// int8 form (no batch norm, `add`, `cat` or global pooling yet).
+        pub const INT8_NETS: &[&str] = &[$($name),*];
+
+        /// Runs `visitor` with the net registered as `name` and its int8
+        /// twin; `None` if `name` has none.
+        pub fn with_int8_net<V: Int8Visitor>(name: &str, visitor: V) -> Option<V::Output> {
+            match name {
+                $($name => Some(visitor.visit::<$float, $int8>()),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+int8_registry! {
+    "lenet" => LeNet, LeNetInt8;
+    "lenet-relu" => LeNetRelu, LeNetReluInt8;
+    "vgg-small" => VggSmall, VggSmallInt8;
+    "alexnet-small" => AlexNetSmall, AlexNetSmallInt8;
 }

@@ -286,6 +286,8 @@ fn train_eval_infer_resume() {
         assert!(!parts.next().unwrap_or("").is_empty(), "no class name: {line}");
     }
 
+    quantize_the_run(&dir, &out_dir.join("weights.safetensors"), accuracy(&text));
+
     // Start a new run from the JSON weights for one more epoch (weights
     // only: `--resume` continues a run from its checkpoint).
     let resumed = dir.path("resumed");
@@ -300,6 +302,66 @@ fn train_eval_infer_resume() {
     let rows = metrics(&resumed.join("metrics.csv"));
     assert_eq!(rows.len(), 1);
     assert!(accuracy(&again) > 0.55, "{again}");
+}
+
+/// `cnn quantize` on a trained LeNet-ReLU (float test accuracy
+/// `float_accuracy` on the sample's first 500 test images): the int8 file
+/// loads into the int8 twin, whose predictions give the accuracy the
+/// command printed, close to float's; bad values are errors that write
+/// nothing.
+fn quantize_the_run(dir: &TempDir, weights: &Path, float_accuracy: f64) {
+    let data = sample_dir();
+    let int8_file = dir.path("lenet-relu.int8.safetensors");
+    let args = |calibration: &'static str, out: &Path| {
+        let mut cmd = cnn(&["quantize", "--net", "lenet-relu", "--weights", path_str(weights)]);
+        cmd.args(["--data", path_str(&data), "--limit-test", "500", "--calibration", calibration]);
+        cmd.args(["--out", path_str(out)]);
+        cmd
+    };
+    let out = run(&mut args("300", &int8_file));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("test accuracy (500 images): float "))
+        .unwrap_or_else(|| panic!("no accuracy line in:\n{text}"));
+    let numbers: Vec<f64> = line
+        .split([' ', ','])
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (float, int8) = (numbers[0], numbers[1]);
+    assert!((float - float_accuracy).abs() < 1e-4, "{line} vs {float_accuracy}");
+    assert!((int8 - float).abs() <= 0.03, "{line}");
+    assert!(text.contains("calibration: 300 training images"), "{text}");
+
+    // The file: the int8 twin loads it and predicts what the command said.
+    let net: models::LeNetReluInt8 = cnn_runtime::weights::int8::load_file(&int8_file).expect("the int8 file loads");
+    let bytes = std::fs::read(&int8_file).unwrap();
+    let meta = cnn_runtime::weights::safetensors_metadata(&bytes).unwrap();
+    assert_eq!(meta.get("cnn.net").map(String::as_str), Some("LeNetRelu"));
+    assert_eq!(meta.get("cnn.format").map(String::as_str), Some("int8"));
+    let test = cnn_runtime::data::load_split(&data, cnn_runtime::data::Split::Test).unwrap().take(500);
+    let predicted = cnn_runtime::int8::calibrate::predict(&net, &test.images);
+    let correct = predicted.iter().zip(&test.labels).filter(|(&p, &l)| p == usize::from(l)).count();
+    assert!((correct as f64 / 500.0 - int8).abs() < 1e-4, "{correct} of 500 vs {line}");
+
+    // More calibration images than training images: an error, no file.
+    let missing = dir.path("none.int8.safetensors");
+    let out = run(&mut args("5001", &missing));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--calibration 5001: the training set has only 5,000 images"), "{}", stderr(&out));
+    assert!(!missing.exists(), "an error wrote {}", missing.display());
+    // The float weights are not overwritten, and a float net's weights
+    // are not quantized as another net's.
+    expect_error(
+        &["quantize", "--net", "lenet-relu", "--weights", path_str(weights), "--out", path_str(weights)],
+        &["that is the float weights file"],
+    );
+    expect_error(
+        &["quantize", "--net", "lenet", "--weights", path_str(weights), "--out", path_str(&missing)],
+        &["LeNetRelu", "not LeNet"],
+    );
+    assert!(!missing.exists());
 }
 
 #[test]
@@ -616,6 +678,7 @@ fn summary_lists_the_zoo_with_its_recipes() {
         "alexnet-small ",
         "AlexNetSmall",
         "train defaults: SGD lr 0.9, batch 256, 10 epochs",
+        "train defaults: SGD lr 0.1, batch 256, 10 epochs",
         "train defaults: SGD lr 0.05 momentum 0.9, batch 256, 5 epochs",
         "train defaults: Adam lr 0.002",
         "on the sample: Adam lr 0.003, batch 64, 20 epochs",

@@ -36,6 +36,101 @@ pub enum Command {
     Infer(InferArgs),
     /// Print a net's layer table, or list the nets.
     Summary(SummaryArgs),
+    /// Quantize trained float weights to int8 (TensorFlow Lite's scheme):
+    /// calibrate on training images, write the int8 file, print the float
+    /// and int8 test accuracy.
+    Quantize(QuantizeArgs),
+}
+
+/// The `--net` values of `cnn quantize`: the nets with an int8 twin.
+fn int8_net_names() -> PossibleValuesParser {
+    PossibleValuesParser::new(models::INT8_NETS.iter().map(|&name| PossibleValue::new(name)))
+}
+
+/// Options of `cnn quantize`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The int8 file holds per-output-channel symmetric int8 weights, int32 biases, and the scale and zero point of the input and of every conv and linear layer's output. Bake it into an int8 net with `cnn_net! { pub Net: [1, 28, 28] weights = \"FILE\" => ... }` (the float net's layers), or load it at run time into one declared with `int8`."
+)]
+pub struct QuantizeArgs {
+    /// The float net the weights belong to.
+    #[arg(long, default_value = "lenet", value_parser = int8_net_names())]
+    pub net: String,
+    /// Trained float weights (.json or .safetensors), e.g. a `cnn train`
+    /// run's weights.safetensors.
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// Training images to calibrate the activation ranges on, spread
+    /// evenly over the training set.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub calibration: usize,
+    /// The int8 file to write [default: next to --weights, with
+    /// `.int8.safetensors` for its extension].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Fashion-MNIST directory [default: as for `cnn train`].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Test on the first N test examples only.
+    #[arg(long, value_name = "N")]
+    pub limit_test: Option<usize>,
+    /// Worker threads, at most 4 per core [default: the available cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// A checked `cnn quantize` command line.
+#[derive(Clone, Debug)]
+pub struct QuantizeConfig {
+    /// Registry name of the float net.
+    pub net: String,
+    /// Float weights file.
+    pub weights: PathBuf,
+    /// Calibration images, at least 1.
+    pub calibration: usize,
+    /// The int8 file to write (not the weights file).
+    pub out: PathBuf,
+    /// `--data`, if given.
+    pub data: Option<PathBuf>,
+    /// Use only the first N test examples (at least 1).
+    pub limit_test: Option<usize>,
+    /// Worker threads, at least 1.
+    pub threads: usize,
+}
+
+impl QuantizeArgs {
+    /// Checks every value.
+    pub fn validate(self) -> Result<QuantizeConfig, CliError> {
+        let calibration = positive_opt("--calibration", Some(self.calibration))?.unwrap_or(1);
+        let out = match self.out {
+            Some(out) => out,
+            None => {
+                let stem = self.weights.file_stem().unwrap_or_default().to_string_lossy();
+                self.weights.with_file_name(format!("{stem}.int8.safetensors"))
+            }
+        };
+        if out == self.weights {
+            return Err(CliError::InvalidArg(format!(
+                "--out {}: that is the float weights file; choose another name",
+                out.display()
+            )));
+        }
+        if out.extension().is_none_or(|e| e != "safetensors") {
+            return Err(CliError::InvalidArg(format!(
+                "--out {}: an int8 file is safetensors; give it the .safetensors extension",
+                out.display()
+            )));
+        }
+        Ok(QuantizeConfig {
+            net: self.net,
+            weights: self.weights,
+            calibration,
+            out,
+            data: self.data,
+            limit_test: positive_opt("--limit-test", self.limit_test)?,
+            threads: threads(self.threads)?,
+        })
+    }
 }
 
 /// The `--net` values: every name of the registry, [`models::NETS`].

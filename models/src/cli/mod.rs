@@ -25,6 +25,7 @@ pub mod dataset;
 pub mod error;
 pub mod interrupt;
 pub mod plot;
+pub mod quantize;
 pub mod report;
 pub mod run_dir;
 pub mod train;
@@ -73,6 +74,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let config = args.validate()?;
             dispatch(&config.net.clone(), InferJob(&config))
         }
+        Command::Quantize(args) => {
+            let config = args.validate()?;
+            models::with_int8_net(&config.net.clone(), QuantizeJob(&config)).unwrap_or_else(|| {
+                Err(CliError::InvalidArg(format!(
+                    "net {:?} has no int8 form; quantize one of: {}",
+                    config.net,
+                    models::INT8_NETS.join(", ")
+                )))
+            })
+        }
         Command::Summary(args) => match args.name {
             Some(name) => dispatch(&name, SummaryJob),
             None => list_nets(),
@@ -106,6 +117,15 @@ impl NetVisitor for InferJob<'_> {
     type Output = Result<(), CliError>;
     fn visit<N: Network>(self) -> Self::Output {
         infer::<N>(self.0)
+    }
+}
+
+struct QuantizeJob<'a>(&'a args::QuantizeConfig);
+
+impl models::Int8Visitor for QuantizeJob<'_> {
+    type Output = Result<(), CliError>;
+    fn visit<N: Network, Q: cnn_runtime::int8::Int8Network>(self) -> Self::Output {
+        quantize::command::<N, Q>(self.0)
     }
 }
 
