@@ -314,7 +314,14 @@ fn quantize_the_run(dir: &TempDir, weights: &Path, float_accuracy: f64) {
     let int8_file = dir.path("lenet-relu.int8.safetensors");
     let args = |calibration: &'static str, out: &Path| {
         let mut cmd = cnn(&["quantize", "--net", "lenet-relu", "--weights", path_str(weights)]);
-        cmd.args(["--data", path_str(&data), "--limit-test", "500", "--calibration", calibration]);
+        cmd.args([
+            "--data",
+            path_str(&data),
+            "--limit-test",
+            "500",
+            "--calibration",
+            calibration,
+        ]);
         cmd.args(["--out", path_str(out)]);
         cmd
     };
@@ -325,40 +332,70 @@ fn quantize_the_run(dir: &TempDir, weights: &Path, float_accuracy: f64) {
         .lines()
         .find(|l| l.starts_with("test accuracy (500 images): float "))
         .unwrap_or_else(|| panic!("no accuracy line in:\n{text}"));
-    let numbers: Vec<f64> = line
-        .split([' ', ','])
-        .filter_map(|w| w.parse().ok())
-        .collect();
+    let numbers: Vec<f64> = line.split([' ', ',']).filter_map(|w| w.parse().ok()).collect();
     let (float, int8) = (numbers[0], numbers[1]);
-    assert!((float - float_accuracy).abs() < 1e-4, "{line} vs {float_accuracy}");
+    assert!(
+        (float - float_accuracy).abs() < 1e-4,
+        "{line} vs {float_accuracy}"
+    );
     assert!((int8 - float).abs() <= 0.03, "{line}");
     assert!(text.contains("calibration: 300 training images"), "{text}");
 
     // The file: the int8 twin loads it and predicts what the command said.
-    let net: models::LeNetReluInt8 = cnn_runtime::weights::int8::load_file(&int8_file).expect("the int8 file loads");
+    let net: models::LeNetReluInt8 =
+        cnn_runtime::weights::int8::load_file(&int8_file).expect("the int8 file loads");
     let bytes = std::fs::read(&int8_file).unwrap();
     let meta = cnn_runtime::weights::safetensors_metadata(&bytes).unwrap();
     assert_eq!(meta.get("cnn.net").map(String::as_str), Some("LeNetRelu"));
     assert_eq!(meta.get("cnn.format").map(String::as_str), Some("int8"));
-    let test = cnn_runtime::data::load_split(&data, cnn_runtime::data::Split::Test).unwrap().take(500);
+    let test = cnn_runtime::data::load_split(&data, cnn_runtime::data::Split::Test)
+        .unwrap()
+        .take(500);
     let predicted = cnn_runtime::int8::calibrate::predict(&net, &test.images);
-    let correct = predicted.iter().zip(&test.labels).filter(|(&p, &l)| p == usize::from(l)).count();
-    assert!((correct as f64 / 500.0 - int8).abs() < 1e-4, "{correct} of 500 vs {line}");
+    let correct = predicted
+        .iter()
+        .zip(&test.labels)
+        .filter(|(&p, &l)| p == usize::from(l))
+        .count();
+    assert!(
+        (correct as f64 / 500.0 - int8).abs() < 1e-4,
+        "{correct} of 500 vs {line}"
+    );
 
     // More calibration images than training images: an error, no file.
     let missing = dir.path("none.int8.safetensors");
     let out = run(&mut args("5001", &missing));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("--calibration 5001: the training set has only 5,000 images"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--calibration 5001: the training set has only 5,000 images"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!missing.exists(), "an error wrote {}", missing.display());
     // The float weights are not overwritten, and a float net's weights
     // are not quantized as another net's.
     expect_error(
-        &["quantize", "--net", "lenet-relu", "--weights", path_str(weights), "--out", path_str(weights)],
+        &[
+            "quantize",
+            "--net",
+            "lenet-relu",
+            "--weights",
+            path_str(weights),
+            "--out",
+            path_str(weights),
+        ],
         &["that is the float weights file"],
     );
     expect_error(
-        &["quantize", "--net", "lenet", "--weights", path_str(weights), "--out", path_str(&missing)],
+        &[
+            "quantize",
+            "--net",
+            "lenet",
+            "--weights",
+            path_str(weights),
+            "--out",
+            path_str(&missing),
+        ],
         &["LeNetRelu", "not LeNet"],
     );
     assert!(!missing.exists());
