@@ -337,7 +337,7 @@ pub fn emit(
     let count = plan.layers.len();
     let mut steps: Vec<Option<Int8Step>> = Vec::with_capacity(count);
     let mut prepare = TokenStream::new();
-    let mut q4 = 0;
+    let mut luts = 0;
     let mut next_weighted = weighted.iter().peekable();
     for (i, l) in plan.layers.iter().enumerate() {
         let next = plan.layers.get(i + 1).map(|n| n.kind());
@@ -363,14 +363,14 @@ pub fn emit(
             slots,
             fused,
             absorbed,
-            q4,
+            lut: luts,
         };
         let (this, next_quant) = (lit(i), lit(i + 1));
         match l.kind().int8(l, &io) {
             Ok(step) => {
                 let output = match &step {
                     Int8Step::Compute(c) | Int8Step::InPlace(c) => {
-                        q4 += c.q4_taken;
+                        luts += c.luts_taken;
                         let code = &c.prepare;
                         prepare.extend(quote!({ #code }));
                         match c.output {
@@ -453,7 +453,7 @@ pub fn emit(
         lit(channels),
         lit(weighted.len()),
         lit(count + 1),
-        lit(q4),
+        lit(luts),
     );
     let name_str = name.to_string();
     let layer_infos = weighted.iter().map(|w| {
@@ -515,13 +515,13 @@ pub fn emit(
                     &[#(#outputs),*],
                     #input_q,
                 ) {
-                    #p::core::result::Result::Ok((requant, clamps, quants, q4)) => #name {
+                    #p::core::result::Result::Ok((requant, clamps, quants, luts)) => #name {
                         weights: [#(#weights),*],
                         biases: [#(#biases),*],
                         requant,
                         clamps,
                         quants,
-                        q4,
+                        luts,
                     },
                     #p::core::result::Result::Err(_) => #p::core::panic!(#message),
                 };
@@ -560,7 +560,7 @@ pub fn emit(
             requant: [#p::quant::Requant; #cn],
             clamps: [#p::quant::Clamp; #kn],
             quants: [#p::quant::Quant; #ln],
-            q4: [#p::quant::Q4Input; #sn],
+            luts: [[i8; 256]; #sn],
         }
 
         #[allow(clippy::all)]
@@ -586,7 +586,7 @@ pub fn emit(
             /// What inference derives from the parts once: the
             /// requantization multipliers, clamps, every layer's output
             /// quantization (`quants[0]` is the input's) and the
-            /// sigmoid/tanh input stages.
+            /// sigmoid/tanh tables.
             #[allow(unused_mut, unused_variables, clippy::type_complexity)]
             const fn __derive(
                 weight_scales: &[f32],
@@ -598,7 +598,7 @@ pub fn emit(
                     [#p::quant::Requant; #cn],
                     [#p::quant::Clamp; #kn],
                     [#p::quant::Quant; #ln],
-                    [#p::quant::Q4Input; #sn],
+                    [[i8; 256]; #sn],
                 ),
                 #p::int8::Int8Error,
             > {
@@ -608,10 +608,10 @@ pub fn emit(
                 let mut requant = [#p::quant::Requant::ZERO; #cn];
                 let mut clamps = [#p::quant::Clamp::FULL; #kn];
                 let mut quants = [#p::quant::Quant::UNIT; #ln];
-                let mut q4 = [#p::quant::Q4Input::SATURATED; #sn];
+                let mut luts = [[0i8; 256]; #sn];
                 quants[0] = input;
                 #prepare
-                #p::core::result::Result::Ok((requant, clamps, quants, q4))
+                #p::core::result::Result::Ok((requant, clamps, quants, luts))
             }
 
             /// The net of `parts` (e.g. read from an int8 file by
@@ -626,9 +626,9 @@ pub fn emit(
                 if parts.weights.len() != #wn || parts.biases.len() != #bn {
                     return #p::core::result::Result::Err(#p::int8::Int8Error::Lengths);
                 }
-                let (requant, clamps, quants, q4) =
+                let (requant, clamps, quants, luts) =
                     Self::__derive(parts.weight_scales, parts.per_tensor, parts.outputs, parts.input)?;
-                let mut net = Self { weights: [0; #wn], biases: [0; #bn], requant, clamps, quants, q4 };
+                let mut net = Self { weights: [0; #wn], biases: [0; #bn], requant, clamps, quants, luts };
                 net.weights.copy_from_slice(parts.weights);
                 net.biases.copy_from_slice(parts.biases);
                 #p::core::result::Result::Ok(net)

@@ -202,11 +202,11 @@ const fn floor_f64(x: f64) -> f64 {
 /// zero: the `1` keeps a negative tie from reaching the next integer, so
 /// `1.5` goes to `2` but `-1.5` to `-1` (and `-0.5` to `0`).
 #[inline(always)]
-pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
+pub const fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
-    let ab = i64::from(a) * i64::from(b);
+    let ab = a as i64 * b as i64;
     let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
     ((ab + nudge) / (1i64 << 31)) as i32
 }
@@ -220,12 +220,12 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
 ///
 /// In debug builds, if `exponent > 31`.
 #[inline(always)]
-pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
-    debug_assert!(exponent <= 31, "rounding_divide_by_pot: exponent {exponent} > 31");
+pub const fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
+    debug_assert!(exponent <= 31, "rounding_divide_by_pot: exponent > 31");
     let mask = ((1i64 << exponent) - 1) as i32;
     let remainder = x & mask;
-    let threshold = (mask >> 1) + i32::from(x < 0);
-    (x >> exponent) + i32::from(remainder > threshold)
+    let threshold = (mask >> 1) + (x < 0) as i32;
+    (x >> exponent) + (remainder > threshold) as i32
 }
 
 /// TFLite's `MultiplyByQuantizedMultiplier` (double rounding): `x * m *
@@ -236,9 +236,12 @@ pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
 /// compiles on every target TFLM runs on; TFLite's multipliers keep it in
 /// range (`shift > 0` only for `M >= 1`, with small `x`).
 #[inline(always)]
-pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
-    let left = shift.max(0) as u32;
-    let right = (-shift).max(0) as u32;
+pub const fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let (left, right) = if shift > 0 {
+        (shift as u32, 0)
+    } else {
+        (0, shift.unsigned_abs())
+    };
     rounding_divide_by_pot(
         saturating_rounding_doubling_high_mul(x.wrapping_mul(1i32.wrapping_shl(left)), multiplier),
         right,
@@ -263,6 +266,27 @@ pub const fn round_half_away(x: f32) -> f32 {
         t
     };
     r.copysign(x)
+}
+
+/// `v` clamped to the int8 range.
+#[inline(always)]
+pub const fn saturate_i8(v: i32) -> i8 {
+    if v < i8::MIN as i32 {
+        i8::MIN
+    } else if v > i8::MAX as i32 {
+        i8::MAX
+    } else {
+        v as i8
+    }
+}
+
+/// `x <- table[x]` in place, the table indexed by the int8's bits as a
+/// `u8`: an element-wise int8 function of one input, computed for all 256
+/// inputs beforehand (`sigmoid::int8::table`, `tanh::int8::table`).
+pub fn lookup(table: &[i8; 256], x: &mut [i8]) {
+    for v in x.iter_mut() {
+        *v = table[usize::from(*v as u8)];
+    }
 }
 
 /// TFLite's QUANTIZE of one `f32`: `clamp(round(x / scale) + zero_point)`
@@ -378,14 +402,7 @@ pub struct Clamp {
 /// [`Clamp::for_activation`]).
 const fn quantized_bound(v: f32, scale: f32, zero_point: i32) -> i8 {
     // `as i32` saturates where C++ would be undefined.
-    let q = zero_point.saturating_add(round_half_away(v / scale) as i32);
-    if q < i8::MIN as i32 {
-        i8::MIN
-    } else if q > i8::MAX as i32 {
-        i8::MAX
-    } else {
-        q as i8
-    }
+    saturate_i8(zero_point.saturating_add(round_half_away(v / scale) as i32))
 }
 
 impl Clamp {
@@ -535,19 +552,11 @@ impl Q4Input {
         })
     }
 
-    /// A placeholder (every input saturates), for arrays filled later.
-    pub const SATURATED: Q4Input = Q4Input {
-        zero_point: 0,
-        multiplier: 0,
-        shift: 0,
-        radius: 0,
-    };
-
     /// `d = q - zero_point` and, if `|d| < radius`, `d` in Q4.27; `Err`
     /// carries the saturated side (`true` for positive).
     #[inline(always)]
-    pub fn to_q4(self, q: i8) -> Result<i32, bool> {
-        let d = i32::from(q) - self.zero_point;
+    pub const fn to_q4(self, q: i8) -> Result<i32, bool> {
+        let d = q as i32 - self.zero_point;
         if d <= -self.radius {
             Err(false)
         } else if d >= self.radius {
@@ -571,7 +580,7 @@ pub mod fixed {
     /// `SaturatingRoundingMultiplyByPOT` for a positive exponent), as used by
     /// `Rescale` to drop integer bits.
     #[inline(always)]
-    fn saturating_shl(x: i32, exponent: u32) -> i32 {
+    const fn saturating_shl(x: i32, exponent: u32) -> i32 {
         let threshold = (1i32 << (31 - exponent)) - 1;
         if x > threshold {
             i32::MAX
@@ -589,7 +598,7 @@ pub mod fixed {
 
     /// `exp(a)` for `a` in `[-1/4, 0)`, Q0.31 in and out: a degree-4 Taylor
     /// polynomial around `-1/8`.
-    fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 {
+    const fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 {
         const EXP_MINUS_ONE_EIGHTH: i32 = 1_895_147_668;
         const ONE_THIRD: i32 = 715_827_883;
         let x = a.wrapping_add(1 << 28); // a + 1/8
@@ -606,7 +615,7 @@ pub mod fixed {
     /// remainder modulo 1/4, handled by the polynomial, and the multiples of
     /// `1/4, 1/2, 1, .. 16` it contains, each multiplying in a constant
     /// `exp(-2^k)`.
-    pub fn exp_on_negative_values<const IB: u32>(a: i32) -> i32 {
+    pub const fn exp_on_negative_values<const IB: u32>(a: i32) -> i32 {
         let frac_bits = 31 - IB;
         let one_quarter = 1i32 << (frac_bits - 2);
         let mask = one_quarter - 1;
@@ -627,13 +636,16 @@ pub mod fixed {
             (3, 720_401),
             (4, 242),
         ];
-        for (k, factor) in BARREL {
+        let mut i = 0;
+        while i < BARREL.len() {
+            let (k, factor) = BARREL[i];
             if (IB as i32) > k {
                 let bit = (frac_bits as i32 + k) as u32;
                 if remainder & (1i32 << bit) != 0 {
                     result = mul(result, factor);
                 }
             }
+            i += 1;
         }
         if IB > 5 {
             // exp(a) < 2^-31 below -32: flush to zero.
@@ -652,14 +664,16 @@ pub mod fixed {
     /// Newton-Raphson reciprocal of `half_denominator = (1 + x) / 2` (Q0.31,
     /// in `[1/2, 1)`), three iterations from `48/17 - 32/17 d`: `1 / d` in
     /// Q2.29.
-    fn reciprocal_of_half_denominator(half_denominator: i32) -> i32 {
+    const fn reciprocal_of_half_denominator(half_denominator: i32) -> i32 {
         const FORTY_EIGHT_OVER_17: i32 = 1_515_870_810; // Q2.29
         const NEG_THIRTY_TWO_OVER_17: i32 = -1_010_580_540; // Q2.29
         let mut x = FORTY_EIGHT_OVER_17.wrapping_add(mul(half_denominator, NEG_THIRTY_TWO_OVER_17));
-        for _ in 0..3 {
+        let mut i = 0;
+        while i < 3 {
             let half_denominator_times_x = mul(half_denominator, x);
             let one_minus = ONE_Q2.wrapping_sub(half_denominator_times_x);
             x = x.wrapping_add(saturating_shl(mul(x, one_minus), 2));
+            i += 1;
         }
         x
     }
@@ -667,21 +681,21 @@ pub mod fixed {
     /// `(a + 1) / 2` rounded half away from zero, gemmlowp's
     /// `RoundingHalfSum(a, One())` in Q0.31.
     #[inline(always)]
-    fn half_sum_with_one(a: i32) -> i32 {
-        let sum = i64::from(a) + i64::from(ONE_Q0);
+    const fn half_sum_with_one(a: i32) -> i32 {
+        let sum = a as i64 + ONE_Q0 as i64;
         let sign = if sum >= 0 { 1 } else { -1 };
         ((sum + sign) / 2) as i32
     }
 
     /// `1 / (1 + x)` for `x` in `(0, 1)`, Q0.31 in and out.
-    fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
+    const fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
         let x = reciprocal_of_half_denominator(half_sum_with_one(a));
         // 1 / (1 + a) = (1 / half_denominator) / 2: Q2.29 -> Q1.30 -> Q0.31.
         saturating_shl(x, 1)
     }
 
     /// `(1 - x) / (1 + x)` for `x` in `(0, 1)`, Q0.31 in and out.
-    fn one_minus_x_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
+    const fn one_minus_x_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
         let x = reciprocal_of_half_denominator(half_sum_with_one(a));
         // (1 - a) / (1 + a) = 1 / half_denominator - 1, Q2.29 -> Q0.31.
         saturating_shl(x.wrapping_sub(ONE_Q2), 2)
@@ -690,7 +704,7 @@ pub mod fixed {
     /// gemmlowp's `logistic`: `1 / (1 + exp(-a))` for `a` in Q`IB`, as Q0.31
     /// (`0.5` is exactly `2^30`). Computed for `|a|` and reflected as
     /// `1 - f(|a|)` for negative `a`.
-    pub fn logistic<const IB: u32>(a: i32) -> i32 {
+    pub const fn logistic<const IB: u32>(a: i32) -> i32 {
         if a == 0 {
             return 1 << 30;
         }
@@ -706,8 +720,8 @@ pub mod fixed {
     /// gemmlowp's `tanh`: `(1 - exp(-2|a|)) / (1 + exp(-2|a|))` for `a` in
     /// Q`IB`, as Q0.31, with the sign of `a`. `-2|a|` is the same raw value
     /// read with one more integer bit, so `exp` runs in Q(`IB`+1).
-    pub fn tanh<const IB: u32, const IB_PLUS_1: u32>(a: i32) -> i32 {
-        debug_assert_eq!(IB + 1, IB_PLUS_1);
+    pub const fn tanh<const IB: u32, const IB_PLUS_1: u32>(a: i32) -> i32 {
+        debug_assert!(IB + 1 == IB_PLUS_1);
         if a == 0 {
             return 0;
         }

@@ -49,13 +49,14 @@ pub fn int8_fused(keyword: &str, io: &Int8Io) -> Result<Int8Step, String> {
 pub fn int8_fixed_point(keyword: &str, output: Quant, io: &Int8Io) -> Result<Int8Step, String> {
     let p = private();
     let module = Ident::new(keyword, proc_macro2::Span::call_site());
-    let (q4, layer) = (lit(io.q4), lit(io.layer));
+    let (lut, layer) = (lit(io.lut), lit(io.layer));
+    // The function of all 256 inputs, computed once: inference looks it up.
     let code = quote! {
-        #p::ops::#module::int8::forward(&self.q4[#q4], target);
+        #p::quant::lookup(&self.luts[#lut], target);
     };
     let prepare = quote! {
-        q4[#q4] = match #p::quant::Q4Input::try_prepare(quants[#layer].scale, quants[#layer].zero_point) {
-            #p::core::option::Option::Some(q) => q,
+        luts[#lut] = match #p::quant::Q4Input::try_prepare(quants[#layer].scale, quants[#layer].zero_point) {
+            #p::core::option::Option::Some(q) => #p::ops::#module::int8::table(&q),
             #p::core::option::Option::None => {
                 return #p::core::result::Result::Err(#p::int8::Int8Error::ScaleOutOfRange { layer: #layer });
             }
@@ -65,7 +66,7 @@ pub fn int8_fixed_point(keyword: &str, output: Quant, io: &Int8Io) -> Result<Int
         code,
         prepare,
         output: Int8Output::Fixed(output),
-        q4_taken: 1,
+        luts_taken: 1,
     }))
 }
 

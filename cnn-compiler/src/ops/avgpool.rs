@@ -68,7 +68,7 @@ impl Op for AvgPool {
             code,
             prepare: TokenStream::new(),
             output: Int8Output::Input,
-            q4_taken: 0,
+            luts_taken: 0,
         }))
     }
 

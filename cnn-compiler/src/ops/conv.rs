@@ -219,7 +219,7 @@ impl Op for Conv {
             code,
             prepare,
             output: Int8Output::Own(slots.index),
-            q4_taken: 0,
+            luts_taken: 0,
         }))
     }
 

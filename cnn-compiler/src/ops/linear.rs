@@ -159,7 +159,7 @@ impl Op for Linear {
             code,
             prepare,
             output: Int8Output::Own(slots.index),
-            q4_taken: 0,
+            luts_taken: 0,
         }))
     }
 

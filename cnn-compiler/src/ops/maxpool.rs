@@ -69,7 +69,7 @@ impl Op for MaxPool {
             code,
             prepare: TokenStream::new(),
             output: Int8Output::Input,
-            q4_taken: 0,
+            luts_taken: 0,
         }))
     }
 

@@ -206,7 +206,7 @@ pub struct Int8Slots {
 /// and write `y: &mut [i8]`, in-place ones transform `target: &mut [i8]`;
 /// `n` and `self` (the net, with its arrays) are in scope. In its
 /// `prepare` code (a `const fn` run once per net), `quants`, `requant`,
-/// `clamps` and `q4` are the mutable arrays being filled, `weight_scales`,
+/// `clamps` and `luts` are the mutable arrays being filled, `weight_scales`,
 /// `per_tensor` and `outputs` the parts read (see `Int8Parts`).
 pub struct Int8Io<'a> {
     /// The layer's index: its input's quantization is `quants[layer]`, its
@@ -219,8 +219,9 @@ pub struct Int8Io<'a> {
     pub fused: Option<Fused>,
     /// This layer is an activation the previous layer fused.
     pub absorbed: bool,
-    /// The first free entry of `q4` (sigmoid/tanh input stages).
-    pub q4: usize,
+    /// The first free entry of `luts` (the 256-entry tables of sigmoid and
+    /// tanh).
+    pub lut: usize,
 }
 
 /// An op's code in an int8 net.
@@ -231,8 +232,8 @@ pub struct Int8Code {
     pub prepare: TokenStream,
     /// Its output's quantization.
     pub output: Int8Output,
-    /// Entries of `q4` it took (from [`Int8Io::q4`] on).
-    pub q4_taken: usize,
+    /// Entries of `luts` it took (from [`Int8Io::lut`] on).
+    pub luts_taken: usize,
 }
 
 /// Where an int8 op's output quantization comes from.

@@ -130,14 +130,14 @@ pub mod int8 {
 
     /// One element (see the module docs).
     #[inline]
-    pub fn sigmoid(input: &Q4Input, x: i8) -> i8 {
+    pub const fn sigmoid(input: &Q4Input, x: i8) -> i8 {
         match input.to_q4(x) {
             Err(false) => i8::MIN,
             Err(true) => i8::MAX,
             Ok(q4) => {
                 let q0 = fixed::logistic::<{ Q4Input::INTEGER_BITS as u32 }>(q4);
                 let q8 = rounding_divide_by_pot(q0, 31 - 8) + OUTPUT_ZERO_POINT;
-                q8.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8
+                crate::quant::saturate_i8(q8)
             }
         }
     }
@@ -151,10 +151,36 @@ pub mod int8 {
         }
     }
 
+    /// [`sigmoid`] of every int8 input, indexed by the input's bits as a
+    /// `u8`: with only 256 inputs, a net computes the function once (when
+    /// it compiles, or loads) and inference looks it up
+    /// ([`crate::quant::lookup`]).
+    pub const fn table(input: &Q4Input) -> [i8; 256] {
+        let mut t = [0i8; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = sigmoid(input, i as u8 as i8);
+            i += 1;
+        }
+        t
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
         use crate::quant::{dequantize, quantize};
+
+        #[test]
+        fn the_table_is_the_function() {
+            for (scale, zp) in [(0.035_930_674_f32, -86), (0.125, 3), (1e-6, 0), (0.5, -128)] {
+                let p = Q4Input::prepare(scale, zp);
+                let mut x: Vec<i8> = (i8::MIN..=i8::MAX).collect();
+                crate::quant::lookup(&table(&p), &mut x);
+                for (q, y) in (i8::MIN..=i8::MAX).zip(x) {
+                    assert_eq!(y, sigmoid(&p, q), "input {q}, scale {scale}, zp {zp}");
+                }
+            }
+        }
 
         #[test]
         fn within_one_step_of_the_float_sigmoid() {

@@ -60,7 +60,7 @@ pub mod int8 {
 
     /// One element (see the module docs).
     #[inline]
-    pub fn tanh(input: &Q4Input, x: i8) -> i8 {
+    pub const fn tanh(input: &Q4Input, x: i8) -> i8 {
         match input.to_q4(x) {
             Err(false) => i8::MIN,
             Err(true) => i8::MAX,
@@ -68,7 +68,7 @@ pub mod int8 {
                 const IB: u32 = Q4Input::INTEGER_BITS as u32;
                 let q0 = fixed::tanh::<IB, { IB + 1 }>(q4);
                 let q7 = rounding_divide_by_pot(q0, 31 - 7);
-                q7.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8
+                crate::quant::saturate_i8(q7)
             }
         }
     }
@@ -81,9 +81,33 @@ pub mod int8 {
         }
     }
 
+    /// [`tanh`] of every int8 input, indexed by the input's bits as a `u8`,
+    /// for [`crate::quant::lookup`] (see `sigmoid::int8::table`).
+    pub const fn table(input: &Q4Input) -> [i8; 256] {
+        let mut t = [0i8; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = tanh(input, i as u8 as i8);
+            i += 1;
+        }
+        t
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn the_table_is_the_function() {
+            for (scale, zp) in [(0.035_930_674_f32, -86), (0.125, 3), (1e-6, 0), (0.5, -128)] {
+                let p = Q4Input::prepare(scale, zp);
+                let mut x: Vec<i8> = (i8::MIN..=i8::MAX).collect();
+                crate::quant::lookup(&table(&p), &mut x);
+                for (q, y) in (i8::MIN..=i8::MAX).zip(x) {
+                    assert_eq!(y, tanh(&p, q), "input {q}, scale {scale}, zp {zp}");
+                }
+            }
+        }
         use crate::quant::dequantize;
 
         #[test]

@@ -21,7 +21,11 @@
 //! the arithmetic. Its explicit padding arrives as a PAD op (filling with
 //! the zero point) before a VALID conv, which this kernel's `pad` replaces.
 //!
-//! A plain reference kernel: direct loops, no heap, no `std`.
+//! Direct loops, no heap, no `std`: where the whole window is inside the
+//! input, the zero point comes out of the sum (`sum w x - x_zp sum w`) and
+//! the taps of 1-, 3- and 5-wide kernels are unrolled; at the border only the
+//! taps inside are summed. The tests check it against an independent
+//! definition.
 
 use super::Conv2d;
 use crate::ops::window::check_geometry;
@@ -63,9 +67,13 @@ pub fn forward(
         .zip(y.chunks_exact_mut(g.output_len()))
     {
         for (o, y_o) in y_i.chunks_exact_mut(oh_n * ow_n).enumerate() {
-            let c0 = o / o_per_group * c_per_group;
+            let x_g = &x_i[o / o_per_group * c_per_group * h_n * w_n..][..c_per_group * h_n * w_n];
             let w_o = &w[o * filter_len..][..filter_len];
             let bias = b.map_or(0, |b| b[o]);
+            // Where the whole window is inside, `sum w (x - x_zp)` is
+            // `sum w x - x_zp sum w`: the same integer (the sums wrap alike).
+            let w_sum = w_o.iter().fold(0i32, |s, &v| s.wrapping_add(i32::from(v)));
+            let inside_offset = bias.wrapping_sub(x_zp.wrapping_mul(w_sum));
             for (p, y_row) in y_o.chunks_exact_mut(ow_n).enumerate() {
                 // Input rows `p*SH + u - PH` for taps `u` in `us` are inside.
                 let top = (p * sh) as isize - ph as isize;
@@ -73,24 +81,74 @@ pub fn forward(
                 for (q, out) in y_row.iter_mut().enumerate() {
                     let left = (q * sw) as isize - pw as isize;
                     let vs = tap_range(left, kw_n, w_n);
-                    let mut acc: i32 = 0;
-                    for c in 0..c_per_group {
-                        let x_c = &x_i[(c0 + c) * h_n * w_n..][..h_n * w_n];
-                        let w_c = &w_o[c * kh_n * kw_n..][..kh_n * kw_n];
-                        for u in us.clone() {
-                            let row = (top + u as isize) as usize * w_n;
-                            for v in vs.clone() {
-                                let xv = i32::from(x_c[row + (left + v as isize) as usize]);
-                                let wv = i32::from(w_c[u * kw_n + v]);
-                                acc = acc.wrapping_add(wv * (xv - x_zp));
+                    let acc = if us.len() == kh_n && vs.len() == kw_n {
+                        let origin = top as usize * w_n + left as usize;
+                        let dot = match kw_n {
+                            1 => window::<1>(x_g, w_o, origin, h_n * w_n, w_n, kh_n),
+                            3 => window::<3>(x_g, w_o, origin, h_n * w_n, w_n, kh_n),
+                            5 => window::<5>(x_g, w_o, origin, h_n * w_n, w_n, kh_n),
+                            _ => window_any(x_g, w_o, origin, h_n * w_n, w_n, (kh_n, kw_n)),
+                        };
+                        dot.wrapping_add(inside_offset)
+                    } else {
+                        // At the border: the taps inside only (none for a
+                        // window wholly outside, when the pad is the
+                        // kernel's size or more).
+                        let mut acc = bias;
+                        if !vs.is_empty() {
+                            let first = (left + vs.start as isize) as usize;
+                            let taps = x_g.chunks_exact(h_n * w_n).zip(w_o.chunks_exact(kh_n * kw_n));
+                            for (x_c, w_c) in taps {
+                                for u in us.clone() {
+                                    let row = (top + u as isize) as usize * w_n + first;
+                                    let x_row = &x_c[row..][..vs.len()];
+                                    let w_row = &w_c[u * kw_n + vs.start..][..vs.len()];
+                                    for (&xv, &wv) in x_row.iter().zip(w_row) {
+                                        acc = acc.wrapping_add(i32::from(wv) * (i32::from(xv) - x_zp));
+                                    }
+                                }
                             }
                         }
-                    }
-                    *out = stage.output(acc.wrapping_add(bias), o);
+                        acc
+                    };
+                    *out = stage.output(acc, o);
                 }
             }
         }
     }
+}
+
+/// `sum w x` over a window wholly inside the input: `x` holds the group's
+/// planes (`plane` values each, rows of `row`), the window starts at
+/// `origin` in each plane, `w` is the filter (`KH` rows of `K` taps per
+/// input channel). `K` known when this compiles unrolls the taps.
+#[inline(always)]
+fn window<const K: usize>(x: &[i8], w: &[i8], origin: usize, plane: usize, row: usize, kh: usize) -> i32 {
+    let mut acc = 0i32;
+    for (x_c, w_c) in x.chunks_exact(plane).zip(w.chunks_exact(kh * K)) {
+        for (u, w_row) in w_c.chunks_exact(K).enumerate() {
+            let x_row: &[i8; K] = x_c[origin + u * row..][..K].try_into().expect("K taps");
+            for (&xv, &wv) in x_row.iter().zip(w_row) {
+                acc = acc.wrapping_add(i32::from(xv) * i32::from(wv));
+            }
+        }
+    }
+    acc
+}
+
+/// [`window`] for any kernel width.
+#[inline(always)]
+fn window_any(x: &[i8], w: &[i8], origin: usize, plane: usize, row: usize, (kh, kw): (usize, usize)) -> i32 {
+    let mut acc = 0i32;
+    for (x_c, w_c) in x.chunks_exact(plane).zip(w.chunks_exact(kh * kw)) {
+        for (u, w_row) in w_c.chunks_exact(kw).enumerate() {
+            let x_row = &x_c[origin + u * row..][..kw];
+            for (&xv, &wv) in x_row.iter().zip(w_row) {
+                acc = acc.wrapping_add(i32::from(xv) * i32::from(wv));
+            }
+        }
+    }
+    acc
 }
 
 /// The taps `t` in `0..kernel` with `start + t` in `0..len`.
