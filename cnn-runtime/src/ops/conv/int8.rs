@@ -83,11 +83,12 @@ pub fn forward(
                     let vs = tap_range(left, kw_n, w_n);
                     let acc = if us.len() == kh_n && vs.len() == kw_n {
                         let origin = top as usize * w_n + left as usize;
-                        let dot = match kw_n {
-                            1 => window::<1>(x_g, w_o, origin, h_n * w_n, w_n, kh_n),
-                            3 => window::<3>(x_g, w_o, origin, h_n * w_n, w_n, kh_n),
-                            5 => window::<5>(x_g, w_o, origin, h_n * w_n, w_n, kh_n),
-                            _ => window_any(x_g, w_o, origin, h_n * w_n, w_n, (kh_n, kw_n)),
+                        let plane = h_n * w_n;
+                        let dot = match g.kernel {
+                            (1, 1) => window::<1, 1>(x_g, w_o, origin, plane, w_n),
+                            (3, 3) => window::<3, 3>(x_g, w_o, origin, plane, w_n),
+                            (5, 5) => window::<5, 5>(x_g, w_o, origin, plane, w_n),
+                            _ => window_any(x_g, w_o, origin, plane, w_n, g.kernel),
                         };
                         dot.wrapping_add(inside_offset)
                     } else {
@@ -120,20 +121,82 @@ pub fn forward(
 
 /// `sum w x` over a window wholly inside the input: `x` holds the group's
 /// planes (`plane` values each, rows of `row`), the window starts at
-/// `origin` in each plane, `w` is the filter (`KH` rows of `K` taps per
-/// input channel). `K` known when this compiles unrolls the taps.
-#[inline(always)]
-fn window<const K: usize>(x: &[i8], w: &[i8], origin: usize, plane: usize, row: usize, kh: usize) -> i32 {
+/// `origin` in each plane, `w` is the filter (`KH` rows of `KW` taps per
+/// input channel). Sizes known when this compiles unroll the window and
+/// leave one bounds check per plane. Not inlined: on its own it keeps its
+/// sums in registers (inlined into the loops above, the Cortex-M4 build
+/// spilled them to the stack).
+#[inline(never)]
+fn window<const KH: usize, const KW: usize>(
+    x: &[i8],
+    w: &[i8],
+    origin: usize,
+    plane: usize,
+    row: usize,
+) -> i32 {
     let mut acc = 0i32;
-    for (x_c, w_c) in x.chunks_exact(plane).zip(w.chunks_exact(kh * K)) {
-        for (u, w_row) in w_c.chunks_exact(K).enumerate() {
-            let x_row: &[i8; K] = x_c[origin + u * row..][..K].try_into().expect("K taps");
-            for (&xv, &wv) in x_row.iter().zip(w_row) {
+    for (x_c, w_c) in x.chunks_exact(plane).zip(w.chunks_exact(KH * KW)) {
+        let x_win = &x_c[origin..][..(KH - 1) * row + KW];
+        for u in 0..KH {
+            let x_row = &x_win[u * row..][..KW];
+            let w_row = &w_c[u * KW..][..KW];
+            let mut t = 0;
+            if KW >= 4 {
+                acc = dot4(acc, &x_row[..4], &w_row[..4]);
+                t = 4;
+            }
+            for (&xv, &wv) in x_row[t..].iter().zip(&w_row[t..]) {
                 acc = acc.wrapping_add(i32::from(xv) * i32::from(wv));
             }
         }
     }
     acc
+}
+
+/// `acc + x[0] w[0] + .. + x[3] w[3]` (wrapping), of 4-element slices.
+#[inline(always)]
+fn dot4(acc: i32, x: &[i8], w: &[i8]) -> i32 {
+    let (x, w): (&[i8; 4], &[i8; 4]) = (x.try_into().expect("4 taps"), w.try_into().expect("4 taps"));
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    {
+        // Cortex-M4/M7 (the DSP extension): one word load each, the bytes
+        // sign-extended in pairs (0, 2) and (1, 3) into 16-bit halves, two
+        // dual multiply-accumulates, as CMSIS-NN's inner loop. Measured on
+        // the M4 under QEMU: LeNet's int8 forward takes 3,314,460
+        // instructions with it, 3,596,640 with the scalar loop below.
+        let (x, w) = (
+            u32::from_le_bytes(x.map(|v| v as u8)),
+            u32::from_le_bytes(w.map(|v| v as u8)),
+        );
+        let mut acc = acc;
+        // SAFETY: SXTB16 and SMLAD only read and write the registers named
+        // here; `target_feature = "dsp"` guarantees the instructions exist.
+        // SMLAD's overflow only sets the Q flag: the sum wraps, as the
+        // scalar path's `wrapping_add`.
+        unsafe {
+            core::arch::asm!(
+                "sxtb16 {xa}, {x}",
+                "sxtb16 {wa}, {w}",
+                "smlad {acc}, {xa}, {wa}, {acc}",
+                "sxtb16 {xa}, {x}, ror #8",
+                "sxtb16 {wa}, {w}, ror #8",
+                "smlad {acc}, {xa}, {wa}, {acc}",
+                x = in(reg) x,
+                w = in(reg) w,
+                acc = inout(reg) acc,
+                xa = out(reg) _,
+                wa = out(reg) _,
+                options(pure, nomem, nostack),
+            );
+        }
+        acc
+    }
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    {
+        x.iter().zip(w).fold(acc, |acc, (&xv, &wv)| {
+            acc.wrapping_add(i32::from(xv) * i32::from(wv))
+        })
+    }
 }
 
 /// [`window`] for any kernel width.
