@@ -1,8 +1,9 @@
 //! Criterion benchmarks of every net in `models`: batch-1 `forward` (the
 //! no-heap direct kernels), `forward_batch` on 256 images and one
 //! `train_step` (SGD) on a batch of 256, at the thread count of
-//! `CNN_BENCH_THREADS` (default 1). Throughput is reported in examples per
-//! second.
+//! `CNN_BENCH_THREADS` (default 1); and the int8 LeNets' batch-1
+//! `forward_with` (integer only), quantized from the float benchmark
+//! weights. Throughput is reported in examples per second.
 //!
 //! `cargo bench -p models --bench nets` (add `-- LeNet/` to pick one net).
 //! To bench a new net, add its type to the `bench_nets!` line at the bottom.
@@ -77,11 +78,52 @@ macro_rules! bench_nets {
     };
 }
 
-bench_nets!(LeNet, LeNetRelu, Nin, VggSmall, AlexNetSmall);
+/// The int8 twin `Q` of `N`, quantized from the benchmark's float weights
+/// (calibrated on the benchmark inputs): its batch-1 integer-only
+/// `forward_n`.
+fn int8<N: Network, Q: cnn_runtime::int8::Int8Network>(c: &mut Criterion) {
+    use cnn_runtime::int8::calibrate;
+    let float = net::<N>();
+    let (x, _) = data::<N>(64);
+    let tensors =
+        calibrate::quantize::<N, Q>(&*float, &calibrate::calibrate(&*float, &x, 64)).expect("quantizes");
+    let q = Q::from_parts(&tensors.parts()).expect("an int8 net");
+    let input = q.input_quant();
+    let mut xq = vec![0i8; Q::INPUT_LEN];
+    cnn_runtime::quant::quantize_slice(&x[..N::INPUT_LEN], input.scale, input.zero_point, &mut xq);
+    let mut y = vec![0i8; Q::OUTPUT_LEN];
+    let mut scratch = vec![0i8; Q::INFER_SCRATCH_BYTES];
+    let mut group = c.benchmark_group(Q::NAME);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("forward 1", |b| {
+        b.iter(|| q.forward_n(1, black_box(&xq), &mut y, &mut scratch))
+    });
+    group.finish();
+}
+
+fn int8_benches(c: &mut Criterion) {
+    int8::<models::LeNet, models::LeNetInt8>(c);
+    int8::<models::LeNetRelu, models::LeNetReluInt8>(c);
+}
+
+bench_nets!(
+    LeNet,
+    LeNetRelu,
+    Nin,
+    VggSmall,
+    AlexNetSmall,
+    LeNetBn,
+    ResNet,
+    GoogLeNetSmall,
+    DenseNetSmall,
+    MobileNetSmall,
+);
 
 criterion_group! {
     name = nets;
-    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = benches
+    // No plots: plotters needs system fonts, which a bare machine lacks (it
+    // panicked with FontUnavailable after the first benchmark here).
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).without_plots();
+    targets = benches, int8_benches
 }
 criterion_main!(nets);
