@@ -20,6 +20,10 @@
 #    to the host's std path within libm rounding, the same bits on both CPUs.
 # 5. Prints flash, RAM and instructions per forward and per training step.
 #
+#   bash tools/firmware.sh --tools-only
+#
+# stops after step 1 (tools/microflow.sh uses it for the same toolchain and QEMU).
+#
 # Exits non-zero with a message naming the step if anything fails.
 # FIRMWARE_HOST_TARGET_DIR sets the target dir of the host program (default:
 # models/firmware/target/host; the main workspace's target/ reuses its build).
@@ -32,6 +36,8 @@ tools=$target/tools
 runs=$target/qemu
 host_target=${FIRMWARE_HOST_TARGET_DIR:-$target/host}
 start=$SECONDS
+tools_only=
+[[ ${1-} == --tools-only ]] && tools_only=1
 # Rust 1.89 is the project's minimum; 1.96 is the version this was measured with.
 min_rust=1.89
 
@@ -139,6 +145,10 @@ else
 fi
 qemu_version=$("${qemu[@]}" --version | sed -n 1p)
 echo "$qemu_version"
+if [[ -n $tools_only ]]; then
+    echo "tools/firmware.sh --tools-only: the toolchain and QEMU are ready"
+    exit 0
+fi
 
 # ---------------------------------------------------------------------------
 # Debian's toolchain for the embedded builds; nothing from the environment

@@ -210,6 +210,16 @@ NETS = [
          net="[1, 28, 28] => conv(1, 8, 3) relu conv(8, 4, 1) tanh maxpool(2) flatten linear(676, 10)",
          layers=lambda: [nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 1), nn.Tanh(), nn.MaxPool2d(2),
                          nn.Flatten(), nn.Linear(676, 10)]),
+    # The model of the side-by-side with MicroFlow (tools/microflow.sh):
+    # MicroFlow has neither max pooling nor a sigmoid, and its
+    # FULLY_CONNECTED takes per-tensor weights only (per-channel ones are a
+    # type error in its generated code: "expected `1`, found `120`"), so the
+    # dense layers are per tensor; its .tflite is committed too
+    # (--keep-tflite tests/fixtures/int8).
+    dict(name="lenet_relu_avg", per_tensor_dense=True,
+         net="[1, 28, 28] => conv(1, 6, 5, pad = 2) relu avgpool(2) conv(6, 16, 5) relu avgpool(2) "
+             "flatten linear(400, 120) relu linear(120, 84) relu linear(84, 10)",
+         layers=lambda: lenet(nn.ReLU, nn.AvgPool2d)),
 ]
 
 

@@ -26,7 +26,7 @@ use cnn_runtime::ops::{avgpool, conv, linear, maxpool, sigmoid, tanh};
 use cnn_runtime::quant::{self, Activation, Clamp, OutputStage, Q4Input, Requant};
 use serde_json::Value;
 
-const NETS: [&str; 4] = ["lenet_sigmoid", "lenet_relu", "strided", "one_by_one"];
+const NETS: [&str; 5] = ["lenet_sigmoid", "lenet_relu", "lenet_relu_avg", "strided", "one_by_one"];
 
 /// One layer with everything its kernel needs.
 enum Op {

@@ -105,6 +105,7 @@ fn check(
 
 int8_net!(lenet_sigmoid, "fixtures/int8/lenet_sigmoid.safetensors", net: [conv(1, 6, 5, pad = 2) sigmoid avgpool(2) conv(6, 16, 5) sigmoid avgpool(2) flatten linear(400, 120) sigmoid linear(120, 84) sigmoid linear(84, 10)]);
 int8_net!(lenet_relu, "fixtures/int8/lenet_relu.safetensors", net: [conv(1, 6, 5, pad = 2) relu maxpool(2) conv(6, 16, 5) relu maxpool(2) flatten linear(400, 120) relu linear(120, 84) relu linear(84, 10)]);
+int8_net!(lenet_relu_avg, "fixtures/int8/lenet_relu_avg.safetensors", net: [conv(1, 6, 5, pad = 2) relu avgpool(2) conv(6, 16, 5) relu avgpool(2) flatten linear(400, 120) relu linear(120, 84) relu linear(84, 10)]);
 int8_net!(strided, "fixtures/int8/strided.safetensors", net: [conv(1, 8, 3, stride = 2, pad = 1) relu conv(8, 16, 3, stride = 2, pad = 1) relu6 flatten linear(784, 10)]);
 int8_net!(one_by_one, "fixtures/int8/one_by_one.safetensors", net: [conv(1, 8, 3) relu conv(8, 4, 1) tanh maxpool(2) flatten linear(676, 10)]);
 
