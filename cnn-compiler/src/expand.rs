@@ -300,7 +300,13 @@ fn fallback(net: &NetSyntax) -> TokenStream {
             pub const MACS: usize = 0;
             pub const INFER_SCRATCH_LEN: usize = 0;
             pub const TRAIN_SCRATCH_LEN: usize = 0;
+            pub const INFER_SCRATCH_BYTES: usize = 0;
+            pub const TRAIN_SCRATCH_BYTES: usize = 0;
+            pub const PARAM_BYTES: usize = 0;
+            pub const TRAINED: &'static Self = &Self;
             pub fn zeroed() -> Self { Self }
+            pub fn quantize_input<T>(&self, input: T) -> ! { ::cnn_runtime::__private::core::unreachable!() }
+            pub fn dequantize_output<T>(&self, output: T) -> ! { ::cnn_runtime::__private::core::unreachable!() }
             pub fn init(seed: u64) -> Self { Self }
             pub fn init_xavier(seed: u64) -> Self { Self }
             pub fn forward<T>(&self, input: T) -> ! { ::cnn_runtime::__private::core::unreachable!() }
