@@ -42,6 +42,7 @@
 //! image) and `x86` (the intrinsics kernels), the last three with `std`;
 //! `grouped` runs the entry points per group for `groups > 1`.
 
+mod depthwise;
 mod direct;
 mod grouped;
 #[cfg(feature = "std")]

@@ -8,8 +8,10 @@
 //!
 //! `g` is the geometry of ONE group (`in_channels = C/G`,
 //! `out_channels = O/G`); the GEMM variants need a `col` for one group.
+//! Depthwise convolutions (one input and one output channel per group) take
+//! their own kernel on every path ([`super::depthwise`]).
 
-use super::Conv2d;
+use super::{depthwise, Conv2d};
 
 /// The slices of image `i`, group `k`: `(x, w, b, y)` offsets and lengths.
 struct Slices {
@@ -75,6 +77,9 @@ pub fn forward_grouped(
     y: &mut [f32],
 ) {
     check(g, groups, n, x.len(), w.len(), b.map(<[f32]>::len), y.len());
+    if depthwise::is_depthwise(g) {
+        return depthwise::forward(g, groups, n, x, w, b, y);
+    }
     for i in 0..n {
         for k in 0..groups {
             let s = slices(g, groups, i, k);
@@ -97,6 +102,9 @@ pub fn forward_grouped_gemm(
     col: &mut [f32],
 ) {
     check(g, groups, n, x.len(), w.len(), b.map(<[f32]>::len), y.len());
+    if depthwise::is_depthwise(g) {
+        return depthwise::forward(g, groups, n, x, w, b, y);
+    }
     for i in 0..n {
         for k in 0..groups {
             let s = slices(g, groups, i, k);
@@ -144,6 +152,9 @@ pub fn backward_grouped(
             dx.len(),
             x.len()
         );
+    }
+    if depthwise::is_depthwise(g) {
+        return depthwise::backward(g, groups, n, x, w, dy, dw, db, dx);
     }
     for i in 0..n {
         for k in 0..groups {
@@ -202,6 +213,9 @@ pub fn backward_grouped_gemm(
             dx.len(),
             x.len()
         );
+    }
+    if depthwise::is_depthwise(g) {
+        return depthwise::backward(g, groups, n, x, w, dy, dw, db, dx);
     }
     for i in 0..n {
         for k in 0..groups {

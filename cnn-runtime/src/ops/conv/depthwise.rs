@@ -1,0 +1,268 @@
+//! Depthwise convolution, `conv(c, c, k, groups = c)`: each channel is
+//! convolved with its own `KH x KW` filter. As a grouped convolution it is
+//! `C` convolutions of one channel, which the general paths run as an
+//! im2col of `KH * KW` rows and a GEMM of one output row per channel and
+//! image: mostly overhead for 9 multiply-adds per output. Here every tap is
+//! one weight times a row segment of the input, added into a row of the
+//! output (contiguous, so vectorised, at stride 1), with no column buffer.
+//!
+//! `g` is the geometry of ONE group (`in_channels = out_channels = 1`), as
+//! for the grouped entry points that call this; `channels` is `C`. Layouts:
+//! `x` `[N, C, H, W]`, `w` `[C, 1, KH, KW]`, `b` `[C]`, `y` `[N, C, OH, OW]`.
+//! Each output is the bias plus the taps in `(u, v)` order, as the direct
+//! convolution sums them.
+
+use super::super::simd::{madd, multiversion};
+use super::Conv2d;
+
+/// Whether `g` (one group's geometry) is depthwise: one input and one
+/// output channel per group.
+pub(super) fn is_depthwise(g: &Conv2d) -> bool {
+    g.in_channels == 1 && g.out_channels == 1
+}
+
+/// The outputs `q` of a row whose tap `v` reads an input column inside
+/// `0..w_n`: `0 <= q * sw + v - pw < w_n`.
+#[inline(always)]
+fn columns(v: usize, (sw, pw): (usize, usize), w_n: usize, ow: usize) -> core::ops::Range<usize> {
+    // q * sw >= pw - v, and q * sw < w_n + pw - v.
+    let lo = pw.saturating_sub(v).div_ceil(sw);
+    let hi = (w_n + pw).saturating_sub(v).div_ceil(sw).min(ow);
+    lo..hi.max(lo)
+}
+
+/// `y_row[q] += wv * x_row[q * sw + v - pw]` for the `q` in `cols`.
+#[inline(always)]
+fn axpy_row<const FMA: bool>(
+    wv: f32,
+    x_row: &[f32],
+    y_row: &mut [f32],
+    cols: core::ops::Range<usize>,
+    v: usize,
+    (sw, pw): (usize, usize),
+) {
+    if cols.is_empty() {
+        return;
+    }
+    let first = cols.start * sw + v - pw;
+    if sw == 1 {
+        let len = cols.len();
+        for (yq, &xq) in y_row[cols].iter_mut().zip(&x_row[first..first + len]) {
+            *yq = madd::<FMA>(wv, xq, *yq);
+        }
+    } else {
+        for (yq, &xq) in y_row[cols].iter_mut().zip(x_row[first..].iter().step_by(sw)) {
+            *yq = madd::<FMA>(wv, xq, *yq);
+        }
+    }
+}
+
+multiversion! {
+    /// The depthwise convolution of `n` images (see the module docs).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forward(
+        g: &Conv2d,
+        channels: usize,
+        n: usize,
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+        y: &mut [f32],
+    ) => forward_body
+}
+
+#[inline(always)]
+fn forward_body<const FMA: bool>(
+    g: &Conv2d,
+    channels: usize,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    let (kh, kw) = g.kernel;
+    let (h_n, w_n) = (g.in_h, g.in_w);
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let (sh, ph) = (g.stride.0, g.pad.0);
+    let cols_of = (g.stride.1, g.pad.1);
+    let planes = x.chunks_exact(h_n * w_n).zip(y.chunks_exact_mut(oh * ow));
+    for (k, (x_c, y_c)) in planes.enumerate().take(n * channels) {
+        let c = k % channels;
+        let w_c = &w[c * kh * kw..][..kh * kw];
+        y_c.fill(b.map_or(0.0, |b| b[c]));
+        for (p, y_row) in y_c.chunks_exact_mut(ow).enumerate() {
+            for (u, w_row) in w_c.chunks_exact(kw).enumerate() {
+                let Some(h) = (p * sh + u).checked_sub(ph).filter(|&h| h < h_n) else {
+                    continue;
+                };
+                let x_row = &x_c[h * w_n..][..w_n];
+                for (v, &wv) in w_row.iter().enumerate() {
+                    axpy_row::<FMA>(wv, x_row, y_row, columns(v, cols_of, w_n, ow), v, cols_of);
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// The gradients of [`forward`]: `dw` and `db` accumulated, `dx`
+    /// overwritten.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn backward(
+        g: &Conv2d,
+        channels: usize,
+        n: usize,
+        x: &[f32],
+        w: &[f32],
+        dy: &[f32],
+        dw: &mut [f32],
+        db: Option<&mut [f32]>,
+        dx: Option<&mut [f32]>,
+    ) => backward_body
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn backward_body<const FMA: bool>(
+    g: &Conv2d,
+    channels: usize,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    mut db: Option<&mut [f32]>,
+    mut dx: Option<&mut [f32]>,
+) {
+    let (kh, kw) = g.kernel;
+    let (h_n, w_n) = (g.in_h, g.in_w);
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let (sh, ph) = (g.stride.0, g.pad.0);
+    let (sw, pw) = (g.stride.1, g.pad.1);
+    if let Some(dx) = dx.as_deref_mut() {
+        dx.fill(0.0);
+    }
+    for k in 0..n * channels {
+        let c = k % channels;
+        let x_c = &x[k * h_n * w_n..][..h_n * w_n];
+        let dy_c = &dy[k * oh * ow..][..oh * ow];
+        if let Some(db) = db.as_deref_mut() {
+            db[c] += dy_c.iter().sum::<f32>();
+        }
+        let w_c = &w[c * kh * kw..][..kh * kw];
+        let dw_c = &mut dw[c * kh * kw..][..kh * kw];
+        let mut dx_c = dx.as_deref_mut().map(|dx| &mut dx[k * h_n * w_n..][..h_n * w_n]);
+        for (p, dy_row) in dy_c.chunks_exact(ow).enumerate() {
+            for u in 0..kh {
+                let Some(h) = (p * sh + u).checked_sub(ph).filter(|&h| h < h_n) else {
+                    continue;
+                };
+                let x_row = &x_c[h * w_n..][..w_n];
+                for v in 0..kw {
+                    let cols = columns(v, (sw, pw), w_n, ow);
+                    if cols.is_empty() {
+                        continue;
+                    }
+                    let first = cols.start * sw + v - pw;
+                    let taps = dy_row[cols.clone()].iter().zip(x_row[first..].iter().step_by(sw));
+                    dw_c[u * kw + v] += taps.fold(0.0, |acc, (&d, &xv)| madd::<FMA>(d, xv, acc));
+                    if let Some(dx_c) = dx_c.as_deref_mut() {
+                        let dx_row = &mut dx_c[h * w_n..][..w_n];
+                        let wv = w_c[u * kw + v];
+                        for (&d, dxq) in dy_row[cols].iter().zip(dx_row[first..].iter_mut().step_by(sw)) {
+                            *dxq = madd::<FMA>(wv, d, *dxq);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::Rng;
+    use proptest::prelude::*;
+
+    /// Depthwise as `C` ordinary one-channel convolutions per image, with
+    /// the general kernels.
+    #[allow(clippy::type_complexity)]
+    fn reference(
+        g: &Conv2d,
+        channels: usize,
+        n: usize,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        dy: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (xl, yl, wl) = (g.input_len(), g.output_len(), g.weight_len());
+        let (mut y, mut dw, mut db, mut dx) = (
+            vec![0.0; n * channels * yl],
+            vec![0.0; w.len()],
+            vec![0.0; channels],
+            vec![0.0; x.len()],
+        );
+        for k in 0..n * channels {
+            let c = k % channels;
+            let (xs, ws) = (&x[k * xl..][..xl], &w[c * wl..][..wl]);
+            super::super::forward(g, 1, xs, ws, Some(&b[c..=c]), &mut y[k * yl..][..yl]);
+            super::super::backward(
+                g,
+                1,
+                xs,
+                ws,
+                &dy[k * yl..][..yl],
+                &mut dw[c * wl..][..wl],
+                Some(&mut db[c..=c]),
+                Some(&mut dx[k * xl..][..xl]),
+            );
+        }
+        (y, dw, db, dx)
+    }
+
+    fn close(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * y.abs().max(1.0),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn matches_one_channel_convolutions(
+            seed in 0u64..1000,
+            (h, w_n) in (1usize..9, 1usize..9),
+            (kh, kw) in (1usize..5, 1usize..5),
+            (sh, sw) in (1usize..4, 1usize..4),
+            (ph, pw) in (0usize..3, 0usize..3),
+            channels in 1usize..4,
+            n in 1usize..3,
+        ) {
+            prop_assume!(h + 2 * ph >= kh && w_n + 2 * pw >= kw);
+            let g = Conv2d { in_channels: 1, in_h: h, in_w: w_n, out_channels: 1, kernel: (kh, kw), stride: (sh, sw), pad: (ph, pw) };
+            let mut rng = Rng::new(seed);
+            let x = rng.vec(n * channels * g.input_len());
+            let w = rng.vec(channels * g.weight_len());
+            let b = rng.vec(channels);
+            let dy = rng.vec(n * channels * g.output_len());
+            let (ey, edw, edb, edx) = reference(&g, channels, n, &x, &w, &b, &dy);
+            let mut y = vec![f32::NAN; ey.len()];
+            forward(&g, channels, n, &x, &w, Some(&b), &mut y);
+            close(&y, &ey, "y");
+            // dw and db accumulate onto what is there; dx is overwritten.
+            let (mut dw, mut db, mut dx) = (vec![1.0; w.len()], vec![1.0; channels], vec![f32::NAN; x.len()]);
+            backward(&g, channels, n, &x, &w, &dy, &mut dw, Some(&mut db), Some(&mut dx));
+            let plus_one = |v: &[f32]| v.iter().map(|a| a + 1.0).collect::<Vec<_>>();
+            close(&dw, &plus_one(&edw), "dw");
+            close(&db, &plus_one(&edb), "db");
+            close(&dx, &edx, "dx");
+        }
+    }
+}
