@@ -909,6 +909,24 @@ mod tests {
             errors[0]
         );
 
+        // TFLite's int8 average pool leaves padding out of the count.
+        let errors = errors_of(
+            "avgpool.safetensors",
+            "conv(1, 2, 1) avgpool(3, stride = 1, pad = 1) flatten linear(2, 3)",
+            &tensors(|t| {
+                for (k, _, s, b) in t.iter_mut() {
+                    if *k == "3.weight" {
+                        *s = vec![3, 2];
+                        *b = vec![1; 6];
+                    }
+                }
+            }),
+        );
+        assert!(
+            errors.len() == 1 && errors[0].contains("layer 1 `avgpool(3, stride = 1, pad = 1)` with padding has no int8 form"),
+            "{errors:?}"
+        );
+
         let errors = errors_of(
             "relu.safetensors",
             "conv(1, 2, 1) flatten relu linear(2, 3)",
