@@ -923,7 +923,9 @@ mod tests {
             }),
         );
         assert!(
-            errors.len() == 1 && errors[0].contains("layer 1 `avgpool(3, stride = 1, pad = 1)` with padding has no int8 form"),
+            errors.len() == 1
+                && errors[0]
+                    .contains("layer 1 `avgpool(3, stride = 1, pad = 1)` with padding has no int8 form"),
             "{errors:?}"
         );
 

@@ -59,9 +59,11 @@ impl Op for AvgPool {
     fn int8(&self, l: &LayerPlan, _: &Int8Io) -> Result<Int8Step, String> {
         if self.0.pad.h != 0 || self.0.pad.w != 0 {
             // The int8 kernel is TFLite's; the float layer is PyTorch's.
-            return Err("with padding has no int8 form: TFLite's int8 average pool leaves the padding out of \
+            return Err(
+                "with padding has no int8 form: TFLite's int8 average pool leaves the padding out of \
                         each window's count, where this layer (PyTorch's AvgPool2d) counts it"
-                .to_string());
+                    .to_string(),
+            );
         }
         let p = private();
         let geometry = self.0.geometry(l);
