@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generate the int8 oracle fixtures in tests/fixtures/int8/*.json.
 
-(One file per net below, plus activations.json: every int8 input of TFLM's
+(One file per net below, the graph net residual_cat included (see "Graph
+nets" at the end), plus activations.json: every int8 input of TFLM's
 LOGISTIC and TANH for six input quantizations, see generate_activations; its
 cases hold op, calibration_range, input_quant, output_quant, the three
 input_* parameters as for a sigmoid/tanh layer below, input [256], TFLM's
@@ -134,6 +135,54 @@ An image is
 
 float32 values are written as Python floats converted exactly from float32
 (repr of the double), so parsing as f64 then casting to f32 is exact.
+
+Graph nets. residual_cat is not a chain: its PyTorch module (ResidualCat,
+state_dict keys `net.<path in the DSL>`, e.g. `net.2.conv1.weight`,
+`net.4.a.weight`) and its TensorFlow rebuild (graph_plan: named steps that
+read named tensors) are written by hand, and its TFLite ops are found by
+what they read rather than by position (graph_layers_from_tflite). In the
+DSL of cnn_net!:
+
+    [1, 28, 28] => conv(1, 8, 3, stride = 2, pad = 1) relu                     # PAD + CONV_2D, 8x14x14
+        add { conv1: conv(8, 8, 3, pad = 1) | identity } relu                   # CONV_2D; ADD (relu fused)
+        cat { a: conv(8, 8, 3, stride = 2, pad = 1) relu                        # PAD + CONV_2D, 8x7x7
+            | b: conv(8, 4, 1, stride = 2) relu }                               # CONV_2D 4x7x7; CONCATENATION
+        add { global_avgpool | global_maxpool } flatten linear(12, 10)          # MEAN, REDUCE_MAX; ADD; FULLY_CONNECTED
+
+The converter gives the residual ADD inputs of different quantizations (a
+conv output and a relu output), ties the CONCATENATION's inputs and output
+to one quantization (TFLM's int8 kernel requires it: a copy), keeps
+REDUCE_MAX's (required too), and gives MEAN its own output scale. Its
+"layers" are the ops in execution order, each a layer as above plus
+
+    name           string  the op's output tensor, read by later ops
+    inputs         [str]   the tensors it reads ("input" is the image), in
+                           TFLite's operand order (ADD's input1, input2)
+
+with `modules` the DSL paths of the layers it computes (strings), and by op:
+
+    conv, linear   as above (one input: in_shape, input_quant)
+    add            in_shapes, input_quants (one per input), activation,
+                   act_min, act_max, and TFLM's CalculateOpDataAdd:
+                   left_shift (20), input1_offset, input2_offset (-zero
+                   points), output_offset, input{1,2}_multiplier/_shift
+                   (scale_i / (2 max(scale1, scale2))), output_multiplier,
+                   output_shift (2 max(scale1, scale2) / (2^20 out_scale)),
+                   all QuantizeMultiplier of doubles of the float32 scales
+    cat            in_shapes, input_quants, axis (0: channels of CHW),
+                   equal_quant (true: TFLM's int8 CONCATENATION needs it)
+    global_avgpool in_shape [C, H, W], out_shape [C, 1, 1], axes_nhwc
+                   [1, 2], keep_dims, multiplier, shift (QuantizeMultiplier
+                   of in_scale / out_scale, TFLM's PrepareMeanOrSumHelper),
+                   count (H * W), mean_multiplier, mean_shift (the same with
+                   1 / count folded in as QuantizedMeanOrSum does when it
+                   runs: k = min(floor(log2 count), 32, 31 + shift),
+                   (multiplier << k) // count, shift - k)
+    global_maxpool in_shape, out_shape, axes_nhwc, keep_dims (no parameters:
+                   TFLM's int8 REDUCE_MAX needs equal quantizations)
+
+Its images keep "intermediates" (one list per op, in op order) for every
+image, not only the first INTERMEDIATE_IMAGES.
 """
 
 import argparse
@@ -220,6 +269,15 @@ NETS = [
          net="[1, 28, 28] => conv(1, 6, 5, pad = 2) relu avgpool(2) conv(6, 16, 5) relu avgpool(2) "
              "flatten linear(400, 120) relu linear(120, 84) relu linear(84, 10)",
          layers=lambda: lenet(nn.ReLU, nn.AvgPool2d)),
+    # A graph (see graph_plan): a residual ADD of branches with different
+    # quantizations and a fused relu, a channel CONCATENATION, MEAN and
+    # REDUCE_MAX over H and W, and an ADD of the two pools.
+    dict(name="residual_cat",
+         net="[1, 28, 28] => conv(1, 8, 3, stride = 2, pad = 1) relu "
+             "add { conv1: conv(8, 8, 3, pad = 1) | identity } relu "
+             "cat { a: conv(8, 8, 3, stride = 2, pad = 1) relu | b: conv(8, 4, 1, stride = 2) relu } "
+             "add { global_avgpool | global_maxpool } flatten linear(12, 10)",
+         module=lambda: ResidualCat(), intermediate_images=TEST_IMAGES),
 ]
 
 
@@ -315,7 +373,7 @@ def quantize_input(x, scale, zero_point):
 def train(spec, train_x, train_y):
     seed = zlib.crc32(spec["name"].encode())
     torch.manual_seed(seed)
-    model = Net(spec["layers"]())
+    model = spec["module"]() if "module" in spec else Net(spec["layers"]())
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     gen = torch.Generator().manual_seed(seed)
     x_all = torch.from_numpy(train_x)
@@ -507,6 +565,67 @@ class Model:
             yield OP_NAMES[max(code.builtinCode, code.deprecatedBuiltinCode)], op
 
 
+def conv_fields(model, op, p, in_q, out_q):
+    """The JSON fields of a conv layer: CONV_2D `op`, planned as `p`."""
+    o = op.builtinOptions
+    want_pad = schema.Padding.SAME if (p["pad"] != [0, 0] and not p["explicit_pad"]) else schema.Padding.VALID
+    assert o.padding == want_pad and [o.strideH, o.strideW] == p["stride"]
+    assert (o.dilationHFactor, o.dilationWFactor) == (1, 1)
+    act = ACT_NAMES[o.fusedActivationFunction]
+    assert act == p["activation"], (act, p["activation"])
+    w = model.const(op.inputs[1])  # OHWI
+    b = model.const(op.inputs[2])
+    w_scales, w_zps, qdim = quant_of(model.tensor(op.inputs[1]))
+    assert qdim == 0 and all(z == 0 for z in w_zps)
+    b_scales, b_zps, _ = quant_of(model.tensor(op.inputs[2]))
+    assert all(z == 0 for z in b_zps)
+    lo, hi = activation_range(act, out_q["scale"], out_q["zero_point"])
+    mults = [quantize_multiplier(float(f32(in_q["scale"])) * float(f32(ws)) / float(f32(out_q["scale"])))
+             for ws in (w_scales if len(w_scales) > 1 else w_scales * w.shape[0])]
+    return dict(kernel=p["kernel"], stride=p["stride"], pad=p["pad"], groups=1, activation=act,
+                act_min=lo, act_max=hi,
+                weight={"key": p["key"] + ".weight", "shape": [w.shape[0], w.shape[3], w.shape[1], w.shape[2]],
+                        "data": w.transpose(0, 3, 1, 2).reshape(-1).tolist(), "scales": w_scales,
+                        "zero_points": w_zps, "per_channel": len(w_scales) > 1},
+                bias={"key": p["key"] + ".bias", "shape": [int(b.shape[0])], "data": b.tolist(),
+                      "scales": b_scales},
+                multipliers=[m for m, _ in mults], shifts=[s for _, s in mults])
+
+
+def linear_fields(model, op, p, in_q, out_q, prev):
+    """The JSON fields of a linear layer: FULLY_CONNECTED `op`, planned as `p`,
+    after the planned layer `prev` (or None)."""
+    o = op.builtinOptions
+    act = ACT_NAMES[o.fusedActivationFunction]
+    assert act == p["activation"] and o.weightsFormat == 0
+    w = model.const(op.inputs[1])  # [out, in], in in the order of the TFLite input
+    b = model.const(op.inputs[2])
+    w_scales, w_zps, qdim = quant_of(model.tensor(op.inputs[1]))
+    assert qdim == 0 and all(z == 0 for z in w_zps)
+    b_scales, _, _ = quant_of(model.tensor(op.inputs[2]))
+    if prev is not None and prev["op"] == "flatten" and len(prev["in_shape"]) == 3:
+        c, h, wd = prev["in_shape"]
+        w = w.reshape(w.shape[0], h, wd, c).transpose(0, 3, 1, 2).reshape(w.shape[0], -1)
+    per_channel = len(w_scales) > 1
+    if per_channel:
+        mults = [quantize_multiplier(float(f32(in_q["scale"])) * float(f32(ws)) / float(f32(out_q["scale"])))
+                 for ws in w_scales]
+    else:
+        # GetQuantizedConvolutionMultipler: the product in float32.
+        prod = float(f32(in_q["scale"]) * f32(w_scales[0]))
+        mults = [quantize_multiplier(prod / float(f32(out_q["scale"])))]
+    lo, hi = activation_range(act, out_q["scale"], out_q["zero_point"])
+    return dict(in_features=p["in_features"], out_features=p["out_features"], activation=act,
+                act_min=lo, act_max=hi,
+                weight={"key": p["key"] + ".weight", "shape": list(w.shape),
+                        "data": w.reshape(-1).tolist(), "scales": w_scales, "zero_points": w_zps,
+                        "per_channel": per_channel},
+                bias={"key": p["key"] + ".bias", "shape": [int(b.shape[0])], "data": b.tolist(),
+                      "scales": b_scales},
+                per_channel=per_channel,
+                multipliers=[m for m, _ in mults], shifts=[s for _, s in mults])
+
+
 def layers_from_tflite(model, plan):
     """Matches the TFLite ops against the plan; returns (layers, output tensor
     index of each layer, TFLite input tensor, TFLite output tensor)."""
@@ -543,61 +662,9 @@ def layers_from_tflite(model, plan):
         layer["output_quant"] = act_quant(y_t)
         in_q, out_q = layer["input_quant"], layer["output_quant"]
         if p["op"] == "conv":
-            o = op.builtinOptions
-            want_pad = schema.Padding.SAME if (p["pad"] != [0, 0] and not p["explicit_pad"]) else schema.Padding.VALID
-            assert o.padding == want_pad and [o.strideH, o.strideW] == p["stride"]
-            assert (o.dilationHFactor, o.dilationWFactor) == (1, 1)
-            act = ACT_NAMES[o.fusedActivationFunction]
-            assert act == p["activation"], (act, p["activation"])
-            w = model.const(op.inputs[1])  # OHWI
-            b = model.const(op.inputs[2])
-            w_scales, w_zps, qdim = quant_of(model.tensor(op.inputs[1]))
-            assert qdim == 0 and all(z == 0 for z in w_zps)
-            b_scales, b_zps, _ = quant_of(model.tensor(op.inputs[2]))
-            assert all(z == 0 for z in b_zps)
-            lo, hi = activation_range(act, out_q["scale"], out_q["zero_point"])
-            mults = [quantize_multiplier(float(f32(in_q["scale"])) * float(f32(ws)) / float(f32(out_q["scale"])))
-                     for ws in (w_scales if len(w_scales) > 1 else w_scales * w.shape[0])]
-            layer.update(kernel=p["kernel"], stride=p["stride"], pad=p["pad"], groups=1, activation=act,
-                         act_min=lo, act_max=hi,
-                         weight={"key": p["key"] + ".weight", "shape": [w.shape[0], w.shape[3], w.shape[1],
-                                                                          w.shape[2]],
-                                 "data": w.transpose(0, 3, 1, 2).reshape(-1).tolist(), "scales": w_scales,
-                                 "zero_points": w_zps, "per_channel": len(w_scales) > 1},
-                         bias={"key": p["key"] + ".bias", "shape": [int(b.shape[0])], "data": b.tolist(),
-                               "scales": b_scales},
-                         multipliers=[m for m, _ in mults], shifts=[s for _, s in mults])
+            layer.update(conv_fields(model, op, p, in_q, out_q))
         elif p["op"] == "linear":
-            o = op.builtinOptions
-            act = ACT_NAMES[o.fusedActivationFunction]
-            assert act == p["activation"] and o.weightsFormat == 0
-            w = model.const(op.inputs[1])  # [out, in], in in the order of the TFLite input
-            b = model.const(op.inputs[2])
-            w_scales, w_zps, qdim = quant_of(model.tensor(op.inputs[1]))
-            assert qdim == 0 and all(z == 0 for z in w_zps)
-            b_scales, _, _ = quant_of(model.tensor(op.inputs[2]))
-            prev = plan[pi - 1] if pi > 0 else None
-            if prev is not None and prev["op"] == "flatten" and len(prev["in_shape"]) == 3:
-                c, h, wd = prev["in_shape"]
-                w = w.reshape(w.shape[0], h, wd, c).transpose(0, 3, 1, 2).reshape(w.shape[0], -1)
-            per_channel = len(w_scales) > 1
-            if per_channel:
-                mults = [quantize_multiplier(float(f32(in_q["scale"])) * float(f32(ws)) / float(f32(out_q["scale"])))
-                         for ws in w_scales]
-            else:
-                # GetQuantizedConvolutionMultipler: the product in float32.
-                prod = float(f32(in_q["scale"]) * f32(w_scales[0]))
-                mults = [quantize_multiplier(prod / float(f32(out_q["scale"])))]
-            lo, hi = activation_range(act, out_q["scale"], out_q["zero_point"])
-            layer.update(in_features=p["in_features"], out_features=p["out_features"], activation=act,
-                         act_min=lo, act_max=hi,
-                         weight={"key": p["key"] + ".weight", "shape": list(w.shape),
-                                 "data": w.reshape(-1).tolist(), "scales": w_scales, "zero_points": w_zps,
-                                 "per_channel": per_channel},
-                         bias={"key": p["key"] + ".bias", "shape": [int(b.shape[0])], "data": b.tolist(),
-                               "scales": b_scales},
-                         per_channel=per_channel,
-                         multipliers=[m for m, _ in mults], shifts=[s for _, s in mults])
+            layer.update(linear_fields(model, op, p, in_q, out_q, plan[pi - 1] if pi > 0 else None))
         elif p["op"] in ("maxpool", "avgpool"):
             o = op.builtinOptions
             assert o.padding == schema.Padding.VALID
@@ -617,6 +684,248 @@ def layers_from_tflite(model, plan):
         layers.append(layer)
         outs.append(op.outputs[0])
     assert k == len(ops), f"unexpected trailing ops {[n for n, _ in ops[k:]]}"
+    return layers, outs, model.g.inputs[0], model.g.outputs[0]
+
+
+# ---------------------------------------------------------------------------
+# A graph net (residual_cat): branches that add and concatenate, global pools
+# ---------------------------------------------------------------------------
+
+class Branches(nn.Module):
+    """The labelled layers of an `add { .. }` or `cat { .. }`, as attributes
+    (in cnn_net! a branch adds no key level)."""
+
+    def __init__(self, **layers):
+        super().__init__()
+        for key, m in layers.items():
+            self.add_module(key, m)
+
+
+class ResidualCat(nn.Module):
+    """residual_cat in PyTorch; its state_dict keys are `net.<DSL path>`, as the
+    chains' are `net.<index>`."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Module()
+        self.net.add_module("0", nn.Conv2d(1, 8, 3, stride=2, padding=1))
+        self.net.add_module("2", Branches(conv1=nn.Conv2d(8, 8, 3, padding=1)))
+        self.net.add_module("4", Branches(a=nn.Conv2d(8, 8, 3, stride=2, padding=1),
+                                          b=nn.Conv2d(8, 4, 1, stride=2)))
+        self.net.add_module("7", nn.Linear(12, 10))
+
+    def forward(self, x):
+        m = dict(self.net.named_children())
+        stem = torch.relu(m["0"](x))
+        res = torch.relu(m["2"].conv1(stem) + stem)
+        cat = torch.cat((torch.relu(m["4"].a(res)), torch.relu(m["4"].b(res))), dim=1)
+        pooled = nn.functional.adaptive_avg_pool2d(cat, 1) + nn.functional.adaptive_max_pool2d(cat, 1)
+        return m["7"](torch.flatten(pooled, 1))
+
+
+def conv_step(m, shape, act):
+    """A PyTorch conv as a TensorFlow NHWC step (as tf_plan does it) and its
+    plan attributes; `shape` is its input's (C, H, W)."""
+    assert m.groups == 1 and m.dilation == (1, 1)
+    w = tf.constant(m.weight.detach().numpy().transpose(2, 3, 1, 0).copy())  # OIHW -> HWIO
+    b = tf.constant(m.bias.detach().numpy().copy())
+    (kh, kw), (sh, sw), (ph, pw) = m.kernel_size, m.stride, m.padding
+    c, h, wd = shape
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
+    same = (sh, sw) == (1, 1) and kh % 2 == 1 and kw % 2 == 1 and (ph, pw) == (kh // 2, kw // 2)
+    if (ph, pw) == (0, 0):
+        padding, explicit = "VALID", None
+    elif same:
+        padding, explicit = "SAME", None
+    else:
+        padding, explicit = "VALID", [[0, 0], [ph, ph], [pw, pw], [0, 0]]
+
+    def step(x):
+        if explicit is not None:
+            x = tf.pad(x, explicit)
+        y = tf.nn.bias_add(tf.nn.conv2d(x, w, strides=[1, sh, sw, 1], padding=padding), b)
+        return tf.nn.relu(y) if act == "relu" else y
+    attrs = dict(in_shape=list(shape), out_shape=[m.out_channels, oh, ow], kernel=[kh, kw], stride=[sh, sw],
+                 pad=[ph, pw], groups=1, activation=act, explicit_pad=explicit is not None)
+    return step, attrs
+
+
+class TfGraph(tf.Module):
+    """A graph of steps `(name, input names, fn)` in execution order over
+    named tensors ("input" is the image); returns the last step's output."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 28, 28, 1], tf.float32)])
+    def __call__(self, x):
+        t = {"input": x}
+        for name, inputs, fn in self.steps:
+            t[name] = fn(*[t[i] for i in inputs])
+        return t[self.steps[-1][0]]
+
+
+def graph_plan(model):
+    """residual_cat's expected int8 ops in execution order, each reading named
+    tensors ("input" is the image), and the same function in TensorFlow:
+    returns (plan, TfGraph)."""
+    m = dict(model.net.named_children())
+    plan, steps = [], []
+
+    def add(name, inputs, modules, fn, **attrs):
+        plan.append(dict(name=name, inputs=inputs, modules=modules, **attrs))
+        steps.append((name, inputs, fn))
+
+    def conv(name, inputs, modules, mod, key, shape, act):
+        step, attrs = conv_step(mod, shape, act)
+        add(name, inputs, modules, step, op="conv", key=key, **attrs)
+
+    conv("stem", ["input"], ["0", "1"], m["0"], "net.0", (1, 28, 28), "relu")
+    conv("conv1", ["stem"], ["2.conv1"], m["2"].conv1, "net.2.conv1", (8, 14, 14), "none")
+    add("res", ["conv1", "stem"], ["2", "3"], lambda a, b: tf.nn.relu(a + b), op="add",
+        in_shapes=[[8, 14, 14]] * 2, out_shape=[8, 14, 14], activation="relu")
+    conv("a", ["res"], ["4.a", "4.a:relu"], m["4"].a, "net.4.a", (8, 14, 14), "relu")
+    conv("b", ["res"], ["4.b", "4.b:relu"], m["4"].b, "net.4.b", (8, 14, 14), "relu")
+    add("cat", ["a", "b"], ["4"], lambda a, b: tf.concat([a, b], axis=3), op="cat",
+        in_shapes=[[8, 7, 7], [4, 7, 7]], out_shape=[12, 7, 7], axis=0)
+    add("gap", ["cat"], ["5.global_avgpool"], lambda x: tf.reduce_mean(x, axis=[1, 2]), op="global_avgpool",
+        in_shape=[12, 7, 7], out_shape=[12, 1, 1])
+    add("gmp", ["cat"], ["5.global_maxpool"], lambda x: tf.reduce_max(x, axis=[1, 2]), op="global_maxpool",
+        in_shape=[12, 7, 7], out_shape=[12, 1, 1])
+    add("pooled", ["gap", "gmp"], ["5"], lambda a, b: a + b, op="add",
+        in_shapes=[[12, 1, 1]] * 2, out_shape=[12, 1, 1], activation="none")
+    fc = m["7"]
+    wt = tf.constant(np.ascontiguousarray(fc.weight.detach().numpy().T))
+    fb = tf.constant(fc.bias.detach().numpy().copy())
+    # [C, 1, 1] flattens to the same order in CHW and HWC: no permutation, and
+    # TensorFlow's [1, C] needs no reshape (PyTorch's flatten, module 6, is free).
+    add("fc", ["pooled"], ["6", "7"], lambda x: tf.matmul(x, wt) + fb, op="linear", key="net.7",
+        in_shape=[12], out_shape=[10], in_features=12, out_features=10, activation="none")
+    return plan, TfGraph(steps)
+
+
+def add_params(q1, q2, qo, act):
+    """TFLM's ADD preparation for int8 (CalculateOpDataAdd): input offsets,
+    left shift 20, and the three multipliers from doubles of the float32
+    scales; every multiplier below one (QuantizeMultiplierSmallerThanOneExp)."""
+    s1, s2, so = float(f32(q1["scale"])), float(f32(q2["scale"])), float(f32(qo["scale"]))
+    left_shift = 20
+    twice_max_input_scale = 2 * max(s1, s2)
+    reals = [s1 / twice_max_input_scale, s2 / twice_max_input_scale,
+             twice_max_input_scale / ((1 << left_shift) * so)]
+    (m1, sh1), (m2, sh2), (mo, sho) = [quantize_multiplier(r) for r in reals]
+    assert all(0 < r < 1 for r in reals) and max(sh1, sh2, sho) <= 0, reals
+    lo, hi = activation_range(act, qo["scale"], qo["zero_point"])
+    return dict(activation=act, act_min=lo, act_max=hi, left_shift=left_shift,
+                input1_offset=-q1["zero_point"], input2_offset=-q2["zero_point"], output_offset=qo["zero_point"],
+                input1_multiplier=m1, input1_shift=sh1, input2_multiplier=m2, input2_shift=sh2,
+                output_multiplier=mo, output_shift=sho)
+
+
+def mean_params(in_q, out_q, count):
+    """TFLM's int8 MEAN (reduce_common.cc, QuantizedMeanOrSum): the
+    multiplier of in_scale / out_scale (QuantizeMultiplier of doubles), then,
+    when it runs, 1 / count folded in: shift = min(floor(log2(count)), 32,
+    31 + shift0), multiplier = (multiplier0 << shift) // count (int64),
+    exponent shift0 - shift."""
+    m0, s0 = quantize_multiplier(float(f32(in_q["scale"])) / float(f32(out_q["scale"])))
+    shift = min(count.bit_length() - 1, 32, 31 + s0)
+    m = (m0 << shift) // count
+    assert 0 < m < (1 << 31)
+    return dict(multiplier=m0, shift=s0, count=count, mean_multiplier=m, mean_shift=s0 - shift)
+
+
+def graph_layers_from_tflite(model, plan):
+    """Finds each planned op of a graph net in the TFLite model by what it
+    reads (a PAD folded into the conv it feeds); returns (layers, output
+    tensor of each layer, TFLite input tensor, TFLite output tensor). Every
+    TFLite op must be accounted for (no requantizing QUANTIZE in between)."""
+    ops = list(model.ops())
+    used = set()
+    tensor = {"input": model.g.inputs[0]}
+    name_of = {model.g.inputs[0]: "input"}
+
+    def find(kind, pred):
+        hits = [k for k, (n, op) in enumerate(ops) if k not in used and n == kind and pred(op)]
+        assert len(hits) == 1, f"{len(hits)} unused {kind} ops match; the model has {[n for n, _ in ops]}"
+        used.add(hits[0])
+        return ops[hits[0]][1]
+
+    layers, outs = [], []
+    for pi, p in enumerate(plan):
+        want = [tensor[i] for i in p["inputs"]]
+        names = []
+        src = want[0]
+        if p["op"] == "conv" and p["explicit_pad"]:
+            pad_op = find("PAD", lambda op: op.inputs[0] == want[0])
+            pad = model.const(pad_op.inputs[1]).tolist()
+            assert pad == [[0, 0], [p["pad"][0]] * 2, [p["pad"][1]] * 2, [0, 0]], pad
+            assert act_quant(model.tensor(pad_op.inputs[0])) == act_quant(model.tensor(pad_op.outputs[0])), \
+                "PAD changed the quantization"
+            names.append("PAD")
+            src = pad_op.outputs[0]
+        kind = {"conv": "CONV_2D", "linear": "FULLY_CONNECTED", "add": "ADD", "cat": "CONCATENATION",
+                "global_avgpool": "MEAN", "global_maxpool": "REDUCE_MAX"}[p["op"]]
+        if p["op"] == "add":
+            op = find(kind, lambda op: sorted(op.inputs) == sorted(want))
+        elif p["op"] == "cat":
+            op = find(kind, lambda op: list(op.inputs) == want)
+        else:
+            op = find(kind, lambda op: op.inputs[0] == src)
+        names.append(kind)
+        layer = {"op": p["op"], "name": p["name"],
+                 "inputs": [name_of[t] for t in op.inputs] if p["op"] in ("add", "cat") else p["inputs"],
+                 "modules": p["modules"], "tflite_ops": names}
+        out_q = act_quant(model.tensor(op.outputs[0]))
+        if p["op"] in ("add", "cat"):
+            # In TFLite's operand order (the kernel's input1 and input2).
+            order = [p["inputs"].index(n) for n in layer["inputs"]]
+            layer["in_shapes"] = [p["in_shapes"][i] for i in order]
+            layer["out_shape"] = p["out_shape"]
+            layer["input_quants"] = [act_quant(model.tensor(t)) for t in op.inputs]
+            layer["output_quant"] = out_q
+            o = op.builtinOptions
+            act = ACT_NAMES[o.fusedActivationFunction]
+            if p["op"] == "add":
+                assert act == p["activation"], (act, p["activation"])
+                q1, q2 = layer["input_quants"]
+                layer.update(add_params(q1, q2, out_q, act))
+            else:
+                # TFLM's int8 CONCATENATION requires every input's scale and
+                # zero point to equal the output's: the converter ties them.
+                assert act == "none" and o.axis in (3, -1), (act, o.axis)
+                equal = all(q == out_q for q in layer["input_quants"])
+                assert equal, f"CONCATENATION requantizes: {layer['input_quants']} -> {out_q}"
+                layer.update(axis=p["axis"], equal_quant=equal)
+        else:
+            in_q = act_quant(model.tensor(src))
+            layer["in_shape"] = p["in_shape"]
+            layer["out_shape"] = p["out_shape"]
+            layer["input_quant"] = in_q
+            layer["output_quant"] = out_q
+            if p["op"] == "conv":
+                layer.update(conv_fields(model, op, p, in_q, out_q))
+            elif p["op"] == "linear":
+                layer.update(linear_fields(model, op, p, in_q, out_q, None))
+            else:
+                axes = sorted(int(a) for a in model.const(op.inputs[1]).reshape(-1))
+                assert axes == [1, 2], axes
+                keep_dims = bool(op.builtinOptions.keepDims)
+                c, h, wd = p["in_shape"]
+                layer.update(axes_nhwc=axes, keep_dims=keep_dims)
+                if p["op"] == "global_avgpool":
+                    layer.update(mean_params(in_q, out_q, h * wd))
+                else:
+                    # TFLM's int8 REDUCE_MAX requires equal quantizations.
+                    assert in_q == out_q, f"REDUCE_MAX requantizes: {in_q} -> {out_q}"
+        layers.append(layer)
+        outs.append(op.outputs[0])
+        tensor[p["name"]] = op.outputs[0]
+        name_of[op.outputs[0]] = p["name"]
+    left = [ops[k][0] for k in range(len(ops)) if k not in used]
+    assert not left, f"unexpected TFLite ops {left}"
+    assert outs[-1] == model.g.outputs[0]
     return layers, outs, model.g.inputs[0], model.g.outputs[0]
 
 
@@ -640,8 +949,11 @@ def float32_list(a):
 def generate(spec, data, keep_tflite=None):
     train_x, train_y, test_pixels, test_y = data
     model, loss = train(spec, train_x, train_y)
-    plan, steps = tf_plan(model)
-    tf_net = TfNet(steps)
+    if "module" in spec:
+        plan, tf_net = graph_plan(model)
+    else:
+        plan, steps = tf_plan(model)
+        tf_net = TfNet(steps)
 
     rng = np.random.default_rng(zlib.crc32(spec["name"].encode()))
     calib = train_x[np.sort(rng.choice(len(train_x), CALIBRATION_IMAGES, replace=False))]
@@ -660,7 +972,7 @@ def generate(spec, data, keep_tflite=None):
         with open(os.path.join(keep_tflite, spec["name"] + ".tflite"), "wb") as f:
             f.write(flat)
     tfl = Model(flat)
-    layers, outs, in_idx, out_idx = layers_from_tflite(tfl, plan)
+    layers, outs, in_idx, out_idx = (graph_layers_from_tflite if "module" in spec else layers_from_tflite)(tfl, plan)
     in_q = act_quant(tfl.tensor(in_idx))
     out_q = act_quant(tfl.tensor(out_idx))
     assert outs[-1] == out_idx
@@ -699,7 +1011,7 @@ def generate(spec, data, keep_tflite=None):
     desktop = {kind: {"outputs_differing": 0, "values_differing": 0} for kind in desktops}
     correct_f = correct_q = agree = 0
     for n, (source, label, pixels) in enumerate(sources):
-        keep = n < INTERMEDIATE_IMAGES or label is None
+        keep = n < spec.get("intermediate_images", INTERMEDIATE_IMAGES) or label is None
         x, out, inter, d = run(pixels, keep)
         with torch.no_grad():
             logits = model(torch.from_numpy(to_float(pixels[None]))).numpy()[0]

@@ -99,6 +99,19 @@ impl Requant {
         Requant::from_real(real)
     }
 
+    /// The requantization from one activation scale to another,
+    /// `M = input_scale / output_scale` (both widened to `f64`), as TFLM
+    /// prepares it for MEAN (`PrepareMeanOrSumHelper`) and other ops that
+    /// only rescale.
+    pub const fn rescale(input_scale: f32, output_scale: f32) -> Requant {
+        Requant::from_real(input_scale as f64 / output_scale as f64)
+    }
+
+    /// [`Requant::rescale`], or `None` as [`Requant::checked_per_channel`].
+    pub const fn checked_rescale(input_scale: f32, output_scale: f32) -> Option<Requant> {
+        Requant::checked(input_scale as f64 / output_scale as f64)
+    }
+
     /// [`Requant::per_channel`], or `None` if the multiplier is not finite
     /// or too large to apply (`shift > 30`: `M >= 2^30`).
     pub const fn checked_per_channel(

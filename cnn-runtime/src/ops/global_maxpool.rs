@@ -81,6 +81,79 @@ pub fn backward(channels: usize, spatial: usize, n: usize, x: &[f32], dy: &[f32]
     }
 }
 
+pub mod int8 {
+    //! int8 global max pooling, TFLite's REDUCE_MAX over H and W, bit for
+    //! bit as TensorFlow Lite Micro's reference kernel
+    //! (`reduce_common.cc`, `ReduceGeneric` from `-128` with `in > current`)
+    //! computes it:
+    //!
+    //! `y[i, c] = max_s x[i, c, s]`.
+    //!
+    //! TFLM's int8 REDUCE_MAX requires the output to have the input's scale
+    //! and zero point (its Eval fails otherwise; the converter ties them), so
+    //! no value is requantized, and no activation is fused.
+    //!
+    //! Layout as the float [`forward`](super::forward): `x` `[N, C, H, W]`
+    //! (seen as `[N, C, S]`), `y` `[N, C]` (= `[N, C, 1, 1]`), int8.
+
+    use super::check;
+
+    /// int8 maximum over the `spatial` elements of each of the
+    /// `n * channels` planes. Direct loops, no heap, no `std`.
+    ///
+    /// # Panics
+    ///
+    /// If `spatial == 0`, `x.len() != n * channels * spatial` or
+    /// `y.len() != n * channels`.
+    pub fn forward(channels: usize, spatial: usize, n: usize, x: &[i8], y: &mut [i8]) {
+        check(channels, spatial, n, x.len(), y.len(), "y");
+        for (y_c, x_c) in y.iter_mut().zip(x.chunks_exact(spatial)) {
+            let mut m = i8::MIN;
+            for &v in x_c {
+                if v > m {
+                    m = v;
+                }
+            }
+            *y_c = m;
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::ops::testing::Rng;
+        use proptest::prelude::*;
+
+        #[test]
+        fn hand_computed() {
+            let x: [i8; 9] = [-128, -128, -128, 5, -7, 127, 0, -1, -2];
+            let mut y = [0i8; 3];
+            forward(3, 3, 1, &x, &mut y);
+            assert_eq!(y, [-128, 127, 0]);
+        }
+
+        #[test]
+        #[should_panic(expected = "global_maxpool: y has 2 elements")]
+        fn wrong_output_len_panics() {
+            forward(3, 3, 1, &[0; 9], &mut [0; 2]);
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn matches_reference(channels in 1usize..=4, spatial in 1usize..=60, n in 1usize..=3, seed: u64) {
+                let mut rng = Rng::new(seed);
+                let x: Vec<i8> = (0..n * channels * spatial).map(|_| rng.next_u64() as i8).collect();
+                let mut y = vec![0i8; n * channels];
+                forward(channels, spatial, n, &x, &mut y);
+                let expected: Vec<i8> = x.chunks(spatial).map(|p| *p.iter().max().unwrap()).collect();
+                prop_assert_eq!(y, expected);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

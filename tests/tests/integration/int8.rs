@@ -16,17 +16,31 @@
 //! - runs the whole net from the int8 input and requires TFLM's int8
 //!   logits, and the same predicted classes.
 //!
+//! The graph nets (`residual_cat`: a residual ADD, a channel CONCATENATION,
+//! MEAN and REDUCE_MAX over H and W) are checked the same way, op by op on
+//! TFLM's inputs to each op, then whole, by a small graph interpreter.
+//!
 //! This test file is the small interpreter the compiler will later generate
 //! as straight code.
 
+use cnn_runtime::ops::add::int8::AddParams;
 use cnn_runtime::ops::conv::Conv2d;
+use cnn_runtime::ops::global_avgpool::int8::MeanParams;
 use cnn_runtime::ops::linear::Linear;
 use cnn_runtime::ops::window::Pool2d;
-use cnn_runtime::ops::{avgpool, conv, linear, maxpool, sigmoid, tanh};
-use cnn_runtime::quant::{self, Activation, Clamp, OutputStage, Q4Input, Requant};
+use cnn_runtime::ops::{
+    add, avgpool, cat, conv, global_avgpool, global_maxpool, linear, maxpool, sigmoid, tanh,
+};
+use cnn_runtime::quant::{self, Activation, Clamp, OutputStage, Q4Input, Quant, Requant};
 use serde_json::Value;
 
-const NETS: [&str; 5] = ["lenet_sigmoid", "lenet_relu", "lenet_relu_avg", "strided", "one_by_one"];
+const NETS: [&str; 5] = [
+    "lenet_sigmoid",
+    "lenet_relu",
+    "lenet_relu_avg",
+    "strided",
+    "one_by_one",
+];
 
 /// One layer with everything its kernel needs.
 enum Op {
@@ -565,4 +579,308 @@ fn int8_sigmoid_and_tanh_match_tflite_micro_on_every_input() {
         "mismatches with TFLM:\n{}",
         failures.join("\n")
     );
+}
+
+// ---------------------------------------------------------------------------
+// Graph nets: ops that read named tensors
+// ---------------------------------------------------------------------------
+
+/// The int8 graph nets of `tests/fixtures/int8/`.
+const GRAPH_NETS: [&str; 1] = ["residual_cat"];
+
+/// An op of a graph net with everything its kernel needs.
+enum GraphOp {
+    /// A conv or linear layer (one input), as in a chain.
+    Layer(Layer),
+    /// ADD of two tensors of the same shape.
+    Add(AddParams),
+    /// CONCATENATION along channels: the elements per example of each input.
+    Cat(Vec<usize>),
+    /// MEAN over H and W.
+    Mean {
+        channels: usize,
+        spatial: usize,
+        p: MeanParams,
+    },
+    /// REDUCE_MAX over H and W.
+    Max { channels: usize, spatial: usize },
+}
+
+struct Node {
+    name: String,
+    kind: String,
+    tensor: String,
+    inputs: Vec<String>,
+    op: GraphOp,
+    out_len: usize,
+}
+
+impl Node {
+    fn run(&self, xs: &[&[i8]]) -> Vec<i8> {
+        let mut y = vec![0i8; self.out_len];
+        match &self.op {
+            GraphOp::Layer(layer) => return layer.run(xs[0]),
+            GraphOp::Add(p) => add::int8::forward(p, xs[0], xs[1], &mut y),
+            GraphOp::Cat(parts) => {
+                let total: usize = parts.iter().sum();
+                let mut at = 0;
+                for (&part, x) in parts.iter().zip(xs) {
+                    cat::int8::forward(1, part, total, at, x, &mut y);
+                    at += part;
+                }
+            }
+            GraphOp::Mean { channels, spatial, p } => {
+                global_avgpool::int8::forward(*channels, *spatial, 1, xs[0], p, &mut y)
+            }
+            GraphOp::Max { channels, spatial } => {
+                global_maxpool::int8::forward(*channels, *spatial, 1, xs[0], &mut y)
+            }
+        }
+        y
+    }
+}
+
+fn quant_at(v: &Value) -> Quant {
+    Quant {
+        scale: f32_at(v, "scale"),
+        zero_point: i32_at(v, "zero_point"),
+    }
+}
+
+fn requant_at(v: &Value, multiplier: &str, shift: &str) -> Requant {
+    Requant {
+        multiplier: i32_at(v, multiplier),
+        shift: i32_at(v, shift),
+    }
+}
+
+/// `[C, H, W]` of a global pool's input: (C, H * W).
+fn planes(v: &Value) -> (usize, usize) {
+    let s: Vec<usize> = cnn_tests::json_ints::<i64>(&v["in_shape"])
+        .iter()
+        .map(|&d| d as usize)
+        .collect();
+    (s[0], s[1] * s[2])
+}
+
+/// Parses a graph op, deriving TFLM's parameters in Rust from the scales
+/// and requiring the generator's (TFLM's preparation) to equal them.
+fn parse_node(v: &Value, index: usize) -> Node {
+    let kind = v["op"].as_str().expect("op");
+    let tensor = v["name"].as_str().expect("name").to_string();
+    let name = format!("op {index} {tensor} ({kind}, modules {})", v["modules"]);
+    let inputs: Vec<String> = v["inputs"]
+        .as_array()
+        .expect("inputs")
+        .iter()
+        .map(|i| i.as_str().expect("input name").to_string())
+        .collect();
+    let out_len = shape_len(&v["out_shape"]);
+    let op = match kind {
+        "conv" | "linear" => GraphOp::Layer(parse_layer(v, index)),
+        "add" => {
+            let q: Vec<Quant> = v["input_quants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(quant_at)
+                .collect();
+            let p = AddParams::prepare(q[0], q[1], quant_at(&v["output_quant"]), activation(v));
+            let expected = AddParams {
+                input1_offset: i32_at(v, "input1_offset"),
+                input2_offset: i32_at(v, "input2_offset"),
+                left_shift: usize_at(v, "left_shift") as u32,
+                input1: requant_at(v, "input1_multiplier", "input1_shift"),
+                input2: requant_at(v, "input2_multiplier", "input2_shift"),
+                output: requant_at(v, "output_multiplier", "output_shift"),
+                output_offset: i32_at(v, "output_offset"),
+                clamp: clamp_of(v, &name),
+            };
+            assert_eq!(p, expected, "{name}: TFLM's ADD parameters");
+            GraphOp::Add(p)
+        }
+        "cat" => {
+            let out = quant_at(&v["output_quant"]);
+            assert_eq!(v["equal_quant"], Value::Bool(true), "{name}");
+            for q in v["input_quants"].as_array().unwrap() {
+                assert!(
+                    cat::int8::same_quantization(quant_at(q), out),
+                    "{name}: TFLM's CONCATENATION needs equal quantizations"
+                );
+            }
+            assert_eq!(usize_at(v, "axis"), 0, "{name}: along channels");
+            GraphOp::Cat(v["in_shapes"].as_array().unwrap().iter().map(shape_len).collect())
+        }
+        "global_avgpool" => {
+            let (channels, spatial) = planes(v);
+            let (in_q, out_q) = (quant_at(&v["input_quant"]), quant_at(&v["output_quant"]));
+            let requant = Requant::rescale(in_q.scale, out_q.scale);
+            assert_eq!(
+                requant,
+                requant_at(v, "multiplier", "shift"),
+                "{name}: MEAN's multiplier"
+            );
+            assert_eq!(usize_at(v, "count"), spatial, "{name}");
+            let p = MeanParams::prepare(in_q, out_q, spatial);
+            assert_eq!(
+                p.requant,
+                requant_at(v, "mean_multiplier", "mean_shift"),
+                "{name}: MEAN's multiplier with 1 / count folded in"
+            );
+            GraphOp::Mean { channels, spatial, p }
+        }
+        "global_maxpool" => {
+            assert_eq!(
+                v["input_quant"], v["output_quant"],
+                "{name}: TFLM's REDUCE_MAX keeps the quantization"
+            );
+            let (channels, spatial) = planes(v);
+            GraphOp::Max { channels, spatial }
+        }
+        other => panic!("{name}: unknown op {other}"),
+    };
+    Node {
+        name,
+        kind: kind.to_string(),
+        tensor,
+        inputs,
+        op,
+        out_len,
+    }
+}
+
+/// Values compared with TFLM's, by op kind.
+#[derive(Default)]
+struct GraphCounts {
+    images: usize,
+    outputs: usize,
+    by_op: std::collections::BTreeMap<String, usize>,
+}
+
+fn check_graph_net(name: &str) -> GraphCounts {
+    let fx = cnn_tests::load_int8(name);
+    let layers = fx["layers"].as_array().expect("layers");
+    let nodes: Vec<Node> = layers.iter().enumerate().map(|(i, v)| parse_node(v, i)).collect();
+    let mut failures = Vec::new();
+    let mut counts = GraphCounts::default();
+    let mut correct = 0;
+    for image in fx["images"].as_array().expect("images") {
+        let source = image["source"].as_str().unwrap();
+        let input = int8s(&image["input"]);
+        let expected = int8s(&image["output"]);
+
+        // Each op on TFLM's inputs to it.
+        if let Some(inter) = image.get("intermediates") {
+            let inter: Vec<Vec<i8>> = inter.as_array().unwrap().iter().map(int8s).collect();
+            assert_eq!(inter.len(), nodes.len(), "{name}: one intermediate per op");
+            let tflm = |t: &str| -> &[i8] {
+                if t == "input" {
+                    &input
+                } else {
+                    let k = nodes.iter().position(|n| n.tensor == t).expect("tensor");
+                    &inter[k]
+                }
+            };
+            for (node, tflm_out) in nodes.iter().zip(&inter) {
+                let xs: Vec<&[i8]> = node.inputs.iter().map(|t| tflm(t)).collect();
+                if let Some(d) = diff(&node.run(&xs), tflm_out) {
+                    failures.push(format!("{name} {source}: {} on TFLM's input: {d}", node.name));
+                }
+                *counts.by_op.entry(node.kind.clone()).or_default() += tflm_out.len();
+            }
+        }
+
+        // The whole graph from the int8 input.
+        let mut ours: Vec<(String, Vec<i8>)> = vec![("input".to_string(), input)];
+        for node in &nodes {
+            let xs: Vec<&[i8]> = node
+                .inputs
+                .iter()
+                .map(|t| &ours.iter().find(|(n, _)| n == t).expect("tensor").1[..])
+                .collect();
+            let y = node.run(&xs);
+            ours.push((node.tensor.clone(), y));
+        }
+        let x = &ours.last().unwrap().1;
+        if let Some(d) = diff(x, &expected) {
+            failures.push(format!("{name} {source}: final output: {d}"));
+        }
+        if image["label"].as_u64() == Some(argmax(x) as u64) {
+            correct += 1;
+        }
+        counts.images += 1;
+        counts.outputs += x.len();
+    }
+    assert!(
+        failures.is_empty(),
+        "{name}: {} mismatches with TFLM:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        correct,
+        usize_at(&fx["accuracy"], "int8"),
+        "{name}: correct predictions differ from TFLM's count"
+    );
+    counts
+}
+
+/// ADD (inputs of different quantizations, with and without a fused relu),
+/// CONCATENATION, MEAN and REDUCE_MAX against TFLM, op by op on TFLM's
+/// inputs and through the whole graph, every value equal.
+#[test]
+fn int8_graph_kernels_match_tflite_micro_bit_for_bit() {
+    for name in GRAPH_NETS {
+        let c = check_graph_net(name);
+        println!(
+            "{name}: {} images, {} output values equal to TFLM's; op by op: {:?}",
+            c.images, c.outputs, c.by_op
+        );
+        assert!(c.images >= 18);
+        for op in ["add", "cat", "global_avgpool", "global_maxpool"] {
+            assert!(
+                c.by_op.get(op).copied().unwrap_or(0) > 0,
+                "{name}: no {op} compared"
+            );
+        }
+    }
+}
+
+/// The graph fixture covers what it claims: ADDs whose inputs have
+/// different quantizations (one with a fused relu), a channel concatenation,
+/// a MEAN whose output scale differs from its input's, and REDUCE_MAX.
+#[test]
+fn int8_graph_fixture_covers_the_ops() {
+    let mut ops = std::collections::BTreeSet::new();
+    for name in GRAPH_NETS {
+        let fx = cnn_tests::load_int8(name);
+        for l in fx["layers"].as_array().unwrap() {
+            let kind = l["op"].as_str().unwrap();
+            ops.insert(kind.to_string());
+            if kind == "add" {
+                let q = l["input_quants"].as_array().unwrap();
+                if q[0] != q[1] {
+                    ops.insert(format!(
+                        "add of different quantizations+{}",
+                        l["activation"].as_str().unwrap()
+                    ));
+                }
+            }
+            if kind == "global_avgpool" && l["input_quant"] != l["output_quant"] {
+                ops.insert("requantizing mean".into());
+            }
+        }
+    }
+    for want in [
+        "add of different quantizations+relu",
+        "add of different quantizations+none",
+        "cat",
+        "global_avgpool",
+        "requantizing mean",
+        "global_maxpool",
+        "conv",
+        "linear",
+    ] {
+        assert!(ops.contains(want), "no graph fixture has {want}: {ops:?}");
+    }
 }
