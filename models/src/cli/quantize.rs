@@ -15,7 +15,7 @@ use cnn_runtime::Network;
 use super::args::QuantizeConfig;
 use super::dataset::{self, Source};
 use super::error::CliError;
-use super::report::{thousands, Evaluation};
+use super::report::thousands;
 use super::train;
 
 /// Calibration images go through the float net this many at a time.
@@ -81,21 +81,25 @@ pub fn command<N: Network, Q: Int8Network>(config: &QuantizeConfig) -> Result<()
         format_ratio(N::PARAM_COUNT * 4, bytes)
     );
 
-    let float = Evaluation::of(&*net, &data.test).accuracy();
-    let predicted = predict(&int8, &data.test.images);
+    // Each net's predictions once: accuracies and agreement come from them.
     let float_predicted = cnn_runtime::train::predict(&*net, &data.test.images);
-    let correct = predicted
-        .iter()
-        .zip(&data.test.labels)
-        .filter(|(&p, &l)| p == usize::from(l))
-        .count();
+    let predicted = predict(&int8, &data.test.images);
+    let labels = &data.test.labels;
+    let accuracy = |classes: &[usize]| {
+        let correct = classes
+            .iter()
+            .zip(labels)
+            .filter(|(&p, &l)| p == usize::from(l))
+            .count();
+        correct as f64 / labels.len() as f64
+    };
+    let (float, int8_accuracy) = (accuracy(&float_predicted), accuracy(&predicted));
     let agree = predicted
         .iter()
         .zip(&float_predicted)
         .filter(|(a, b)| a == b)
         .count();
     let total = data.test.len();
-    let int8_accuracy = correct as f64 / total as f64;
     say!(
         "test accuracy ({} images): float {float:.4}, int8 {int8_accuracy:.4} ({:+.2} points); \
          the two agree on {:.2}% of the images",
