@@ -3,68 +3,42 @@
 
 use cnn_runtime::cnn_net;
 
-cnn_net! {
+/// `cnn_net!` for a float net and its int8 twin, from ONE layer list: the
+/// twin (declared `int8`, tensors loaded at run time) is what `cnn quantize`
+/// makes and checks; both get the same layers, so the same keys.
+macro_rules! with_int8_twin {
+    ($(#[$attr:meta])* pub $float:ident, $int8:ident: $shape:tt => $($layers:tt)*) => {
+        cnn_net! {
+            $(#[$attr])*
+            pub $float: $shape => $($layers)*;
+
+            #[doc = concat!("[`", stringify!($float), "`] with int8 tensors loaded at run time (`cnn quantize`).")]
+            pub $int8: $shape int8 => $($layers)*
+        }
+    };
+}
+
+with_int8_twin! {
     /// LeNet-5 as in Dive into Deep Learning, section 7.6: sigmoid
     /// activations and average pooling.
-    pub LeNet: [1, 28, 28] =>
+    pub LeNet, LeNetInt8: [1, 28, 28] =>
         conv(1, 6, 5, pad = 2) sigmoid avgpool(2)
         conv(6, 16, 5) sigmoid avgpool(2)
         flatten
         linear(400, 120) sigmoid
         linear(120, 84) sigmoid
-        linear(84, 10);
+        linear(84, 10)
+}
 
+with_int8_twin! {
     /// LeNet with the modern choices: ReLU activations and max pooling.
-    pub LeNetRelu: [1, 28, 28] =>
+    pub LeNetRelu, LeNetReluInt8: [1, 28, 28] =>
         conv(1, 6, 5, pad = 2) relu maxpool(2)
         conv(6, 16, 5) relu maxpool(2)
         flatten
         linear(400, 120) relu
         linear(120, 84) relu
         linear(84, 10)
-}
-
-cnn_net! {
-    /// [`LeNet`] with int8 tensors loaded at run time: what `cnn quantize
-    /// --net lenet` makes and checks.
-    pub LeNetInt8: [1, 28, 28] int8 =>
-        conv(1, 6, 5, pad = 2) sigmoid avgpool(2)
-        conv(6, 16, 5) sigmoid avgpool(2)
-        flatten
-        linear(400, 120) sigmoid
-        linear(120, 84) sigmoid
-        linear(84, 10);
-
-    /// [`LeNetRelu`] with int8 tensors loaded at run time.
-    pub LeNetReluInt8: [1, 28, 28] int8 =>
-        conv(1, 6, 5, pad = 2) relu maxpool(2)
-        conv(6, 16, 5) relu maxpool(2)
-        flatten
-        linear(400, 120) relu
-        linear(120, 84) relu
-        linear(84, 10);
-
-    /// [`VggSmall`] with int8 tensors loaded at run time.
-    pub VggSmallInt8: [1, 28, 28] int8 =>
-        conv(1, 16, 3, pad = 1) relu maxpool(2)
-        conv(16, 32, 3, pad = 1) relu conv(32, 32, 3, pad = 1) relu maxpool(2)
-        conv(32, 64, 3, pad = 1) relu conv(64, 64, 3, pad = 1) relu maxpool(2)
-        flatten
-        linear(576, 256) relu dropout(0.5)
-        linear(256, 256) relu dropout(0.5)
-        linear(256, 10);
-
-    /// [`AlexNetSmall`] with int8 tensors loaded at run time.
-    pub AlexNetSmallInt8: [1, 28, 28] int8 =>
-        conv(1, 32, 7, stride = 2, pad = 3) relu maxpool(3, stride = 2, pad = 1)
-        conv(32, 64, 3, pad = 1) relu
-        conv(64, 96, 3, pad = 1) relu
-        conv(96, 64, 3, pad = 1) relu
-        maxpool(3, stride = 2)
-        flatten
-        linear(576, 512) relu dropout(0.5)
-        linear(512, 512) relu dropout(0.5)
-        linear(512, 10)
 }
 
 cnn_net! {
@@ -87,8 +61,10 @@ cnn_net! {
         maxpool(3, stride = 2)
         dropout(0.5)
         conv(64, 10, 3, pad = 1) relu conv(10, 10, 1) relu conv(10, 10, 1)
-        global_avgpool flatten;
+        global_avgpool flatten
+}
 
+with_int8_twin! {
     /// VGG (Simonyan and Zisserman, 2014) as in Dive into Deep Learning,
     /// section 8.2, scaled down for 28x28 inputs: blocks of 3x3 convolutions
     /// with padding 1 and ReLU, each block closed by a 2x2 max pool, channels
@@ -96,22 +72,24 @@ cnn_net! {
     /// epoch of Fashion-MNIST takes about a minute on two cores; with its
     /// recipe (SGD, lr 0.05, momentum 0.9, 5 epochs) it reached 0.895 test
     /// accuracy.
-    pub VggSmall: [1, 28, 28] =>
+    pub VggSmall, VggSmallInt8: [1, 28, 28] =>
         conv(1, 16, 3, pad = 1) relu maxpool(2)
         conv(16, 32, 3, pad = 1) relu conv(32, 32, 3, pad = 1) relu maxpool(2)
         conv(32, 64, 3, pad = 1) relu conv(64, 64, 3, pad = 1) relu maxpool(2)
         flatten
         linear(576, 256) relu dropout(0.5)
         linear(256, 256) relu dropout(0.5)
-        linear(256, 10);
+        linear(256, 10)
+}
 
+with_int8_twin! {
     /// AlexNet (Krizhevsky et al., 2012) as in Dive into Deep Learning,
     /// section 8.1, scaled down for 28x28 inputs: a large first kernel with
     /// stride 2, max pooling with kernel 3 and stride 2, three 3x3
     /// convolutions, and dropout between the fully connected layers. With its
     /// recipe (SGD, lr 0.05, momentum 0.9, 5 epochs) it reached 0.877 test
     /// accuracy on Fashion-MNIST.
-    pub AlexNetSmall: [1, 28, 28] =>
+    pub AlexNetSmall, AlexNetSmallInt8: [1, 28, 28] =>
         conv(1, 32, 7, stride = 2, pad = 3) relu maxpool(3, stride = 2, pad = 1)
         conv(32, 64, 3, pad = 1) relu
         conv(64, 96, 3, pad = 1) relu
