@@ -293,6 +293,33 @@ pub const fn saturate_i8(v: i32) -> i8 {
     }
 }
 
+/// `[f(args.., x) for every int8 x]`, indexed by `x`'s bits as a `u8`: the
+/// table of an element-wise int8 function for [`lookup`], built in a
+/// `const fn` (a macro, as a `const fn` cannot call a function pointer).
+macro_rules! int8_table {
+    ($f:ident($($arg:expr),*)) => {{
+        let mut t = [0i8; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = $f($($arg,)* i as u8 as i8);
+            i += 1;
+        }
+        t
+    }};
+}
+pub(crate) use int8_table;
+
+/// Asserts that `table` gives `f` of every int8 input through [`lookup`].
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn assert_table_is(table: &[i8; 256], f: impl Fn(i8) -> i8) {
+    let mut x: Vec<i8> = (i8::MIN..=i8::MAX).collect();
+    lookup(table, &mut x);
+    for (q, y) in (i8::MIN..=i8::MAX).zip(x) {
+        assert_eq!(y, f(q), "input {q}");
+    }
+}
+
 /// `x <- table[x]` in place, the table indexed by the int8's bits as a
 /// `u8`: an element-wise int8 function of one input, computed for all 256
 /// inputs beforehand (`sigmoid::int8::table`, `tanh::int8::table`).
