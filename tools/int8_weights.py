@@ -14,6 +14,9 @@ the format is documented in cnn-compiler/src/int8.rs):
     input.scale F32 [], input.zero_point I32 []
     K.weight I8 (OIHW / [out, in]), K.bias I32 [out], K.weight_scale F32 [out] or [1],
     K.output_scale F32 [], K.output_zero_point I32 []      for each conv and linear K
+    points.scale F32 [P], points.zero_point I32 [P]        the output quantization of each
+                                                           ADD and MEAN (add, global_avgpool),
+                                                           in program order, if there are any
 
 so the tests can compile each fixture's net with TFLite's own parameters and
 compare its outputs with TFLite Micro's. Needs only numpy; deterministic
@@ -69,6 +72,11 @@ def convert(fixture):
             tensors[f"{key}.bias"] = ("I32", b["shape"], b["data"])
         tensors[f"{key}.output_scale"] = ("F32", [], [layer["output_quant"]["scale"]])
         tensors[f"{key}.output_zero_point"] = ("I32", [], [layer["output_quant"]["zero_point"]])
+    # The fixture lists its ops in program order, as the net's points are.
+    points = [layer["output_quant"] for layer in fixture["layers"] if layer["op"] in ("add", "global_avgpool")]
+    if points:
+        tensors["points.scale"] = ("F32", [len(points)], [q["scale"] for q in points])
+        tensors["points.zero_point"] = ("I32", [len(points)], [q["zero_point"] for q in points])
     metadata = {"cnn.format": "int8", "cnn.source": "tools/int8_weights.py", "cnn.fixture": fixture["name"]}
     return safetensors_bytes(tensors, metadata)
 

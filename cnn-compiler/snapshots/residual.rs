@@ -1067,6 +1067,11 @@ impl Res {
             let x: &[f32] = x;
             ::cnn_runtime::__private::ops::add::accumulate(x, y);
         }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(19, &scratch[n * 512..n * 768]);
+        }
         ::cnn_runtime::__private::ops::relu::forward(&mut scratch[n * 512..n * 768]);
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
             .as_mut()
@@ -1267,6 +1272,11 @@ impl Res {
             );
             let x: &[f32] = x;
             ::cnn_runtime::__private::ops::add::accumulate(x, y);
+        }
+        if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
+            .as_mut()
+        {
+            visit(20, &scratch[n * 128..n * 256]);
         }
         ::cnn_runtime::__private::ops::relu::forward(&mut scratch[n * 128..n * 256]);
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace

@@ -8,7 +8,7 @@
 //! batch-1 no-heap path instantiates the direct kernels, the batched path
 //! the im2col + GEMM ones.
 
-mod graph;
+pub(crate) mod graph;
 mod outline;
 
 use crate::ctxt::Errors;
@@ -1017,9 +1017,10 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
     steps
 }
 
-/// Hands layer `layer`'s output (the slice expression `values`) to the
-/// trace of `__forward`, if there is one: `values` is only evaluated then,
-/// so an untraced pass does no more than test `trace`.
+/// Hands layer `layer`'s output (the slice expression `values`; a join's
+/// is numbered `LAYERS.len() + j`) to the trace of `__forward`, if there is
+/// one: `values` is only evaluated then, so an untraced pass does no more
+/// than test `trace`.
 fn trace_visit(layer: usize, values: TokenStream) -> TokenStream {
     let layer = lit(layer);
     quote! {
@@ -1336,7 +1337,7 @@ mod tests {
     /// Every layer is traced once, in order, including those that print no
     /// step of their own: views of the caller's input (`flatten`,
     /// `identity`), `dropout` at inference, activations after a copy, and
-    /// the identity branch of a join.
+    /// the identity branch of a join; and every join's output.
     #[test]
     fn every_layer_is_traced_once_in_order() {
         let chain = pretty(&syn::parse_quote! {
@@ -1351,7 +1352,14 @@ mod tests {
                 add { c1: conv(4, 4, 3, pad = 1) b1: batchnorm relu c2: conv(4, 4, 3, pad = 1) | identity } relu
                 cat { identity | c3: conv(4, 2, 3, pad = 1) relu } flatten dropout(0.5) linear(216, 5)
         });
-        assert_eq!(traced_layers(&graph), all(14), "{graph}");
+        // Each join's output after its last part, numbered after the 14
+        // layers: the add (14) before the relu that reads it (7), the cat
+        // (15) before flatten (11).
+        let order: Vec<String> = [0, 1, 2, 3, 4, 5, 6, 14, 7, 8, 9, 10, 15, 11, 12, 13]
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(traced_layers(&graph), order, "{graph}");
     }
 
     /// Alike block instances trace through their shared function: it

@@ -74,6 +74,9 @@ pub struct ShapedJoin {
     pub input_shapes: Vec<Shape>,
     pub output: Shape,
     pub output_value: ValueId,
+    /// Its `state_dict` position (the key its branches' layers are under),
+    /// for messages.
+    pub key: String,
 }
 
 /// A node of a shaped program.
@@ -190,6 +193,7 @@ pub fn infer<'a>(input: Shape, program: Program<'a>, errors: &mut Errors) -> Opt
                         input_shapes,
                         output: out_shape,
                         output_value: output,
+                        key: key.clone(),
                     })),
                     None => complete = false,
                 }

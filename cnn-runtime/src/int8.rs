@@ -30,6 +30,29 @@ pub struct Int8LayerInfo {
     /// output quantization describes: the layer itself, or the relu/relu6
     /// it fuses.
     pub output_layer: usize,
+    /// The quantization point ([`Int8LayerInfo`]s numbered first, then
+    /// [`Int8PointInfo`]s) whose output quantization this one's must equal:
+    /// itself, or the first of the points that feed one `cat` (TFLite's
+    /// CONCATENATION copies bytes, so its inputs share one quantization).
+    pub tie: usize,
+}
+
+/// A parameterless node of an int8 net with an output quantization of its
+/// own in the file: an `add` (TFLite's ADD) or a `global_avgpool` (MEAN).
+/// The file holds them in order as `points.scale` (F32 `[P]`) and
+/// `points.zero_point` (I32 `[P]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Int8PointInfo {
+    /// What and where it is, for messages, e.g. `"add at 2"`.
+    pub what: &'static str,
+    /// The output its quantization describes, as
+    /// [`Network::forward_traced`](crate::network::Network::forward_traced)
+    /// numbers them: a layer's index in the float net's `LAYERS` (the point
+    /// itself, or the relu/relu6 an `add` fuses), or `LAYERS.len() + j` for
+    /// the output of the net's `j`-th join.
+    pub output: usize,
+    /// As [`Int8LayerInfo::tie`].
+    pub tie: usize,
 }
 
 /// The tensors of an int8 file in an int8 net's order: its conv and linear
@@ -49,6 +72,8 @@ pub struct Int8Parts<'a> {
     pub per_tensor: &'a [bool],
     /// Per layer: its output's quantization.
     pub outputs: &'a [Quant],
+    /// Per point ([`Int8Network::INT8_POINTS`]): its output's quantization.
+    pub points: &'a [Quant],
     /// The input's quantization.
     pub input: Quant,
 }
@@ -72,6 +97,20 @@ pub enum Int8Error {
         /// The index of the layer in the float net's `LAYERS`.
         layer: usize,
     },
+    /// Point `point` (an `add` or `global_avgpool`) cannot take the scales
+    /// of its inputs and output: a multiplier int32 arithmetic cannot apply
+    /// (an output scale below about `2^-19` of the inputs').
+    PointOutOfRange {
+        /// The index of the point in [`Int8Network::INT8_POINTS`].
+        point: usize,
+    },
+    /// The inputs of the net's `join`-th join, a `cat`, have different
+    /// quantizations (TFLite's CONCATENATION copies bytes: they must share
+    /// one).
+    CatQuantizations {
+        /// The index of the join among the net's `add`s and `cat`s.
+        join: usize,
+    },
 }
 
 impl core::fmt::Display for Int8Error {
@@ -85,6 +124,15 @@ impl core::fmt::Display for Int8Error {
             Int8Error::MultiplierOutOfRange { layer } => write!(
                 f,
                 "layer {layer}: input scale * weight scale / output scale is 2^30 or more"
+            ),
+            Int8Error::PointOutOfRange { point } => write!(
+                f,
+                "quantization point {point} (an add or global_avgpool): its output scale is too small \
+                 for its inputs' scales"
+            ),
+            Int8Error::CatQuantizations { join } => write!(
+                f,
+                "join {join} (a cat): its inputs' quantizations differ, and TFLite's CONCATENATION needs one"
             ),
         }
     }
@@ -103,6 +151,12 @@ pub trait Int8Network: Sized + Sync {
     const INFER_SCRATCH_BYTES: usize;
     /// Its conv and linear layers, in order.
     const INT8_LAYERS: &'static [Int8LayerInfo];
+    /// Its `add`s and `global_avgpool`s, in program order: the nodes
+    /// without parameters that have an output quantization of their own.
+    const INT8_POINTS: &'static [Int8PointInfo];
+    /// For each layer of the float net's `LAYERS`, the index in
+    /// [`Int8Network::value_quants`] of the value it reads.
+    const LAYER_INPUTS: &'static [usize];
 
     /// The net of `parts`.
     ///
@@ -118,9 +172,10 @@ pub trait Int8Network: Sized + Sync {
     /// The output's quantization.
     fn output_quant(&self) -> Quant;
 
-    /// The quantization of every layer's input, in the float net's `LAYERS`
-    /// order, then the output's.
-    fn layer_quants(&self) -> &[Quant];
+    /// The quantization of every value: the input's, then each node's
+    /// output in program order (in a chain, layer `i` reads value `i` and
+    /// writes value `i + 1`).
+    fn value_quants(&self) -> &[Quant];
 
     /// Integer-only inference on `n` examples (`input`: `n * INPUT_LEN`,
     /// `output`: `n * OUTPUT_LEN`, `scratch`: at least

@@ -90,11 +90,11 @@ pub mod __private {
     /// Panics if the regions overlap or pass the end; the plan guarantees
     /// neither happens for generated code.
     #[inline(always)]
-    pub fn arena_pair(
-        arena: &mut [f32],
+    pub fn arena_pair<T>(
+        arena: &mut [T],
         x: core::ops::Range<usize>,
         y: core::ops::Range<usize>,
-    ) -> (&mut [f32], &mut [f32]) {
+    ) -> (&mut [T], &mut [T]) {
         if x.end <= y.start {
             let (low, high) = arena.split_at_mut(y.start);
             (&mut low[x], &mut high[..y.end - y.start])

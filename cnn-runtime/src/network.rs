@@ -168,7 +168,9 @@ pub trait Network: Sized + Sync {
     /// (`n * out_len` values, example after example, NCHW). Every layer is
     /// visited exactly once, in order, including those that print no code
     /// (`flatten`, `identity`, `dropout` at inference: their input's
-    /// values). Same workspace as [`Network::forward_n`]
+    /// values). In a graph net each join's (`add`, `cat`) output is visited
+    /// too, after its inputs, as `LAYERS.len() + j` for the `j`-th join in
+    /// program order. Same workspace as [`Network::forward_n`]
     /// ([`Network::forward_workspace_len`]), same outputs; allocates nothing.
     fn forward_traced(
         &self,

@@ -11,27 +11,27 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 /// `n * offset .. n * (offset + len)` of an arena.
-fn range(r: Region) -> TokenStream {
+pub fn range(r: Region) -> TokenStream {
     let (a, b) = (lit(r.offset), lit(r.offset.saturating_add(r.len)));
     quote!(n * #a..n * #b)
 }
 
-/// `let x: &[f32] = ..; let y: &mut [f32] = ..;` from `arena`, reading `x`
-/// and writing `y`.
-fn bind_xy(arena: &TokenStream, x: Loc, y: Region) -> TokenStream {
+/// `let x: &[T] = ..; let y: &mut [T] = ..;` from `arena`, reading `x`
+/// and writing `y`, with `T` the element type `ty`.
+pub fn bind_xy(arena: &TokenStream, x: Loc, y: Region, ty: &TokenStream) -> TokenStream {
     let p = quote!(::cnn_runtime::__private);
     let yr = range(y);
     match x {
-        Loc::Input => quote!(let x: &[f32] = input; let y: &mut [f32] = &mut #arena[#yr];),
+        Loc::Input => quote!(let x: &[#ty] = input; let y: &mut [#ty] = &mut #arena[#yr];),
         Loc::Scratch(x) => {
             let xr = range(x);
-            quote!(let (x, y) = #p::arena_pair(#arena, #xr, #yr); let x: &[f32] = x;)
+            quote!(let (x, y) = #p::arena_pair(#arena, #xr, #yr); let x: &[#ty] = x;)
         }
     }
 }
 
 /// The region of a location that is written (never the caller's input).
-fn written(loc: Loc) -> Region {
+pub fn written(loc: Loc) -> Region {
     match loc {
         Loc::Scratch(r) => r,
         // The planner never writes the caller's input.
@@ -42,13 +42,15 @@ fn written(loc: Loc) -> Region {
 /// The inference steps, each with its block instance: every step of the
 /// plan, then the output copied out. After each layer's step its output
 /// goes to the trace; views, which print no step, are traced in program
-/// order from where their input lives.
+/// order from where their input lives; a join's output is traced after its
+/// last part, as `LAYERS.len() + j` for the `j`-th join.
 pub fn forward_steps(
     plan: &NetPlan,
     g: &GraphPlan,
     instances: &Instances,
 ) -> Vec<(Option<Tag>, TokenStream)> {
     let scratch = quote!(scratch);
+    let f32_type = quote!(f32);
     let values_at = |loc: Loc| match loc {
         Loc::Input => quote!(input),
         Loc::Scratch(r) => {
@@ -111,7 +113,7 @@ pub fn forward_steps(
             match *op {
                 InferOp::Compute { layer, x, y } => {
                     let l = &plan.layers[layer];
-                    let bind = bind_xy(&scratch, x, written(y));
+                    let bind = bind_xy(&scratch, x, written(y), &f32_type);
                     let call = l.kind().forward(
                         l,
                         &ForwardIo {
@@ -125,7 +127,7 @@ pub fn forward_steps(
                     quote!({ #bind #call } #visit)
                 }
                 InferOp::Copy { x, y } => {
-                    let bind = bind_xy(&scratch, x, written(y));
+                    let bind = bind_xy(&scratch, x, written(y), &f32_type);
                     quote!({ #bind y.copy_from_slice(x); })
                 }
                 InferOp::InPlace { layer, at } => {
@@ -145,10 +147,20 @@ pub fn forward_steps(
                 }
                 InferOp::Join { join, k, x, y, first } => {
                     let j = &plan.joins[join];
-                    let bind = bind_xy(&scratch, x, written(y));
+                    let bind = bind_xy(&scratch, x, written(y), &f32_type);
                     let part = j.kind.forward_part(&j.input_shapes, j.output, k, first);
                     loc_of[j.output_value.0] = y;
-                    quote!({ #bind #part })
+                    // After its last part, the join's output goes to the
+                    // trace, numbered after the layers.
+                    let last = !g.infer[i + 1..]
+                        .iter()
+                        .any(|op| matches!(*op, InferOp::Join { join: other, .. } if other == join));
+                    let visit = if last {
+                        super::trace_visit(plan.layers.len() + join, values_at(y))
+                    } else {
+                        TokenStream::new()
+                    };
+                    quote!({ #bind #part } #visit)
                 }
                 InferOp::Output { x } => {
                     let x = values_at(x);
@@ -257,7 +269,7 @@ pub fn train_body(
                     None => TokenStream::new(),
                     Some((dx, first)) => {
                         let j = &plan.joins[join];
-                        let bind = bind_xy(&quote!(gr), Loc::Scratch(dy), dx);
+                        let bind = bind_xy(&quote!(gr), Loc::Scratch(dy), dx, &quote!(f32));
                         let part = j.kind.backward_part(&j.input_shapes, j.output, k, first);
                         quote!({ #bind let (dy, dx) = (x, y); #part })
                     }
@@ -310,7 +322,7 @@ fn backward_layer(
     );
     let then = match dx {
         GradDst::Add { temp, into } => {
-            let bind = bind_xy(&quote!(gr), Loc::Scratch(temp), into);
+            let bind = bind_xy(&quote!(gr), Loc::Scratch(temp), into, &quote!(f32));
             quote!({ #bind #p::ops::add::accumulate(x, y); })
         }
         GradDst::Pass { into } => {
@@ -318,7 +330,7 @@ fn backward_layer(
                 offset: dy.offset,
                 len: into.len,
             };
-            let bind = bind_xy(&quote!(gr), Loc::Scratch(from), into);
+            let bind = bind_xy(&quote!(gr), Loc::Scratch(from), into, &quote!(f32));
             quote!({ #bind #p::ops::add::accumulate(x, y); })
         }
         GradDst::None | GradDst::Write(_) | GradDst::Alias => TokenStream::new(),

@@ -38,8 +38,8 @@ pub fn int8_fused(keyword: &str, io: &Int8Io) -> Result<Int8Step, String> {
         Ok(Int8Step::Same)
     } else {
         Err(format!(
-            "in an int8 net `{keyword}` must directly follow a conv or linear layer, whose output clamp it becomes \
-             (as TFLite fuses it)"
+            "in an int8 net `{keyword}` must directly follow a conv or linear layer or an `add`, as the only reader \
+             of its output, whose clamp it becomes (as TFLite fuses it)"
         ))
     }
 }
@@ -49,13 +49,13 @@ pub fn int8_fused(keyword: &str, io: &Int8Io) -> Result<Int8Step, String> {
 pub fn int8_fixed_point(keyword: &str, output: Quant, io: &Int8Io) -> Result<Int8Step, String> {
     let p = private();
     let module = Ident::new(keyword, proc_macro2::Span::call_site());
-    let (lut, layer) = (lit(io.lut), lit(io.layer));
+    let (lut, layer, input) = (lit(io.lut), lit(io.layer), lit(io.input));
     // The function of all 256 inputs, computed once: inference looks it up.
     let code = quote! {
         #p::quant::lookup(&self.luts[#lut], target);
     };
     let prepare = quote! {
-        luts[#lut] = match #p::quant::Q4Input::try_prepare(quants[#layer].scale, quants[#layer].zero_point) {
+        luts[#lut] = match #p::quant::Q4Input::try_prepare(quants[#input].scale, quants[#input].zero_point) {
             #p::core::option::Option::Some(q) => #p::ops::#module::int8::table(&q),
             #p::core::option::Option::None => {
                 return #p::core::result::Result::Err(#p::int8::Int8Error::ScaleOutOfRange { layer: #layer });
@@ -67,6 +67,7 @@ pub fn int8_fixed_point(keyword: &str, output: Quant, io: &Int8Io) -> Result<Int
         prepare,
         output: Int8Output::Fixed(output),
         luts_taken: 1,
+        means_taken: 0,
     }))
 }
 

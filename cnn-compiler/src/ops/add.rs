@@ -2,7 +2,7 @@
 //! the residual connection (`Y += X` in D2L's `Residual`, section 8.6).
 //! Every branch must yield the same shape.
 
-use super::private;
+use super::{lit, private, Fused, Int8JoinIo};
 use crate::ctxt::Errors;
 use crate::shape::{Provenance, Shape};
 use proc_macro2::{Ident, TokenStream};
@@ -85,4 +85,55 @@ pub fn backward_part(first: bool) -> TokenStream {
     } else {
         quote!(#p::ops::add::accumulate(dy, dx);)
     }
+}
+
+/// int8: TFLite's ADD, which is binary: the first part written is copied
+/// into the output's buffer, the other added to it in place with the
+/// prepared `self.adds[io.add]` (ADD is symmetric bit for bit, so which
+/// operand comes first does not matter).
+pub fn int8_part(first: bool, io: &Int8JoinIo) -> TokenStream {
+    let p = private();
+    let a = lit(io.add);
+    if first {
+        quote!(y.copy_from_slice(x);)
+    } else {
+        quote!(#p::ops::add::int8::forward_in_place(&self.adds[#a], y, x);)
+    }
+}
+
+/// int8: the prepared ADD of the two inputs into the output quantization of
+/// the file's point, with the fused activation's clamp.
+pub fn int8_prepare(io: &Int8JoinIo) -> Result<TokenStream, String> {
+    let p = private();
+    let [a, b] = io.inputs else {
+        return Err(format!(
+            "has {} branches; an int8 `add` takes two (TFLite's ADD is binary): nest them, e.g. \
+             `add {{ add {{ .. | .. }} | .. }}`",
+            io.inputs.len()
+        ));
+    };
+    let Some(point) = io.point else {
+        return Err("has no quantization point (a bug of cnn_net!)".to_string());
+    };
+    let (first, second) = if io.first == 0 { (*a, *b) } else { (*b, *a) };
+    let (first, second, k, slot, output) = (lit(first), lit(second), lit(point), lit(io.add), lit(io.output));
+    let activation = match io.fused {
+        None => quote!(None),
+        Some(Fused::Relu) => quote!(Relu),
+        Some(Fused::Relu6) => quote!(Relu6),
+    };
+    Ok(quote! {
+        adds[#slot] = match #p::ops::add::int8::AddParams::try_prepare(
+            quants[#first],
+            quants[#second],
+            points[#k],
+            #p::quant::Activation::#activation,
+        ) {
+            #p::core::option::Option::Some(params) => params,
+            #p::core::option::Option::None => {
+                return #p::core::result::Result::Err(#p::int8::Int8Error::PointOutOfRange { point: #k });
+            }
+        };
+        quants[#output] = points[#k];
+    })
 }

@@ -77,6 +77,7 @@ impl Op for AvgPool {
             prepare: TokenStream::new(),
             output: Int8Output::Input,
             luts_taken: 0,
+            means_taken: 0,
         }))
     }
 

@@ -3,7 +3,7 @@
 //! (D2L 8.4) and DenseNet (8.7). `[C, H, W]` branches must agree on `H x W`;
 //! flat branches concatenate their features.
 
-use super::{lit, private};
+use super::{lit, private, Int8JoinIo};
 use crate::ctxt::Errors;
 use crate::shape::{Provenance, Shape};
 use proc_macro2::{Ident, TokenStream};
@@ -74,4 +74,22 @@ pub fn backward_part(inputs: &[Shape], output: Shape, k: usize, first: bool) -> 
     let (part, total, at) = (lit(inputs[k].len()), lit(output.len()), lit(offset(inputs, k)));
     let accumulate = !first;
     quote!(#p::ops::cat::backward(n, #part, #total, #at, dy, dx, #accumulate);)
+}
+
+/// int8: TFLite's CONCATENATION copies bytes (its parts are the float
+/// ones), so every input must have the same quantization, which the output
+/// takes; the preparation checks that they do.
+pub fn int8_prepare(io: &Int8JoinIo) -> TokenStream {
+    let p = private();
+    let (join, output) = (lit(io.join), lit(io.output));
+    let first = lit(io.inputs.first().copied().unwrap_or(0));
+    let rest = io.inputs.iter().skip(1).map(|&v| lit(v));
+    quote! {
+        #(
+            if !#p::ops::cat::int8::same_quantization(quants[#rest], quants[#first]) {
+                return #p::core::result::Result::Err(#p::int8::Int8Error::CatQuantizations { join: #join });
+            }
+        )*
+        quants[#output] = quants[#first];
+    }
 }

@@ -220,6 +220,7 @@ impl Op for Conv {
             prepare,
             output: Int8Output::Own(slots.index),
             luts_taken: 0,
+            means_taken: 0,
         }))
     }
 

@@ -2,7 +2,9 @@
 //! channel; kernels in `cnn-runtime/src/ops/global_avgpool.rs`.
 
 use super::global_pool::{self, channels_and_plane};
-use super::{lit, private, BackwardIo, Effect, ForwardIo, Op, TensorSpec};
+use super::{
+    lit, private, BackwardIo, Effect, ForwardIo, Int8Code, Int8Io, Int8Output, Int8Step, Op, TensorSpec,
+};
 use crate::ctxt::Errors;
 use crate::layer::{Args, Layer, Param};
 use crate::plan::LayerPlan;
@@ -54,8 +56,33 @@ impl Op for GlobalAvgPool {
         quote! { #p::ops::global_avgpool::forward(#c, #s, n, x, y); }
     }
 
-    fn int8(&self, _: &LayerPlan, _: &crate::ops::Int8Io) -> Result<crate::ops::Int8Step, String> {
-        Err("has no int8 kernel yet".to_string())
+    /// TFLite's MEAN over H and W: its own output quantization (a point of
+    /// the int8 file), the division folded into the requantization.
+    fn int8(&self, l: &LayerPlan, io: &Int8Io) -> Result<Int8Step, String> {
+        let p = private();
+        let (c, s) = channels_and_plane(l);
+        let Some(point) = io.point else {
+            return Err("has no quantization point (a bug of cnn_net!)".to_string());
+        };
+        let (m, k, input) = (lit(io.mean), lit(point), lit(io.input));
+        let code = quote! {
+            #p::ops::global_avgpool::int8::forward(#c, #s, n, x, &self.means[#m], y);
+        };
+        let prepare = quote! {
+            means[#m] = match #p::ops::global_avgpool::int8::MeanParams::try_prepare(quants[#input], points[#k], #s) {
+                #p::core::option::Option::Some(params) => params,
+                #p::core::option::Option::None => {
+                    return #p::core::result::Result::Err(#p::int8::Int8Error::PointOutOfRange { point: #k });
+                }
+            };
+        };
+        Ok(Int8Step::Compute(Int8Code {
+            code,
+            prepare,
+            output: Int8Output::Point(point),
+            luts_taken: 0,
+            means_taken: 1,
+        }))
     }
 
     fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {

@@ -3,7 +3,9 @@
 //! `cnn-runtime/src/ops/global_maxpool.rs`.
 
 use super::global_pool::{self, channels_and_plane};
-use super::{lit, private, BackwardIo, Effect, ForwardIo, Op, TensorSpec};
+use super::{
+    lit, private, BackwardIo, Effect, ForwardIo, Int8Code, Int8Io, Int8Output, Int8Step, Op, TensorSpec,
+};
 use crate::ctxt::Errors;
 use crate::layer::{Args, Layer, Param};
 use crate::plan::LayerPlan;
@@ -55,8 +57,18 @@ impl Op for GlobalMaxPool {
         quote! { #p::ops::global_maxpool::forward(#c, #s, n, x, y); }
     }
 
-    fn int8(&self, _: &LayerPlan, _: &crate::ops::Int8Io) -> Result<crate::ops::Int8Step, String> {
-        Err("has no int8 kernel yet".to_string())
+    /// TFLite's REDUCE_MAX over H and W: a maximum of int8 values, in the
+    /// input's quantization.
+    fn int8(&self, l: &LayerPlan, _: &Int8Io) -> Result<Int8Step, String> {
+        let p = private();
+        let (c, s) = channels_and_plane(l);
+        Ok(Int8Step::Compute(Int8Code {
+            code: quote!(#p::ops::global_maxpool::int8::forward(#c, #s, n, x, y);),
+            prepare: TokenStream::new(),
+            output: Int8Output::Input,
+            luts_taken: 0,
+            means_taken: 0,
+        }))
     }
 
     fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {

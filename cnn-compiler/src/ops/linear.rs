@@ -160,6 +160,7 @@ impl Op for Linear {
             prepare,
             output: Int8Output::Own(slots.index),
             luts_taken: 0,
+            means_taken: 0,
         }))
     }
 

@@ -70,6 +70,7 @@ impl Op for MaxPool {
             prepare: TokenStream::new(),
             output: Int8Output::Input,
             luts_taken: 0,
+            means_taken: 0,
         }))
     }
 

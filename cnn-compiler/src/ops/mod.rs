@@ -209,19 +209,30 @@ pub struct Int8Slots {
 /// `clamps` and `luts` are the mutable arrays being filled, `weight_scales`,
 /// `per_tensor` and `outputs` the parts read (see `Int8Parts`).
 pub struct Int8Io<'a> {
-    /// The layer's index: its input's quantization is `quants[layer]`, its
-    /// output's `quants[layer + 1]` (which the driver fills from
-    /// [`Int8Code::output`] after `prepare`).
+    /// The layer's index in the float net's `LAYERS`, for messages and
+    /// errors.
     pub layer: usize,
+    /// The value it reads: its input's quantization is `quants[input]`.
+    pub input: usize,
+    /// The value it writes: its output's quantization is `quants[output]`
+    /// (which the driver fills from [`Int8Code::output`] after `prepare`).
+    pub output: usize,
     /// The op's place in the arrays (conv and linear only).
     pub slots: Option<&'a Int8Slots>,
-    /// The next layer's activation, fused into this one's output.
+    /// Its output quantization's index in `points`, if it is a point of
+    /// its own (`global_avgpool`).
+    pub point: Option<usize>,
+    /// The activation that reads its output (and nothing else does),
+    /// fused into its output.
     pub fused: Option<Fused>,
-    /// This layer is an activation the previous layer fused.
+    /// This layer is an activation the layer before it fused.
     pub absorbed: bool,
     /// The first free entry of `luts` (the 256-entry tables of sigmoid and
     /// tanh).
     pub lut: usize,
+    /// The first free entry of `means` (global average pooling's prepared
+    /// MEAN).
+    pub mean: usize,
 }
 
 /// An op's code in an int8 net.
@@ -234,6 +245,8 @@ pub struct Int8Code {
     pub output: Int8Output,
     /// Entries of `luts` it took (from [`Int8Io::lut`] on).
     pub luts_taken: usize,
+    /// Entries of `means` it took (from [`Int8Io::mean`] on).
+    pub means_taken: usize,
 }
 
 /// Where an int8 op's output quantization comes from.
@@ -244,6 +257,8 @@ pub enum Int8Output {
     Own(usize),
     /// Fixed by the op (sigmoid, tanh).
     Fixed(Quant),
+    /// The file's `points` entry (`global_avgpool`).
+    Point(usize),
 }
 
 /// What an op is in an int8 net.
@@ -496,6 +511,14 @@ impl JoinKind {
         }
     }
 
+    /// The DSL keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            JoinKind::Add => "add",
+            JoinKind::Cat => "cat",
+        }
+    }
+
     /// Whether the output may be the buffer of one of the inputs, updated in
     /// place (a sum may; a concatenation interleaves its inputs per example).
     pub fn in_place(self) -> bool {
@@ -522,6 +545,52 @@ impl JoinKind {
             JoinKind::Cat => cat::backward_part(inputs, output, k, first),
         }
     }
+
+    /// Its preparation in an int8 net (in `__derive`, as [`Int8Code`]'s
+    /// `prepare`, ending with `quants[io.output]` set), or why it has none.
+    pub fn int8_prepare(self, io: &Int8JoinIo) -> Result<TokenStream, String> {
+        match self {
+            JoinKind::Add => add::int8_prepare(io),
+            JoinKind::Cat => Ok(cat::int8_prepare(io)),
+        }
+    }
+
+    /// Input `k`'s int8 part (`x` into `y`, as [`JoinKind::forward_part`];
+    /// `first`: the first part written into `y`).
+    pub fn int8_part(
+        self,
+        inputs: &[Shape],
+        output: Shape,
+        k: usize,
+        first: bool,
+        io: &Int8JoinIo,
+    ) -> TokenStream {
+        match self {
+            JoinKind::Add => add::int8_part(first, io),
+            JoinKind::Cat => cat::forward_part(inputs, output, k),
+        }
+    }
+}
+
+/// What the int8 code generator gives a join (see [`Int8Io`]).
+pub struct Int8JoinIo<'a> {
+    /// Its index among the net's joins (for errors).
+    pub join: usize,
+    /// The values it reads, branch by branch.
+    pub inputs: &'a [usize],
+    /// The value it writes.
+    pub output: usize,
+    /// The branch whose value is in the output's buffer before the other
+    /// parts are written (the sum's first operand).
+    pub first: usize,
+    /// Its output quantization's index in `points`, if it has its own
+    /// (`add`).
+    pub point: Option<usize>,
+    /// Its index in the net's `adds` (prepared ADDs), if it is one.
+    pub add: usize,
+    /// The activation that reads its output (and nothing else does),
+    /// fused into it.
+    pub fused: Option<Fused>,
 }
 
 /// The branches of a join whose shapes are known (an earlier mistake
@@ -579,7 +648,7 @@ fn bias_arg(range: Option<(usize, usize)>) -> TokenStream {
 /// differently when the file has one weight scale for all outputs.
 fn int8_stage(s: &Int8Slots, io: &Int8Io, linear_out: Option<usize>) -> (TokenStream, TokenStream) {
     let p = private();
-    let (input, output) = (lit(io.layer), lit(io.layer + 1));
+    let (input, output) = (lit(io.input), lit(io.output));
     let k = lit(s.index);
     let (w0, w1) = (lit(s.weight.0), lit(s.weight.1));
     let (c0, c1) = (lit(s.channels.0), lit(s.channels.1));

@@ -9,7 +9,11 @@
 //! ([`Quant::from_range`]), biases int32 with `scale = input scale * weight
 //! scale` and zero point 0. A conv or linear layer followed by relu/relu6
 //! takes the range of the activation's output (the int8 op clamps instead);
-//! sigmoid and tanh have TFLite's fixed output quantizations.
+//! sigmoid and tanh have TFLite's fixed output quantizations. An `add` (or
+//! `global_avgpool`) gets the range of its output (after a relu it fuses),
+//! and the points feeding one `cat` share the union of their ranges, as
+//! TFLite's converter makes a concatenation's inputs share one
+//! quantization.
 
 use std::fmt;
 
@@ -18,20 +22,21 @@ use crate::network::Network;
 use crate::quant::{self, Quant};
 use crate::weights::int8::Int8Tensors;
 
-/// Smallest and largest value seen at the input and at every layer's
-/// output.
+/// Smallest and largest value seen at the input and at every layer's and
+/// join's output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ranges {
     /// `(min, max)` of the input values.
     pub input: (f32, f32),
-    /// `(min, max)` of each layer's output, in `LAYERS` order.
-    pub layers: Vec<(f32, f32)>,
+    /// `(min, max)` of each output as [`Network::forward_traced`] numbers
+    /// them: each layer's, in `LAYERS` order, then each join's.
+    pub outputs: Vec<(f32, f32)>,
     /// Examples seen.
     pub examples: usize,
 }
 
 /// Runs `net` on `images` (`INPUT_LEN` values each), `batch` at a time,
-/// and records the range of every layer's output.
+/// and records the range of every layer's and join's output.
 ///
 /// # Panics
 ///
@@ -57,7 +62,7 @@ pub fn calibrate<N: Network>(net: &N, images: &[f32], batch: usize) -> Ranges {
     };
     let mut ranges = Ranges {
         input: empty,
-        layers: vec![empty; N::LAYERS.len()],
+        outputs: vec![empty; N::LAYERS.len()],
         examples: images.len() / N::INPUT_LEN,
     };
     let mut workspace = vec![0.0f32; N::forward_workspace_len(batch)];
@@ -65,13 +70,18 @@ pub fn calibrate<N: Network>(net: &N, images: &[f32], batch: usize) -> Ranges {
     for chunk in images.chunks(batch * N::INPUT_LEN) {
         let n = chunk.len() / N::INPUT_LEN;
         widen(&mut ranges.input, chunk);
-        let layers = &mut ranges.layers;
+        let outputs = &mut ranges.outputs;
         net.forward_traced(
             n,
             chunk,
             &mut output[..n * N::OUTPUT_LEN],
             &mut workspace[..N::forward_workspace_len(n)],
-            &mut |layer, values| widen(&mut layers[layer], values),
+            &mut |k, values| {
+                if outputs.len() <= k {
+                    outputs.resize(k + 1, empty);
+                }
+                widen(&mut outputs[k], values);
+            },
         );
     }
     ranges
@@ -98,7 +108,7 @@ impl std::error::Error for QuantizeError {}
 /// not `N`'s, or a value is not finite.
 pub fn quantize<N: Network, Q: Int8Network>(net: &N, ranges: &Ranges) -> Result<Int8Tensors, QuantizeError> {
     let fail = |m: String| Err(QuantizeError(m));
-    if ranges.layers.len() != N::LAYERS.len() || ranges.examples == 0 {
+    if ranges.outputs.len() < N::LAYERS.len() || ranges.examples == 0 {
         return fail(format!("the calibration ranges are not those of {}", N::NAME));
     }
     let params = net.params();
@@ -109,7 +119,30 @@ pub fn quantize<N: Network, Q: Int8Network>(net: &N, ranges: &Ranges) -> Result<
         weight_scales: Vec::new(),
         per_tensor: Vec::new(),
         outputs: Vec::new(),
+        points: Vec::new(),
         input: Quant::from_range(ranges.input.0, ranges.input.1),
+    };
+    // Each point's range: its output's, widened to its tie group's.
+    let range_of = |output: usize| ranges.outputs.get(output).copied().unwrap_or((0.0, 0.0));
+    let owners: Vec<(usize, usize)> = Q::INT8_LAYERS
+        .iter()
+        .map(|l| (l.output_layer, l.tie))
+        .chain(Q::INT8_POINTS.iter().map(|p| (p.output, p.tie)))
+        .collect();
+    let mut group = vec![(f32::INFINITY, f32::NEG_INFINITY); owners.len()];
+    for &(output, tie) in &owners {
+        let Some(g) = group.get_mut(tie) else {
+            return fail(format!(
+                "{}: a quantization point ties to point {tie}, which it has not",
+                Q::NAME
+            ));
+        };
+        let (min, max) = range_of(output);
+        *g = (g.0.min(min), g.1.max(max));
+    }
+    let owner_quant = |k: usize| {
+        let (min, max) = group[owners[k].1];
+        Quant::from_range(min, max)
     };
     let mut float_biases = Vec::new();
     for l in Q::INT8_LAYERS {
@@ -149,22 +182,24 @@ pub fn quantize<N: Network, Q: Int8Network>(net: &N, ranges: &Ranges) -> Result<
             };
             float_biases.extend_from_slice(b.slice(params));
         }
-        let (min, max) = ranges.layers.get(l.output_layer).copied().unwrap_or((0.0, 0.0));
-        t.outputs.push(Quant::from_range(min, max));
+        t.outputs.push(owner_quant(t.outputs.len()));
     }
+    t.points = (0..Q::INT8_POINTS.len())
+        .map(|p| owner_quant(Q::INT8_LAYERS.len() + p))
+        .collect();
     // The biases' scales need each layer's input quantization, which the
     // int8 net derives from the parts (an earlier layer's output, or a
     // sigmoid's fixed one): derive it once with zero biases.
     t.biases = vec![0; float_biases.len()];
     let quants = Q::from_parts(&t.parts())
         .map_err(|e| QuantizeError(format!("the calibrated scales make no int8 net: {e}")))?
-        .layer_quants()
+        .value_quants()
         .to_vec();
     let (mut b, mut c) = (0, 0);
     for l in Q::INT8_LAYERS {
         let out = l.weight_shape[0];
         if l.bias {
-            let input_scale = f64::from(quants[l.layer].scale);
+            let input_scale = f64::from(quants[Q::LAYER_INPUTS[l.layer]].scale);
             for k in 0..out {
                 let scale = input_scale * f64::from(t.weight_scales[c + k]);
                 let q = (f64::from(float_biases[b + k]) / scale).round();

@@ -87,6 +87,20 @@ pub mod int8 {
         /// TFLM's left shift for int8 inputs (15 for int16).
         pub const LEFT_SHIFT: u32 = 20;
 
+        /// A placeholder before preparation (zero multipliers: every output
+        /// is 0), e.g. to fill an array that [`AddParams::prepare`] then
+        /// fills in a `const fn`.
+        pub const ZERO: AddParams = AddParams {
+            input1_offset: 0,
+            input2_offset: 0,
+            left_shift: Self::LEFT_SHIFT,
+            input1: Requant::ZERO,
+            input2: Requant::ZERO,
+            output: Requant::ZERO,
+            output_offset: 0,
+            clamp: Clamp::FULL,
+        };
+
         /// TFLM's preparation (`CalculateOpDataAdd`) for inputs and output of
         /// the given quantizations and a fused activation: with
         /// `t = 2 * max(scale1, scale2)` in `f64` (the larger `f32` scale

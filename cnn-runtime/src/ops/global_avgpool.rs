@@ -121,6 +121,16 @@ pub mod int8 {
     }
 
     impl MeanParams {
+        /// A placeholder before preparation (it pools no planes: `forward`
+        /// refuses it), e.g. to fill an array that
+        /// [`MeanParams::prepare`] then fills in a `const fn`.
+        pub const ZERO: MeanParams = MeanParams {
+            input_zero_point: 0,
+            count: 0,
+            requant: Requant::ZERO,
+            output_zero_point: 0,
+        };
+
         /// TFLM's preparation (`PrepareMeanOrSumHelper`:
         /// [`Requant::rescale`] of the scales) and the fold of `1 / count`
         /// its Eval does ([`mean_requant`]), for an input and output of the
@@ -136,6 +146,20 @@ pub mod int8 {
                 requant: mean_requant(Requant::rescale(input.scale, output.scale), count),
                 output_zero_point: output.zero_point,
             }
+        }
+
+        /// [`MeanParams::prepare`], or `None` where it would panic or the
+        /// rescale is out of int32 arithmetic's range: `count` zero, or
+        /// `in_scale / out_scale` not finite, `2^30` or more, or below
+        /// `2^-32`.
+        pub const fn try_prepare(input: Quant, output: Quant, count: usize) -> Option<MeanParams> {
+            let Some(r) = Requant::checked_rescale(input.scale, output.scale) else {
+                return None;
+            };
+            if count == 0 || r.shift < -31 || r.multiplier == 0 {
+                return None;
+            }
+            Some(Self::prepare(input, output, count))
         }
     }
 

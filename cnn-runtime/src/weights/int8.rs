@@ -9,7 +9,11 @@
 //!   bias; scale `input scale * weight scale`, zero point 0),
 //!   `K.weight_scale` (F32 `[O]`, or `[1]` for all outputs),
 //!   `K.output_scale` (F32) and `K.output_zero_point` (I32): the output's
-//!   quantization after a fused relu or relu6.
+//!   quantization after a fused relu or relu6;
+//! - if the net has `add`s or `global_avgpool`s (its
+//!   [`Int8Network::INT8_POINTS`]): `points.scale` (F32 `[P]`) and
+//!   `points.zero_point` (I32 `[P]`), their output quantizations in program
+//!   order.
 //!
 //! The compile-time reader in `cnn_net!` checks the same rules and reports
 //! them as compile errors.
@@ -21,7 +25,7 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 use super::{check_safetensors_keys, io_error, not_safetensors, write_atomic, WeightsError, INT8_FORMAT};
-use crate::int8::{Int8LayerInfo, Int8Network, Int8Parts};
+use crate::int8::{Int8LayerInfo, Int8Network, Int8Parts, Int8PointInfo};
 use crate::quant::Quant;
 
 /// The tensors of an int8 file, read and checked against a net's layers
@@ -38,6 +42,8 @@ pub struct Int8Tensors {
     pub per_tensor: Vec<bool>,
     /// See [`Int8Parts::outputs`].
     pub outputs: Vec<Quant>,
+    /// See [`Int8Parts::points`].
+    pub points: Vec<Quant>,
     /// See [`Int8Parts::input`].
     pub input: Quant,
 }
@@ -51,6 +57,7 @@ impl Int8Tensors {
             weight_scales: &self.weight_scales,
             per_tensor: &self.per_tensor,
             outputs: &self.outputs,
+            points: &self.points,
             input: self.input,
         }
     }
@@ -111,21 +118,35 @@ impl File<'_> {
 
     fn quant(&mut self, prefix: &str) -> Result<Quant, WeightsError> {
         const ONE: &[&[usize]] = &[&[], &[1]];
-        let scale = self.scales(&format!("{prefix}.scale"), ONE)?[0];
-        let key = format!("{prefix}.zero_point");
-        let zero_point = self.i32s(&key, ONE)?[0];
-        if !(-128..=127).contains(&zero_point) {
+        Ok(self.quants(&format!("{prefix}.scale"), &format!("{prefix}.zero_point"), ONE)?[0])
+    }
+
+    /// Quantizations from a tensor of scales and one of zero points of a
+    /// shape among `shapes`.
+    fn quants(
+        &mut self,
+        scale: &str,
+        zero_point: &str,
+        shapes: &[&[usize]],
+    ) -> Result<Vec<Quant>, WeightsError> {
+        let scales = self.scales(scale, shapes)?;
+        let zero_points = self.i32s(zero_point, shapes)?;
+        if let Some(z) = zero_points.iter().find(|z| !(-128..=127).contains(*z)) {
             return Err(WeightsError::Int8Value {
-                key,
-                message: format!("zero point {zero_point} is outside the int8 range"),
+                key: zero_point.to_owned(),
+                message: format!("zero point {z} is outside the int8 range"),
             });
         }
-        Ok(Quant { scale, zero_point })
+        Ok(scales
+            .into_iter()
+            .zip(zero_points)
+            .map(|(scale, zero_point)| Quant { scale, zero_point })
+            .collect())
     }
 }
 
-/// Reads an int8 file for a net with `layers` (its
-/// [`Int8Network::INT8_LAYERS`]).
+/// Reads an int8 file for a net with `layers` and `points` (its
+/// [`Int8Network::INT8_LAYERS`] and [`Int8Network::INT8_POINTS`]).
 ///
 /// # Errors
 ///
@@ -133,7 +154,11 @@ impl File<'_> {
 /// ([`WeightsError::NotInt8`]), a missing, unexpected or misshapen tensor,
 /// a wrong dtype, a scale that is not positive and finite, a zero point
 /// outside int8.
-pub fn read(bytes: &[u8], layers: &[Int8LayerInfo]) -> Result<Int8Tensors, WeightsError> {
+pub fn read(
+    bytes: &[u8],
+    layers: &[Int8LayerInfo],
+    points: &[Int8PointInfo],
+) -> Result<Int8Tensors, WeightsError> {
     let parsed = SafeTensors::deserialize(bytes).map_err(|e| not_safetensors(bytes, e))?;
     check_safetensors_keys(bytes)?;
     if !super::is_int8(bytes) {
@@ -148,6 +173,7 @@ pub fn read(bytes: &[u8], layers: &[Int8LayerInfo]) -> Result<Int8Tensors, Weigh
         weight_scales: Vec::new(),
         per_tensor: Vec::new(),
         outputs: Vec::new(),
+        points: Vec::new(),
         input: file.quant("input")?,
     };
     for l in layers {
@@ -162,16 +188,15 @@ pub fn read(bytes: &[u8], layers: &[Int8LayerInfo]) -> Result<Int8Tensors, Weigh
         t.per_tensor.push(scales.len() == 1);
         t.weight_scales
             .extend((0..out).map(|c| scales[c.min(scales.len() - 1)]));
-        let scale = file.scales(&format!("{key}.output_scale"), &[&[], &[1]])?[0];
-        let zp_key = format!("{key}.output_zero_point");
-        let zero_point = file.i32s(&zp_key, &[&[], &[1]])?[0];
-        if !(-128..=127).contains(&zero_point) {
-            return Err(WeightsError::Int8Value {
-                key: zp_key,
-                message: format!("zero point {zero_point} is outside the int8 range"),
-            });
-        }
-        t.outputs.push(Quant { scale, zero_point });
+        let output = file.quants(
+            &format!("{key}.output_scale"),
+            &format!("{key}.output_zero_point"),
+            &[&[], &[1]],
+        )?;
+        t.outputs.push(output[0]);
+    }
+    if !points.is_empty() {
+        t.points = file.quants("points.scale", "points.zero_point", &[&[points.len()]])?;
     }
     let mut extra: Vec<&String> = file.tensors.keys().collect();
     extra.sort();
@@ -188,7 +213,7 @@ pub fn read(bytes: &[u8], layers: &[Int8LayerInfo]) -> Result<Int8Tensors, Weigh
 /// As [`read`], and [`WeightsError::Int8`] if the scales are out of the
 /// range TFLite's int8 arithmetic takes.
 pub fn load<N: Int8Network>(bytes: &[u8]) -> Result<N, WeightsError> {
-    let t = read(bytes, N::INT8_LAYERS)?;
+    let t = read(bytes, N::INT8_LAYERS, N::INT8_POINTS)?;
     N::from_parts(&t.parts()).map_err(WeightsError::Int8)
 }
 
@@ -202,13 +227,19 @@ pub fn load_file<N: Int8Network>(path: &Path) -> Result<N, WeightsError> {
     load(&bytes)
 }
 
-/// The int8 file of `parts` for a net with `layers`, with `metadata` besides
-/// the format mark. Per-tensor layers get one weight scale (`[1]`).
+/// The int8 file of `parts` for a net with `layers` and `points`, with
+/// `metadata` besides the format mark. Per-tensor layers get one weight
+/// scale (`[1]`).
 ///
 /// # Panics
 ///
 /// If the parts do not fit the layers.
-pub fn to_safetensors(layers: &[Int8LayerInfo], parts: &Int8Parts<'_>, metadata: &[(&str, &str)]) -> Vec<u8> {
+pub fn to_safetensors(
+    layers: &[Int8LayerInfo],
+    points: &[Int8PointInfo],
+    parts: &Int8Parts<'_>,
+    metadata: &[(&str, &str)],
+) -> Vec<u8> {
     fn bytes<T: Copy, const N: usize>(v: &[T], to: impl Fn(T) -> [u8; N]) -> Vec<u8> {
         v.iter().flat_map(|&x| to(x)).collect()
     }
@@ -271,9 +302,28 @@ pub fn to_safetensors(layers: &[Int8LayerInfo], parts: &Int8Parts<'_>, metadata:
         ));
     }
     assert!(
-        w == parts.weights.len() && b == parts.biases.len() && c == parts.weight_scales.len(),
+        w == parts.weights.len()
+            && b == parts.biases.len()
+            && c == parts.weight_scales.len()
+            && points.len() == parts.points.len(),
         "int8 parts do not fit the layers"
     );
+    if !points.is_empty() {
+        let scales: Vec<f32> = parts.points.iter().map(|q| q.scale).collect();
+        let zero_points: Vec<i32> = parts.points.iter().map(|q| q.zero_point).collect();
+        tensors.push((
+            "points.scale".into(),
+            Dtype::F32,
+            vec![points.len()],
+            bytes(&scales, f32::to_le_bytes),
+        ));
+        tensors.push((
+            "points.zero_point".into(),
+            Dtype::I32,
+            vec![points.len()],
+            bytes(&zero_points, i32::to_le_bytes),
+        ));
+    }
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(k, d, s, b)| {
@@ -297,9 +347,10 @@ pub fn to_safetensors(layers: &[Int8LayerInfo], parts: &Int8Parts<'_>, metadata:
 /// [`WeightsError::Io`] if the file cannot be written.
 pub fn save(
     layers: &[Int8LayerInfo],
+    points: &[Int8PointInfo],
     parts: &Int8Parts<'_>,
     metadata: &[(&str, &str)],
     path: &Path,
 ) -> Result<(), WeightsError> {
-    write_atomic(path, &to_safetensors(layers, parts, metadata)).map_err(io_error(path))
+    write_atomic(path, &to_safetensors(layers, points, parts, metadata)).map_err(io_error(path))
 }

@@ -69,8 +69,14 @@ pub fn command<N: Network, Q: Int8Network>(config: &QuantizeConfig) -> Result<()
         (weights::NET_METADATA_KEY, N::NAME),
         ("cnn.calibration_images", calibration.as_str()),
     ];
-    weights::int8::save(Q::INT8_LAYERS, &tensors.parts(), &metadata, &config.out)
-        .map_err(CliError::weights(&config.out))?;
+    weights::int8::save(
+        Q::INT8_LAYERS,
+        Q::INT8_POINTS,
+        &tensors.parts(),
+        &metadata,
+        &config.out,
+    )
+    .map_err(CliError::weights(&config.out))?;
     let bytes = tensors.weights.len() + 4 * tensors.biases.len();
     say!(
         "wrote {} ({} int8 weights, {} int32 biases: {} bytes of parameters, {}x smaller than f32)",

@@ -63,9 +63,9 @@ macro_rules! int8_net {
                 let expected: Vec<i8> = fx["images"].as_array().unwrap().iter().flat_map(|i| super::ints::<i8>(&i["output"])).collect();
                 assert_eq!(batched, expected, "forward_n");
                 // Round trip through the writer.
-                let t = cnn_runtime::weights::int8::read(&bytes, Loaded::INT8_LAYERS).unwrap();
-                let written = cnn_runtime::weights::int8::to_safetensors(Loaded::INT8_LAYERS, &t.parts(), &[]);
-                assert_eq!(cnn_runtime::weights::int8::read(&written, Loaded::INT8_LAYERS).unwrap(), t);
+                let t = cnn_runtime::weights::int8::read(&bytes, Loaded::INT8_LAYERS, Loaded::INT8_POINTS).unwrap();
+                let written = cnn_runtime::weights::int8::to_safetensors(Loaded::INT8_LAYERS, Loaded::INT8_POINTS, &t.parts(), &[]);
+                assert_eq!(cnn_runtime::weights::int8::read(&written, Loaded::INT8_LAYERS, Loaded::INT8_POINTS).unwrap(), t);
             }
         }
     };
@@ -108,6 +108,17 @@ int8_net!(lenet_relu, "fixtures/int8/lenet_relu.safetensors", net: [conv(1, 6, 5
 int8_net!(lenet_relu_avg, "fixtures/int8/lenet_relu_avg.safetensors", net: [conv(1, 6, 5, pad = 2) relu avgpool(2) conv(6, 16, 5) relu avgpool(2) flatten linear(400, 120) relu linear(120, 84) relu linear(84, 10)]);
 int8_net!(strided, "fixtures/int8/strided.safetensors", net: [conv(1, 8, 3, stride = 2, pad = 1) relu conv(8, 16, 3, stride = 2, pad = 1) relu6 flatten linear(784, 10)]);
 int8_net!(one_by_one, "fixtures/int8/one_by_one.safetensors", net: [conv(1, 8, 3) relu conv(8, 4, 1) tanh maxpool(2) flatten linear(676, 10)]);
+// A graph net: a residual ADD with a fused relu, a CONCATENATION, MEAN and
+// REDUCE_MAX added. (The joins are labelled with their positions: in the
+// generator's PyTorch module the branches are attributes of modules `2` and
+// `4`.)
+int8_net!(residual_cat, "fixtures/int8/residual_cat.safetensors", net: [
+    conv(1, 8, 3, stride = 2, pad = 1) relu
+    2: add { conv1: conv(8, 8, 3, pad = 1) | identity } relu
+    4: cat { a: conv(8, 8, 3, stride = 2, pad = 1) relu | b: conv(8, 4, 1, stride = 2) relu }
+    add { global_avgpool | global_maxpool }
+    flatten linear(12, 10)
+]);
 
 /// The float twin of `lenet_relu` (same layers, same keys).
 mod float_lenet_relu {
@@ -157,11 +168,11 @@ fn bad_int8_files_are_load_errors() {
     use cnn_runtime::weights::{int8, WeightsError};
     type Net = lenet_sigmoid::Loaded;
     let bytes = std::fs::read(cnn_tests::fixtures_dir().join("int8/lenet_sigmoid.safetensors")).unwrap();
-    let good = int8::read(&bytes, Net::INT8_LAYERS).unwrap();
+    let good = int8::read(&bytes, Net::INT8_LAYERS, Net::INT8_POINTS).unwrap();
     let error = |edit: &dyn Fn(&mut int8::Int8Tensors)| {
         let mut t = good.clone();
         edit(&mut t);
-        let written = int8::to_safetensors(Net::INT8_LAYERS, &t.parts(), &[]);
+        let written = int8::to_safetensors(Net::INT8_LAYERS, Net::INT8_POINTS, &t.parts(), &[]);
         int8::load::<Net>(&written).err().map(|e| e.to_string())
     };
     // A zero output scale, a negative weight scale, a zero point beyond int8.

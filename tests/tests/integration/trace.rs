@@ -130,9 +130,17 @@ fn forward<T: Network>(net: &T, x: &[f32]) -> Vec<f32> {
     out
 }
 
-/// Every visit of a traced pass; checks the order, the count, each
+/// Every layer's visit of a traced pass; checks the order, the count, each
 /// layer's length, and that the output is `forward_n`'s.
 fn trace<T: Network>(net: &T, x: &[f32]) -> Vec<Vec<f32>> {
+    let (layers, joins) = trace_all(net, x);
+    assert_eq!(joins, Vec::<Vec<f32>>::new(), "{}: a chain has no joins", T::NAME);
+    layers
+}
+
+/// The visits of a traced pass: each layer's values and each join's (the
+/// joins in their order, after the layers that compute their inputs).
+fn trace_all<T: Network>(net: &T, x: &[f32]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let mut out = vec![f32::NAN; N * T::OUTPUT_LEN];
     let mut workspace = vec![f32::NAN; T::forward_workspace_len(N)];
     let mut visits: Vec<(usize, Vec<f32>)> = Vec::new();
@@ -140,13 +148,18 @@ fn trace<T: Network>(net: &T, x: &[f32]) -> Vec<Vec<f32>> {
         visits.push((layer, values.to_vec()))
     });
     assert_eq!(bits(&out), bits(&forward(net, x)), "{}: traced output", T::NAME);
+    let layers = T::LAYERS.len();
+    let (visits, joins): (Vec<_>, Vec<_>) = visits.into_iter().partition(|v| v.0 < layers);
     let order: Vec<usize> = visits.iter().map(|v| v.0).collect();
+    assert_eq!(order, (0..layers).collect::<Vec<_>>(), "{}: visit order", T::NAME);
+    let join_order: Vec<usize> = joins.iter().map(|v| v.0).collect();
     assert_eq!(
-        order,
-        (0..T::LAYERS.len()).collect::<Vec<_>>(),
-        "{}: visit order",
+        join_order,
+        (layers..layers + joins.len()).collect::<Vec<_>>(),
+        "{}: join visit order",
         T::NAME
     );
+    let joins = joins.into_iter().map(|v| v.1).collect();
     for ((layer, values), info) in visits.iter().zip(T::LAYERS) {
         let len: usize = info.output_shape.iter().product();
         assert_eq!(
@@ -157,7 +170,7 @@ fn trace<T: Network>(net: &T, x: &[f32]) -> Vec<Vec<f32>> {
             info.source
         );
     }
-    visits.into_iter().map(|v| v.1).collect()
+    (visits.into_iter().map(|v| v.1).collect(), joins)
 }
 
 /// `P` with the parameters and buffers of `full` under the same keys.
@@ -249,7 +262,13 @@ fn views_and_copies_of_the_input_are_traced() {
 fn a_graph_traces_every_layer() {
     let net = seeded::<Graph>(5);
     let x = input::<Graph>(6);
-    let traced = trace(&*net, &x);
+    let (traced, joins) = trace_all(&*net, &x);
+    // The add's output is what the relu after it (layer 7) rectifies, the
+    // cat's what flatten (layer 11) passes on.
+    assert_eq!(joins.len(), 2);
+    let rectified: Vec<f32> = joins[0].iter().map(|&v| v.max(0.0)).collect();
+    assert_eq!(bits(&rectified), bits(&traced[7]));
+    assert_eq!(bits(&joins[1]), bits(&traced[11]));
     check::<Graph0, _>(&*net, &traced, 0, &x);
     check::<Graph1, _>(&*net, &traced, 1, &x);
     check::<Graph2, _>(&*net, &traced, 2, &x);
