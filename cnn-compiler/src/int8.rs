@@ -235,6 +235,8 @@ struct Weighted<'a> {
     slots: Int8Slots,
     /// The layer whose float output its output quantization describes.
     output_layer: usize,
+    /// The batch norm folded into it: its key and `eps`.
+    fold: Option<(&'a str, f32)>,
 }
 
 /// The int8 tensors of each conv and linear layer of `plan` from `file`
@@ -365,6 +367,39 @@ impl Values {
             _ => None,
         }
     }
+
+    /// What a conv's or linear layer's int8 form takes in after its output
+    /// value `v`: a batch norm that is its only reader (folded into its
+    /// weights), then a relu or relu6 that is the only reader of what
+    /// comes before (its clamp).
+    fn absorbed_by_layer(&self, plan: &NetPlan, v: usize) -> Absorbed {
+        let batchnorm = match self.readers[v].as_slice() {
+            [Node::Layer(b)] if matches!(plan.layers[*b].kind(), LayerKind::BatchNorm(_)) => Some(*b),
+            _ => None,
+        };
+        let after = batchnorm.map_or(v, |b| plan.layers[b].shaped.output_value.0);
+        Absorbed {
+            batchnorm,
+            activation: self.fused_reader(plan, after),
+        }
+    }
+}
+
+/// The layers a conv's or linear layer's int8 form takes in.
+#[derive(Clone, Copy)]
+struct Absorbed {
+    /// A batch norm folded into its weights and bias.
+    batchnorm: Option<usize>,
+    /// A relu or relu6 that becomes its clamp.
+    activation: Option<(usize, Fused)>,
+}
+
+impl Absorbed {
+    /// The last layer taken in, whose output the layer's output
+    /// quantization describes, or `layer` itself.
+    fn last(self, layer: usize) -> usize {
+        self.activation.map(|a| a.0).or(self.batchnorm).unwrap_or(layer)
+    }
 }
 
 /// Every conv and linear layer of `plan` with its slots in the net's
@@ -381,8 +416,13 @@ fn layout<'a>(plan: &'a NetPlan<'_>, values: &Values) -> (Vec<Weighted<'a>>, [us
             continue;
         };
         let (len, out) = (weight.shape.iter().product::<usize>(), weight.shape[0]);
-        let bias = l.bias.is_some().then(|| (b, b + out));
-        let fused = values.fused_reader(plan, l.shaped.output_value.0);
+        let absorbed = values.absorbed_by_layer(plan, l.shaped.output_value.0);
+        let fold = absorbed.batchnorm.and_then(|b| match plan.layers[b].kind() {
+            LayerKind::BatchNorm(bn) => Some((plan.layers[b].shaped.key.as_str(), bn.eps)),
+            _ => None,
+        });
+        // A folded batch norm gives the layer a bias if it had none.
+        let bias = (l.bias.is_some() || fold.is_some()).then(|| (b, b + out));
         weighted.push(Weighted {
             key,
             layer: i,
@@ -393,7 +433,8 @@ fn layout<'a>(plan: &'a NetPlan<'_>, values: &Values) -> (Vec<Weighted<'a>>, [us
                 bias,
                 channels: (c, c + out),
             },
-            output_layer: fused.map_or(i, |(r, _)| r),
+            output_layer: absorbed.last(i),
+            fold,
         });
         w += len;
         b += if bias.is_some() { out } else { 0 };
@@ -544,7 +585,11 @@ pub fn emit(
     let mut fused_into = vec![None; count];
     for (i, l) in plan.layers.iter().enumerate() {
         if matches!(l.kind(), LayerKind::Conv(_) | LayerKind::Linear(_)) {
-            if let Some((r, fused)) = values.fused_reader(plan, l.shaped.output_value.0) {
+            let taken = values.absorbed_by_layer(plan, l.shaped.output_value.0);
+            if let Some(b) = taken.batchnorm {
+                absorbed[b] = true;
+            }
+            if let Some((r, fused)) = taken.activation {
                 absorbed[r] = true;
                 fused_into[i] = Some(fused);
             }
@@ -772,9 +817,16 @@ pub fn emit(
             lit(w.output_layer),
             lit(ties[k]),
         );
+        let fold = match w.fold {
+            Some((key, eps)) => {
+                let eps = Literal::f32_suffixed(eps);
+                quote!(#p::core::option::Option::Some(#p::int8::Int8Fold { key: #key, eps: #eps }))
+            }
+            None => quote!(#p::core::option::Option::None),
+        };
         quote!(#p::int8::Int8LayerInfo {
-            key: #key, weight_shape: &[#(#shape),*], bias: #bias, layer: #layer, output_layer: #output_layer,
-            tie: #tie,
+            key: #key, weight_shape: &[#(#shape),*], bias: #bias, fold: #fold, layer: #layer,
+            output_layer: #output_layer, tie: #tie,
         })
     });
     let point_infos = points.iter().enumerate().map(|(k, point)| {
@@ -1340,14 +1392,22 @@ mod tests {
 
     #[test]
     fn ops_without_an_int8_form_are_named() {
+        // A batch norm folds into the conv before it, not into a view.
+        let errors = errors_of(
+            "folds.safetensors",
+            "conv(1, 2, 1) batchnorm flatten linear(2, 3)",
+            &tensors(|_| {}),
+        );
+        assert_eq!(errors, Vec::<String>::new());
         let errors = errors_of(
             "ops.safetensors",
-            "conv(1, 2, 1) batchnorm flatten linear(2, 3)",
+            "conv(1, 2, 1) flatten batchnorm linear(2, 3)",
             &tensors(|_| {}),
         );
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
-            errors[0].contains("layer 1 `batchnorm` has no int8 form"),
+            errors[0]
+                .contains("layer 2 `batchnorm` in an int8 net must directly follow a conv or linear layer"),
             "{}",
             errors[0]
         );
@@ -1380,6 +1440,36 @@ mod tests {
         assert!(
             errors[0].contains("layer 2 `relu` in an int8 net `relu` must directly follow"),
             "{errors:?}"
+        );
+    }
+
+    /// `pub A, B: ..` declares float `A` and its int8 twin `B` from one
+    /// layer list; `int8` on such a pair is an error that says why.
+    #[test]
+    fn a_net_names_its_int8_twin() {
+        let source = "pub Net, NetInt8: [1, 4, 4] => conv(1, 2, 1) batchnorm relu flatten linear(32, 3)";
+        let tokens = crate::expand_str(source).expect("tokens");
+        let mut messages = Vec::new();
+        collect_messages(tokens.clone(), &mut messages);
+        assert_eq!(messages, Vec::<String>::new());
+        let text = tokens.to_string();
+        assert!(
+            text.contains("pub struct Net {") || text.contains("pub struct Net("),
+            "{text}"
+        );
+        assert!(
+            text.contains("impl :: cnn_runtime :: __private :: int8 :: Int8Network for NetInt8"),
+            "{text}"
+        );
+
+        let source = "pub Net, NetInt8: [1, 4, 4] int8 => conv(1, 2, 1) flatten linear(32, 3)";
+        let mut messages = Vec::new();
+        collect_messages(crate::expand_str(source).expect("tokens"), &mut messages);
+        assert!(
+            messages.len() == 1
+                && messages[0]
+                    .contains("`Net` has an int8 twin (`NetInt8`), so it is the float net: leave out `int8`"),
+            "{messages:?}"
         );
     }
 

@@ -4,7 +4,9 @@
 //! ```text
 //! input   := item (';' item)* ';'?
 //! item    := net | block
-//! net     := attr* vis IDENT ':' '[' INT ',' INT ',' INT ']' 'int8'? ('weights' '=' STR)? '=>' chain
+//! net     := attr* vis IDENT (',' IDENT)? ':' '[' INT ',' INT ',' INT ']' 'int8'? ('weights' '=' STR)? '=>' chain
+//!                                               (`pub A, B: ..`: B is A's int8 twin, its
+//!                                                tensors loaded at run time)
 //! block   := attr* 'block' IDENT '(' (IDENT ('=' value)?),* ')' '=>' chain
 //!                                               (used as a layer: `Residual(64, strides = 2)`)
 //! chain   := node (','? node)*                  (an nn.Sequential)
@@ -174,7 +176,9 @@ impl Parse for Input {
             if input.peek(kw::block) && input.peek2(Ident) {
                 blocks.push(BlockSyntax::parse_after(attrs, input)?);
             } else {
-                nets.push(NetSyntax::parse_after(attrs, input)?);
+                let (net, twin) = NetSyntax::parse_after(attrs, input)?;
+                nets.push(net);
+                nets.extend(twin);
             }
             stray_bar(input)?;
             if input.is_empty() {
@@ -229,15 +233,29 @@ impl BlockSyntax {
 impl Parse for NetSyntax {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let attrs = input.call(Attribute::parse_outer)?;
-        NetSyntax::parse_after(attrs, input)
+        Ok(NetSyntax::parse_after(attrs, input)?.0)
     }
 }
 
 impl NetSyntax {
-    /// The net after its attributes.
-    fn parse_after(attrs: Vec<Attribute>, input: ParseStream) -> syn::Result<Self> {
+    /// The net after its attributes, and its int8 twin if it names one
+    /// (`pub A, B: ..`): the same layers (parsed again from the same
+    /// tokens, so messages point at them), declared `int8` without a file.
+    fn parse_after(attrs: Vec<Attribute>, input: ParseStream) -> syn::Result<(Self, Option<Self>)> {
         let vis: Visibility = input.parse()?;
         let name: Ident = input.parse()?;
+        let twin = if input.peek(Token![,]) {
+            input.parse::<Token![,]>()?;
+            let twin: Ident = input.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    format!("expected the name of `{name}`'s int8 twin after the comma, e.g. `pub {name}, {name}Int8: ..`"),
+                )
+            })?;
+            Some(twin)
+        } else {
+            None
+        };
         input.parse::<Token![:]>()?;
         if !input.peek(token::Bracket) {
             return Err(input.error("expected the input shape `[C, H, W]`, e.g. `[1, 28, 28]`"));
@@ -245,7 +263,7 @@ impl NetSyntax {
         let content;
         let shape_bracket = bracketed!(content in input);
         let dims = Punctuated::<LitInt, Token![,]>::parse_terminated(&content)?;
-        let shape = dims.into_iter().collect();
+        let shape: Vec<LitInt> = dims.into_iter().collect();
         let int8 = input.parse::<Option<kw::int8>>()?;
         let weights = if input.peek(kw::weights) {
             input.parse::<kw::weights>()?;
@@ -254,9 +272,39 @@ impl NetSyntax {
         } else {
             None
         };
+        if let (Some(twin), Some(int8)) = (&twin, &int8) {
+            return Err(syn::Error::new(
+                int8.span,
+                format!("`{name}` has an int8 twin (`{twin}`), so it is the float net: leave out `int8`"),
+            ));
+        }
         let arrow: Token![=>] = input.parse()?;
+        let twin = match twin {
+            Some(twin) => {
+                let fork = input.fork();
+                let chain = fork.parse()?;
+                let doc = format!(
+                    "[`{name}`] with int8 tensors loaded at run time (`from_parts`, or \
+                     `cnn_runtime::weights::int8::load` of the file `cnn quantize` writes)."
+                );
+                let mut twin_attrs: Vec<Attribute> = vec![syn::parse_quote!(#[doc = #doc])];
+                twin_attrs.extend(attrs.iter().filter(|a| !a.path().is_ident("doc")).cloned());
+                Some(NetSyntax {
+                    attrs: twin_attrs,
+                    vis: vis.clone(),
+                    int8: Some(kw::int8(twin.span())),
+                    name: twin,
+                    shape_bracket,
+                    shape: shape.clone(),
+                    weights: None,
+                    arrow,
+                    chain,
+                })
+            }
+            None => None,
+        };
         let chain = input.parse()?;
-        Ok(NetSyntax {
+        let net = NetSyntax {
             attrs,
             vis,
             name,
@@ -266,7 +314,8 @@ impl NetSyntax {
             weights,
             arrow,
             chain,
-        })
+        };
+        Ok((net, twin))
     }
 }
 

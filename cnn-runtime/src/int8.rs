@@ -16,14 +16,17 @@
 use crate::quant::Quant;
 
 /// A conv or linear layer of an int8 net: what its int8 file holds for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Int8LayerInfo {
     /// Its `state_dict` name (the file's keys are `{key}.weight`, ...).
     pub key: &'static str,
     /// The float weight's shape (`[O, I/groups, KH, KW]` or `[out, in]`).
     pub weight_shape: &'static [usize],
-    /// Whether it has a bias (`{key}.bias`, int32 `[O]`).
+    /// Whether it has a bias (`{key}.bias`, int32 `[O]`): the float
+    /// layer's, or the one the batch norm folded into it gives.
     pub bias: bool,
+    /// The batch norm after it that its int8 form folds in, if any.
+    pub fold: Option<Int8Fold>,
     /// Its index in the float net's `LAYERS`.
     pub layer: usize,
     /// The index in the float net's `LAYERS` whose output this layer's
@@ -35,6 +38,17 @@ pub struct Int8LayerInfo {
     /// itself, or the first of the points that feed one `cat` (TFLite's
     /// CONCATENATION copies bytes, so its inputs share one quantization).
     pub tie: usize,
+}
+
+/// A batch norm that an int8 net folds into the conv or linear layer
+/// before it (its only reader), as TFLite's converter does: the int8 file
+/// holds the layer's folded weights and bias.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Int8Fold {
+    /// Its `state_dict` name (`{key}.weight`, `{key}.running_mean`, ...).
+    pub key: &'static str,
+    /// Its `eps`.
+    pub eps: f32,
 }
 
 /// A parameterless node of an int8 net with an output quantization of its

@@ -3,22 +3,7 @@
 
 use cnn_runtime::cnn_net;
 
-/// `cnn_net!` for a float net and its int8 twin, from ONE layer list: the
-/// twin (declared `int8`, tensors loaded at run time) is what `cnn quantize`
-/// makes and checks; both get the same layers, so the same keys.
-macro_rules! with_int8_twin {
-    ($(#[$attr:meta])* pub $float:ident, $int8:ident: $shape:tt => $($layers:tt)*) => {
-        cnn_net! {
-            $(#[$attr])*
-            pub $float: $shape => $($layers)*;
-
-            #[doc = concat!("[`", stringify!($float), "`] with int8 tensors loaded at run time (`cnn quantize`).")]
-            pub $int8: $shape int8 => $($layers)*
-        }
-    };
-}
-
-with_int8_twin! {
+cnn_net! {
     /// LeNet-5 as in Dive into Deep Learning, section 7.6: sigmoid
     /// activations and average pooling.
     pub LeNet, LeNetInt8: [1, 28, 28] =>
@@ -30,7 +15,7 @@ with_int8_twin! {
         linear(84, 10)
 }
 
-with_int8_twin! {
+cnn_net! {
     /// LeNet with the modern choices: ReLU activations and max pooling.
     pub LeNetRelu, LeNetReluInt8: [1, 28, 28] =>
         conv(1, 6, 5, pad = 2) relu maxpool(2)
@@ -52,7 +37,7 @@ cnn_net! {
     /// that dies early stays dead (seed 1 stalled at 0.78 test accuracy).
     /// With its recipe (Adam, lr 0.002, 15 epochs) it reached 0.883 (seed 0)
     /// and 0.892 (seed 1) test accuracy on Fashion-MNIST.
-    pub Nin: [1, 28, 28] =>
+    pub Nin, NinInt8: [1, 28, 28] =>
         conv(1, 16, 5, pad = 2) relu conv(16, 16, 1) relu conv(16, 16, 1) relu
         maxpool(3, stride = 2)
         conv(16, 32, 3, pad = 1) relu conv(32, 32, 1) relu conv(32, 32, 1) relu
@@ -64,7 +49,7 @@ cnn_net! {
         global_avgpool flatten
 }
 
-with_int8_twin! {
+cnn_net! {
     /// VGG (Simonyan and Zisserman, 2014) as in Dive into Deep Learning,
     /// section 8.2, scaled down for 28x28 inputs: blocks of 3x3 convolutions
     /// with padding 1 and ReLU, each block closed by a 2x2 max pool, channels
@@ -82,7 +67,7 @@ with_int8_twin! {
         linear(256, 10)
 }
 
-with_int8_twin! {
+cnn_net! {
     /// AlexNet (Krizhevsky et al., 2012) as in Dive into Deep Learning,
     /// section 8.1, scaled down for 28x28 inputs: a large first kernel with
     /// stride 2, max pooling with kernel 3 and stride 2, three 3x3
@@ -133,7 +118,7 @@ cnn_net! {
     /// strided 1x1 shortcut), global average pooling. Keys are those of D2L's
     /// `nn.Sequential(b1, b2, b3, b4, ...)` (`1.0.conv1.weight`,
     /// `2.0.conv3.weight`, `1.0.bn1.running_mean`).
-    pub ResNet: [1, 28, 28] =>
+    pub ResNet, ResNetInt8: [1, 28, 28] =>
         [conv(1, 16, 3, pad = 1) batchnorm relu]
         [Residual(16) Residual(16)]
         [Residual(32, use_1x1conv = true, strides = 2) Residual(32)]
@@ -172,7 +157,7 @@ cnn_net! {
     /// for 28x28 inputs: a 3x3 stem and max pooling to 14x14, two
     /// `Inception` blocks (64 and 96 channels out), max pooling to 7x7, two
     /// more (128 and 160), global average pooling. No batch norm, as in D2L.
-    pub GoogLeNetSmall: [1, 28, 28] =>
+    pub GoogLeNetSmall, GoogLeNetSmallInt8: [1, 28, 28] =>
         [conv(1, 32, 3, pad = 1) relu maxpool(3, stride = 2, pad = 1)]
         [Inception(16, 16, 32, 4, 8, 8) Inception(32, 24, 48, 4, 8, 8) maxpool(3, stride = 2, pad = 1)]
         [Inception(48, 24, 48, 8, 16, 16) Inception(64, 32, 64, 8, 16, 16)]
@@ -226,7 +211,7 @@ cnn_net! {
     /// depthwise separable inverted residual blocks with ReLU6, expansion 4,
     /// 16-24-32 channels, two halvings of the size, a 1x1 convolution to 128
     /// channels and global average pooling.
-    pub MobileNetSmall: [1, 28, 28] =>
+    pub MobileNetSmall, MobileNetSmallInt8: [1, 28, 28] =>
         [conv(1, 16, 3, pad = 1, bias = false) batchnorm relu6]
         InvertedResidual(16, 64, 16, res = true)
         InvertedResidual(16, 64, 24, stride = 2)
@@ -424,8 +409,9 @@ pub trait Int8Visitor {
 /// Builds [`INT8_NETS`] and [`with_int8_net`] from one list.
 macro_rules! int8_registry {
     ($($name:literal => $float:ident, $int8:ident;)*) => {
-        /// The nets `cnn quantize` takes: chains whose every layer has an
-        /// int8 form (no batch norm, `add`, `cat` or global pooling yet).
+        /// The nets `cnn quantize` takes: those whose every layer has an
+        /// int8 form (batch norms folded into the conv before them; not
+        /// DenseNet, whose batch norms follow a `cat`).
         pub const INT8_NETS: &[&str] = &[$($name),*];
 
         /// Runs `visitor` with the net registered as `name` and its int8
@@ -444,4 +430,8 @@ int8_registry! {
     "lenet-relu" => LeNetRelu, LeNetReluInt8;
     "vgg-small" => VggSmall, VggSmallInt8;
     "alexnet-small" => AlexNetSmall, AlexNetSmallInt8;
+    "nin" => Nin, NinInt8;
+    "resnet" => ResNet, ResNetInt8;
+    "googlenet-small" => GoogLeNetSmall, GoogLeNetSmallInt8;
+    "mobilenet-small" => MobileNetSmall, MobileNetSmallInt8;
 }

@@ -178,9 +178,16 @@ impl Op for BatchNorm {
         }}
     }
 
-    fn int8(&self, _: &LayerPlan, _: &Int8Io) -> Result<Int8Step, String> {
-        Err("has no int8 form: fold batch norm into the conv before it, as TFLite's converter does, then quantize"
-            .to_string())
+    /// Folded into the conv or linear layer before it (the int8 file holds
+    /// that layer's folded weights and bias), as TFLite's converter does.
+    fn int8(&self, _: &LayerPlan, io: &Int8Io) -> Result<Int8Step, String> {
+        if io.absorbed {
+            Ok(Int8Step::Same)
+        } else {
+            Err("in an int8 net must directly follow a conv or linear layer, as the only reader of its output, \
+                 into which it folds (as TFLite's converter folds it)"
+                .to_string())
+        }
     }
 
     fn backward(&self, l: &LayerPlan, io: &BackwardIo) -> TokenStream {

@@ -156,9 +156,26 @@ pub fn quantize<N: Network, Q: Int8Network>(net: &N, ranges: &Ranges) -> Result<
             ));
         };
         let out = l.weight_shape[0];
-        let values = w.slice(params);
+        let mut values = w.slice(params).to_vec();
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return fail(format!("tensor \"{}\": value {i} is not finite", w.key));
+        }
+        let mut bias = match tensor(format!("{}.bias", l.key)) {
+            Some(b) if b.len == out => b.slice(params).to_vec(),
+            // A layer without a bias gets one from the batch norm folded
+            // into it.
+            None if l.fold.is_some() => vec![0.0; out],
+            _ if !l.bias => Vec::new(),
+            _ => {
+                return fail(format!(
+                    "{} has no tensor \"{}.bias\" of {out} values",
+                    N::NAME,
+                    l.key
+                ))
+            }
+        };
+        if let Some(fold) = &l.fold {
+            fold_batchnorm::<N>(net, fold, &mut values, &mut bias)?;
         }
         for row in values.chunks(values.len() / out) {
             let largest = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -173,14 +190,7 @@ pub fn quantize<N: Network, Q: Int8Network>(net: &N, ranges: &Ranges) -> Result<
         }
         t.per_tensor.push(false);
         if l.bias {
-            let Some(b) = tensor(format!("{}.bias", l.key)).filter(|b| b.len == out) else {
-                return fail(format!(
-                    "{} has no tensor \"{}.bias\" of {out} values",
-                    N::NAME,
-                    l.key
-                ));
-            };
-            float_biases.extend_from_slice(b.slice(params));
+            float_biases.extend_from_slice(&bias);
         }
         t.outputs.push(owner_quant(t.outputs.len()));
     }
@@ -210,6 +220,61 @@ pub fn quantize<N: Network, Q: Int8Network>(net: &N, ranges: &Ranges) -> Result<
         c += out;
     }
     Ok(t)
+}
+
+/// Folds the batch norm `fold` (at inference: `y = x * s + (beta - mean *
+/// s)` with `s = gamma / sqrt(var + eps)`, per output channel) into the
+/// `weight` rows and `bias` of the layer before it, as TFLite's converter
+/// does.
+fn fold_batchnorm<N: Network>(
+    net: &N,
+    fold: &super::Int8Fold,
+    weight: &mut [f32],
+    bias: &mut [f32],
+) -> Result<(), QuantizeError> {
+    let missing = |what: &str| {
+        QuantizeError(format!(
+            "{} has no batch norm {what} \"{}.{what}\"",
+            N::NAME,
+            fold.key
+        ))
+    };
+    let param = |what: &str| {
+        crate::network::tensor(N::TENSORS, net.params(), &format!("{}.{what}", fold.key))
+            .ok_or_else(|| missing(what))
+    };
+    let buffer = |what: &str| {
+        crate::network::tensor(N::BUFFERS, net.buffers(), &format!("{}.{what}", fold.key))
+            .ok_or_else(|| missing(what))
+    };
+    let (gamma, beta) = (param("weight")?, param("bias")?);
+    let (mean, var) = (buffer("running_mean")?, buffer("running_var")?);
+    let out = bias.len();
+    if [gamma.len(), beta.len(), mean.len(), var.len()]
+        .iter()
+        .any(|&len| len != out)
+    {
+        return Err(QuantizeError(format!(
+            "batch norm \"{}\" does not have the {out} channels of the layer before it",
+            fold.key
+        )));
+    }
+    for (c, row) in weight.chunks_mut(weight.len() / out.max(1)).enumerate() {
+        // As the float net's inference computes it (`forward_eval`).
+        let scale = gamma[c] / libm::sqrtf(var[c] + fold.eps);
+        let shift = beta[c] - mean[c] * scale;
+        for w in row.iter_mut() {
+            *w *= scale;
+        }
+        bias[c] = bias[c] * scale + shift;
+    }
+    if weight.iter().chain(bias.iter()).any(|v| !v.is_finite()) {
+        return Err(QuantizeError(format!(
+            "batch norm \"{}\" folds to values that are not finite",
+            fold.key
+        )));
+    }
+    Ok(())
 }
 
 /// The class (arg-max of the int8 outputs, the first on ties) `net` gives

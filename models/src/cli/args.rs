@@ -50,7 +50,7 @@ fn int8_net_names() -> PossibleValuesParser {
 /// Options of `cnn quantize`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The int8 file holds per-output-channel symmetric int8 weights, int32 biases, and the scale and zero point of the input and of every conv and linear layer's output. Bake it into an int8 net with `cnn_net! { pub Net: [1, 28, 28] weights = \"FILE\" => ... }` (the float net's layers), or load it at run time into one declared with `int8`."
+    after_help = "The int8 file holds per-output-channel symmetric int8 weights, int32 biases (batch norms folded into the conv before them), and the scale and zero point of the input and of the output of every conv and linear layer, add and global_avgpool. Bake it into an int8 net with `cnn_net! { pub Net: [1, 28, 28] weights = \"FILE\" => ... }` (the float net's layers), or load it at run time into one declared with `int8`."
 )]
 pub struct QuantizeArgs {
     /// The float net the weights belong to.

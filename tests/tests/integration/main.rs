@@ -18,6 +18,7 @@ mod labels;
 mod large_nets;
 mod memory_plan;
 mod parity;
+mod quantize;
 mod readme;
 mod trace;
 mod zoo;
