@@ -161,7 +161,7 @@ embedded_cargo() {
 step "build models/firmware (thumbv7em-none-eabihf, Cortex-M4F and M7)"
 # In its folder, so cargo reads its .cargo/config.toml (target, build-std, linker).
 (cd "$fw" && embedded_cargo build --release --locked --manifest-path "$fw/Cargo.toml") || die "building models/firmware"
-bins=(lenet lenet-train residual lenet-int8)
+bins=(lenet lenet-train residual lenet-int8 residual-int8)
 elf_dir=$target/thumbv7em-none-eabihf/release
 
 step "build tests/no-std for thumbv6m-none-eabi (Cortex-M0)"
@@ -218,7 +218,7 @@ stack_max() {
 calib=$(awk '$1 == "calib" {print $2 / $3; exit}' "$runs/m4f-lenet.out")
 printf '\n%s; Debian %s; %s instructions per timer tick (checked in every run)\n\n' \
     "$qemu_version" "$rv" "$calib"
-fmt='%-12s %-4s %10s %10s %8s %8s %9s %14s %16s\n'
+fmt='%-13s %-4s %10s %10s %8s %8s %9s %14s %16s\n'
 printf "$fmt" firmware cpu "flash" ".text" ".rodata" "RAM" "stack" "instr/forward" "instr/train step"
 for cpu in "${cpus[@]}"; do
     read -r name _ <<<"$cpu"

@@ -93,37 +93,59 @@ fn main() {
         input.len() * 4
     )
     .unwrap();
-    // The int8 LeNet's inputs, quantized by TFLite (tests/fixtures/int8,
+    // The int8 nets' inputs, quantized by TFLite (tests/fixtures/int8,
     // tools/gen_int8_fixtures.py); TFLite Micro's outputs stay on the host.
-    let int8_path = manifest.join("../../tests/fixtures/int8/lenet_sigmoid.json");
-    println!("cargo:rerun-if-changed={}", int8_path.display());
-    let int8: Value = serde_json::from_str(&std::fs::read_to_string(&int8_path).unwrap()).unwrap();
-    let images = &int8["images"].as_array().unwrap()[..TEST_IMAGES];
+    int8_inputs(
+        &manifest,
+        &out,
+        &mut rs,
+        "lenet_sigmoid",
+        "INT8",
+        "the int8 LeNet",
+    );
+    int8_inputs(
+        &manifest,
+        &out,
+        &mut rs,
+        "residual_cat",
+        "RESIDUAL_INT8",
+        "the int8 graph net",
+    );
+    std::fs::write(out.join("data.rs"), rs).unwrap();
+}
+
+/// The first [`TEST_IMAGES`] int8 inputs and labels of the int8 fixture
+/// `name`, as `{PREFIX}_IMAGES`, `{PREFIX}_LABELS` and `{PREFIX}_INPUTS`.
+fn int8_inputs(manifest: &Path, out: &Path, rs: &mut String, name: &str, prefix: &str, what: &str) {
+    let path = manifest.join(format!("../../tests/fixtures/int8/{name}.json"));
+    println!("cargo:rerun-if-changed={}", path.display());
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let images = &fixture["images"].as_array().unwrap()[..TEST_IMAGES];
     let mut inputs = Vec::new();
-    let mut int8_labels = Vec::new();
+    let mut labels = Vec::new();
     for image in images {
         let input = image["input"].as_array().unwrap();
-        assert_eq!(input.len(), IMAGE_LEN, "int8 fixture input length");
+        assert_eq!(input.len(), IMAGE_LEN, "int8 fixture {name}: input length");
         inputs.extend(
             input
                 .iter()
                 .map(|q| i8::try_from(q.as_i64().unwrap()).unwrap() as u8),
         );
-        int8_labels.push(u8::try_from(image["label"].as_u64().unwrap()).unwrap());
+        labels.push(u8::try_from(image["label"].as_u64().unwrap()).unwrap());
     }
-    std::fs::write(out.join("int8_inputs.bin"), &inputs).unwrap();
+    let file = format!("{name}_inputs.bin");
+    std::fs::write(out.join(&file), &inputs).unwrap();
     writeln!(
         rs,
-        "/// Inputs of the int8 LeNet fixture (`tests/fixtures/int8/lenet_sigmoid.json`), as TFLite quantized them.\n\
-         pub const INT8_IMAGES: usize = {TEST_IMAGES};\n\
+        "/// Inputs of {what}'s fixture (`tests/fixtures/int8/{name}.json`), as TFLite quantized them.\n\
+         pub const {prefix}_IMAGES: usize = {TEST_IMAGES};\n\
          /// Their labels.\n\
-         pub static INT8_LABELS: [u8; {TEST_IMAGES}] = {int8_labels:?};\n\
+         pub static {prefix}_LABELS: [u8; {TEST_IMAGES}] = {labels:?};\n\
          /// The int8 inputs as bytes, 784 per image.\n\
-         pub static INT8_INPUTS: &[u8; {}] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/int8_inputs.bin\"));",
+         pub static {prefix}_INPUTS: &[u8; {}] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}\"));",
         inputs.len()
     )
     .unwrap();
-    std::fs::write(out.join("data.rs"), rs).unwrap();
 }
 
 fn gunzip(path: &Path) -> Vec<u8> {

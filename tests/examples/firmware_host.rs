@@ -246,10 +246,11 @@ fn lenet(run: &Run, host: &Host, checks: &mut Checks) -> String {
     check_classes(run, host, checks, |i| net.forward(host.image(i)).to_vec())
 }
 
-/// The int8 LeNet: every output equals TensorFlow Lite Micro's for the same
-/// int8 input (the fixture), and the class is its first largest output.
-fn lenet_int8(run: &Run, checks: &mut Checks) -> String {
-    let fx = cnn_tests::load_int8("lenet_sigmoid");
+/// An int8 net of the int8 fixture `fixture`: every output equals
+/// TensorFlow Lite Micro's for the same int8 input, and the class is its
+/// first largest output.
+fn int8_outputs(run: &Run, checks: &mut Checks, fixture: &str) -> String {
+    let fx = cnn_tests::load_int8(fixture);
     let images = fx["images"].as_array().unwrap();
     let lines: Vec<&[String]> = run.tagged("int8").collect();
     checks.check(!lines.is_empty(), format_args!("{}: no int8 outputs", run.label));
@@ -442,7 +443,7 @@ fn main() {
             format_args!("{}: no instructions per forward pass", run.label),
         );
         checks.check(
-            run.name == "lenet" || run.name == "lenet-int8" || counted("train"),
+            ["lenet", "lenet-int8", "residual-int8"].contains(&run.name.as_str()) || counted("train"),
             format_args!("{}: no instructions per training step", run.label),
         );
         checks.check(
@@ -455,7 +456,8 @@ fn main() {
         let summary = match run.name.as_str() {
             "lenet" => lenet(&run, &host, &mut checks),
             "lenet-train" => lenet_train(&run, &host, &mut checks),
-            "lenet-int8" => lenet_int8(&run, &mut checks),
+            "lenet-int8" => int8_outputs(&run, &mut checks, "lenet_sigmoid"),
+            "residual-int8" => int8_outputs(&run, &mut checks, "residual_cat"),
             "residual" => residual(&run, &host, &mut checks),
             other => {
                 checks.check(false, format_args!("{}: unknown firmware {other:?}", run.label));

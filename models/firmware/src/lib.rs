@@ -11,7 +11,7 @@
 //! | `firmware NAME` | which binary |
 //! | `calib LOOP_INSTRUCTIONS TICKS` | the instruction counter's check (see [`calibrate`]) |
 //! | `class I LABEL PRED LOGITS..` | a test image's label, predicted class and logits |
-//! | `int8 I LABEL PRED OUTPUTS..` | the int8 LeNet's label, class and int8 outputs (decimal) for input `I` of its fixture |
+//! | `int8 I LABEL PRED OUTPUTS..` | an int8 net's label, class and int8 outputs (decimal) for input `I` of its fixture |
 //! | `fixture I LOGITS..` | logits of the PyTorch fixture's input `I` |
 //! | `fixture_loss I LOSS` | loss of fixture example `I` at the fixture's weights |
 //! | `sgd LR STEPS` | the training steps' learning rate and count |
@@ -48,6 +48,57 @@ cnn_net! {
     pub LeNetInt8: [1, 28, 28] weights = "../../tests/fixtures/int8/lenet_sigmoid.safetensors" =>
         net: [conv(1, 6, 5, pad = 2) sigmoid avgpool(2) conv(6, 16, 5) sigmoid avgpool(2) flatten
               linear(400, 120) sigmoid linear(120, 84) sigmoid linear(84, 10)]
+}
+
+cnn_net! {
+    /// A graph net in int8 with TensorFlow Lite's parameters
+    /// (`tests/fixtures/int8/residual_cat`): a residual ADD with a fused
+    /// relu, a CONCATENATION, MEAN and REDUCE_MAX added, a linear head;
+    /// integer-only inference, bit for bit as TensorFlow Lite Micro runs it.
+    pub ResidualInt8: [1, 28, 28] weights = "../../tests/fixtures/int8/residual_cat.safetensors" =>
+        net: [
+            conv(1, 8, 3, stride = 2, pad = 1) relu
+            2: add { conv1: conv(8, 8, 3, pad = 1) | identity } relu
+            4: cat { a: conv(8, 8, 3, stride = 2, pad = 1) relu | b: conv(8, 4, 1, stride = 2) relu }
+            add { global_avgpool | global_maxpool }
+            flatten linear(12, 10)
+        ]
+}
+
+/// Runs an int8 net (`forward_with` of one input, as `forward`) on each
+/// of `images` int8 inputs of its fixture (`inputs`, `input.len()` bytes
+/// each), printing an `int8` line per image, then the instructions of all
+/// the forward passes and the stack's high-water mark.
+pub fn classify_int8(
+    labels: &[u8],
+    inputs: &[u8],
+    input: &mut [i8],
+    output: &mut [i8],
+    mut forward: impl FnMut(&[i8], &mut [i8]),
+) {
+    let stack = paint_stack();
+    let mut ticks = 0u64;
+    for (i, &label) in labels.iter().enumerate() {
+        let bytes = &inputs[i * input.len()..][..input.len()];
+        for (q, &b) in input.iter_mut().zip(bytes) {
+            *q = b as i8;
+        }
+        let ((), t) = measure(|| {
+            forward(
+                core::hint::black_box(&*input),
+                core::hint::black_box(&mut *output),
+            )
+        });
+        ticks += u64::from(t);
+        let class = (0..output.len()).fold(0, |best, k| if output[k] > output[best] { k } else { best });
+        hprint!("int8 {} {} {}", i, label, class);
+        for q in output.iter() {
+            hprint!(" {}", q);
+        }
+        hprintln!();
+    }
+    hprintln!("instr forward {} {}", labels.len(), instructions(ticks));
+    stack.report("forward");
 }
 
 /// The int8 LeNet's budget on the Cortex-M4F: its read-only data within

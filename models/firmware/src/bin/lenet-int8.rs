@@ -7,8 +7,7 @@
 #![no_std]
 #![no_main]
 
-use cnn_firmware::{data, hprint, hprintln, instructions, measure, paint_stack, LeNetInt8};
-use core::hint::black_box;
+use cnn_firmware::{classify_int8, data, LeNetInt8};
 use cortex_m_rt::entry;
 
 #[entry]
@@ -18,30 +17,20 @@ fn main() -> ! {
     static mut INPUT: [i8; LeNetInt8::INPUT_LEN] = [0; LeNetInt8::INPUT_LEN];
 
     cnn_firmware::start("lenet-int8");
-    let stack = paint_stack();
-    let mut ticks = 0u64;
-    for i in 0..data::INT8_IMAGES {
-        let bytes = &data::INT8_INPUTS[i * LeNetInt8::INPUT_LEN..][..LeNetInt8::INPUT_LEN];
-        for (q, &b) in INPUT.iter_mut().zip(bytes) {
-            *q = b as i8;
-        }
-        let mut output = [0i8; LeNetInt8::OUTPUT_LEN];
-        let ((), t) = measure(|| {
+    let mut output = [0i8; LeNetInt8::OUTPUT_LEN];
+    let scratch = &mut *SCRATCH;
+    classify_int8(
+        &data::INT8_LABELS,
+        data::INT8_INPUTS,
+        &mut *INPUT,
+        &mut output,
+        |x, y| {
             LeNetInt8::TRAINED.forward_with(
-                black_box(&*INPUT),
-                black_box(&mut output),
-                black_box(&mut *SCRATCH),
+                x.try_into().expect("one input"),
+                y.try_into().expect("one output"),
+                core::hint::black_box(&mut *scratch),
             )
-        });
-        ticks += u64::from(t);
-        let class = (0..output.len()).fold(0, |best, k| if output[k] > output[best] { k } else { best });
-        hprint!("int8 {} {} {}", i, data::INT8_LABELS[i], class);
-        for q in output {
-            hprint!(" {}", q);
-        }
-        hprintln!();
-    }
-    hprintln!("instr forward {} {}", data::INT8_IMAGES, instructions(ticks));
-    stack.report("forward");
+        },
+    );
     cnn_firmware::finish()
 }
