@@ -1,12 +1,20 @@
-"""PyTorch and onnxruntime side of bench/compare.sh.
+"""PyTorch and onnxruntime side of bench/compare.sh (bench/peers.py has
+LiteRT and OpenVINO).
 
-    lenet.py prepare DIR            weights (safetensors, Xavier init like D2L),
-                                    256 input images (raw f32), ONNX export,
-                                    PyTorch logits of those inputs
-    lenet.py torch DIR --threads T  time PyTorch (one JSON line per metric)
-    lenet.py ort DIR --threads T    time onnxruntime inference
-    lenet.py check DIR FILE         compare FILE (our logits) with PyTorch's
+    lenet.py prepare DIR                weights (safetensors, Xavier init like
+                                        D2L), 256 input images (raw f32), ONNX
+                                        export, PyTorch logits of those inputs,
+                                        a one-op Identity ONNX model
+    lenet.py torch DIR --threads T      time PyTorch (one JSON line per metric)
+    lenet.py ort DIR --threads T        time onnxruntime inference
+    lenet.py ort-binding DIR --threads T
+                                        time the Identity model through the same
+                                        onnxruntime session setup and call: the
+                                        cost of onnxruntime's Python binding
+    lenet.py check DIR FILE             compare FILE (our logits) with PyTorch's
 
+Every engine but PyTorch (the reference) has its logits checked against
+PyTorch's (within TOLERANCE) before it is timed; a difference aborts the run.
 Timing as in models/examples/bench_lenet.rs: a warm-up of at least 0.3 s,
 then blocks of about 50 ms for --seconds, and the median block rate.
 """
@@ -22,6 +30,8 @@ import warnings
 import numpy as np
 
 BATCH = 256
+# Largest |difference| from PyTorch's logits that an engine may show.
+TOLERANCE = 1e-4
 
 
 def lenet():
@@ -65,6 +75,26 @@ def inputs(directory):
     return np.fromfile(os.path.join(directory, "input.f32"), dtype="<f4").reshape(BATCH, 1, 28, 28)
 
 
+def export_identity(directory):
+    """identity.onnx: one Identity node, with lenet.onnx's input (name, shape,
+    dynamic batch), IR version and opsets, so that onnxruntime runs it through
+    exactly the call it runs LeNet through."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    lenet_onnx = onnx.load(os.path.join(directory, "lenet.onnx"))
+    shape = ["n", 1, 28, 28]
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+    )
+    model = helper.make_model(graph, opset_imports=lenet_onnx.opset_import)
+    model.ir_version = lenet_onnx.ir_version
+    onnx.checker.check_model(model)
+    onnx.save(model, os.path.join(directory, "identity.onnx"))
+
+
 def prepare(directory):
     import torch
 
@@ -89,7 +119,8 @@ def prepare(directory):
         input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
         dynamo=False,
     )
-    print(f"prepared {directory}: weights, {BATCH} inputs, ONNX export", file=sys.stderr)
+    export_identity(directory)
+    print(f"prepared {directory}: weights, {BATCH} inputs, ONNX exports", file=sys.stderr)
 
 
 def rate(seconds, items, f):
@@ -113,6 +144,25 @@ def emit(system, threads, metric, value):
     print(json.dumps({"system": system, "threads": threads, "metric": metric, "value": value}), flush=True)
 
 
+def time_inference(system, threads, seconds, run_one, run_batch):
+    """Emits the batch-1 latency of `run_one` and the batch-BATCH rate of
+    `run_batch`, both argument-less calls."""
+    emit(system, threads, "latency_us", 1e6 / rate(seconds, 1, run_one))
+    emit(system, threads, "infer_img_s", rate(seconds, BATCH, run_batch))
+
+
+def agree(engine, logits, directory):
+    """Returns the largest |difference| between `logits` (for the first
+    len(logits) input images) and PyTorch's; exits, naming `engine`, when it
+    is above TOLERANCE."""
+    torch_logits = np.fromfile(os.path.join(directory, "torch_logits.f32"), dtype="<f4").reshape(BATCH, -1)
+    diff = float(np.max(np.abs(np.asarray(logits) - torch_logits[: len(logits)])))
+    if not diff <= TOLERANCE:
+        sys.exit(f"{engine}: logits of {len(logits)} image(s) differ from PyTorch's by up to {diff:.2e} "
+                 f"(tolerance {TOLERANCE:.0e}); aborting")
+    return diff
+
+
 def bench_torch(directory, threads, seconds, system):
     import torch
 
@@ -122,8 +172,7 @@ def bench_torch(directory, threads, seconds, system):
     one = x[:1].clone()
     with torch.inference_mode():
         model.eval()
-        emit(system, threads, "latency_us", 1e6 / rate(seconds, 1, lambda: model(one)))
-        emit(system, threads, "infer_img_s", rate(seconds, BATCH, lambda: model(x)))
+        time_inference(system, threads, seconds, lambda: model(one), lambda: model(x))
     model.train()
     labels = torch.from_numpy(np.arange(BATCH) * 7 % 10)
     opt = torch.optim.SGD(model.parameters(), lr=0.9)
@@ -138,39 +187,51 @@ def bench_torch(directory, threads, seconds, system):
     emit(system, threads, "train_ex_s", rate(seconds, BATCH, step))
 
 
-def bench_ort(directory, threads, seconds):
+def ort_session(path, threads):
+    """An onnxruntime CPU session with `threads` intra-op threads, run sequentially."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    session = ort.InferenceSession(
-        os.path.join(directory, "lenet.onnx"), options, providers=["CPUExecutionProvider"]
-    )
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def bench_ort(directory, threads, seconds):
+    session = ort_session(os.path.join(directory, "lenet.onnx"), threads)
     x = inputs(directory)
     one = np.ascontiguousarray(x[:1])
-    logits = session.run(None, {"x": x})[0]
-    torch_logits = np.fromfile(os.path.join(directory, "torch_logits.f32"), dtype="<f4").reshape(BATCH, -1)
-    if np.max(np.abs(logits - torch_logits)) > 1e-4:
-        sys.exit(f"onnxruntime logits differ from PyTorch by {np.max(np.abs(logits - torch_logits))}")
-    emit("onnxruntime", threads, "latency_us", 1e6 / rate(seconds, 1, lambda: session.run(None, {"x": one})))
-    emit("onnxruntime", threads, "infer_img_s", rate(seconds, BATCH, lambda: session.run(None, {"x": x})))
+    agree("onnxruntime", session.run(None, {"x": one})[0], directory)
+    agree("onnxruntime", session.run(None, {"x": x})[0], directory)
+    time_inference("onnxruntime", threads, seconds,
+                   lambda: session.run(None, {"x": one}), lambda: session.run(None, {"x": x}))
+
+
+def bench_ort_binding(directory, threads, seconds):
+    """Times identity.onnx as bench_ort times LeNet: what a session.run costs
+    around the graph (Python call, input binding, output allocation). Its
+    output is the whole input (784 values an image, LeNet's is 10), so at
+    batch 256 it is an upper bound of that cost."""
+    session = ort_session(os.path.join(directory, "identity.onnx"), threads)
+    x = inputs(directory)
+    one = np.ascontiguousarray(x[:1])
+    if not np.array_equal(session.run(None, {"x": x})[0], x):
+        sys.exit("onnxruntime-binding: the Identity model's output is not its input; aborting")
+    time_inference("onnxruntime-binding", threads, seconds,
+                   lambda: session.run(None, {"x": one}), lambda: session.run(None, {"x": x}))
 
 
 def check(directory, ours_path):
-    theirs = np.fromfile(os.path.join(directory, "torch_logits.f32"), dtype="<f4").reshape(BATCH, -1)
+    """Exits unless our logits (in ours_path) agree with PyTorch's."""
     ours = np.fromfile(ours_path, dtype="<f4").reshape(BATCH, -1)
-    diff = float(np.max(np.abs(ours - theirs)))
-    ok = diff <= 1e-4
-    print(f"logits, ours vs PyTorch, {BATCH} images: max |difference| {diff:.2e} "
-          f"({'within' if ok else 'OUTSIDE'} 1e-4)")
-    return ok
+    diff = agree("ours", ours, directory)
+    print(f"logits, ours vs PyTorch, {BATCH} images: max |difference| {diff:.2e} (within {TOLERANCE:.0e})")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["prepare", "torch", "ort", "check"])
+    parser.add_argument("command", choices=["prepare", "torch", "ort", "ort-binding", "check"])
     parser.add_argument("dir")
     parser.add_argument("file", nargs="?")
     parser.add_argument("--threads", type=int, default=1)
@@ -183,8 +244,10 @@ def main():
         bench_torch(args.dir, args.threads, args.seconds, args.system)
     elif args.command == "ort":
         bench_ort(args.dir, args.threads, args.seconds)
-    elif not check(args.dir, args.file):
-        sys.exit(1)
+    elif args.command == "ort-binding":
+        bench_ort_binding(args.dir, args.threads, args.seconds)
+    else:
+        check(args.dir, args.file)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,13 @@
 """Reads the JSON lines of bench/compare.sh and prints the comparison table:
-per metric and thread count, each system's median over rounds (min-max) and
-our advantage (for latency: their time / ours; for rates: ours / theirs)."""
+per metric and thread count, each system's median over rounds (min-max), and
+how ours compares: within each round, the engine's figure against ours of
+that same round (for latency: their time / ours; for rates: ours / theirs),
+then the median (min-max) of those ratios over rounds.
+
+Besides the measured systems, one row is derived within each round:
+onnxruntime-engine, onnxruntime minus onnxruntime-binding (its per-call cost,
+timed on a one-op Identity model), an estimate of onnxruntime's time spent in
+the graph itself."""
 
 import collections
 import json
@@ -12,40 +19,80 @@ METRICS = [
     ("infer_img_s", "batch-256 inference (images/s)", True),
     ("train_ex_s", "training, batch 256, fwd+bwd+SGD (examples/s)", True),
 ]
-ORDER = ["ours", "pytorch", "pytorch-tuned-malloc", "onnxruntime"]
+ORDER = [
+    "ours", "pytorch", "pytorch-tuned-malloc", "onnxruntime", "onnxruntime-binding", "onnxruntime-engine",
+    "litert-xnnpack", "openvino", "openvino-benchmark_app",
+]
+# Rows that are not an engine running LeNet, so get no ratio to ours.
+NOT_COMPARED = {"ours", "onnxruntime-binding"}
+NOTES = """\
+onnxruntime-binding: a one-op Identity ONNX model with LeNet's input, through the same onnxruntime session setup and
+call (the cost of the Python binding; its output is the whole input, so at batch 256 it overstates that cost).
+onnxruntime-engine: onnxruntime minus onnxruntime-binding, per round. litert-xnnpack: LiteRT's Python interpreter with
+its default XNNPACK delegate (set_tensor + invoke + get_tensor). openvino: CPU plugin, fp32, latency hint, one stream,
+Python synchronous infer. openvino-benchmark_app: the same model and configuration, the median of the per-inference
+latencies OpenVINO's benchmark_app times in C++ (no Python call)."""
 
 
 def fmt(v, latency):
     return f"{v:,.1f}" if latency else f"{v:,.0f}"
 
 
-def main(path):
-    runs = collections.defaultdict(list)
+def spread(values, show):
+    """'median (min-max)' of values, each formatted by show."""
+    return f"{show(statistics.median(values))} ({show(min(values))}-{show(max(values))})"
+
+
+def load(path):
+    """{(metric, threads, system): {round: value}} from the JSON lines in path."""
+    runs = collections.defaultdict(dict)
     for line in open(path):
         line = line.strip()
         if line.startswith("{"):
             r = json.loads(line)
-            runs[(r["metric"], r["threads"], r["system"])].append(r["value"])
+            runs[(r["metric"], r["threads"], r["system"])][r["round"]] = r["value"]
+    return runs
+
+
+def add_onnxruntime_engine(runs):
+    """Adds onnxruntime-engine: per round, onnxruntime's time per image less
+    onnxruntime-binding's, in the metric's unit."""
+    for (metric, threads, system), raw in list(runs.items()):
+        binding = runs.get((metric, threads, "onnxruntime-binding"))
+        if system != "onnxruntime" or not binding:
+            continue
+        engine = runs[(metric, threads, "onnxruntime-engine")]
+        for rnd in raw.keys() & binding.keys():
+            if metric == "latency_us":
+                engine[rnd] = raw[rnd] - binding[rnd]
+            else:
+                engine[rnd] = 1 / (1 / raw[rnd] - 1 / binding[rnd])
+
+
+def main(path):
+    runs = load(path)
+    add_onnxruntime_engine(runs)
     threads = sorted({t for (_, t, _) in runs})
     for metric, title, higher in METRICS:
         print(f"\n{title}\n")
-        print("| threads | system | median (min-max) | ours is |")
+        print("| threads | system | median (min-max) | ours is (per round: median, min-max) |")
         print("|---|---|---|---|")
         for t in threads:
-            ours = runs.get((metric, t, "ours"))
-            ours_med = statistics.median(ours) if ours else None
+            ours = runs.get((metric, t, "ours"), {})
             for system in ORDER:
                 values = runs.get((metric, t, system))
                 if not values:
                     continue
-                med = statistics.median(values)
-                cell = f"{fmt(med, not higher)} ({fmt(min(values), not higher)}-{fmt(max(values), not higher)})"
-                if system == "ours" or ours_med is None:
+                cell = spread(list(values.values()), lambda v: fmt(v, not higher))
+                rounds = values.keys() & ours.keys()
+                if system in NOT_COMPARED or not rounds:
                     ratio = "-"
                 else:
-                    ratio = f"{(ours_med / med if higher else med / ours_med):.2f}x"
+                    ratios = [ours[r] / values[r] if higher else values[r] / ours[r] for r in rounds]
+                    ratio = spread(ratios, lambda v: f"{v:.2f}x")
                 print(f"| {t} | {system} | {cell} | {ratio} |")
         print()
+    print(NOTES)
 
 
 if __name__ == "__main__":
