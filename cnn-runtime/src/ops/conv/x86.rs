@@ -257,8 +257,9 @@ unsafe fn run_avx2(
     }
 }
 
-/// Output planes in blocks of `BIG` while they last, then of `MID`, 4, 2
-/// and 1 (`BIG` and `MID` above 4); tiles of [`flat`] vectors reading `S` row segments each,
+/// Output planes in blocks of `BIG` while they last (see `take_big`), then
+/// of `MID`, 4, 2 and 1 (`BIG` and `MID` above 4); tiles of [`flat`] vectors
+/// reading `S` row segments each,
 /// or if `S == 0` of [`block`] rows of `NQ` vectors.
 ///
 /// # Safety
@@ -276,11 +277,16 @@ unsafe fn run<V: Vector, const S: usize, const NQ: usize, const BIG: usize, cons
 ) {
     let oplane = corr.out_h * corr.out_w;
     let mut o = 0;
+    // A block of `BIG` is taken unless it would leave a few planes (fewer
+    // than `MID`) that two or more `MID` blocks cover instead: 16 planes as
+    // 8 + 8 rather than 12 + 4, whose 4 accumulators (for one vector a
+    // plane) cannot hide the FMA's latency.
+    let take_big = |rest: usize| rest >= BIG && (rest - BIG == 0 || rest - BIG >= MID || rest < 2 * MID);
     // SAFETY: each block covers planes `o..o + NO` with `o + NO <= outputs`,
     // and its weights are those of output planes `o + k`.
     unsafe {
         let at = |o: usize| (out.add(o * oplane), w.offset(o as isize * t.k_step));
-        while outputs - o >= BIG {
+        while take_big(outputs - o) {
             let (out, w) = at(o);
             if S > 0 {
                 flat::<V, BIG, S>(corr, out, inp, w, t);
