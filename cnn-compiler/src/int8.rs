@@ -235,6 +235,8 @@ struct Weighted<'a> {
     slots: Int8Slots,
     /// The layer whose float output its output quantization describes.
     output_layer: usize,
+    /// What its int8 form takes in after it.
+    absorbed: Absorbed,
     /// The batch norm folded into it: its key and `eps`.
     fold: Option<(&'a str, f32)>,
 }
@@ -434,6 +436,7 @@ fn layout<'a>(plan: &'a NetPlan<'_>, values: &Values) -> (Vec<Weighted<'a>>, [us
                 channels: (c, c + out),
             },
             output_layer: absorbed.last(i),
+            absorbed,
             fold,
         });
         w += len;
@@ -451,6 +454,8 @@ struct Point {
     what: String,
     /// The traced output its quantization describes.
     output: usize,
+    /// The relu or relu6 layer an `add` fuses, and which it is.
+    fused: Option<(usize, Fused)>,
 }
 
 /// The net's points in program order.
@@ -465,6 +470,7 @@ fn points(plan: &NetPlan, values: &Values) -> Vec<Point> {
                     node,
                     what: format!("add at {}", or_net(&join.key)),
                     output: fused.map_or(plan.layers.len() + j, |(r, _)| r),
+                    fused,
                 });
             }
             Node::Layer(i) if matches!(plan.layers[i].kind(), LayerKind::GlobalAvgPool(_)) => {
@@ -472,6 +478,7 @@ fn points(plan: &NetPlan, values: &Values) -> Vec<Point> {
                     node,
                     what: format!("global_avgpool at {}", plan.layers[i].shaped.key),
                     output: i,
+                    fused: None,
                 });
             }
             Node::Join(_) | Node::Layer(_) => {}
@@ -583,25 +590,20 @@ pub fn emit(
     let count = plan.layers.len();
     let mut absorbed = vec![false; count];
     let mut fused_into = vec![None; count];
-    for (i, l) in plan.layers.iter().enumerate() {
-        if matches!(l.kind(), LayerKind::Conv(_) | LayerKind::Linear(_)) {
-            let taken = values.absorbed_by_layer(plan, l.shaped.output_value.0);
-            if let Some(b) = taken.batchnorm {
-                absorbed[b] = true;
-            }
-            if let Some((r, fused)) = taken.activation {
-                absorbed[r] = true;
-                fused_into[i] = Some(fused);
-            }
+    for w in &weighted {
+        if let Some(b) = w.absorbed.batchnorm {
+            absorbed[b] = true;
+        }
+        if let Some((r, fused)) = w.absorbed.activation {
+            absorbed[r] = true;
+            fused_into[w.layer] = Some(fused);
         }
     }
     let mut join_fused = vec![None; plan.joins.len()];
-    for (j, join) in plan.joins.iter().enumerate() {
-        if join.kind == JoinKind::Add {
-            if let Some((r, fused)) = values.fused_reader(plan, join.output_value.0) {
-                absorbed[r] = true;
-                join_fused[j] = Some(fused);
-            }
+    for point in &points {
+        if let (Node::Join(j), Some((r, fused))) = (point.node, point.fused) {
+            absorbed[r] = true;
+            join_fused[j] = Some(fused);
         }
     }
     let weighted_of: HashMap<usize, usize> = weighted.iter().enumerate().map(|(k, w)| (w.layer, k)).collect();
