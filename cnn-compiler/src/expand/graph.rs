@@ -97,6 +97,13 @@ pub fn forward_steps(
             *traced += 1;
         }
     };
+    // Each join's last part: after it, the join's output is traced.
+    let mut last_part = vec![usize::MAX; plan.joins.len()];
+    for (i, op) in g.infer.iter().enumerate() {
+        if let InferOp::Join { join, .. } = *op {
+            last_part[join] = i;
+        }
+    }
     let mut traced = 0;
     let mut steps = Vec::new();
     for (i, op) in g.infer.iter().enumerate() {
@@ -152,10 +159,7 @@ pub fn forward_steps(
                     loc_of[j.output_value.0] = y;
                     // After its last part, the join's output goes to the
                     // trace, numbered after the layers.
-                    let last = !g.infer[i + 1..]
-                        .iter()
-                        .any(|op| matches!(*op, InferOp::Join { join: other, .. } if other == join));
-                    let visit = if last {
+                    let visit = if last_part[join] == i {
                         super::trace_visit(plan.layers.len() + join, values_at(y))
                     } else {
                         TokenStream::new()
