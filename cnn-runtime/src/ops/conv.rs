@@ -25,7 +25,9 @@
 //! - [`forward_gemm`] / [`backward_gemm`]: per image, im2col into the
 //!   caller's `col` buffer (`[C*KH*KW, OH*OW]`), then one GEMM (except a
 //!   forward pass the vector direct kernels run faster, see
-//!   `direct_beats_gemm`):
+//!   `direct_beats_gemm`; there, with AVX2 + FMA and enough `col`, the
+//!   kernels of `conv/lanes.rs`, which tile output channels or columns
+//!   into the lanes over a zero-padded copy of the image, run instead):
 //!   `Y = W col + b`, `dW += dY col^T`, `dcol = W^T dY` scattered back by
 //!   col2im. A 1x1, stride-1, unpadded conv uses `x` itself as `col`.
 //!   The weight gradient of any other unit-stride conv skips im2col: each
@@ -39,7 +41,8 @@
 //! which pick the algorithm; each algorithm has a file: `direct` (the
 //! correlation and the direct backward), `im2col` (im2col and col2im),
 //! `windows` (the weight gradient from shifted windows of the padded
-//! image) and `x86` (the intrinsics kernels), the last three with `std`;
+//! image), `x86` and `lanes` (the intrinsics kernels), the last four with
+//! `std`;
 //! `grouped` runs the entry points per group for `groups > 1`.
 
 mod depthwise;
@@ -48,6 +51,8 @@ mod grouped;
 #[cfg(feature = "std")]
 mod im2col;
 pub mod int8;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod lanes;
 #[cfg(feature = "std")]
 mod windows;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -311,6 +316,10 @@ pub fn forward_gemm(
         check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
         check_col(g, col);
         if direct_beats_gemm(g) {
+            #[cfg(target_arch = "x86_64")]
+            if lanes::forward(g, n, x, w, b, y, col) {
+                return;
+            }
             forward_any(g, n, x, w, b, y);
             return;
         }

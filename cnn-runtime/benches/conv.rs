@@ -1,0 +1,201 @@
+//! The direct convolution's forward pass on the shapes the model zoo runs,
+//! in GFLOP/s and as a share of one core's FMA peak measured in the same
+//! process (a loop of independent vector FMAs with no loads, the most this
+//! core retires).
+//!
+//! Each shape runs on a chunk of 32 images, the batch share the runtime's
+//! `forward_batch` hands a worker. A quick timing (best of several blocks of
+//! calls: the least disturbed on a shared machine) prints the rates before
+//! the Criterion runs. `cargo bench -p cnn-runtime --bench conv`.
+
+use cnn_runtime::ops::conv::{forward, forward_gemm, Conv2d};
+use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
+use std::time::{Duration, Instant};
+
+/// One convolution: a name and its geometry.
+struct Shape {
+    name: &'static str,
+    conv: Conv2d,
+}
+
+const fn conv(c: usize, hw: usize, o: usize, k: usize, pad: usize) -> Conv2d {
+    Conv2d {
+        in_channels: c,
+        in_h: hw,
+        in_w: hw,
+        out_channels: o,
+        kernel: (k, k),
+        stride: (1, 1),
+        pad: (pad, pad),
+    }
+}
+
+const SHAPES: &[Shape] = &[
+    Shape {
+        name: "lenet conv1 1x28x28 -> 6, 5x5 pad 2",
+        conv: conv(1, 28, 6, 5, 2),
+    },
+    Shape {
+        name: "lenet conv2 6x14x14 -> 16, 5x5",
+        conv: conv(6, 14, 16, 5, 0),
+    },
+    Shape {
+        name: "resnet 3x3 8x28x28 -> 8, pad 1",
+        conv: conv(8, 28, 8, 3, 1),
+    },
+    Shape {
+        name: "resnet 3x3 16x14x14 -> 16, pad 1",
+        conv: conv(16, 14, 16, 3, 1),
+    },
+];
+
+/// Images per call: a worker's chunk in `forward_batch`.
+const IMAGES: usize = 32;
+
+fn flops(g: &Conv2d) -> u64 {
+    2 * (IMAGES * g.output_len() * g.weight_len() / g.out_channels) as u64
+}
+
+struct Operands {
+    x: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    y: Vec<f32>,
+    col: Vec<f32>,
+}
+
+fn operands(g: &Conv2d) -> Operands {
+    let fill = |len: usize, salt: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7 + salt) % 13) as f32 / 13.0 - 0.5)
+            .collect()
+    };
+    Operands {
+        x: fill(IMAGES * g.input_len(), 1),
+        w: fill(g.weight_len(), 2),
+        b: fill(g.out_channels, 3),
+        y: vec![0.0; IMAGES * g.output_len()],
+        col: vec![0.0; g.col_len()],
+    }
+}
+
+/// The two entry points: `forward` (no scratch: the batch-1 path) and
+/// `forward_gemm` (with `col` scratch: the batched and training paths).
+#[derive(Clone, Copy)]
+enum Path {
+    Direct,
+    Batched,
+}
+
+const PATHS: [(Path, &str); 2] = [(Path::Direct, "forward"), (Path::Batched, "forward_gemm")];
+
+fn run(g: &Conv2d, o: &mut Operands, path: Path) {
+    let (x, w) = (black_box(&o.x), black_box(&o.w));
+    match path {
+        Path::Direct => forward(g, IMAGES, x, w, Some(&o.b), &mut o.y),
+        Path::Batched => forward_gemm(g, IMAGES, x, w, Some(&o.b), &mut o.y, &mut o.col),
+    }
+}
+
+/// Seconds per call of `f`, best of `blocks` blocks of `calls` calls.
+fn best(calls: u64, blocks: usize, mut f: impl FnMut()) -> f64 {
+    let mut best = Duration::MAX;
+    for _ in 0..blocks {
+        let start = Instant::now();
+        for _ in 0..calls {
+            f();
+        }
+        best = best.min(start.elapsed());
+    }
+    best.as_secs_f64() / calls as f64
+}
+
+/// GFLOP/s of a loop of independent 8-lane FMAs (12 accumulators, enough to
+/// cover the latency on any x86 core), or `None` without AVX2 and FMA.
+fn fma_peak() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return None;
+        }
+        const STEPS: u64 = 1_000_000;
+        let secs = best(1, 7, || {
+            // SAFETY: AVX2 and FMA were detected above.
+            black_box(unsafe { fma_loop(STEPS) });
+        });
+        Some((STEPS * 12 * 8 * 2) as f64 / secs / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fma_loop(steps: u64) -> f32 {
+    use core::arch::x86_64::*;
+    let m = _mm256_set1_ps(black_box(0.999_999));
+    let a = _mm256_set1_ps(black_box(1e-7));
+    let mut acc = [_mm256_set1_ps(black_box(1.0)); 12];
+    for _ in 0..steps {
+        for r in &mut acc {
+            *r = _mm256_fmadd_ps(*r, m, a);
+        }
+    }
+    let sum = acc.iter().fold(_mm256_setzero_ps(), |s, &r| _mm256_add_ps(s, r));
+    let mut out = [0.0f32; 8];
+    // SAFETY: `out` holds 8 floats.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
+    out[0]
+}
+
+fn quick() {
+    let peak = fma_peak();
+    match peak {
+        Some(p) => println!("one core's FMA peak (8-lane FMA loop): {p:.1} GFLOP/s"),
+        None => println!("no AVX2 + FMA: no peak measured"),
+    }
+    for s in SHAPES {
+        let mut o = operands(&s.conv);
+        let f = flops(&s.conv);
+        let calls = (40_000_000 / f).clamp(2, 10_000);
+        for (path, label) in PATHS {
+            let secs = best(calls, 40, || run(&s.conv, &mut o, path));
+            let rate = f as f64 / secs / 1e9;
+            let share = peak.map_or(String::new(), |p| format!(", {:.0}% of peak", 100.0 * rate / p));
+            println!(
+                "{:36} {label:12} {:7.1} us per {IMAGES} images, {rate:5.1} GFLOP/s{share}",
+                s.name,
+                secs * 1e6
+            );
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("conv forward");
+    for s in SHAPES {
+        let mut o = operands(&s.conv);
+        group.throughput(Throughput::Elements(flops(&s.conv)));
+        for (path, label) in PATHS {
+            group.bench_function(BenchmarkId::new(label, s.name), |b| {
+                b.iter(|| run(&s.conv, &mut o, path))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).without_plots();
+    targets = bench
+}
+
+fn main() {
+    // `cargo test --benches` runs this with `--bench` absent: skip the table.
+    if std::env::args().any(|arg| arg == "--bench") {
+        quick();
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,561 @@
+//! The batched forward pass with output channels in the vector lanes, for
+//! `x86_64` AVX2 + FMA: the path [`super::forward_gemm`] takes for the
+//! convolutions the direct kernels beat im2col on, when its `col` scratch
+//! holds what this kernel needs ([`scratch_len`]).
+//!
+//! The row kernels of `conv/x86.rs` put consecutive output columns in the
+//! lanes, so a row whose width is not a multiple of 8 leaves lanes idle and
+//! every padded border needs masked loads (LeNet's conv2, 10 columns wide,
+//! ran at 40% of one core's FMA peak on a Zen 3). Here a register tile is
+//! `R` output rows x `Q` output columns x `NV` vectors of 8 output channels:
+//! per tap `(c, u, v)`, the `NV` weight vectors are loaded once, each of the
+//! `R * Q` input values is broadcast once, and the tile takes `R * Q * NV`
+//! fused multiply-adds, with no mask anywhere. The tile shape is picked per
+//! convolution so that tiles cover the output plane with the fewest wasted
+//! pixels (LeNet's 10x10 plane exactly as 1 x 5 tiles).
+//!
+//! Per call the weights are packed tap by tap, `[C*KH*KW][KP]` with the
+//! output channels padded to `KP`, a multiple of 8, with zeros. Per image,
+//! the input is copied into a zero-padded plane (so no tap tests a border),
+//! the tiles write `[OH*OW][KP]`, and an 8x8 transpose moves that to the
+//! `[O][OH*OW]` output, adding the bias on the way. Each output is the sum
+//! of its taps in `(c, u, v)` order, then the bias.
+
+use super::Conv2d;
+use core::arch::x86_64::*;
+
+/// Output channels per vector.
+const LANES: usize = 8;
+
+/// Floats after the padded input that a tile's last columns may read: a
+/// channel tile computes up to `Q - 1` columns past a row's end, a row tile
+/// up to `8 * ROW_VECTORS - 1` (never stored).
+const SLACK: usize = 8 * ROW_VECTORS;
+
+/// Vectors of output columns in a row tile ([`row_plane`]).
+const ROW_VECTORS: usize = 2;
+
+/// Whether [`row_plane`] (columns in the lanes) beats [`plane`] (channels
+/// in the lanes) for `k_n` output channels `ow` wide: with 8 or fewer
+/// channels, a channel tile has one vector of channels per broadcast input
+/// value and, for fewer than 8, idle lanes; rows of 12 or more columns keep
+/// three quarters or more of a row tile's lanes busy.
+fn rows_win(k_n: usize, ow: usize) -> bool {
+    k_n <= LANES && ow >= 12
+}
+
+/// The scratch floats [`forward`] needs for `g`.
+pub(super) fn scratch_len(g: &Conv2d) -> usize {
+    let kp = g.out_channels.next_multiple_of(LANES);
+    let (hp, wp) = (g.in_h + 2 * g.pad.0, g.in_w + 2 * g.pad.1);
+    g.filter_len() * kp + g.in_channels * hp * wp + SLACK + g.out_plane() * kp
+}
+
+/// `y = conv(x, w) + b` for `n` images, as [`super::forward`], or `false`
+/// (nothing done) without AVX2 + FMA, for a column stride other than 1, or
+/// when `scratch` is shorter than [`scratch_len`]. The lengths of `x`, `w`,
+/// `b` and `y` must have been checked against `g`.
+pub(super) fn forward(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) -> bool {
+    if g.stride.1 != 1
+        || super::super::simd::level() != super::super::simd::Level::Avx2Fma
+        || scratch.len() < scratch_len(g)
+        || g.out_plane() == 0
+    {
+        return false;
+    }
+    assert!(x.len() >= n * g.input_len() && y.len() >= n * g.output_len());
+    assert!(w.len() >= g.weight_len() && b.is_none_or(|b| b.len() >= g.out_channels));
+    // SAFETY: AVX2 and FMA were detected (`level`); the lengths are asserted.
+    unsafe { forward_avx2(g, n, x, w, b, y, scratch) };
+    true
+}
+
+/// The shape of a register tile: `NV` vectors of channels, `R` rows, `Q`
+/// columns.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Shape {
+    V2R1Q5,
+    V2R1Q6,
+    V2R2Q3,
+    V2R3Q2,
+    V1R3Q4,
+    V1R2Q5,
+    V1R2Q6,
+    V1R1Q12,
+}
+
+impl Shape {
+    /// `(NV, R, Q)`.
+    const fn dims(self) -> (usize, usize, usize) {
+        match self {
+            Shape::V2R1Q5 => (2, 1, 5),
+            Shape::V2R1Q6 => (2, 1, 6),
+            Shape::V2R2Q3 => (2, 2, 3),
+            Shape::V2R3Q2 => (2, 3, 2),
+            Shape::V1R3Q4 => (1, 3, 4),
+            Shape::V1R2Q5 => (1, 2, 5),
+            Shape::V1R2Q6 => (1, 2, 6),
+            Shape::V1R1Q12 => (1, 1, 12),
+        }
+    }
+
+    /// The shape for `nv` vectors of channels that wastes the fewest
+    /// multiply-adds on an `oh x ow` plane: pixels computed past the plane's
+    /// edge are wasted, and a tile of fewer than 12 accumulators counts as
+    /// that much slower (the FMA's latency needs 8 or more in flight).
+    fn pick(nv: usize, oh: usize, ow: usize) -> Shape {
+        let all = [
+            Shape::V2R1Q5,
+            Shape::V2R1Q6,
+            Shape::V2R2Q3,
+            Shape::V2R3Q2,
+            Shape::V1R3Q4,
+            Shape::V1R2Q5,
+            Shape::V1R2Q6,
+            Shape::V1R1Q12,
+        ];
+        let cost = |s: &Shape| {
+            let (_, r, q) = s.dims();
+            let computed = oh.div_ceil(r) * r * ow.div_ceil(q) * q;
+            computed * 12 / (r * q * nv)
+        };
+        all.into_iter()
+            .filter(|s| s.dims().0 == nv)
+            .min_by_key(cost)
+            .unwrap_or(Shape::V1R3Q4)
+    }
+}
+
+/// The geometry a tile reads: input planes of `plane` floats with rows of
+/// `wp`, `c_n x kh x kw` taps.
+#[derive(Clone, Copy)]
+struct Geometry {
+    c_n: usize,
+    kh: usize,
+    kw: usize,
+    plane: usize,
+    wp: usize,
+    /// Floats between taps in the packed weights.
+    kp: usize,
+}
+
+/// # Safety
+///
+/// AVX2 and FMA; `x`, `w`, `b`, `y` hold what `g` says for `n` images and
+/// `scratch` at least [`scratch_len`] floats.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn forward_avx2(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (k_n, flen, oplane) = (g.out_channels, g.filter_len(), g.out_plane());
+    let kp = k_n.next_multiple_of(LANES);
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let (ph, pw) = g.pad;
+    let (hp, wp) = (g.in_h + 2 * ph, g.in_w + 2 * pw);
+    let (packed, rest) = scratch.split_at_mut(flen * kp);
+    let (xp, rest) = rest.split_at_mut(g.in_channels * hp * wp + SLACK);
+    let hwc = &mut rest[..oplane * kp];
+
+    // Weights tap by tap, channels padded with zeros.
+    for (t, row) in packed.chunks_exact_mut(kp).enumerate() {
+        for (k, p) in row.iter_mut().enumerate() {
+            *p = if k < k_n { w[k * flen + t] } else { 0.0 };
+        }
+    }
+    // The borders and the slack stay zero; each image fills the interior.
+    xp.fill(0.0);
+    let geo = Geometry {
+        c_n: g.in_channels,
+        kh: g.kernel.0,
+        kw: g.kernel.1,
+        plane: hp * wp,
+        wp,
+        kp,
+    };
+    let (in_len, out_len) = (g.input_len(), g.output_len());
+    for i in 0..n {
+        let x_img = &x[i * in_len..][..in_len];
+        for (c, x_c) in x_img.chunks_exact(g.in_h * g.in_w).enumerate() {
+            for (r, x_row) in x_c.chunks_exact(g.in_w).enumerate() {
+                xp[c * hp * wp + (r + ph) * wp + pw..][..g.in_w].copy_from_slice(x_row);
+            }
+        }
+        let y_img = &mut y[i * out_len..][..out_len];
+        if rows_win(k_n, ow) {
+            let blocks: &[usize] = match k_n {
+                7 => &[4, 3],
+                8 => &[4, 4],
+                _ => &[k_n],
+            };
+            let mut k0 = 0;
+            for &no in blocks {
+                let bias: [f32; 6] =
+                    core::array::from_fn(|k| b.map_or(0.0, |b| if k < no { b[k0 + k] } else { 0.0 }));
+                let (xp, wk) = (xp.as_ptr(), packed.as_ptr().wrapping_add(k0));
+                let out = &mut y_img[k0 * oplane..(k0 + no) * oplane];
+                let sh = g.stride.0;
+                // SAFETY: the features are enabled; `packed` holds channels
+                // `k0..k0 + no` in rows of `kp`, `xp` the padded image and
+                // its slack; `out` is `no` planes.
+                unsafe {
+                    match no {
+                        1 => row_plane::<1>(geo, oh, ow, sh, xp, wk, &bias, out),
+                        2 => row_plane::<2>(geo, oh, ow, sh, xp, wk, &bias, out),
+                        3 => row_plane::<3>(geo, oh, ow, sh, xp, wk, &bias, out),
+                        4 => row_plane::<4>(geo, oh, ow, sh, xp, wk, &bias, out),
+                        5 => row_plane::<5>(geo, oh, ow, sh, xp, wk, &bias, out),
+                        _ => row_plane::<6>(geo, oh, ow, sh, xp, wk, &bias, out),
+                    }
+                }
+                k0 += no;
+            }
+            continue;
+        }
+        let mut k0 = 0;
+        while k0 < kp {
+            let nv = if kp - k0 >= 2 * LANES { 2 } else { 1 };
+            // SAFETY: the features are enabled; `packed` holds the weights
+            // of channels `k0..k0 + 8 * nv`, `xp` the padded image with its
+            // slack, and `hwc` `oplane * kp` floats.
+            unsafe {
+                let xp = xp.as_ptr();
+                let wk = packed.as_ptr().add(k0);
+                let out = hwc.as_mut_ptr().add(k0);
+                let sh = g.stride.0;
+                match Shape::pick(nv, oh, ow) {
+                    Shape::V2R1Q5 => plane::<2, 1, 5>(geo, oh, ow, sh, xp, wk, out),
+                    Shape::V2R1Q6 => plane::<2, 1, 6>(geo, oh, ow, sh, xp, wk, out),
+                    Shape::V2R2Q3 => plane::<2, 2, 3>(geo, oh, ow, sh, xp, wk, out),
+                    Shape::V2R3Q2 => plane::<2, 3, 2>(geo, oh, ow, sh, xp, wk, out),
+                    Shape::V1R3Q4 => plane::<1, 3, 4>(geo, oh, ow, sh, xp, wk, out),
+                    Shape::V1R2Q5 => plane::<1, 2, 5>(geo, oh, ow, sh, xp, wk, out),
+                    Shape::V1R2Q6 => plane::<1, 2, 6>(geo, oh, ow, sh, xp, wk, out),
+                    Shape::V1R1Q12 => plane::<1, 1, 12>(geo, oh, ow, sh, xp, wk, out),
+                }
+            }
+            k0 += nv * LANES;
+        }
+        // SAFETY: the features are enabled; `hwc` holds `oplane * kp` floats.
+        unsafe { to_planes(hwc, kp, k_n, oplane, b, y_img) };
+    }
+}
+
+/// Every tile of one output plane, for the `8 * NV` channels whose packed
+/// weights start at `w`: `out[(p*OW + q) * kp + k]` for `k < 8 * NV`.
+///
+/// # Safety
+///
+/// AVX2 and FMA; `xp` is the padded image (`c_n` planes of `plane` floats,
+/// rows of `wp`) followed by [`SLACK`] readable floats; `w` starts `NV`
+/// vectors of channels in packed rows of `kp`, `c_n * kh * kw` of them;
+/// `out` has `oh * ow` rows of `kp` floats.
+#[inline(always)]
+unsafe fn plane<const NV: usize, const R: usize, const Q: usize>(
+    geo: Geometry,
+    oh: usize,
+    ow: usize,
+    sh: usize,
+    xp: *const f32,
+    w: *const f32,
+    out: *mut f32,
+) {
+    let mut p0 = 0;
+    while p0 < oh {
+        // Rows past the plane repeat its last row (computed, not stored).
+        let rows: [*const f32; R] =
+            core::array::from_fn(|r| xp.wrapping_add((p0 + r).min(oh - 1) * sh * geo.wp));
+        let mut q0 = 0;
+        while q0 < ow {
+            // SAFETY: pixel (r, j) of the tile reads row `(p0 + r) * SH + u`
+            // (clamped to the plane), columns `q0 + j + v`: inside the
+            // padded image, or up to `Q - 1` floats past a row's end, which
+            // is the next row or the slack.
+            let acc = unsafe { tile::<NV, R, Q>(geo, rows.map(|p| p.wrapping_add(q0)), w) };
+            for (r, acc_r) in acc.iter().enumerate() {
+                if p0 + r >= oh {
+                    break;
+                }
+                for (j, acc_j) in acc_r.iter().enumerate() {
+                    if q0 + j >= ow {
+                        break;
+                    }
+                    let at = out.wrapping_add(((p0 + r) * ow + q0 + j) * geo.kp);
+                    for (v, &a) in acc_j.iter().enumerate() {
+                        // SAFETY: pixel `(p0 + r) * OW + q0 + j` of the
+                        // plane, channels `8v..8v + 8` of this chunk.
+                        unsafe { _mm256_storeu_ps(at.add(v * LANES), a) };
+                    }
+                }
+            }
+            q0 += Q;
+        }
+        p0 += R;
+    }
+}
+
+/// `NO <= 6` output planes with columns in the lanes: tiles of one output
+/// row x [`ROW_VECTORS`] vectors of columns x `NO` channels, each weight
+/// broadcast once per tap into `ROW_VECTORS` multiply-adds; `out[k][t] =
+/// sum + bias[k]`. A tile's vectors store whole, their lanes past the row
+/// landing in the next rows, which later tiles overwrite; only the lanes
+/// past the plane's end are not stored.
+///
+/// # Safety
+///
+/// AVX2 and FMA; `xp` as for [`plane`] with [`SLACK`] covering
+/// `8 * ROW_VECTORS - 1` floats; `w` starts the packed rows (of `kp`) at the
+/// block's first channel; `out` holds `NO` planes of `oh * ow`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_plane<const NO: usize>(
+    geo: Geometry,
+    oh: usize,
+    ow: usize,
+    sh: usize,
+    xp: *const f32,
+    w: *const f32,
+    bias: &[f32; 6],
+    out: &mut [f32],
+) {
+    let oplane = oh * ow;
+    assert!(out.len() >= NO * oplane);
+    let bias: [__m256; NO] = core::array::from_fn(|k| _mm256_set1_ps(bias[k]));
+    for p in 0..oh {
+        let row = xp.wrapping_add(p * sh * geo.wp);
+        for q0 in (0..ow).step_by(ROW_VECTORS * LANES) {
+            let mut acc = [[_mm256_setzero_ps(); ROW_VECTORS]; NO];
+            let mut wt = w;
+            for c in 0..geo.c_n {
+                for u in 0..geo.kh {
+                    let src = row.wrapping_add(c * geo.plane + u * geo.wp + q0);
+                    for v in 0..geo.kw {
+                        // SAFETY: columns `q0 + v ..` of an input row, at
+                        // most `8 * ROW_VECTORS - 1` past its end (the next
+                        // row or the slack).
+                        let xs: [__m256; ROW_VECTORS] =
+                            core::array::from_fn(|j| unsafe { _mm256_loadu_ps(src.add(v + j * LANES)) });
+                        for (k, acc_k) in acc.iter_mut().enumerate() {
+                            // SAFETY: channel `k` of a packed row.
+                            let wv = unsafe { _mm256_broadcast_ss(&*wt.add(k)) };
+                            for (a, &x) in acc_k.iter_mut().zip(&xs) {
+                                *a = _mm256_fmadd_ps(wv, x, *a);
+                            }
+                        }
+                        wt = wt.wrapping_add(geo.kp);
+                    }
+                }
+            }
+            for (k, acc_k) in acc.iter().enumerate() {
+                for (j, &a) in acc_k.iter().enumerate() {
+                    let at = p * ow + q0 + j * LANES;
+                    let sum = _mm256_add_ps(a, bias[k]);
+                    let dst = &mut out[k * oplane..(k + 1) * oplane];
+                    if at + LANES <= oplane {
+                        // SAFETY: 8 floats inside plane `k`.
+                        unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(at), sum) };
+                    } else if at < oplane {
+                        let mut lanes = [0.0f32; LANES];
+                        // SAFETY: `lanes` holds 8 floats.
+                        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+                        dst[at..].copy_from_slice(&lanes[..oplane - at]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One tile's sums over every tap: `acc[r][j][v]` for output row `r`,
+/// column `j`, channel vector `v`, starting from zero.
+///
+/// # Safety
+///
+/// AVX2 and FMA; `rows[r] + (c * plane + u * wp + v) + j` is readable for
+/// every tap and `j < Q`; `w` holds `c_n * kh * kw` packed rows of `kp`
+/// with `8 * NV` readable floats each.
+#[inline(always)]
+unsafe fn tile<const NV: usize, const R: usize, const Q: usize>(
+    geo: Geometry,
+    rows: [*const f32; R],
+    w: *const f32,
+) -> [[[__m256; NV]; Q]; R] {
+    let mut acc = [[[_mm256_setzero_ps(); NV]; Q]; R];
+    let mut wt = w;
+    for c in 0..geo.c_n {
+        for u in 0..geo.kh {
+            let off = c * geo.plane + u * geo.wp;
+            for v in 0..geo.kw {
+                // SAFETY: the caller's contract.
+                let ws: [__m256; NV] =
+                    core::array::from_fn(|k| unsafe { _mm256_loadu_ps(wt.add(k * LANES)) });
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let src = rows[r].wrapping_add(off + v);
+                    for (j, acc_j) in acc_r.iter_mut().enumerate() {
+                        // SAFETY: the caller's contract.
+                        let xv = unsafe { _mm256_broadcast_ss(&*src.add(j)) };
+                        for (a, &wv) in acc_j.iter_mut().zip(&ws) {
+                            *a = _mm256_fmadd_ps(xv, wv, *a);
+                        }
+                    }
+                }
+                wt = wt.wrapping_add(geo.kp);
+            }
+        }
+    }
+    acc
+}
+
+/// `y[k][t] = hwc[t][k] + b[k]` for `k < k_n`, `t < oplane`: 8x8 blocks
+/// transposed in registers, the last `oplane % 8` pixels one by one.
+///
+/// # Safety
+///
+/// AVX2; `hwc` holds `oplane * kp` floats, `y` `k_n * oplane`, `b` (if
+/// any) `k_n`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn to_planes(hwc: &[f32], kp: usize, k_n: usize, oplane: usize, b: Option<&[f32]>, y: &mut [f32]) {
+    let bias = |k: usize| b.map_or(0.0, |b| b[k]);
+    let full = oplane - oplane % LANES;
+    for k0 in (0..k_n).step_by(LANES) {
+        let kn = (k_n - k0).min(LANES);
+        let bv: [__m256; LANES] =
+            core::array::from_fn(|k| _mm256_set1_ps(if k < kn { bias(k0 + k) } else { 0.0 }));
+        for t in (0..full).step_by(LANES) {
+            // SAFETY: rows `t..t + 8` of `hwc`, channels `k0..k0 + 8 <= kp`.
+            let rows: [__m256; LANES] =
+                core::array::from_fn(|i| unsafe { _mm256_loadu_ps(hwc.as_ptr().add((t + i) * kp + k0)) });
+            let cols = transpose(rows);
+            for k in 0..kn {
+                let dst = &mut y[(k0 + k) * oplane + t..][..LANES];
+                // SAFETY: `dst` holds 8 floats.
+                unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), _mm256_add_ps(cols[k], bv[k])) };
+            }
+        }
+        for t in full..oplane {
+            for k in 0..kn {
+                y[(k0 + k) * oplane + t] = hwc[t * kp + k0 + k] + bias(k0 + k);
+            }
+        }
+    }
+}
+
+/// The 8x8 transpose: lane `i` of result `k` is lane `k` of `r[i]`.
+#[inline(always)]
+fn transpose(r: [__m256; 8]) -> [__m256; 8] {
+    // SAFETY: only called from code compiled with AVX2.
+    unsafe {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(s0, s4),
+            _mm256_permute2f128_ps::<0x20>(s1, s5),
+            _mm256_permute2f128_ps::<0x20>(s2, s6),
+            _mm256_permute2f128_ps::<0x20>(s3, s7),
+            _mm256_permute2f128_ps::<0x31>(s0, s4),
+            _mm256_permute2f128_ps::<0x31>(s1, s5),
+            _mm256_permute2f128_ps::<0x31>(s2, s6),
+            _mm256_permute2f128_ps::<0x31>(s3, s7),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{assert_close32, Rng};
+
+    /// The lanes kernel against the portable direct forward pass over random
+    /// geometries: every tile shape, channel counts around multiples of 8
+    /// (both chunk widths and zero-padded channels), padding, row strides,
+    /// planes whose width or height is not a multiple of the tile's, and
+    /// pixel counts not a multiple of 8 (the transpose's tail).
+    #[test]
+    fn lanes_match_the_portable_forward() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let mut rng = Rng::new(23);
+        let lenet = |c, hw, o, pad| Conv2d {
+            in_channels: c,
+            in_h: hw,
+            in_w: hw,
+            out_channels: o,
+            kernel: (5, 5),
+            stride: (1, 1),
+            pad: (pad, pad),
+        };
+        // LeNet's two convs, then a row tile whose last vector ends one
+        // lane past the plane (15 columns), then random geometries.
+        let fixed = [lenet(1, 28, 6, 2), lenet(6, 14, 16, 0), lenet(3, 19, 6, 0)];
+        for case in 0..600 {
+            let (kh, kw) = (1 + rng.below(5), 1 + rng.below(5));
+            let (ph, pw) = (rng.below(kh), rng.below(kw));
+            let g = fixed.get(case).copied().unwrap_or(Conv2d {
+                in_channels: 1 + rng.below(5),
+                in_h: kh + rng.below(14),
+                in_w: kw + rng.below(20),
+                out_channels: if case % 2 == 0 {
+                    1 + rng.below(8)
+                } else {
+                    1 + rng.below(40)
+                },
+                kernel: (kh, kw),
+                stride: (1 + rng.below(2), 1),
+                pad: (ph, pw),
+            });
+            let n = 1 + rng.below(3);
+            let x = rng.vec(n * g.input_len());
+            let w = rng.vec(g.weight_len());
+            let b = rng.vec(g.out_channels);
+            let bias = (case % 3 != 0).then_some(&b[..]);
+            let mut expected = vec![0.0; n * g.output_len()];
+            super::super::direct::forward_any(&g, n, &x, &w, bias, &mut expected);
+            let mut y = rng.vec(n * g.output_len());
+            let mut scratch = rng.vec(scratch_len(&g));
+            // SAFETY: AVX2 and FMA were detected; the lengths match `g`.
+            unsafe { forward_avx2(&g, n, &x, &w, bias, &mut y, &mut scratch) };
+            assert_close32(&format!("case {case} n {n} {g:?}"), &y, &expected, 1e-5);
+        }
+    }
+
+    /// Each shape is what its name says, and the pick covers LeNet's and
+    /// the zoo's planes without waste where a shape fits exactly.
+    #[test]
+    fn shapes_pick_the_least_waste() {
+        assert_eq!(Shape::pick(2, 10, 10), Shape::V2R1Q5);
+        assert_eq!(Shape::pick(1, 28, 28), Shape::V1R3Q4);
+        assert_eq!(Shape::pick(2, 14, 14), Shape::V2R2Q3);
+        for s in [Shape::V2R1Q5, Shape::V1R3Q4, Shape::V1R1Q12] {
+            let (nv, r, q) = s.dims();
+            assert_eq!(format!("{s:?}"), format!("V{nv}R{r}Q{q}"));
+        }
+    }
+}
