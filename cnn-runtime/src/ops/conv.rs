@@ -188,6 +188,10 @@ fn check(g: &Conv2d, n: usize, x: usize, w: usize, b: Option<usize>, y: usize, y
 #[inline]
 pub fn forward(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if lanes::forward_on_stack(g, n, x, w, b, y) {
+        return;
+    }
     forward_any(g, n, x, w, b, y);
 }
 

@@ -44,11 +44,47 @@ fn rows_win(k_n: usize, ow: usize) -> bool {
     k_n <= LANES && ow >= 12
 }
 
-/// The scratch floats [`forward`] needs for `g`.
+/// The scratch floats [`forward`] needs for `g`: the packed weights, the
+/// padded image with its slack, and (for channel tiles) the `[OH*OW][KP]`
+/// sums.
 pub(super) fn scratch_len(g: &Conv2d) -> usize {
     let kp = g.out_channels.next_multiple_of(LANES);
     let (hp, wp) = (g.in_h + 2 * g.pad.0, g.in_w + 2 * g.pad.1);
-    g.filter_len() * kp + g.in_channels * hp * wp + SLACK + g.out_plane() * kp
+    let sums = if rows_win(g.out_channels, g.out_w()) {
+        0
+    } else {
+        g.out_plane() * kp
+    };
+    g.filter_len() * kp + g.in_channels * hp * wp + SLACK + sums
+}
+
+/// The most floats [`forward_on_stack`] puts on the stack (24 KiB): LeNet's
+/// convs need 1,240 and 5,192.
+const STACK_SCRATCH: usize = 6144;
+
+/// [`forward`] with its scratch on the stack, for the no-heap path
+/// ([`super::forward`]); `false` (nothing done) also when `g` needs more
+/// than [`STACK_SCRATCH`] floats.
+pub(super) fn forward_on_stack(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+) -> bool {
+    let need = scratch_len(g);
+    if need > STACK_SCRATCH || super::super::simd::level() != super::super::simd::Level::Avx2Fma {
+        return false;
+    }
+    let mut stack = [core::mem::MaybeUninit::<f32>::uninit(); STACK_SCRATCH];
+    for v in &mut stack[..need] {
+        v.write(0.0);
+    }
+    // SAFETY: the first `need` floats were initialized just above, and
+    // `MaybeUninit<f32>` has the layout of `f32`.
+    let scratch = unsafe { core::slice::from_raw_parts_mut(stack.as_mut_ptr().cast::<f32>(), need) };
+    forward(g, n, x, w, b, y, scratch)
 }
 
 /// `y = conv(x, w) + b` for `n` images, as [`super::forward`], or `false`
@@ -168,7 +204,8 @@ unsafe fn forward_avx2(
     let (hp, wp) = (g.in_h + 2 * ph, g.in_w + 2 * pw);
     let (packed, rest) = scratch.split_at_mut(flen * kp);
     let (xp, rest) = rest.split_at_mut(g.in_channels * hp * wp + SLACK);
-    let hwc = &mut rest[..oplane * kp];
+    // Empty for row tiles (`scratch_len`).
+    let hwc = rest;
 
     // Weights tap by tap, channels padded with zeros.
     for (t, row) in packed.chunks_exact_mut(kp).enumerate() {
@@ -225,6 +262,7 @@ unsafe fn forward_avx2(
             }
             continue;
         }
+        assert!(hwc.len() >= oplane * kp, "conv: scratch too short");
         let mut k0 = 0;
         while k0 < kp {
             let nv = if kp - k0 >= 2 * LANES { 2 } else { 1 };
@@ -250,7 +288,7 @@ unsafe fn forward_avx2(
             k0 += nv * LANES;
         }
         // SAFETY: the features are enabled; `hwc` holds `oplane * kp` floats.
-        unsafe { to_planes(hwc, kp, k_n, oplane, b, y_img) };
+        unsafe { to_planes(&hwc[..oplane * kp], kp, k_n, oplane, b, y_img) };
     }
 }
 
