@@ -8,7 +8,7 @@
 //! calls: the least disturbed on a shared machine) prints the rates before
 //! the Criterion runs. `cargo bench -p cnn-runtime --bench conv`.
 
-use cnn_runtime::ops::conv::{forward, forward_gemm, Conv2d};
+use cnn_runtime::ops::conv::{backward_gemm, forward, forward_gemm, Conv2d};
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,14 @@ const SHAPES: &[Shape] = &[
         name: "resnet 3x3 16x14x14 -> 16, pad 1",
         conv: conv(16, 14, 16, 3, 1),
     },
+    Shape {
+        name: "resnet 3x3 32x7x7 -> 32, pad 1",
+        conv: conv(32, 7, 32, 3, 1),
+    },
+    Shape {
+        name: "3x3 64x14x14 -> 64, pad 1",
+        conv: conv(64, 14, 64, 3, 1),
+    },
 ];
 
 /// Images per call: a worker's chunk in `forward_batch`.
@@ -61,6 +69,7 @@ struct Operands {
     w: Vec<f32>,
     b: Vec<f32>,
     y: Vec<f32>,
+    dw: Vec<f32>,
     col: Vec<f32>,
 }
 
@@ -74,26 +83,35 @@ fn operands(g: &Conv2d) -> Operands {
         x: fill(IMAGES * g.input_len(), 1),
         w: fill(g.weight_len(), 2),
         b: fill(g.out_channels, 3),
-        y: vec![0.0; IMAGES * g.output_len()],
+        y: fill(IMAGES * g.output_len(), 4),
+        dw: vec![0.0; g.weight_len()],
         col: vec![0.0; g.col_len()],
     }
 }
 
-/// The two entry points: `forward` (no scratch: the batch-1 path) and
-/// `forward_gemm` (with `col` scratch: the batched and training paths).
+/// The entry points timed: `forward` (no scratch: the batch-1 path),
+/// `forward_gemm` (with `col` scratch: the batched and training paths), and
+/// the weight gradient alone through `backward_gemm` (`y` as the output
+/// gradient; the same multiply-adds as the forward pass).
 #[derive(Clone, Copy)]
 enum Path {
     Direct,
     Batched,
+    WeightGrad,
 }
 
-const PATHS: [(Path, &str); 2] = [(Path::Direct, "forward"), (Path::Batched, "forward_gemm")];
+const PATHS: [(Path, &str); 3] = [
+    (Path::Direct, "forward"),
+    (Path::Batched, "forward_gemm"),
+    (Path::WeightGrad, "dw"),
+];
 
 fn run(g: &Conv2d, o: &mut Operands, path: Path) {
     let (x, w) = (black_box(&o.x), black_box(&o.w));
     match path {
         Path::Direct => forward(g, IMAGES, x, w, Some(&o.b), &mut o.y),
         Path::Batched => forward_gemm(g, IMAGES, x, w, Some(&o.b), &mut o.y, &mut o.col),
+        Path::WeightGrad => backward_gemm(g, IMAGES, x, w, &o.y, &mut o.dw, None, None, &mut o.col),
     }
 }
 

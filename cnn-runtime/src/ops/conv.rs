@@ -25,9 +25,11 @@
 //! - [`forward_gemm`] / [`backward_gemm`]: per image, im2col into the
 //!   caller's `col` buffer (`[C*KH*KW, OH*OW]`), then one GEMM (except a
 //!   forward pass the vector direct kernels run faster, see
-//!   `direct_beats_gemm`; there, with AVX2 + FMA and enough `col`, the
-//!   kernels of `conv/lanes.rs`, which tile output channels or columns
-//!   into the lanes over a zero-padded copy of the image, run instead):
+//!   `direct_beats_gemm`; with AVX2 + FMA and enough `col`, every forward
+//!   pass but 1x1 and the weight gradients of kernels 3 or 5 wide with 16
+//!   or more output channels run the kernels of `conv/lanes.rs` instead,
+//!   which tile output channels or columns into the lanes over a
+//!   zero-padded copy of the image):
 //!   `Y = W col + b`, `dW += dY col^T`, `dcol = W^T dY` scattered back by
 //!   col2im. A 1x1, stride-1, unpadded conv uses `x` itself as `col`.
 //!   The weight gradient of any other unit-stride conv skips im2col: each
@@ -319,11 +321,11 @@ pub fn forward_gemm(
         use super::gemm::sgemm;
         check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
         check_col(g, col);
+        #[cfg(target_arch = "x86_64")]
+        if !g.is_pointwise() && lanes::forward(g, n, x, w, b, y, col) {
+            return;
+        }
         if direct_beats_gemm(g) {
-            #[cfg(target_arch = "x86_64")]
-            if lanes::forward(g, n, x, w, b, y, col) {
-                return;
-            }
             forward_any(g, n, x, w, b, y);
             return;
         }
@@ -419,13 +421,17 @@ pub fn backward_gemm(
         let pointwise = g.is_pointwise();
         let col = &mut col[..if pointwise { 0 } else { g.col_len() }];
         let windows = !pointwise && windows_fit(g, col.len());
+        #[cfg(target_arch = "x86_64")]
+        let dw_done = !pointwise && lanes::weight_grad(g, n, x, dy, dw, col);
+        #[cfg(not(target_arch = "x86_64"))]
+        let dw_done = false;
         for i in 0..n {
             let x_img = &x[i * in_len..][..in_len];
             let dy_img = &dy[i * out_len..][..out_len];
             if let Some(db) = db.as_deref_mut() {
                 bias_grad(db, dy_img, oplane);
             }
-            if !(windows && weight_grad_windows(g, x_img, dy_img, dw, col)) {
+            if !(dw_done || (windows && weight_grad_windows(g, x_img, dy_img, dw, col))) {
                 if !pointwise {
                     im2col(g, x_img, col);
                 }

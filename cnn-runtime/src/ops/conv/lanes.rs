@@ -1,7 +1,11 @@
-//! The batched forward pass with output channels in the vector lanes, for
-//! `x86_64` AVX2 + FMA: the path [`super::forward_gemm`] takes for the
-//! convolutions the direct kernels beat im2col on, when its `col` scratch
-//! holds what this kernel needs ([`scratch_len`]).
+//! The forward pass and the weight gradient with output channels in the
+//! vector lanes, for `x86_64` AVX2 + FMA: the paths [`super::forward_gemm`]
+//! and [`super::backward_gemm`] take for every convolution with a column
+//! stride of 1 (except 1x1 forward passes, a plain GEMM), when their `col`
+//! scratch holds what these kernels need ([`scratch_len`],
+//! [`weight_grad_scratch_len`]); [`super::forward`] (batch 1, no heap) runs
+//! the forward kernels with their scratch on the stack when it fits. The
+//! weight gradient is described at [`weight_grad`].
 //!
 //! The row kernels of `conv/x86.rs` put consecutive output columns in the
 //! lanes, so a row whose width is not a multiple of 8 leaves lanes idle and
@@ -457,6 +461,249 @@ unsafe fn tile<const NV: usize, const R: usize, const Q: usize>(
     acc
 }
 
+/// The scratch floats [`weight_grad`] needs for `g`: the gradient's
+/// accumulator `[C*KH*KW][KP]`, the padded image with its slack, and the
+/// output gradient transposed to `[OH*OW][KP]`.
+pub(super) fn weight_grad_scratch_len(g: &Conv2d) -> usize {
+    let kp = g.out_channels.next_multiple_of(LANES);
+    let (hp, wp) = (g.in_h + 2 * g.pad.0, g.in_w + 2 * g.pad.1);
+    g.filter_len() * kp + g.in_channels * hp * wp + SLACK + g.out_plane() * kp
+}
+
+/// `dw += dL/dw` over `n` images, with output channels in the lanes, or
+/// `false` (nothing done) without AVX2 + FMA, for a column stride other
+/// than 1, a kernel other than 3 or 5 wide, fewer than 16 output channels
+/// (a vector of channels would be part idle, and the inner products of
+/// `windows.rs` run as fast there), or less `scratch` than
+/// [`weight_grad_scratch_len`]. The lengths of `x`, `dy` and `dw` must have
+/// been checked against `g`.
+///
+/// Per image, the input is zero-padded and the output gradient transposed
+/// to `[OH*OW][KP]`; a register tile is `R` rows `(c, u)` of the kernel x
+/// its `KW` taps x `NV` vectors of 8 output channels, and runs over every
+/// output pixel: per pixel, `NV` gradient vectors are loaded and each of
+/// the `R * KW` input values is broadcast once. Tiles accumulate across
+/// the images in `[C*KH*KW][KP]`, added to `dw` once at the end. (The
+/// inner products of `windows.rs` reduce every tile per image and widen
+/// each row to the padded width: LeNet's conv2 computes 1.4 times its
+/// multiply-adds there.)
+pub(super) fn weight_grad(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    scratch: &mut [f32],
+) -> bool {
+    if g.stride.1 != 1
+        || !matches!(g.kernel.1, 3 | 5)
+        || g.out_channels < 2 * LANES
+        || super::super::simd::level() != super::super::simd::Level::Avx2Fma
+        || scratch.len() < weight_grad_scratch_len(g)
+        || g.out_plane() == 0
+    {
+        return false;
+    }
+    assert!(x.len() >= n * g.input_len() && dy.len() >= n * g.output_len());
+    assert!(dw.len() >= g.weight_len());
+    // SAFETY: AVX2 and FMA were detected (`level`); the lengths are asserted.
+    unsafe {
+        if g.kernel.1 == 3 {
+            weight_grad_avx2::<3>(g, n, x, dy, dw, scratch)
+        } else {
+            weight_grad_avx2::<5>(g, n, x, dy, dw, scratch)
+        }
+    };
+    true
+}
+
+/// # Safety
+///
+/// AVX2 and FMA; `KW == g.kernel.1`; `x`, `dy`, `dw` hold what `g` says for
+/// `n` images and `scratch` at least [`weight_grad_scratch_len`] floats.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weight_grad_avx2<const KW: usize>(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (k_n, flen, oplane) = (g.out_channels, g.filter_len(), g.out_plane());
+    let kp = k_n.next_multiple_of(LANES);
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let (ph, pw) = g.pad;
+    let (hp, wp) = (g.in_h + 2 * ph, g.in_w + 2 * pw);
+    let (acc, rest) = scratch.split_at_mut(flen * kp);
+    let (xp, rest) = rest.split_at_mut(g.in_channels * hp * wp + SLACK);
+    let dyt = &mut rest[..oplane * kp];
+    acc.fill(0.0);
+    xp.fill(0.0);
+    // Channels past `k_n` stay zero, so their lanes add nothing.
+    dyt.fill(0.0);
+    let rows = g.in_channels * g.kernel.0;
+    let geo = Sweep {
+        oh,
+        ow,
+        row_step: g.stride.0 * wp,
+        kp,
+    };
+    let (in_len, out_len) = (g.input_len(), g.output_len());
+    for i in 0..n {
+        let x_img = &x[i * in_len..][..in_len];
+        for (c, x_c) in x_img.chunks_exact(g.in_h * g.in_w).enumerate() {
+            for (r, x_row) in x_c.chunks_exact(g.in_w).enumerate() {
+                xp[c * hp * wp + (r + ph) * wp + pw..][..g.in_w].copy_from_slice(x_row);
+            }
+        }
+        // SAFETY: the features are enabled; `dyt` holds `oplane * kp` floats.
+        unsafe { to_pixels(&dy[i * out_len..][..out_len], k_n, oplane, kp, dyt) };
+        // Kernel row `(c, u)` starts at `c * HP * WP + u * WP` of `xp`.
+        let row_at = |cu: usize| (cu / g.kernel.0) * hp * wp + (cu % g.kernel.0) * wp;
+        let mut k0 = 0;
+        while k0 < kp {
+            let nv = if kp - k0 >= 2 * LANES { 2 } else { 1 };
+            // Kernel rows in groups of `R` (the last repeats its last row:
+            // computed, not stored).
+            let r_n = match (nv, KW) {
+                (2, 3) => 2,
+                (2, _) => 1,
+                (_, 3) => 4,
+                _ => 2,
+            };
+            let mut cu0 = 0;
+            while cu0 < rows {
+                let offs: [usize; 4] = core::array::from_fn(|r| row_at((cu0 + r).min(rows - 1)));
+                let at = |r: usize| cu0 + r < rows;
+                let dst = acc.as_mut_ptr().wrapping_add(cu0 * KW * kp + k0);
+                let (xp, dyt) = (xp.as_ptr(), dyt.as_ptr().wrapping_add(k0));
+                // SAFETY: the features are enabled; the tile reads `xp`
+                // (with its slack) and `dyt` at channels `k0..k0 + 8 * nv`,
+                // and updates the `acc` rows of its kernel rows that exist.
+                unsafe {
+                    match (nv, r_n) {
+                        (2, 1) => sweep::<2, 1, KW>(geo, xp, [offs[0]], dyt, dst, [at(0)]),
+                        (2, _) => sweep::<2, 2, KW>(geo, xp, [offs[0], offs[1]], dyt, dst, [at(0), at(1)]),
+                        (_, 2) => sweep::<1, 2, KW>(geo, xp, [offs[0], offs[1]], dyt, dst, [at(0), at(1)]),
+                        _ => sweep::<1, 4, KW>(geo, xp, offs, dyt, dst, [at(0), at(1), at(2), at(3)]),
+                    }
+                }
+                cu0 += r_n;
+            }
+            k0 += nv * LANES;
+        }
+    }
+    for (t, row) in acc.chunks_exact(kp).enumerate() {
+        for (k, &a) in row[..k_n].iter().enumerate() {
+            dw[k * flen + t] += a;
+        }
+    }
+}
+
+/// The output plane a [`sweep`] runs over.
+#[derive(Clone, Copy)]
+struct Sweep {
+    oh: usize,
+    ow: usize,
+    /// Floats of `xp` between output rows: `SH * WP`.
+    row_step: usize,
+    /// Floats between pixels of `dyt` and between taps of `acc`.
+    kp: usize,
+}
+
+/// One weight-gradient tile over every output pixel of one image:
+/// `acc[(cu0 + r) * KW + v][k] += sum_t xp[offs[r] + p*SH*WP + q + v] * dyt[t][k]`
+/// for the `R` kernel rows with `keep[r]`, `KW` taps each, `8 * NV`
+/// channels.
+///
+/// # Safety
+///
+/// AVX2 and FMA; `xp + offs[r]` starts a kernel row inside the padded image
+/// whose every pixel's taps are readable; `dyt` starts channel `k0` of
+/// `oh * ow` rows of `kp`; `acc` starts tap row `cu0 * KW` at channel `k0`,
+/// with `R * KW` rows of `kp` (those with `keep`) writable.
+#[inline(always)]
+unsafe fn sweep<const NV: usize, const R: usize, const KW: usize>(
+    geo: Sweep,
+    xp: *const f32,
+    offs: [usize; R],
+    dyt: *const f32,
+    acc: *mut f32,
+    keep: [bool; R],
+) {
+    let mut sums = [[[_mm256_setzero_ps(); NV]; KW]; R];
+    let bases: [*const f32; R] = offs.map(|o| xp.wrapping_add(o));
+    let mut d = dyt;
+    for p in 0..geo.oh {
+        let row = p * geo.row_step;
+        for q in 0..geo.ow {
+            // SAFETY: pixel `p * OW + q` of `dyt`, `8 * NV` channels.
+            let ds: [__m256; NV] = core::array::from_fn(|j| unsafe { _mm256_loadu_ps(d.add(j * LANES)) });
+            for (r, sums_r) in sums.iter_mut().enumerate() {
+                let src = bases[r].wrapping_add(row + q);
+                for (v, sums_v) in sums_r.iter_mut().enumerate() {
+                    // SAFETY: tap `v` of this pixel, inside the padded image.
+                    let xv = unsafe { _mm256_broadcast_ss(&*src.add(v)) };
+                    for (s, &dv) in sums_v.iter_mut().zip(&ds) {
+                        *s = _mm256_fmadd_ps(xv, dv, *s);
+                    }
+                }
+            }
+            d = d.wrapping_add(geo.kp);
+        }
+    }
+    for (r, sums_r) in sums.iter().enumerate() {
+        if !keep[r] {
+            continue;
+        }
+        for (v, sums_v) in sums_r.iter().enumerate() {
+            for (j, &s) in sums_v.iter().enumerate() {
+                let at = acc.wrapping_add((r * KW + v) * geo.kp + j * LANES);
+                // SAFETY: a kept row of `acc` (caller).
+                unsafe { _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), s)) };
+            }
+        }
+    }
+}
+
+/// `dyt[t][k] = dy[k][t]` for `k < k_n`, `t < oplane` (the lanes past
+/// `k_n` untouched): 8x8 blocks transposed in registers, the last
+/// `oplane % 8` pixels one by one.
+///
+/// # Safety
+///
+/// AVX2; `dy` holds `k_n * oplane` floats, `dyt` `oplane * kp`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn to_pixels(dy: &[f32], k_n: usize, oplane: usize, kp: usize, dyt: &mut [f32]) {
+    let full = oplane - oplane % LANES;
+    for k0 in (0..k_n).step_by(LANES) {
+        let kn = (k_n - k0).min(LANES);
+        for t in (0..full).step_by(LANES) {
+            // SAFETY: channel rows `k0 + k < k_n` of `dy`, pixels `t..t + 8`;
+            // the rows past `k_n` are zero.
+            let rows: [__m256; LANES] = core::array::from_fn(|k| {
+                if k < kn {
+                    unsafe { _mm256_loadu_ps(dy.as_ptr().add((k0 + k) * oplane + t)) }
+                } else {
+                    _mm256_setzero_ps()
+                }
+            });
+            let cols = transpose(rows);
+            for (i, &c) in cols.iter().enumerate() {
+                let dst = &mut dyt[(t + i) * kp + k0..][..LANES];
+                // SAFETY: `dst` holds 8 floats.
+                unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), c) };
+            }
+        }
+        for t in full..oplane {
+            for k in 0..kn {
+                dyt[t * kp + k0 + k] = dy[(k0 + k) * oplane + t];
+            }
+        }
+    }
+}
+
 /// `y[k][t] = hwc[t][k] + b[k]` for `k < k_n`, `t < oplane`: 8x8 blocks
 /// transposed in registers, the last `oplane % 8` pixels one by one.
 ///
@@ -581,6 +828,60 @@ mod tests {
             // SAFETY: AVX2 and FMA were detected; the lengths match `g`.
             unsafe { forward_avx2(&g, n, &x, &w, bias, &mut y, &mut scratch) };
             assert_close32(&format!("case {case} n {n} {g:?}"), &y, &expected, 1e-5);
+        }
+    }
+
+    /// The weight gradient against the portable direct backward pass over
+    /// random geometries with 16 or more output channels (both chunk
+    /// widths, channels padded to a multiple of 8), kernels 3 and 5 wide,
+    /// padding, row strides, and kernel-row counts not a multiple of the
+    /// tile's (its repeated last row must not be stored).
+    #[test]
+    fn weight_grad_matches_the_portable_backward() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let mut rng = Rng::new(29);
+        let lenet2 = Conv2d {
+            in_channels: 6,
+            in_h: 14,
+            in_w: 14,
+            out_channels: 16,
+            kernel: (5, 5),
+            stride: (1, 1),
+            pad: (0, 0),
+        };
+        for case in 0..200 {
+            let kw = if rng.below(2) == 0 { 3 } else { 5 };
+            let kh = 1 + rng.below(5);
+            let (ph, pw) = (rng.below(kh), rng.below(kw));
+            let g = if case == 0 {
+                lenet2
+            } else {
+                Conv2d {
+                    in_channels: 1 + rng.below(5),
+                    in_h: kh + rng.below(10),
+                    in_w: kw + rng.below(14),
+                    out_channels: 16 + rng.below(25),
+                    kernel: (kh, kw),
+                    stride: (1 + rng.below(2), 1),
+                    pad: (ph, pw),
+                }
+            };
+            let n = 1 + rng.below(3);
+            let x = rng.vec(n * g.input_len());
+            let w = rng.vec(g.weight_len());
+            let dy = rng.vec(n * g.output_len());
+            let dw0 = rng.vec(g.weight_len());
+            let mut expected = dw0.clone();
+            super::super::direct::backward_any(&g, n, &x, &w, &dy, &mut expected, None, None);
+            let mut dw = dw0.clone();
+            let mut scratch = rng.vec(weight_grad_scratch_len(&g));
+            assert!(
+                weight_grad(&g, n, &x, &dy, &mut dw, &mut scratch),
+                "case {case} ran"
+            );
+            assert_close32(&format!("case {case} n {n} {g:?}"), &dw, &expected, 1e-5);
         }
     }
 
