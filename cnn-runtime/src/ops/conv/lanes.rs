@@ -211,12 +211,11 @@ unsafe fn forward_avx2(
     // Empty for row tiles (`scratch_len`).
     let hwc = rest;
 
-    // Weights tap by tap, channels padded with zeros.
-    for (t, row) in packed.chunks_exact_mut(kp).enumerate() {
-        for (k, p) in row.iter_mut().enumerate() {
-            *p = if k < k_n { w[k * flen + t] } else { 0.0 };
-        }
-    }
+    // Weights tap by tap (`[O][C*KH*KW]` transposed), channels padded with
+    // zeros.
+    // SAFETY: the features are enabled; `w` holds `k_n * flen` floats and
+    // `packed` `flen * kp`.
+    unsafe { to_pixels(w, k_n, flen, kp, packed) };
     // The borders and the slack stay zero; each image fills the interior.
     xp.fill(0.0);
     let geo = Geometry {
@@ -540,8 +539,6 @@ unsafe fn weight_grad_avx2<const KW: usize>(
     let dyt = &mut rest[..oplane * kp];
     acc.fill(0.0);
     xp.fill(0.0);
-    // Channels past `k_n` stay zero, so their lanes add nothing.
-    dyt.fill(0.0);
     let rows = g.in_channels * g.kernel.0;
     let geo = Sweep {
         oh,
@@ -667,9 +664,10 @@ unsafe fn sweep<const NV: usize, const R: usize, const KW: usize>(
     }
 }
 
-/// `dyt[t][k] = dy[k][t]` for `k < k_n`, `t < oplane` (the lanes past
-/// `k_n` untouched): 8x8 blocks transposed in registers, the last
-/// `oplane % 8` pixels one by one.
+/// `dyt[t][k] = dy[k][t]` for `k < k_n`, `t < oplane`, and zero for
+/// `k_n <= k < kp` (so those lanes add nothing): 8x8 blocks transposed in
+/// registers, the last `oplane % 8` pixels one by one. Also packs the
+/// weights, `[O][C*KH*KW]` to `[C*KH*KW][KP]`.
 ///
 /// # Safety
 ///
@@ -697,8 +695,8 @@ unsafe fn to_pixels(dy: &[f32], k_n: usize, oplane: usize, kp: usize, dyt: &mut 
             }
         }
         for t in full..oplane {
-            for k in 0..kn {
-                dyt[t * kp + k0 + k] = dy[(k0 + k) * oplane + t];
+            for k in 0..LANES {
+                dyt[t * kp + k0 + k] = if k < kn { dy[(k0 + k) * oplane + t] } else { 0.0 };
             }
         }
     }
