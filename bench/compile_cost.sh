@@ -2,9 +2,9 @@
 # Compile cost of the generated networks. From a clean target directory:
 #   1. `cnn-runtime` alone (with its `cnn-macros` proc-macro crate and the
 #      parsers it needs: syn, quote, proc-macro2);
-#   2. then, on top of it, the `models` library without the CLI feature: the
-#      five zoo nets (LeNet, LeNetRelu, Nin, VggSmall, AlexNetSmall), i.e.
-#      macro expansion plus compiling the generated code;
+#   2. then, on top of it, the `models` library without the CLI feature:
+#      every net of the zoo (the float nets, their int8 twins, ResNet18),
+#      i.e. macro expansion plus compiling the generated code;
 #   3. then the whole `cnn` binary (clap, indicatif, plotters);
 # and finally the `models` library crate by itself (touched and rebuilt).
 #
@@ -35,6 +35,6 @@ for round in $(seq 1 "$ROUNDS"); do
     bin=$(secs cargo build --release -p models)
     touch models/src/lib.rs
     own=$(secs cargo build --release -p models --lib --no-default-features)
-    printf 'round %s: cnn-runtime alone %.1f s; + the 5 nets (models lib, no CLI) %.1f s;' "$round" "$rt" "$nets"
+    printf 'round %s: cnn-runtime alone %.1f s; + the zoo nets (models lib, no CLI) %.1f s;' "$round" "$rt" "$nets"
     printf ' + cnn binary %.1f s; models lib crate by itself %.1f s\n' "$bin" "$own"
 done

@@ -70,6 +70,7 @@ struct Operands {
     b: Vec<f32>,
     y: Vec<f32>,
     dw: Vec<f32>,
+    dx: Vec<f32>,
     col: Vec<f32>,
 }
 
@@ -85,6 +86,7 @@ fn operands(g: &Conv2d) -> Operands {
         b: fill(g.out_channels, 3),
         y: fill(IMAGES * g.output_len(), 4),
         dw: vec![0.0; g.weight_len()],
+        dx: vec![0.0; IMAGES * g.input_len()],
         col: vec![0.0; g.col_len()],
     }
 }
@@ -92,18 +94,21 @@ fn operands(g: &Conv2d) -> Operands {
 /// The entry points timed: `forward` (no scratch: the batch-1 path),
 /// `forward_gemm` (with `col` scratch: the batched and training paths), and
 /// the weight gradient alone through `backward_gemm` (`y` as the output
-/// gradient; the same multiply-adds as the forward pass).
+/// gradient; the same multiply-adds as the forward pass), and the weight and
+/// input gradients together (twice the multiply-adds: the rate is over both).
 #[derive(Clone, Copy)]
 enum Path {
     Direct,
     Batched,
     WeightGrad,
+    Backward,
 }
 
-const PATHS: [(Path, &str); 3] = [
+const PATHS: [(Path, &str); 4] = [
     (Path::Direct, "forward"),
     (Path::Batched, "forward_gemm"),
     (Path::WeightGrad, "dw"),
+    (Path::Backward, "dw + dx"),
 ];
 
 fn run(g: &Conv2d, o: &mut Operands, path: Path) {
@@ -112,6 +117,17 @@ fn run(g: &Conv2d, o: &mut Operands, path: Path) {
         Path::Direct => forward(g, IMAGES, x, w, Some(&o.b), &mut o.y),
         Path::Batched => forward_gemm(g, IMAGES, x, w, Some(&o.b), &mut o.y, &mut o.col),
         Path::WeightGrad => backward_gemm(g, IMAGES, x, w, &o.y, &mut o.dw, None, None, &mut o.col),
+        Path::Backward => backward_gemm(
+            g,
+            IMAGES,
+            x,
+            w,
+            &o.y,
+            &mut o.dw,
+            None,
+            Some(&mut o.dx),
+            &mut o.col,
+        ),
     }
 }
 
@@ -178,6 +194,7 @@ fn quick() {
         let calls = (40_000_000 / f).clamp(2, 10_000);
         for (path, label) in PATHS {
             let secs = best(calls, 40, || run(&s.conv, &mut o, path));
+            let f = if matches!(path, Path::Backward) { 2 * f } else { f };
             let rate = f as f64 / secs / 1e9;
             let share = peak.map_or(String::new(), |p| format!(", {:.0}% of peak", 100.0 * rate / p));
             println!(
@@ -193,8 +210,9 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("conv forward");
     for s in SHAPES {
         let mut o = operands(&s.conv);
-        group.throughput(Throughput::Elements(flops(&s.conv)));
         for (path, label) in PATHS {
+            let f = flops(&s.conv) * if matches!(path, Path::Backward) { 2 } else { 1 };
+            group.throughput(Throughput::Elements(f));
             group.bench_function(BenchmarkId::new(label, s.name), |b| {
                 b.iter(|| run(&s.conv, &mut o, path))
             });

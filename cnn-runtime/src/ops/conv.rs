@@ -425,6 +425,13 @@ pub fn backward_gemm(
         let dw_done = !pointwise && lanes::weight_grad(g, n, x, dy, dw, col);
         #[cfg(not(target_arch = "x86_64"))]
         let dw_done = false;
+        #[cfg(target_arch = "x86_64")]
+        let dx_done = match dx.as_deref_mut() {
+            Some(dx) => lanes::input_grad(g, n, w, dy, dx, col),
+            None => false,
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let dx_done = false;
         for i in 0..n {
             let x_img = &x[i * in_len..][..in_len];
             let dy_img = &dy[i * out_len..][..out_len];
@@ -454,7 +461,7 @@ pub fn backward_gemm(
                     1,
                 );
             }
-            if let Some(dx) = dx.as_deref_mut() {
+            if let Some(dx) = dx.as_deref_mut().filter(|_| !dx_done) {
                 let dx_img = &mut dx[i * in_len..][..in_len];
                 // dcol[CKK, P] = W^T[CKK, O] dY[O, P]; pointwise: dcol is dx.
                 let dcol: &mut [f32] = if pointwise { &mut *dx_img } else { &mut *col };

@@ -118,6 +118,76 @@ pub(super) fn forward(
     true
 }
 
+/// The convolution whose forward pass is the input gradient of `g`, for a
+/// stride of 1: over the `O` planes of `dy`, padded by `KH - 1 - PH` and
+/// `KW - 1 - PW`, to `C` planes of `H x W`, with the kernel flipped and its
+/// channels swapped ([`flip_kernel`]). `None` for a padding past `K - 1`,
+/// and where the new padding would be wider than `g`'s own (most of the taps would read zeros: LeNet's conv2,
+/// 5x5 unpadded, as four-column borders around a 10x10 gradient), so the
+/// GEMM and col2im cost less.
+fn input_grad_conv(g: &Conv2d) -> Option<Conv2d> {
+    let (kh, kw) = g.kernel;
+    let (ph, pw) = g.pad;
+    // A padding past `K - 1` would need a negative one (a crop) here.
+    let pad = ((kh - 1).checked_sub(ph)?, (kw - 1).checked_sub(pw)?);
+    (g.stride == (1, 1) && !g.is_pointwise() && pad.0 <= ph && pad.1 <= pw).then_some(Conv2d {
+        in_channels: g.out_channels,
+        in_h: g.out_h(),
+        in_w: g.out_w(),
+        out_channels: g.in_channels,
+        kernel: g.kernel,
+        stride: (1, 1),
+        pad,
+    })
+}
+
+/// `wf[c][k][u][v] = w[k][c][KH-1-u][KW-1-v]`.
+fn flip_kernel(g: &Conv2d, w: &[f32], wf: &mut [f32]) {
+    let (kh, kw) = g.kernel;
+    let taps = kh * kw;
+    for (k, w_k) in w.chunks_exact(g.filter_len()).enumerate() {
+        for (c, w_kc) in w_k.chunks_exact(taps).enumerate() {
+            let dst = &mut wf[(c * g.out_channels + k) * taps..][..taps];
+            for (d, &s) in dst.iter_mut().zip(w_kc.iter().rev()) {
+                *d = s;
+            }
+        }
+    }
+}
+
+/// The scratch floats [`input_grad`] needs for `g` (0 when it does not
+/// apply): the flipped kernel, then [`scratch_len`] of the transposed conv.
+pub(super) fn input_grad_scratch_len(g: &Conv2d) -> usize {
+    input_grad_conv(g).map_or(0, |t| g.weight_len() + scratch_len(&t))
+}
+
+/// `dx = dL/dx` for `n` images of a stride-1 conv padded at least half its
+/// kernel (3x3 with padding 1: ResNet's), as the forward pass of
+/// [`input_grad_conv`] on `dy` with the flipped kernel; or `false` (nothing
+/// done) without AVX2 + FMA, for other convs, or with less `scratch` than
+/// [`input_grad_scratch_len`]. The lengths of `w`, `dy` and `dx` must have
+/// been checked against `g`.
+pub(super) fn input_grad(
+    g: &Conv2d,
+    n: usize,
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    scratch: &mut [f32],
+) -> bool {
+    let Some(t) = input_grad_conv(g) else {
+        return false;
+    };
+    if super::super::simd::level() != super::super::simd::Level::Avx2Fma
+        || scratch.len() < input_grad_scratch_len(g)
+    {
+        return false;
+    }
+    let (wf, rest) = scratch.split_at_mut(g.weight_len());
+    flip_kernel(g, w, wf);
+    forward(&t, n, dy, wf, None, dx, rest)
+}
+
 /// The shape of a register tile: `NV` vectors of channels, `R` rows, `Q`
 /// columns.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -881,6 +951,60 @@ mod tests {
             );
             assert_close32(&format!("case {case} n {n} {g:?}"), &dw, &expected, 1e-5);
         }
+    }
+
+    /// The input gradient against the portable direct backward pass over
+    /// random stride-1 geometries padded at least half the kernel (both
+    /// tile kinds: up to and past 8 input channels), and `None` for the
+    /// convs it leaves to the GEMM.
+    #[test]
+    fn input_grad_matches_the_portable_backward() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let mut rng = Rng::new(31);
+        for case in 0..200 {
+            let (kh, kw) = (1 + 2 * rng.below(3), 1 + 2 * rng.below(3));
+            let g = Conv2d {
+                in_channels: 1 + rng.below(20),
+                in_h: 1 + rng.below(12),
+                in_w: 1 + rng.below(18),
+                out_channels: 1 + rng.below(20),
+                kernel: (kh, kw),
+                stride: (1, 1),
+                pad: (
+                    (kh / 2 + rng.below(2)).min(kh - 1),
+                    (kw / 2 + rng.below(2)).min(kw - 1),
+                ),
+            };
+            if g.is_pointwise() {
+                continue;
+            }
+            let n = 1 + rng.below(3);
+            let x = rng.vec(n * g.input_len());
+            let w = rng.vec(g.weight_len());
+            let dy = rng.vec(n * g.output_len());
+            let mut dw = vec![0.0; g.weight_len()];
+            let mut expected = vec![0.0; n * g.input_len()];
+            super::super::direct::backward_any(&g, n, &x, &w, &dy, &mut dw, None, Some(&mut expected));
+            let mut dx = rng.vec(n * g.input_len());
+            let mut scratch = rng.vec(input_grad_scratch_len(&g));
+            assert!(
+                input_grad(&g, n, &w, &dy, &mut dx, &mut scratch),
+                "case {case} ran"
+            );
+            assert_close32(&format!("case {case} n {n} {g:?}"), &dx, &expected, 1e-5);
+        }
+        let lenet2 = Conv2d {
+            in_channels: 6,
+            in_h: 14,
+            in_w: 14,
+            out_channels: 16,
+            kernel: (5, 5),
+            stride: (1, 1),
+            pad: (0, 0),
+        };
+        assert_eq!(input_grad_conv(&lenet2), None);
     }
 
     /// Each shape is what its name says, and the pick covers LeNet's and
