@@ -19,6 +19,8 @@
 //! Inference uses the running statistics: `y = gamma * (x - running_mean)
 //! / sqrt(running_var + eps) + beta`, in place.
 
+use super::simd::multiversion;
+
 /// The parameters of one layer's pass: `n` examples, `c` channels of `s`
 /// elements each.
 #[derive(Clone, Copy, Debug)]
@@ -50,33 +52,71 @@ impl Geometry {
     }
 }
 
-/// Partial sums for the mean: `sums[0]` gets the element count per
-/// channel (`n * s`), `sums[1 + ch]` the sum of channel `ch`.
-pub fn sum(g: &Geometry, x: &[f32], sums: &mut [f64]) {
+/// Lanes of the f64 accumulators in [`sums_f64`].
+const SUM_LANES: usize = 8;
+
+/// `(sum of f(a_i, b_i).0, sum of f(a_i, b_i).1)` over the common length of
+/// `a` and `b`, in f64, accumulated in [`SUM_LANES`] independent lanes
+/// (added pairwise at the end, the tail last) so the loop vectorizes
+/// instead of waiting on one add after another.
+#[inline(always)]
+fn sums_f64(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> (f64, f64)) -> (f64, f64) {
+    let mut acc = [[0.0f64; SUM_LANES]; 2];
+    let (ca, cb) = (a.chunks_exact(SUM_LANES), b.chunks_exact(SUM_LANES));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (xa, xb) in ca.zip(cb) {
+        for l in 0..SUM_LANES {
+            let (p, q) = f(xa[l], xb[l]);
+            acc[0][l] += p;
+            acc[1][l] += q;
+        }
+    }
+    let mut tail = (0.0f64, 0.0f64);
+    for (&xa, &xb) in ta.iter().zip(tb) {
+        let (p, q) = f(xa, xb);
+        tail.0 += p;
+        tail.1 += q;
+    }
+    let total = |a: &[f64; SUM_LANES]| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+    (total(&acc[0]) + tail.0, total(&acc[1]) + tail.1)
+}
+
+multiversion! {
+    /// Partial sums for the mean: `sums[0]` gets the element count per
+    /// channel (`n * s`), `sums[1 + ch]` the sum of channel `ch`.
+    pub fn sum(g: &Geometry, x: &[f32], sums: &mut [f64]) => sum_body
+}
+
+#[inline(always)]
+fn sum_body<const FMA: bool>(g: &Geometry, x: &[f32], sums: &mut [f64]) {
     g.check("x", x.len());
     assert_eq!(sums.len(), 1 + g.c, "batchnorm: sums has the wrong length");
     sums[0] = (g.n * g.s) as f64;
     for ch in 0..g.c {
         let mut total = 0.0f64;
         for i in 0..g.n {
-            total += x[g.run(i, ch)].iter().map(|&v| v as f64).sum::<f64>();
+            let run = &x[g.run(i, ch)];
+            total += sums_f64(run, run, |v, _| (v as f64, 0.0)).0;
         }
         sums[1 + ch] = total;
     }
 }
 
-/// Partial sums of squared deviations from `mean`, per channel.
-pub fn sum_squares(g: &Geometry, x: &[f32], mean: &[f32], sums: &mut [f64]) {
+multiversion! {
+    /// Partial sums of squared deviations from `mean`, per channel.
+    pub fn sum_squares(g: &Geometry, x: &[f32], mean: &[f32], sums: &mut [f64]) => sum_squares_body
+}
+
+#[inline(always)]
+fn sum_squares_body<const FMA: bool>(g: &Geometry, x: &[f32], mean: &[f32], sums: &mut [f64]) {
     g.check("x", x.len());
     assert_eq!(sums.len(), g.c, "batchnorm: sums has the wrong length");
     for ch in 0..g.c {
         let m = mean[ch] as f64;
         let mut total = 0.0f64;
         for i in 0..g.n {
-            total += x[g.run(i, ch)]
-                .iter()
-                .map(|&v| (v as f64 - m) * (v as f64 - m))
-                .sum::<f64>();
+            let run = &x[g.run(i, ch)];
+            total += sums_f64(run, run, |v, _| ((v as f64 - m) * (v as f64 - m), 0.0)).0;
         }
         sums[ch] = total;
     }
@@ -110,8 +150,21 @@ pub fn finish_var(count: f64, eps: f32, squares: &[f64], var: &mut [f32], invstd
     }
 }
 
-/// Training forward: `y = gamma * (x - mean) * invstd + beta`.
-pub fn normalize(
+multiversion! {
+    /// Training forward: `y = gamma * (x - mean) * invstd + beta`.
+    pub fn normalize(
+        g: &Geometry,
+        x: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        y: &mut [f32],
+    ) => normalize_body
+}
+
+#[inline(always)]
+fn normalize_body<const FMA: bool>(
     g: &Geometry,
     x: &[f32],
     mean: &[f32],
@@ -134,9 +187,21 @@ pub fn normalize(
     }
 }
 
-/// Backward partial sums: `sums[ch]` gets `sum(dy)` and `sums[c + ch]`
-/// `sum(dy * x_hat)` of channel `ch` over this share.
-pub fn grad_sums(g: &Geometry, x: &[f32], mean: &[f32], invstd: &[f32], dy: &[f32], sums: &mut [f64]) {
+multiversion! {
+    /// Backward partial sums: `sums[ch]` gets `sum(dy)` and `sums[c + ch]`
+    /// `sum(dy * x_hat)` of channel `ch` over this share.
+    pub fn grad_sums(g: &Geometry, x: &[f32], mean: &[f32], invstd: &[f32], dy: &[f32], sums: &mut [f64]) => grad_sums_body
+}
+
+#[inline(always)]
+fn grad_sums_body<const FMA: bool>(
+    g: &Geometry,
+    x: &[f32],
+    mean: &[f32],
+    invstd: &[f32],
+    dy: &[f32],
+    sums: &mut [f64],
+) {
     g.check("x", x.len());
     g.check("dy", dy.len());
     assert_eq!(sums.len(), 2 * g.c, "batchnorm: sums has the wrong length");
@@ -145,10 +210,11 @@ pub fn grad_sums(g: &Geometry, x: &[f32], mean: &[f32], invstd: &[f32], dy: &[f3
         let (mut sdy, mut sdyx) = (0.0f64, 0.0f64);
         for i in 0..g.n {
             let r = g.run(i, ch);
-            for (&d, &v) in dy[r.clone()].iter().zip(&x[r]) {
-                sdy += d as f64;
-                sdyx += d as f64 * (v as f64 - m) * inv;
-            }
+            let (a, b) = sums_f64(&dy[r.clone()], &x[r], |d, v| {
+                (d as f64, d as f64 * (v as f64 - m) * inv)
+            });
+            sdy += a;
+            sdyx += b;
         }
         sums[ch] = sdy;
         sums[g.c + ch] = sdyx;
@@ -183,9 +249,45 @@ pub fn backward(
     sums: &[f64],
     dx: Option<&mut [f32]>,
 ) {
+    let Some(dx) = dx else {
+        g.check("x", x.len());
+        g.check("dy", dy.len());
+        return;
+    };
+    backward_any(g, x, mean, invstd, gamma, dy, count, sums, dx);
+}
+
+multiversion! {
+    /// [`backward`] with a `dx` to write.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_any(
+        g: &Geometry,
+        x: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+        gamma: &[f32],
+        dy: &[f32],
+        count: f64,
+        sums: &[f64],
+        dx: &mut [f32],
+    ) => backward_body
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_body<const FMA: bool>(
+    g: &Geometry,
+    x: &[f32],
+    mean: &[f32],
+    invstd: &[f32],
+    gamma: &[f32],
+    dy: &[f32],
+    count: f64,
+    sums: &[f64],
+    dx: &mut [f32],
+) {
     g.check("x", x.len());
     g.check("dy", dy.len());
-    let Some(dx) = dx else { return };
     g.check("dx", dx.len());
     for ch in 0..g.c {
         let (m, inv) = (mean[ch], invstd[ch]);
