@@ -14,6 +14,10 @@ classes: the reference for keys and shapes, and for training recipes.
     python3 tools/torch_zoo.py train --net resnet --seed 0
     python3 tools/torch_zoo.py train --net lenet-bn --optimizer sgd --lr 0.1 --batch-size 128 --epochs 10
 
+    # a training-speed check beside `cnn train --net resnet --epochs 1
+    # --limit-train 5120 --limit-test 256 --threads 2`
+    python3 tools/torch_zoo.py train --net resnet --epochs 1 --limit-train 5120 --limit-test 256
+
 Each net's defaults are the recipe `cnn summary` prints for it. Weights are
 initialised as `cnn train` does (D2L's `init_cnn`: Xavier uniform weights
 for every Conv2d and Linear, PyTorch's default biases, batch norm at 1 and 0).
@@ -180,6 +184,10 @@ def train(args):
     torch.set_num_threads(args.threads)
     xtr, ytr = images("train-images-idx3-ubyte.gz"), labels("train-labels-idx1-ubyte.gz")
     xte, yte = images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz")
+    if args.limit_train:  # the first N, as `cnn train --limit-train N`
+        xtr, ytr = xtr[:args.limit_train], ytr[:args.limit_train]
+    if args.limit_test:
+        xte, yte = xte[:args.limit_test], yte[:args.limit_test]
     net = build()
     for m in net.modules():  # D2L's init_cnn
         if isinstance(m, (nn.Linear, nn.Conv2d)):
@@ -228,6 +236,8 @@ def main():
     t.add_argument("--epochs", type=int)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--limit-train", type=int, help="train on the first N images only (a speed check)")
+    t.add_argument("--limit-test", type=int, help="evaluate on the first N test images only")
     a = p.parse_args()
     keys(a) if a.command == "keys" else train(a)
 
