@@ -845,18 +845,14 @@ mod tests {
     use super::*;
     use crate::ops::testing::{assert_close32, Rng};
 
-    /// The lanes kernel against the portable direct forward pass over random
-    /// geometries: every tile shape, channel counts around multiples of 8
-    /// (both chunk widths and zero-padded channels), padding, row strides,
-    /// planes whose width or height is not a multiple of the tile's, and
-    /// pixel counts not a multiple of 8 (the transpose's tail).
-    #[test]
-    fn lanes_match_the_portable_forward() {
-        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
-            return;
-        }
-        let mut rng = Rng::new(23);
-        let lenet = |c, hw, o, pad| Conv2d {
+    /// Whether this CPU runs the kernels (the tests pass vacuously if not).
+    fn avx2_fma() -> bool {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+
+    /// A 5x5, stride-1 conv of LeNet's kind: `c` square `hw` planes to `o`.
+    fn five_by_five(c: usize, hw: usize, o: usize, pad: usize) -> Conv2d {
+        Conv2d {
             in_channels: c,
             in_h: hw,
             in_w: hw,
@@ -864,10 +860,27 @@ mod tests {
             kernel: (5, 5),
             stride: (1, 1),
             pad: (pad, pad),
-        };
+        }
+    }
+
+    /// The lanes kernel against the portable direct forward pass over random
+    /// geometries: every tile shape, channel counts around multiples of 8
+    /// (both chunk widths and zero-padded channels), padding, row strides,
+    /// planes whose width or height is not a multiple of the tile's, and
+    /// pixel counts not a multiple of 8 (the transpose's tail).
+    #[test]
+    fn lanes_match_the_portable_forward() {
+        if !avx2_fma() {
+            return;
+        }
+        let mut rng = Rng::new(23);
         // LeNet's two convs, then a row tile whose last vector ends one
         // lane past the plane (15 columns), then random geometries.
-        let fixed = [lenet(1, 28, 6, 2), lenet(6, 14, 16, 0), lenet(3, 19, 6, 0)];
+        let fixed = [
+            five_by_five(1, 28, 6, 2),
+            five_by_five(6, 14, 16, 0),
+            five_by_five(3, 19, 6, 0),
+        ];
         for case in 0..600 {
             let (kh, kw) = (1 + rng.below(5), 1 + rng.below(5));
             let (ph, pw) = (rng.below(kh), rng.below(kw));
@@ -906,25 +919,16 @@ mod tests {
     /// tile's (its repeated last row must not be stored).
     #[test]
     fn weight_grad_matches_the_portable_backward() {
-        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        if !avx2_fma() {
             return;
         }
         let mut rng = Rng::new(29);
-        let lenet2 = Conv2d {
-            in_channels: 6,
-            in_h: 14,
-            in_w: 14,
-            out_channels: 16,
-            kernel: (5, 5),
-            stride: (1, 1),
-            pad: (0, 0),
-        };
         for case in 0..200 {
             let kw = if rng.below(2) == 0 { 3 } else { 5 };
             let kh = 1 + rng.below(5);
             let (ph, pw) = (rng.below(kh), rng.below(kw));
             let g = if case == 0 {
-                lenet2
+                five_by_five(6, 14, 16, 0)
             } else {
                 Conv2d {
                     in_channels: 1 + rng.below(5),
@@ -959,7 +963,7 @@ mod tests {
     /// convs it leaves to the GEMM.
     #[test]
     fn input_grad_matches_the_portable_backward() {
-        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        if !avx2_fma() {
             return;
         }
         let mut rng = Rng::new(31);
@@ -995,16 +999,11 @@ mod tests {
             );
             assert_close32(&format!("case {case} n {n} {g:?}"), &dx, &expected, 1e-5);
         }
-        let lenet2 = Conv2d {
-            in_channels: 6,
-            in_h: 14,
-            in_w: 14,
-            out_channels: 16,
-            kernel: (5, 5),
-            stride: (1, 1),
-            pad: (0, 0),
-        };
-        assert_eq!(input_grad_conv(&lenet2), None);
+        assert_eq!(
+            input_grad_conv(&five_by_five(6, 14, 16, 0)),
+            None,
+            "LeNet's conv2"
+        );
     }
 
     /// Each shape is what its name says, and the pick covers LeNet's and
