@@ -52,14 +52,35 @@ fn rows_win(k_n: usize, ow: usize) -> bool {
 /// padded image with its slack, and (for channel tiles) the `[OH*OW][KP]`
 /// sums.
 pub(super) fn scratch_len(g: &Conv2d) -> usize {
+    buffers_len(g, !rows_win(g.out_channels, g.out_w()))
+}
+
+/// `[C*KH*KW][KP]` (packed weights or the weight gradient), the padded
+/// image with its slack, and with `per_pixel` an `[OH*OW][KP]` buffer: the
+/// scratch of the forward and weight-gradient kernels.
+fn buffers_len(g: &Conv2d, per_pixel: bool) -> usize {
     let kp = g.out_channels.next_multiple_of(LANES);
     let (hp, wp) = (g.in_h + 2 * g.pad.0, g.in_w + 2 * g.pad.1);
-    let sums = if rows_win(g.out_channels, g.out_w()) {
-        0
-    } else {
-        g.out_plane() * kp
-    };
-    g.filter_len() * kp + g.in_channels * hp * wp + SLACK + sums
+    let pixels = if per_pixel { g.out_plane() * kp } else { 0 };
+    g.filter_len() * kp + g.in_channels * hp * wp + SLACK + pixels
+}
+
+/// Whether this CPU runs these kernels: AVX2 and FMA (an AVX-512 CPU keeps
+/// the row kernels of `conv/x86.rs`).
+fn avx2() -> bool {
+    super::super::simd::level() == super::super::simd::Level::Avx2Fma
+}
+
+/// Copies image `x_img` (`C x H x W`) into the interior of `xp`, planes of
+/// `HP x WP` with `g`'s padding around them (left as they are: zero).
+fn pad_image(g: &Conv2d, x_img: &[f32], xp: &mut [f32]) {
+    let (ph, pw) = g.pad;
+    let (hp, wp) = (g.in_h + 2 * ph, g.in_w + 2 * pw);
+    for (c, x_c) in x_img.chunks_exact(g.in_h * g.in_w).enumerate() {
+        for (r, x_row) in x_c.chunks_exact(g.in_w).enumerate() {
+            xp[c * hp * wp + (r + ph) * wp + pw..][..g.in_w].copy_from_slice(x_row);
+        }
+    }
 }
 
 /// The most floats [`forward_on_stack`] puts on the stack (24 KiB): LeNet's
@@ -78,7 +99,7 @@ pub(super) fn forward_on_stack(
     y: &mut [f32],
 ) -> bool {
     let need = scratch_len(g);
-    if need > STACK_SCRATCH || super::super::simd::level() != super::super::simd::Level::Avx2Fma {
+    if need > STACK_SCRATCH || !avx2() {
         return false;
     }
     let mut stack = [core::mem::MaybeUninit::<f32>::uninit(); STACK_SCRATCH];
@@ -104,11 +125,7 @@ pub(super) fn forward(
     y: &mut [f32],
     scratch: &mut [f32],
 ) -> bool {
-    if g.stride.1 != 1
-        || super::super::simd::level() != super::super::simd::Level::Avx2Fma
-        || scratch.len() < scratch_len(g)
-        || g.out_plane() == 0
-    {
+    if g.stride.1 != 1 || !avx2() || scratch.len() < scratch_len(g) || g.out_plane() == 0 {
         return false;
     }
     assert!(x.len() >= n * g.input_len() && y.len() >= n * g.output_len());
@@ -178,9 +195,7 @@ pub(super) fn input_grad(
     let Some(t) = input_grad_conv(g) else {
         return false;
     };
-    if super::super::simd::level() != super::super::simd::Level::Avx2Fma
-        || scratch.len() < input_grad_scratch_len(g)
-    {
+    if !avx2() || scratch.len() < input_grad_scratch_len(g) {
         return false;
     }
     let (wf, rest) = scratch.split_at_mut(g.weight_len());
@@ -299,11 +314,7 @@ unsafe fn forward_avx2(
     let (in_len, out_len) = (g.input_len(), g.output_len());
     for i in 0..n {
         let x_img = &x[i * in_len..][..in_len];
-        for (c, x_c) in x_img.chunks_exact(g.in_h * g.in_w).enumerate() {
-            for (r, x_row) in x_c.chunks_exact(g.in_w).enumerate() {
-                xp[c * hp * wp + (r + ph) * wp + pw..][..g.in_w].copy_from_slice(x_row);
-            }
-        }
+        pad_image(g, x_img, xp);
         let y_img = &mut y[i * out_len..][..out_len];
         if rows_win(k_n, ow) {
             let blocks: &[usize] = match k_n {
@@ -534,9 +545,7 @@ unsafe fn tile<const NV: usize, const R: usize, const Q: usize>(
 /// accumulator `[C*KH*KW][KP]`, the padded image with its slack, and the
 /// output gradient transposed to `[OH*OW][KP]`.
 pub(super) fn weight_grad_scratch_len(g: &Conv2d) -> usize {
-    let kp = g.out_channels.next_multiple_of(LANES);
-    let (hp, wp) = (g.in_h + 2 * g.pad.0, g.in_w + 2 * g.pad.1);
-    g.filter_len() * kp + g.in_channels * hp * wp + SLACK + g.out_plane() * kp
+    buffers_len(g, true)
 }
 
 /// `dw += dL/dw` over `n` images, with output channels in the lanes, or
@@ -567,7 +576,7 @@ pub(super) fn weight_grad(
     if g.stride.1 != 1
         || !matches!(g.kernel.1, 3 | 5)
         || g.out_channels < 2 * LANES
-        || super::super::simd::level() != super::super::simd::Level::Avx2Fma
+        || !avx2()
         || scratch.len() < weight_grad_scratch_len(g)
         || g.out_plane() == 0
     {
@@ -619,11 +628,7 @@ unsafe fn weight_grad_avx2<const KW: usize>(
     let (in_len, out_len) = (g.input_len(), g.output_len());
     for i in 0..n {
         let x_img = &x[i * in_len..][..in_len];
-        for (c, x_c) in x_img.chunks_exact(g.in_h * g.in_w).enumerate() {
-            for (r, x_row) in x_c.chunks_exact(g.in_w).enumerate() {
-                xp[c * hp * wp + (r + ph) * wp + pw..][..g.in_w].copy_from_slice(x_row);
-            }
-        }
+        pad_image(g, x_img, xp);
         // SAFETY: the features are enabled; `dyt` holds `oplane * kp` floats.
         unsafe { to_pixels(&dy[i * out_len..][..out_len], k_n, oplane, kp, dyt) };
         // Kernel row `(c, u)` starts at `c * HP * WP + u * WP` of `xp`.
