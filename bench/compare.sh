@@ -42,12 +42,12 @@ for line in open(sys.argv[1]):
     "$PY" -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 fi
 
-cargo build --release --quiet -p models --example bench_lenet
-OURS=target/release/examples/bench_lenet
+cargo build --release --quiet -p models --example bench_net
+OURS=(target/release/examples/bench_net --net lenet)
 
 "$PY" bench/lenet.py prepare "$WORK"
 "$PY" bench/peers.py prepare "$WORK"
-"$OURS" --weights "$WORK/lenet.safetensors" --input "$WORK/input.f32" \
+"${OURS[@]}" --weights "$WORK/lenet.safetensors" --input "$WORK/input.f32" \
     --logits "$WORK/ours_logits.f32" --only none
 "$PY" bench/lenet.py check "$WORK" "$WORK/ours_logits.f32"
 
@@ -71,7 +71,7 @@ for round in $(seq 1 "$ROUNDS"); do
         export OMP_NUM_THREADS=$t
         ARGS=("$WORK" --threads "$t" --seconds "$SECONDS_PER")
         # Every system in its own fresh process, interleaved within a round.
-        record "$round" "$OURS" --threads "$t" --seconds "$SECONDS_PER" \
+        record "$round" "${OURS[@]}" --threads "$t" --seconds "$SECONDS_PER" \
             --weights "$WORK/lenet.safetensors" --input "$WORK/input.f32"
         record "$round" "$PY" bench/lenet.py torch "${ARGS[@]}"
         record "$round" "${TUNED[@]}" "$PY" bench/lenet.py torch "${ARGS[@]}" --system pytorch-tuned-malloc

@@ -1227,6 +1227,17 @@ impl ::cnn_runtime::__private::Network for LeNet {
             ::cnn_runtime::__private::core::option::Option::None,
         )
     }
+    fn forward_one(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32]) {
+        self.__forward::<
+                false,
+            >(
+            1,
+            input,
+            output,
+            scratch,
+            ::cnn_runtime::__private::core::option::Option::None,
+        )
+    }
     fn forward_traced(
         &self,
         n: usize,

@@ -667,6 +667,9 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> 
             fn forward_n(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]) {
                 self.__forward::<true>(n, input, output, workspace, #p::core::option::Option::None)
             }
+            fn forward_one(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32]) {
+                self.__forward::<false>(1, input, output, scratch, #p::core::option::Option::None)
+            }
             fn forward_traced(
                 &self,
                 n: usize,

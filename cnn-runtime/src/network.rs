@@ -161,6 +161,12 @@ pub trait Network: Sized + Sync {
     /// GEMM when the runtime has `std`). Allocates nothing.
     fn forward_n(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]);
 
+    /// Forward pass of one example (`INPUT_LEN` values into `OUTPUT_LEN`)
+    /// on the no-heap path of the generated `forward_with`, with `scratch`
+    /// of at least [`Network::INFER_SCRATCH_LEN`] elements: batch-1
+    /// inference for code generic over the net type. Allocates nothing.
+    fn forward_one(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32]);
+
     /// [`Network::forward_n`] that also shows every layer's output, e.g. to
     /// collect the activation ranges of int8 calibration: after each layer
     /// it calls `visit(layer, values)` with the layer's index in

@@ -135,3 +135,43 @@ fn summary_shows_module_names_of_nested_nets() {
     assert!(row("2.0.conv3").contains("conv(_, 32, 1, stride = 2)"), "{text}");
     assert!(!models::LeNet::summary().contains("module"));
 }
+
+/// `Network::forward_one` (batch-1 inference for generic code) is the
+/// generated `forward_with`, bit for bit, and agrees with the batched path
+/// on every zoo net (which may take other kernels: im2col and GEMM).
+#[test]
+fn forward_one_is_forward_with_for_every_net() {
+    struct Check;
+    impl NetVisitor for Check {
+        type Output = ();
+        fn visit<N: Network>(self) {
+            let mut net = cnn_runtime::train::boxed_zeroed::<N>();
+            let mut rng = cnn_runtime::init::Rng::new(7);
+            cnn_runtime::init::xavier_uniform(N::TENSORS, net.params_mut(), &mut rng);
+            cnn_runtime::init::buffers(N::BUFFERS, net.buffers_mut());
+            let x: Vec<f32> = (0..N::INPUT_LEN).map(|_| rng.next_f32()).collect();
+            // Scratch left over from another call must not matter.
+            let mut scratch = vec![f32::NAN; N::INFER_SCRATCH_LEN];
+            let mut one = vec![f32::NAN; N::OUTPUT_LEN];
+            net.forward_one(&x, &mut one, &mut scratch);
+            let mut batched = vec![f32::NAN; N::OUTPUT_LEN];
+            cnn_runtime::train::forward_batch(&*net, &x, &mut batched);
+            for (a, b) in one.iter().zip(&batched) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{}: {one:?} vs {batched:?}",
+                    N::NAME
+                );
+            }
+        }
+    }
+    for entry in models::NETS {
+        models::with_net(entry.name, Check).expect("a registered net");
+    }
+    let net = models::LeNet::init_xavier(3);
+    let x: [f32; models::LeNet::INPUT_LEN] = core::array::from_fn(|i| (i % 13) as f32 / 13.0);
+    let mut out = [0.0f32; models::LeNet::OUTPUT_LEN];
+    let mut scratch = vec![0.0f32; models::LeNet::INFER_SCRATCH_LEN];
+    Network::forward_one(&net, &x, &mut out, &mut scratch);
+    assert_eq!(out, net.forward(&x));
+}
