@@ -18,11 +18,27 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 
-/// Examples per forward chunk: bounds the workspace of `forward_batch`
-/// whatever the batch size, and keeps a chunk's activations in the core's
-/// L2 cache from one layer to the next (LeNet: 32 x 23.5 KB; batch-256
-/// inference measured 5% faster than with chunks of 256).
+/// Examples per forward chunk at most: bounds the workspace of
+/// `forward_batch` whatever the batch size, and keeps a chunk's activations
+/// in the core's L2 cache from one layer to the next (LeNet: 32 x 23.5 KB;
+/// batch-256 inference measured 5% faster than with chunks of 256). Nets
+/// with larger activations take fewer examples per chunk:
+/// [`forward_chunk`].
 pub const FORWARD_CHUNK: usize = 32;
+
+/// Bytes of activations a forward chunk may span: [`forward_chunk`].
+pub const FORWARD_CHUNK_BYTES: usize = 1 << 20;
+
+/// Examples per chunk of `forward_batch` for `N`: as many as keep the
+/// chunk's scratch (`INFER_SCRATCH_LEN` f32 per example) within
+/// [`FORWARD_CHUNK_BYTES`], from 1 to [`FORWARD_CHUNK`]. MobileNetSmall
+/// (490 KB per example) runs 2 at a time: chunks of 32 spanned 16 MB, which
+/// went to memory at every layer (one thread, batch 256: 1,000-1,560
+/// images/s in chunks of 1 to 8 against 700-780 in chunks of 32, on a
+/// shared machine); ResNet (147 KB) runs 6, LeNet still 32.
+pub fn forward_chunk<N: Network>() -> usize {
+    (FORWARD_CHUNK_BYTES / (4 * N::INFER_SCRATCH_LEN).max(1)).clamp(1, FORWARD_CHUNK)
+}
 
 /// Examples per training micro-batch: each worker computes its share of a
 /// batch this many examples at a time and adds up the gradients, weighted
@@ -98,7 +114,7 @@ pub fn forward_batch<N: Network>(net: &N, input: &[f32], output: &mut [f32]) {
     }
     // Chunks small enough that every thread gets one: a batch of 256 on two
     // threads runs as two chunks of 128.
-    let chunk = FORWARD_CHUNK.min(n.div_ceil(threads().max(1))).max(1);
+    let chunk = forward_chunk::<N>().min(n.div_ceil(threads().max(1))).max(1);
     let workers = threads().min(n.div_ceil(chunk)).max(1);
     with_buffers(workers, |buffers| {
         for b in buffers.iter_mut() {
