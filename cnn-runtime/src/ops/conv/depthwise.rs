@@ -97,20 +97,25 @@ fn padded_len(g: &Conv2d) -> Option<(usize, usize)> {
     (len <= PLANE_CAP).then_some((phase, len))
 }
 
-/// Writes `x_c` (one plane) into `xp` as [`padded_len`] lays it out.
+/// Writes `x_c` (one plane) into `xp` as [`padded_len`] lays it out. Every
+/// plane writes the same places: the zeros around them, filled once, stay.
 fn pad_plane(g: &Conv2d, x_c: &[f32], phase: usize, xp: &mut [f32]) {
     let (sw, pw) = (g.stride.1, g.pad.1);
     let row_len = sw * phase;
-    xp.fill(0.0);
     for (h, x_row) in x_c.chunks_exact(g.in_w).enumerate() {
         let xp_row = &mut xp[(h + g.pad.0) * row_len..][..row_len];
         if sw == 1 {
             xp_row[pw..pw + g.in_w].copy_from_slice(x_row);
             continue;
         }
-        for (j, &v) in x_row.iter().enumerate() {
-            let col = j + pw;
-            xp_row[col % sw * phase + col / sw] = v;
+        // Phase `r` holds the input columns `j` with `(j + PW) % SW == r`,
+        // in order, from `j0` on.
+        for r in 0..sw {
+            let j0 = (r + sw - pw % sw) % sw;
+            let phase_row = &mut xp_row[r * phase + (j0 + pw) / sw..];
+            for (d, &v) in phase_row.iter_mut().zip(x_row.iter().skip(j0).step_by(sw)) {
+                *d = v;
+            }
         }
     }
 }
@@ -138,7 +143,15 @@ fn tile_rows<const FMA: bool, const R: usize>(
                 let wv = w_c[u * kw + v];
                 let at = v % sw * phase + q0 + v / sw;
                 for (i, acc) in acc.iter_mut().enumerate() {
-                    let src = &xp[((p0 + i) * sh + u) * row_len + at..][..LANES];
+                    let start = ((p0 + i) * sh + u) * row_len + at;
+                    debug_assert!(start + LANES <= xp.len());
+                    // SAFETY: row `(p0 + i) * SH + u < HP` of `xp`, and in
+                    // its phase `v % SW` columns `q0 + v / SW ..` plus
+                    // `LANES`: `q0 < OW`, so they end by `OW - 1 + (KW - 1)
+                    // / SW + LANES < ceil(WP / SW) + LANES`, the phase's
+                    // length (`padded_len`). Checked indexing here was a
+                    // tenth of MobileNetSmall's instructions.
+                    let src = unsafe { xp.get_unchecked(start..start + LANES) };
                     for (a, &xv) in acc.iter_mut().zip(src) {
                         *a = madd::<FMA>(wv, xv, *a);
                     }
@@ -165,6 +178,7 @@ fn forward_body<const FMA: bool>(
     if let Some((phase, len)) = padded_len(g) {
         let (kk, oh) = (g.kernel.0 * g.kernel.1, g.out_h());
         let mut buffer = [0.0f32; PLANE_CAP];
+        // Zero from here on where `pad_plane` writes nothing.
         let xp = &mut buffer[..len];
         let planes = x
             .chunks_exact(g.in_h * g.in_w)
