@@ -32,8 +32,9 @@ use core::arch::x86_64::*;
 const LANES: usize = 8;
 
 /// Floats after the padded input that a tile's last columns may read: a
-/// channel tile computes up to `Q - 1` columns past a row's end, a row tile
-/// up to `8 * ROW_VECTORS - 1` (never stored).
+/// channel tile computes up to `Q - 1` columns past a row's end (reading
+/// `(Q - 1) * SW` floats past it: 11 at most, 10 at a column stride of 2),
+/// a row tile up to `8 * ROW_VECTORS - 1` (never stored).
 const SLACK: usize = 8 * ROW_VECTORS;
 
 /// Vectors of output columns in a row tile ([`row_plane`]).
@@ -52,7 +53,7 @@ fn rows_win(k_n: usize, ow: usize) -> bool {
 /// padded image with its slack, and (for channel tiles) the `[OH*OW][KP]`
 /// sums.
 pub(super) fn scratch_len(g: &Conv2d) -> usize {
-    buffers_len(g, !rows_win(g.out_channels, g.out_w()))
+    buffers_len(g, !row_tiles(g))
 }
 
 /// `[C*KH*KW][KP]` (packed weights or the weight gradient), the padded
@@ -63,6 +64,13 @@ fn buffers_len(g: &Conv2d, per_pixel: bool) -> usize {
     let (hp, wp) = (g.in_h + 2 * g.pad.0, g.in_w + 2 * g.pad.1);
     let pixels = if per_pixel { g.out_plane() * kp } else { 0 };
     g.filter_len() * kp + g.in_channels * hp * wp + SLACK + pixels
+}
+
+/// Whether the forward pass of `g` runs as row tiles (columns in the
+/// lanes, [`row_plane`]) rather than channel tiles ([`plane`]): for a
+/// column stride of 1 only.
+fn row_tiles(g: &Conv2d) -> bool {
+    g.stride.1 == 1 && rows_win(g.out_channels, g.out_w())
 }
 
 /// Whether this CPU runs these kernels: AVX2 and FMA (an AVX-512 CPU keeps
@@ -83,13 +91,20 @@ fn pad_image(g: &Conv2d, x_img: &[f32], xp: &mut [f32]) {
     }
 }
 
-/// The most floats [`forward_on_stack`] puts on the stack (24 KiB): LeNet's
-/// convs need 1,240 and 5,192.
-const STACK_SCRATCH: usize = 6144;
+/// The floats [`forward_on_stack`] puts on the stack for a small conv
+/// (24 KiB): LeNet's convs need 1,240 and 5,192.
+const STACK_SMALL: usize = 6144;
+
+/// The most floats [`forward_on_stack`] puts on the stack (192 KiB):
+/// ResNet's 3x3 convs need up to 45,200 (64 channels, whose packed weights
+/// are 36,864). The generated `forward` keeps its own scratch on the stack
+/// too, up to `cnn_net!`'s 1 MiB limit; a conv needing more takes the row
+/// kernels.
+const STACK_LARGE: usize = 49152;
 
 /// [`forward`] with its scratch on the stack, for the no-heap path
 /// ([`super::forward`]); `false` (nothing done) also when `g` needs more
-/// than [`STACK_SCRATCH`] floats.
+/// than [`STACK_LARGE`] floats.
 pub(super) fn forward_on_stack(
     g: &Conv2d,
     n: usize,
@@ -99,21 +114,33 @@ pub(super) fn forward_on_stack(
     y: &mut [f32],
 ) -> bool {
     let need = scratch_len(g);
-    if need > STACK_SCRATCH || !avx2() {
+    if need > STACK_LARGE || !avx2() {
         return false;
     }
-    let mut stack = [core::mem::MaybeUninit::<f32>::uninit(); STACK_SCRATCH];
+    if need <= STACK_SMALL {
+        // A small frame for small convs: every page of a frame is probed.
+        on_stack::<STACK_SMALL>(need, |scratch| forward(g, n, x, w, b, y, scratch))
+    } else {
+        on_stack::<STACK_LARGE>(need, |scratch| forward(g, n, x, w, b, y, scratch))
+    }
+}
+
+/// `f` of `need` zeroed floats in a stack frame of `CAP` floats.
+#[inline(never)]
+fn on_stack<const CAP: usize>(need: usize, f: impl FnOnce(&mut [f32]) -> bool) -> bool {
+    let mut stack = [core::mem::MaybeUninit::<f32>::uninit(); CAP];
+    let need = need.min(CAP);
     for v in &mut stack[..need] {
         v.write(0.0);
     }
     // SAFETY: the first `need` floats were initialized just above, and
     // `MaybeUninit<f32>` has the layout of `f32`.
     let scratch = unsafe { core::slice::from_raw_parts_mut(stack.as_mut_ptr().cast::<f32>(), need) };
-    forward(g, n, x, w, b, y, scratch)
+    f(scratch)
 }
 
 /// `y = conv(x, w) + b` for `n` images, as [`super::forward`], or `false`
-/// (nothing done) without AVX2 + FMA, for a column stride other than 1, or
+/// (nothing done) without AVX2 + FMA, for a column stride past 2, or
 /// when `scratch` is shorter than [`scratch_len`]. The lengths of `x`, `w`,
 /// `b` and `y` must have been checked against `g`.
 pub(super) fn forward(
@@ -125,7 +152,7 @@ pub(super) fn forward(
     y: &mut [f32],
     scratch: &mut [f32],
 ) -> bool {
-    if g.stride.1 != 1 || !avx2() || scratch.len() < scratch_len(g) || g.out_plane() == 0 {
+    if g.stride.1 > 2 || !avx2() || scratch.len() < scratch_len(g) || g.out_plane() == 0 {
         return false;
     }
     assert!(x.len() >= n * g.input_len() && y.len() >= n * g.output_len());
@@ -316,7 +343,7 @@ unsafe fn forward_avx2(
         let x_img = &x[i * in_len..][..in_len];
         pad_image(g, x_img, xp);
         let y_img = &mut y[i * out_len..][..out_len];
-        if rows_win(k_n, ow) {
+        if row_tiles(g) {
             let blocks: &[usize] = match k_n {
                 7 => &[4, 3],
                 8 => &[4, 4],
@@ -358,15 +385,22 @@ unsafe fn forward_avx2(
                 let wk = packed.as_ptr().add(k0);
                 let out = hwc.as_mut_ptr().add(k0);
                 let sh = g.stride.0;
-                match Shape::pick(nv, oh, ow) {
-                    Shape::V2R1Q5 => plane::<2, 1, 5>(geo, oh, ow, sh, xp, wk, out),
-                    Shape::V2R1Q6 => plane::<2, 1, 6>(geo, oh, ow, sh, xp, wk, out),
-                    Shape::V2R2Q3 => plane::<2, 2, 3>(geo, oh, ow, sh, xp, wk, out),
-                    Shape::V2R3Q2 => plane::<2, 3, 2>(geo, oh, ow, sh, xp, wk, out),
-                    Shape::V1R3Q4 => plane::<1, 3, 4>(geo, oh, ow, sh, xp, wk, out),
-                    Shape::V1R2Q5 => plane::<1, 2, 5>(geo, oh, ow, sh, xp, wk, out),
-                    Shape::V1R2Q6 => plane::<1, 2, 6>(geo, oh, ow, sh, xp, wk, out),
-                    Shape::V1R1Q12 => plane::<1, 1, 12>(geo, oh, ow, sh, xp, wk, out),
+                // A column stride of 2 (ResNet's and MobileNet's
+                // downsampling convs) with one tile shape per width: each
+                // shape is one more copy of the kernel.
+                match (g.stride.1, nv) {
+                    (2, 2) => plane::<2, 2, 3, 2>(geo, oh, ow, sh, xp, wk, out),
+                    (2, _) => plane::<1, 2, 6, 2>(geo, oh, ow, sh, xp, wk, out),
+                    _ => match Shape::pick(nv, oh, ow) {
+                        Shape::V2R1Q5 => plane::<2, 1, 5, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V2R1Q6 => plane::<2, 1, 6, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V2R2Q3 => plane::<2, 2, 3, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V2R3Q2 => plane::<2, 3, 2, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V1R3Q4 => plane::<1, 3, 4, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V1R2Q5 => plane::<1, 2, 5, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V1R2Q6 => plane::<1, 2, 6, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V1R1Q12 => plane::<1, 1, 12, 1>(geo, oh, ow, sh, xp, wk, out),
+                    },
                 }
             }
             k0 += nv * LANES;
@@ -386,7 +420,7 @@ unsafe fn forward_avx2(
 /// vectors of channels in packed rows of `kp`, `c_n * kh * kw` of them;
 /// `out` has `oh * ow` rows of `kp` floats.
 #[inline(always)]
-unsafe fn plane<const NV: usize, const R: usize, const Q: usize>(
+unsafe fn plane<const NV: usize, const R: usize, const Q: usize, const SW: usize>(
     geo: Geometry,
     oh: usize,
     ow: usize,
@@ -403,10 +437,10 @@ unsafe fn plane<const NV: usize, const R: usize, const Q: usize>(
         let mut q0 = 0;
         while q0 < ow {
             // SAFETY: pixel (r, j) of the tile reads row `(p0 + r) * SH + u`
-            // (clamped to the plane), columns `q0 + j + v`: inside the
-            // padded image, or up to `Q - 1` floats past a row's end, which
-            // is the next row or the slack.
-            let acc = unsafe { tile::<NV, R, Q>(geo, rows.map(|p| p.wrapping_add(q0)), w) };
+            // (clamped to the plane), columns `(q0 + j) * SW + v`: inside
+            // the padded image, or up to `(Q - 1) * SW` floats past a row's
+            // end, which is the next row or the slack.
+            let acc = unsafe { tile::<NV, R, Q, SW>(geo, rows.map(|p| p.wrapping_add(q0 * SW)), w) };
             for (r, acc_r) in acc.iter().enumerate() {
                 if p0 + r >= oh {
                     break;
@@ -510,7 +544,7 @@ unsafe fn row_plane<const NO: usize>(
 /// every tap and `j < Q`; `w` holds `c_n * kh * kw` packed rows of `kp`
 /// with `8 * NV` readable floats each.
 #[inline(always)]
-unsafe fn tile<const NV: usize, const R: usize, const Q: usize>(
+unsafe fn tile<const NV: usize, const R: usize, const Q: usize, const SW: usize>(
     geo: Geometry,
     rows: [*const f32; R],
     w: *const f32,
@@ -528,7 +562,7 @@ unsafe fn tile<const NV: usize, const R: usize, const Q: usize>(
                     let src = rows[r].wrapping_add(off + v);
                     for (j, acc_j) in acc_r.iter_mut().enumerate() {
                         // SAFETY: the caller's contract.
-                        let xv = unsafe { _mm256_broadcast_ss(&*src.add(j)) };
+                        let xv = unsafe { _mm256_broadcast_ss(&*src.add(j * SW)) };
                         for (a, &wv) in acc_j.iter_mut().zip(&ws) {
                             *a = _mm256_fmadd_ps(xv, wv, *a);
                         }
@@ -870,9 +904,10 @@ mod tests {
 
     /// The lanes kernel against the portable direct forward pass over random
     /// geometries: every tile shape, channel counts around multiples of 8
-    /// (both chunk widths and zero-padded channels), padding, row strides,
-    /// planes whose width or height is not a multiple of the tile's, and
-    /// pixel counts not a multiple of 8 (the transpose's tail).
+    /// (both chunk widths and zero-padded channels), padding, row and
+    /// column strides of 1 and 2, planes whose width or height is not a
+    /// multiple of the tile's, and pixel counts not a multiple of 8 (the
+    /// transpose's tail).
     #[test]
     fn lanes_match_the_portable_forward() {
         if !avx2_fma() {
@@ -881,10 +916,24 @@ mod tests {
         let mut rng = Rng::new(23);
         // LeNet's two convs, then a row tile whose last vector ends one
         // lane past the plane (15 columns), then random geometries.
+        // ResNet's downsampling convs: 3x3 and 1x1 at stride 2.
+        let resnet = |c: usize, hw: usize, k: usize| Conv2d {
+            in_channels: c,
+            in_h: hw,
+            in_w: hw,
+            out_channels: 2 * c,
+            kernel: (k, k),
+            stride: (2, 2),
+            pad: (k / 2, k / 2),
+        };
         let fixed = [
             five_by_five(1, 28, 6, 2),
             five_by_five(6, 14, 16, 0),
             five_by_five(3, 19, 6, 0),
+            resnet(16, 28, 3),
+            resnet(32, 14, 3),
+            resnet(16, 28, 1),
+            resnet(3, 9, 3),
         ];
         for case in 0..600 {
             let (kh, kw) = (1 + rng.below(5), 1 + rng.below(5));
@@ -899,7 +948,7 @@ mod tests {
                     1 + rng.below(40)
                 },
                 kernel: (kh, kw),
-                stride: (1 + rng.below(2), 1),
+                stride: (1 + rng.below(2), 1 + rng.below(2)),
                 pad: (ph, pw),
             });
             let n = 1 + rng.below(3);
