@@ -21,26 +21,10 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
 SECONDS_PER=${2:-2}
 THREADS=${THREADS:-"1 2"}
-VENV=bench/.venv
 WORK=${BENCH_DIR:-target/bench-compare}
 mkdir -p "$WORK"
 
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv --system-site-packages "$VENV"
-fi
-PY="$VENV/bin/python"
-# pip takes seconds even to find everything installed: ask it only when a
-# pinned version is not the one installed.
-if ! "$PY" -c '
-import sys
-from importlib.metadata import version
-for line in open(sys.argv[1]):
-    name, _, pinned = line.split("#")[0].strip().partition("==")
-    if name and version(name).split("+")[0] != pinned:
-        sys.exit(1)
-' bench/requirements.txt 2>/dev/null; then
-    "$PY" -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
-fi
+source bench/common.sh
 
 cargo build --release --quiet -p models --example bench_net
 OURS=(target/release/examples/bench_net --net lenet)
@@ -51,20 +35,10 @@ OURS=(target/release/examples/bench_net --net lenet)
     --logits "$WORK/ours_logits.f32" --only none
 "$PY" bench/lenet.py check "$WORK" "$WORK/ours_logits.f32"
 
-TUNED=(env MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=4000000000 MALLOC_TOP_PAD_=536870912)
 RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
 
-# record ROUND COMMAND...: runs COMMAND and appends its JSON lines to
-# $RESULTS, each with "round": ROUND (bench/table.py compares each engine
-# with ours of the same round).
-record() {
-    local round=$1
-    shift
-    "$@" | sed "s/}\$/,\"round\":$round}/" >> "$RESULTS"
-}
-
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+machine_line >&2
 for round in $(seq 1 "$ROUNDS"); do
     for t in $THREADS; do
         echo "round $round/$ROUNDS, $t thread(s)" >&2
@@ -84,9 +58,6 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
-VERSIONS=$("$PY" -c 'from importlib.metadata import version
-print(", ".join(f"{p} {version(p)}" for p in ["torch", "onnxruntime", "ai-edge-litert", "openvino", "tensorflow-cpu"]))')
 echo
-echo "$(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) ($(nproc) cores)," \
-    "$(rustc --version | cut -d' ' -f1-2), $VERSIONS; $ROUNDS rounds of fresh processes, $SECONDS_PER s per metric"
+header "$ROUNDS" "$SECONDS_PER"
 "$PY" bench/table.py "$RESULTS"

@@ -1,5 +1,5 @@
 """PyTorch and onnxruntime side of bench/compare.sh (bench/peers.py has
-LiteRT and OpenVINO).
+LiteRT and OpenVINO; bench/zoo.py reuses both for the zoo's graph nets).
 
     lenet.py prepare DIR                weights (safetensors, Xavier init like
                                         D2L), 256 input images (raw f32), ONNX
@@ -15,8 +15,12 @@ LiteRT and OpenVINO).
 
 Every engine but PyTorch (the reference) has its logits checked against
 PyTorch's (within TOLERANCE) before it is timed; a difference aborts the run.
-Timing as in models/examples/bench_lenet.rs: a warm-up of at least 0.3 s,
+Timing as in models/examples/bench_net.rs: a warm-up of at least 0.3 s,
 then blocks of about 50 ms for --seconds, and the median block rate.
+
+The helpers taking `net` (None here) read and write, for one of
+bench/zoo.py's nets, that net's files (`data_path`, `onnx_path`) and add a "net"
+field to the JSON lines.
 """
 
 import argparse
@@ -48,12 +52,26 @@ def lenet():
     )
 
 
+def data_path(directory, name, net=None):
+    """DIR/name, a file of bench/compare.sh's LeNet, or DIR/NET_name, one of
+    bench/zoo.py's `net`."""
+    return os.path.join(directory, f"{net}_{name}" if net else name)
+
+
+def onnx_path(directory, net=None):
+    """DIR/lenet.onnx, or DIR/NET.onnx."""
+    return os.path.join(directory, f"{net or 'lenet'}.onnx")
+
+
 def write_safetensors(path, tensors):
-    """The safetensors format by hand: header length, JSON header, raw data."""
+    """The safetensors format by hand: header length, JSON header, raw data.
+    Integer arrays (batch norm's num_batches_tracked) are stored as I64, as
+    PyTorch saves them; the rest as F32."""
     header, blobs, offset = {}, [], 0
     for key, array in tensors.items():
-        data = np.ascontiguousarray(array, dtype="<f4").tobytes()
-        header[key] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
+        dtype, layout = ("I64", "<i8") if np.issubdtype(np.asarray(array).dtype, np.integer) else ("F32", "<f4")
+        data = np.ascontiguousarray(array, dtype=layout).tobytes()
+        header[key] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
     text = json.dumps(header).encode()
@@ -71,18 +89,19 @@ def load_model(directory):
     return model
 
 
-def inputs(directory):
-    return np.fromfile(os.path.join(directory, "input.f32"), dtype="<f4").reshape(BATCH, 1, 28, 28)
+def inputs(directory, net=None):
+    return np.fromfile(data_path(directory, "input.f32", net), dtype="<f4").reshape(BATCH, 1, 28, 28)
 
 
-def export_identity(directory):
+def export_identity(directory, net=None):
     """identity.onnx: one Identity node, with lenet.onnx's input (name, shape,
     dynamic batch), IR version and opsets, so that onnxruntime runs it through
-    exactly the call it runs LeNet through."""
+    exactly the call it runs LeNet through (for `net`: NET_identity.onnx,
+    from NET.onnx)."""
     import onnx
     from onnx import TensorProto, helper
 
-    lenet_onnx = onnx.load(os.path.join(directory, "lenet.onnx"))
+    lenet_onnx = onnx.load(onnx_path(directory, net))
     shape = ["n", 1, 28, 28]
     graph = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["y"])], "identity",
@@ -92,7 +111,7 @@ def export_identity(directory):
     model = helper.make_model(graph, opset_imports=lenet_onnx.opset_import)
     model.ir_version = lenet_onnx.ir_version
     onnx.checker.check_model(model)
-    onnx.save(model, os.path.join(directory, "identity.onnx"))
+    onnx.save(model, data_path(directory, "identity.onnx", net))
 
 
 def prepare(directory):
@@ -140,42 +159,54 @@ def rate(seconds, items, f):
     return rates[len(rates) // 2]
 
 
-def emit(system, threads, metric, value):
-    print(json.dumps({"system": system, "threads": threads, "metric": metric, "value": value}), flush=True)
+def emit(system, threads, metric, value, net=None):
+    """One JSON line; with `net`, a "net" field after "system"."""
+    line = {"system": system} | ({"net": net} if net else {})
+    print(json.dumps(line | {"threads": threads, "metric": metric, "value": value}), flush=True)
 
 
-def time_inference(system, threads, seconds, run_one, run_batch):
+def time_inference(system, threads, seconds, run_one, run_batch, net=None):
     """Emits the batch-1 latency of `run_one` and the batch-BATCH rate of
     `run_batch`, both argument-less calls."""
-    emit(system, threads, "latency_us", 1e6 / rate(seconds, 1, run_one))
-    emit(system, threads, "infer_img_s", rate(seconds, BATCH, run_batch))
+    emit(system, threads, "latency_us", 1e6 / rate(seconds, 1, run_one), net)
+    emit(system, threads, "infer_img_s", rate(seconds, BATCH, run_batch), net)
 
 
-def agree(engine, logits, directory):
+def agree(engine, logits, directory, net=None):
     """Returns the largest |difference| between `logits` (for the first
     len(logits) input images) and PyTorch's; exits, naming `engine`, when it
     is above TOLERANCE."""
-    torch_logits = np.fromfile(os.path.join(directory, "torch_logits.f32"), dtype="<f4").reshape(BATCH, -1)
+    torch_logits = np.fromfile(data_path(directory, "torch_logits.f32", net), dtype="<f4").reshape(BATCH, -1)
     diff = float(np.max(np.abs(np.asarray(logits) - torch_logits[: len(logits)])))
     if not diff <= TOLERANCE:
-        sys.exit(f"{engine}: logits of {len(logits)} image(s) differ from PyTorch's by up to {diff:.2e} "
-                 f"(tolerance {TOLERANCE:.0e}); aborting")
+        sys.exit(f"{engine}{f' ({net})' if net else ''}: logits of {len(logits)} image(s) differ from PyTorch's "
+                 f"by up to {diff:.2e} (tolerance {TOLERANCE:.0e}); aborting")
     return diff
 
 
 def bench_torch(directory, threads, seconds, system):
     import torch
 
+    time_torch(system, threads, seconds, load_model(directory), inputs(directory),
+               lambda parameters: torch.optim.SGD(parameters, lr=0.9))
+
+
+def time_torch(system, threads, seconds, model, images, optimizer, net=None):
+    """Times `model` on `threads` threads: batch-1 latency and batch-BATCH
+    inference in eval mode, then training steps in train mode on the BATCH
+    `images` (forward, cross-entropy, backward, and a step of
+    `optimizer(parameters)`)."""
+    import torch
+
     torch.set_num_threads(threads)
-    model = load_model(directory)
-    x = torch.from_numpy(inputs(directory))
+    x = torch.from_numpy(images)
     one = x[:1].clone()
     with torch.inference_mode():
         model.eval()
-        time_inference(system, threads, seconds, lambda: model(one), lambda: model(x))
+        time_inference(system, threads, seconds, lambda: model(one), lambda: model(x), net)
     model.train()
     labels = torch.from_numpy(np.arange(BATCH) * 7 % 10)
-    opt = torch.optim.SGD(model.parameters(), lr=0.9)
+    opt = optimizer(model.parameters())
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def step():
@@ -184,7 +215,7 @@ def bench_torch(directory, threads, seconds, system):
         loss.backward()
         opt.step()
 
-    emit(system, threads, "train_ex_s", rate(seconds, BATCH, step))
+    emit(system, threads, "train_ex_s", rate(seconds, BATCH, step), net)
 
 
 def ort_session(path, threads):
@@ -198,35 +229,36 @@ def ort_session(path, threads):
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
-def bench_ort(directory, threads, seconds):
-    session = ort_session(os.path.join(directory, "lenet.onnx"), threads)
-    x = inputs(directory)
+def bench_ort(directory, threads, seconds, net=None):
+    session = ort_session(onnx_path(directory, net), threads)
+    x = inputs(directory, net)
     one = np.ascontiguousarray(x[:1])
-    agree("onnxruntime", session.run(None, {"x": one})[0], directory)
-    agree("onnxruntime", session.run(None, {"x": x})[0], directory)
+    agree("onnxruntime", session.run(None, {"x": one})[0], directory, net)
+    agree("onnxruntime", session.run(None, {"x": x})[0], directory, net)
     time_inference("onnxruntime", threads, seconds,
-                   lambda: session.run(None, {"x": one}), lambda: session.run(None, {"x": x}))
+                   lambda: session.run(None, {"x": one}), lambda: session.run(None, {"x": x}), net)
 
 
-def bench_ort_binding(directory, threads, seconds):
+def bench_ort_binding(directory, threads, seconds, net=None):
     """Times identity.onnx as bench_ort times LeNet: what a session.run costs
     around the graph (Python call, input binding, output allocation). Its
     output is the whole input (784 values an image, LeNet's is 10), so at
     batch 256 it is an upper bound of that cost."""
-    session = ort_session(os.path.join(directory, "identity.onnx"), threads)
-    x = inputs(directory)
+    session = ort_session(data_path(directory, "identity.onnx", net), threads)
+    x = inputs(directory, net)
     one = np.ascontiguousarray(x[:1])
     if not np.array_equal(session.run(None, {"x": x})[0], x):
         sys.exit("onnxruntime-binding: the Identity model's output is not its input; aborting")
     time_inference("onnxruntime-binding", threads, seconds,
-                   lambda: session.run(None, {"x": one}), lambda: session.run(None, {"x": x}))
+                   lambda: session.run(None, {"x": one}), lambda: session.run(None, {"x": x}), net)
 
 
-def check(directory, ours_path):
+def check(directory, ours_path, net=None):
     """Exits unless our logits (in ours_path) agree with PyTorch's."""
     ours = np.fromfile(ours_path, dtype="<f4").reshape(BATCH, -1)
-    diff = agree("ours", ours, directory)
-    print(f"logits, ours vs PyTorch, {BATCH} images: max |difference| {diff:.2e} (within {TOLERANCE:.0e})")
+    diff = agree("ours", ours, directory, net)
+    print(f"{net + ' ' if net else ''}logits, ours vs PyTorch, {BATCH} images: "
+          f"max |difference| {diff:.2e} (within {TOLERANCE:.0e})")
 
 
 def main():

@@ -16,7 +16,8 @@ inputs and ONNX export that `lenet.py prepare` wrote to DIR.
                                          benchmark_app reports it (median)
 
 Each engine's logits are checked against PyTorch's before it is timed, and
-the timing is lenet.py's (one JSON line per metric).
+the timing is lenet.py's (one JSON line per metric). bench/zoo.py runs the
+same engines on a zoo net's files (`net`, None here, as in lenet.py).
 """
 
 import argparse
@@ -30,7 +31,7 @@ import sys
 
 import numpy as np
 
-from lenet import BATCH, agree, emit, inputs, time_inference
+from lenet import BATCH, agree, data_path, emit, inputs, onnx_path, time_inference
 
 # The batch sizes timed: batch-1 latency and batch-BATCH throughput. A TFLite
 # model's batch is fixed at conversion (a batch-1 model does not resize
@@ -39,8 +40,8 @@ from lenet import BATCH, agree, emit, inputs, time_inference
 BATCHES = (1, BATCH)
 
 
-def tflite_path(directory, batch):
-    return os.path.join(directory, f"lenet_b{batch}.tflite")
+def tflite_path(directory, batch, net=None):
+    return os.path.join(directory, f"{net or 'lenet'}_b{batch}.tflite")
 
 
 def nhwc(images):
@@ -83,18 +84,25 @@ def keras_lenet(batch, weights):
 
 
 def prepare(directory):
+    weights = np.load(os.path.join(directory, "weights.npz"))
+    write_tflite(directory, lambda batch: keras_lenet(batch, weights))
+
+
+def write_tflite(directory, keras_model, net=None):
+    """Converts `keras_model(batch)` to a float32 TFLite model for each of
+    BATCHES."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    weights = np.load(os.path.join(directory, "weights.npz"))
     for batch in BATCHES:
-        converter = tf.lite.TFLiteConverter.from_keras_model(keras_lenet(batch, weights))
+        converter = tf.lite.TFLiteConverter.from_keras_model(keras_model(batch))
         # The converter prints where it saved its intermediate model.
         with contextlib.redirect_stdout(io.StringIO()):
             tflite = converter.convert()
-        with open(tflite_path(directory, batch), "wb") as f:
+        with open(tflite_path(directory, batch, net), "wb") as f:
             f.write(tflite)
-    print(f"prepared {directory}: float32 TFLite models, batch {' and '.join(map(str, BATCHES))}", file=sys.stderr)
+    print(f"prepared {directory}: {net + ' ' if net else ''}float32 TFLite models, "
+          f"batch {' and '.join(map(str, BATCHES))}", file=sys.stderr)
 
 
 def require_whole_graph_delegated(interpreter, engine):
@@ -109,15 +117,15 @@ def require_whole_graph_delegated(interpreter, engine):
         sys.exit(f"{engine}: XNNPACK did not take the whole graph (delegate nodes: {delegates}); aborting")
 
 
-def bench_litert(directory, threads, seconds):
+def bench_litert(directory, threads, seconds, net=None):
     """Times set_tensor + invoke + get_tensor, the interpreter's full call."""
     from ai_edge_litert.interpreter import Interpreter
 
-    x = nhwc(inputs(directory))
+    x = nhwc(inputs(directory, net))
     runs = {}
     for batch in BATCHES:
         engine = f"litert-xnnpack (batch {batch})"
-        interpreter = Interpreter(model_path=tflite_path(directory, batch), num_threads=threads)
+        interpreter = Interpreter(model_path=tflite_path(directory, batch, net), num_threads=threads)
         interpreter.allocate_tensors()
         require_whole_graph_delegated(interpreter, engine)
 
@@ -129,9 +137,9 @@ def bench_litert(directory, threads, seconds):
             interpreter.invoke()
             return interpreter.get_tensor(model_out)
 
-        agree(engine, run(), directory)
+        agree(engine, run(), directory, net)
         runs[batch] = run
-    time_inference("litert-xnnpack", threads, seconds, runs[1], runs[BATCH])
+    time_inference("litert-xnnpack", threads, seconds, runs[1], runs[BATCH], net)
 
 
 def openvino_config(threads):
@@ -144,16 +152,17 @@ def openvino_config(threads):
     }
 
 
-def bench_openvino(directory, threads, seconds):
+def bench_openvino(directory, threads, seconds, net=None):
     """Times the synchronous infer of a reused infer request, input and output
-    shared with numpy (no copies), on lenet.onnx reshaped to each batch."""
+    shared with numpy (no copies), on lenet.onnx (NET.onnx) reshaped to each
+    batch."""
     import openvino as ov
 
     core = ov.Core()
-    x = inputs(directory)
+    x = inputs(directory, net)
     runs = {}
     for batch in BATCHES:
-        model = core.read_model(os.path.join(directory, "lenet.onnx"))
+        model = core.read_model(onnx_path(directory, net))
         model.reshape([batch, 1, 28, 28])
         request = core.compile_model(model, "CPU", openvino_config(threads)).create_infer_request()
 
@@ -161,28 +170,29 @@ def bench_openvino(directory, threads, seconds):
         def run(request=request, images=x[:batch]):
             return request.infer({0: images}, share_inputs=True, share_outputs=True)[0]
 
-        agree(f"openvino (batch {batch})", run(), directory)
+        agree(f"openvino (batch {batch})", run(), directory, net)
         runs[batch] = run
-    time_inference("openvino", threads, seconds, runs[1], runs[BATCH])
+    time_inference("openvino", threads, seconds, runs[1], runs[BATCH], net)
 
 
-def bench_openvino_app(directory, threads, seconds):
+def bench_openvino_app(directory, threads, seconds, net=None):
     """Batch-1 latency from OpenVINO's benchmark_app (installed with the
     openvino package): synchronous API, the median of the per-inference
     latencies it times in C++, so without Python's call cost. Its inputs are
     random; the model and configuration are bench_openvino's, which checks
     their logits."""
-    config = os.path.join(directory, f"openvino_{threads}t.json")
+    config = data_path(directory, f"openvino_{threads}t.json", net)
     with open(config, "w") as f:
         json.dump({"CPU": openvino_config(threads)}, f)
     app = os.path.join(os.path.dirname(sys.executable), "benchmark_app")
-    command = [app, "-m", os.path.join(directory, "lenet.onnx"), "-d", "CPU", "-api", "sync",
+    command = [app, "-m", onnx_path(directory, net), "-d", "CPU", "-api", "sync",
                "-shape", "[1,1,28,28]", "-load_config", config, "-t", str(max(1, round(seconds)))]
     result = subprocess.run(command, capture_output=True, text=True)
     median = re.search(r"Median:\s+([0-9.]+) (us|ms)", result.stdout)
     if result.returncode != 0 or not median:
         sys.exit(f"openvino benchmark_app failed ({' '.join(command)}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-    emit("openvino-benchmark_app", threads, "latency_us", float(median[1]) * (1000 if median[2] == "ms" else 1))
+    latency_us = float(median[1]) * (1000 if median[2] == "ms" else 1)
+    emit("openvino-benchmark_app", threads, "latency_us", latency_us, net)
 
 
 def main():

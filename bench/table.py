@@ -1,8 +1,11 @@
-"""Reads the JSON lines of bench/compare.sh and prints the comparison table:
-per metric and thread count, each system's median over rounds (min-max), and
-how ours compares: within each round, the engine's figure against ours of
-that same round (for latency: their time / ours; for rates: ours / theirs),
-then the median (min-max) of those ratios over rounds.
+"""Reads the JSON lines of bench/compare.sh or bench/zoo.sh and prints the
+comparison table: per metric and thread count, each system's median over
+rounds (min-max), and how ours compares: within each round, the engine's
+figure against ours of that same round (for latency: their time / ours; for
+rates: ours / theirs), then the median (min-max) of those ratios over rounds.
+Lines with a "net" field (bench/zoo.sh's) get one set of tables per net,
+under its name; their training is with Adam, LeNet's (no "net" field) with
+SGD.
 
 Besides the measured systems, one row is derived within each round:
 onnxruntime-engine, onnxruntime minus onnxruntime-binding (its per-call cost,
@@ -17,15 +20,18 @@ import sys
 METRICS = [
     ("latency_us", "batch-1 latency (us, lower is better)", False),
     ("infer_img_s", "batch-256 inference (images/s)", True),
-    ("train_ex_s", "training, batch 256, fwd+bwd+SGD (examples/s)", True),
+    ("train_ex_s", "training, batch 256, fwd+bwd+{optimizer} (examples/s)", True),
 ]
 ORDER = [
-    "ours", "pytorch", "pytorch-tuned-malloc", "onnxruntime", "onnxruntime-binding", "onnxruntime-engine",
+    "ours", "ours-no-heap", "pytorch", "pytorch-tuned-malloc", "onnxruntime", "onnxruntime-binding", "onnxruntime-engine",
     "litert-xnnpack", "openvino", "openvino-benchmark_app",
 ]
-# Rows that are not an engine running LeNet, so get no ratio to ours.
-NOT_COMPARED = {"ours", "onnxruntime-binding"}
+# Rows that are not an engine running the net, so get no ratio to ours.
+NOT_COMPARED = {"ours", "ours-no-heap", "onnxruntime-binding"}
 NOTES = """\
+ours: batch 1 through forward_batch (the batched kernels; their workspace is kept by the thread); ours-no-heap: the
+same image through forward_with (no heap: the scratch the caller gives; the graph nets' larger convolutions then take
+slower kernels).
 onnxruntime-binding: a one-op Identity ONNX model with LeNet's input, through the same onnxruntime session setup and
 call (the cost of the Python binding; its output is the whole input, so at batch 256 it overstates that cost).
 onnxruntime-engine: onnxruntime minus onnxruntime-binding, per round. litert-xnnpack: LiteRT's Python interpreter with
@@ -44,24 +50,28 @@ def spread(values, show):
 
 
 def load(path):
-    """{(metric, threads, system): {round: value}} from the JSON lines in path."""
+    """{(net, metric, threads, system): {round: value}} from the JSON lines
+    in path, in the order of the lines; net is None for LeNet's (lines
+    without one, or ours with "lenet")."""
     runs = collections.defaultdict(dict)
     for line in open(path):
         line = line.strip()
         if line.startswith("{"):
             r = json.loads(line)
-            runs[(r["metric"], r["threads"], r["system"])][r["round"]] = r["value"]
+            # bench/compare.sh's LeNet: ours says "lenet", the Python engines nothing.
+            net = None if r.get("net") == "lenet" else r.get("net")
+            runs[(net, r["metric"], r["threads"], r["system"])][r["round"]] = r["value"]
     return runs
 
 
 def add_onnxruntime_engine(runs):
     """Adds onnxruntime-engine: per round, onnxruntime's time per image less
     onnxruntime-binding's, in the metric's unit."""
-    for (metric, threads, system), raw in list(runs.items()):
-        binding = runs.get((metric, threads, "onnxruntime-binding"))
+    for (net, metric, threads, system), raw in list(runs.items()):
+        binding = runs.get((net, metric, threads, "onnxruntime-binding"))
         if system != "onnxruntime" or not binding:
             continue
-        engine = runs[(metric, threads, "onnxruntime-engine")]
+        engine = runs[(net, metric, threads, "onnxruntime-engine")]
         for rnd in raw.keys() & binding.keys():
             if metric == "latency_us":
                 engine[rnd] = raw[rnd] - binding[rnd]
@@ -69,18 +79,17 @@ def add_onnxruntime_engine(runs):
                 engine[rnd] = 1 / (1 / raw[rnd] - 1 / binding[rnd])
 
 
-def main(path):
-    runs = load(path)
-    add_onnxruntime_engine(runs)
-    threads = sorted({t for (_, t, _) in runs})
+def print_tables(runs, net):
+    """The tables of one net (None: LeNet, bench/compare.sh's)."""
+    threads = sorted({t for (n, _, t, _) in runs if n == net})
     for metric, title, higher in METRICS:
-        print(f"\n{title}\n")
+        print(f"\n{title.format(optimizer='SGD' if net is None else 'Adam')}\n")
         print("| threads | system | median (min-max) | ours is (per round: median, min-max) |")
         print("|---|---|---|---|")
         for t in threads:
-            ours = runs.get((metric, t, "ours"), {})
+            ours = runs.get((net, metric, t, "ours"), {})
             for system in ORDER:
-                values = runs.get((metric, t, system))
+                values = runs.get((net, metric, t, system))
                 if not values:
                     continue
                 cell = spread(list(values.values()), lambda v: fmt(v, not higher))
@@ -92,6 +101,15 @@ def main(path):
                     ratio = spread(ratios, lambda v: f"{v:.2f}x")
                 print(f"| {t} | {system} | {cell} | {ratio} |")
         print()
+
+
+def main(path):
+    runs = load(path)
+    add_onnxruntime_engine(runs)
+    for net in dict.fromkeys(net for (net, *_) in runs):  # in the order of the lines
+        if net is not None:
+            print(f"\n### {net}")
+        print_tables(runs, net)
     print(NOTES)
 
 
