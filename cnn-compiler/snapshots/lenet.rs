@@ -258,7 +258,7 @@ impl LeNet {
             infer_scratch: 84,
         },
     ];
-    const COL_LEN: usize = 19600;
+    const COL_LEN: usize = 19756;
     /// A net with every parameter zero.
     pub const fn zeroed() -> Self {
         Self { params: [0.0; 61706] }

@@ -605,7 +605,7 @@ impl Res {
             infer_scratch: 18,
         },
     ];
-    const COL_LEN: usize = 2304;
+    const COL_LEN: usize = 2452;
     /// A net with every parameter zero.
     pub const fn zeroed() -> Self {
         Self {
@@ -852,38 +852,69 @@ impl Res {
         {
             let x: &[f32] = input;
             let y: &mut [f32] = &mut scratch[n * 0..n * 256];
-            const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
-                in_channels: 1,
-                in_h: 8,
-                in_w: 8,
-                out_channels: 4,
-                kernel: (3, 3),
-                stride: (1, 1),
-                pad: (1, 1),
-            };
-            if GEMM {
-                ::cnn_runtime::__private::ops::conv::forward_gemm(
+            if GEMM && trace.is_none() {
+                const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                    in_channels: 1,
+                    in_h: 8,
+                    in_w: 8,
+                    out_channels: 4,
+                    kernel: (3, 3),
+                    stride: (1, 1),
+                    pad: (1, 1),
+                };
+                ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
                     &G,
+                    1,
                     n,
                     x,
                     &self.params[0..36],
                     ::cnn_runtime::__private::core::option::Option::Some(
                         &self.params[36..40],
                     ),
+                    &::cnn_runtime::__private::ops::batchnorm::Fold {
+                        running_mean: &self.buffers[0..4],
+                        running_var: &self.buffers[4..8],
+                        eps: 0.00001f32,
+                        gamma: &self.params[40..44],
+                        beta: &self.params[44..48],
+                    },
                     y,
                     col,
                 );
             } else {
-                ::cnn_runtime::__private::ops::conv::forward(
-                    &G,
-                    n,
-                    x,
-                    &self.params[0..36],
-                    ::cnn_runtime::__private::core::option::Option::Some(
-                        &self.params[36..40],
-                    ),
-                    y,
-                );
+                const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                    in_channels: 1,
+                    in_h: 8,
+                    in_w: 8,
+                    out_channels: 4,
+                    kernel: (3, 3),
+                    stride: (1, 1),
+                    pad: (1, 1),
+                };
+                if GEMM {
+                    ::cnn_runtime::__private::ops::conv::forward_gemm(
+                        &G,
+                        n,
+                        x,
+                        &self.params[0..36],
+                        ::cnn_runtime::__private::core::option::Option::Some(
+                            &self.params[36..40],
+                        ),
+                        y,
+                        col,
+                    );
+                } else {
+                    ::cnn_runtime::__private::ops::conv::forward(
+                        &G,
+                        n,
+                        x,
+                        &self.params[0..36],
+                        ::cnn_runtime::__private::core::option::Option::Some(
+                            &self.params[36..40],
+                        ),
+                        y,
+                    );
+                }
             }
         }
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
@@ -891,21 +922,23 @@ impl Res {
         {
             visit(0, &scratch[n * 0..n * 256]);
         }
-        {
-            let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
-                n,
-                c: 4,
-                s: 64,
-            };
-            ::cnn_runtime::__private::ops::batchnorm::forward_eval(
-                &g,
-                &self.buffers[0..4],
-                &self.buffers[4..8],
-                0.00001f32,
-                &self.params[40..44],
-                &self.params[44..48],
-                &mut scratch[n * 0..n * 256],
-            );
+        if !(GEMM && trace.is_none()) {
+            {
+                let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
+                    n,
+                    c: 4,
+                    s: 64,
+                };
+                ::cnn_runtime::__private::ops::batchnorm::forward_eval(
+                    &g,
+                    &self.buffers[0..4],
+                    &self.buffers[4..8],
+                    0.00001f32,
+                    &self.params[40..44],
+                    &self.params[44..48],
+                    &mut scratch[n * 0..n * 256],
+                );
+            }
         }
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
             .as_mut()
@@ -925,38 +958,69 @@ impl Res {
                 n * 256..n * 512,
             );
             let x: &[f32] = x;
-            const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
-                in_channels: 4,
-                in_h: 8,
-                in_w: 8,
-                out_channels: 4,
-                kernel: (3, 3),
-                stride: (1, 1),
-                pad: (1, 1),
-            };
-            if GEMM {
-                ::cnn_runtime::__private::ops::conv::forward_gemm(
+            if GEMM && trace.is_none() {
+                const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                    in_channels: 4,
+                    in_h: 8,
+                    in_w: 8,
+                    out_channels: 4,
+                    kernel: (3, 3),
+                    stride: (1, 1),
+                    pad: (1, 1),
+                };
+                ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
                     &G,
+                    1,
                     n,
                     x,
                     &self.params[48..192],
                     ::cnn_runtime::__private::core::option::Option::Some(
                         &self.params[192..196],
                     ),
+                    &::cnn_runtime::__private::ops::batchnorm::Fold {
+                        running_mean: &self.buffers[9..13],
+                        running_var: &self.buffers[13..17],
+                        eps: 0.00001f32,
+                        gamma: &self.params[196..200],
+                        beta: &self.params[200..204],
+                    },
                     y,
                     col,
                 );
             } else {
-                ::cnn_runtime::__private::ops::conv::forward(
-                    &G,
-                    n,
-                    x,
-                    &self.params[48..192],
-                    ::cnn_runtime::__private::core::option::Option::Some(
-                        &self.params[192..196],
-                    ),
-                    y,
-                );
+                const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                    in_channels: 4,
+                    in_h: 8,
+                    in_w: 8,
+                    out_channels: 4,
+                    kernel: (3, 3),
+                    stride: (1, 1),
+                    pad: (1, 1),
+                };
+                if GEMM {
+                    ::cnn_runtime::__private::ops::conv::forward_gemm(
+                        &G,
+                        n,
+                        x,
+                        &self.params[48..192],
+                        ::cnn_runtime::__private::core::option::Option::Some(
+                            &self.params[192..196],
+                        ),
+                        y,
+                        col,
+                    );
+                } else {
+                    ::cnn_runtime::__private::ops::conv::forward(
+                        &G,
+                        n,
+                        x,
+                        &self.params[48..192],
+                        ::cnn_runtime::__private::core::option::Option::Some(
+                            &self.params[192..196],
+                        ),
+                        y,
+                    );
+                }
             }
         }
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
@@ -964,21 +1028,23 @@ impl Res {
         {
             visit(3, &scratch[n * 256..n * 512]);
         }
-        {
-            let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
-                n,
-                c: 4,
-                s: 64,
-            };
-            ::cnn_runtime::__private::ops::batchnorm::forward_eval(
-                &g,
-                &self.buffers[9..13],
-                &self.buffers[13..17],
-                0.00001f32,
-                &self.params[196..200],
-                &self.params[200..204],
-                &mut scratch[n * 256..n * 512],
-            );
+        if !(GEMM && trace.is_none()) {
+            {
+                let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
+                    n,
+                    c: 4,
+                    s: 64,
+                };
+                ::cnn_runtime::__private::ops::batchnorm::forward_eval(
+                    &g,
+                    &self.buffers[9..13],
+                    &self.buffers[13..17],
+                    0.00001f32,
+                    &self.params[196..200],
+                    &self.params[200..204],
+                    &mut scratch[n * 256..n * 512],
+                );
+            }
         }
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
             .as_mut()
@@ -998,38 +1064,69 @@ impl Res {
                 n * 512..n * 768,
             );
             let x: &[f32] = x;
-            const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
-                in_channels: 4,
-                in_h: 8,
-                in_w: 8,
-                out_channels: 4,
-                kernel: (3, 3),
-                stride: (1, 1),
-                pad: (1, 1),
-            };
-            if GEMM {
-                ::cnn_runtime::__private::ops::conv::forward_gemm(
+            if GEMM && trace.is_none() {
+                const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                    in_channels: 4,
+                    in_h: 8,
+                    in_w: 8,
+                    out_channels: 4,
+                    kernel: (3, 3),
+                    stride: (1, 1),
+                    pad: (1, 1),
+                };
+                ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
                     &G,
+                    1,
                     n,
                     x,
                     &self.params[204..348],
                     ::cnn_runtime::__private::core::option::Option::Some(
                         &self.params[348..352],
                     ),
+                    &::cnn_runtime::__private::ops::batchnorm::Fold {
+                        running_mean: &self.buffers[18..22],
+                        running_var: &self.buffers[22..26],
+                        eps: 0.00001f32,
+                        gamma: &self.params[352..356],
+                        beta: &self.params[356..360],
+                    },
                     y,
                     col,
                 );
             } else {
-                ::cnn_runtime::__private::ops::conv::forward(
-                    &G,
-                    n,
-                    x,
-                    &self.params[204..348],
-                    ::cnn_runtime::__private::core::option::Option::Some(
-                        &self.params[348..352],
-                    ),
-                    y,
-                );
+                const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                    in_channels: 4,
+                    in_h: 8,
+                    in_w: 8,
+                    out_channels: 4,
+                    kernel: (3, 3),
+                    stride: (1, 1),
+                    pad: (1, 1),
+                };
+                if GEMM {
+                    ::cnn_runtime::__private::ops::conv::forward_gemm(
+                        &G,
+                        n,
+                        x,
+                        &self.params[204..348],
+                        ::cnn_runtime::__private::core::option::Option::Some(
+                            &self.params[348..352],
+                        ),
+                        y,
+                        col,
+                    );
+                } else {
+                    ::cnn_runtime::__private::ops::conv::forward(
+                        &G,
+                        n,
+                        x,
+                        &self.params[204..348],
+                        ::cnn_runtime::__private::core::option::Option::Some(
+                            &self.params[348..352],
+                        ),
+                        y,
+                    );
+                }
             }
         }
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
@@ -1037,21 +1134,23 @@ impl Res {
         {
             visit(6, &scratch[n * 512..n * 768]);
         }
-        {
-            let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
-                n,
-                c: 4,
-                s: 64,
-            };
-            ::cnn_runtime::__private::ops::batchnorm::forward_eval(
-                &g,
-                &self.buffers[18..22],
-                &self.buffers[22..26],
-                0.00001f32,
-                &self.params[352..356],
-                &self.params[356..360],
-                &mut scratch[n * 512..n * 768],
-            );
+        if !(GEMM && trace.is_none()) {
+            {
+                let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
+                    n,
+                    c: 4,
+                    s: 64,
+                };
+                ::cnn_runtime::__private::ops::batchnorm::forward_eval(
+                    &g,
+                    &self.buffers[18..22],
+                    &self.buffers[22..26],
+                    0.00001f32,
+                    &self.params[352..356],
+                    &self.params[356..360],
+                    &mut scratch[n * 512..n * 768],
+                );
+            }
         }
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
             .as_mut()
@@ -1085,38 +1184,69 @@ impl Res {
                 n * 0..n * 128,
             );
             let x: &[f32] = x;
-            const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
-                in_channels: 4,
-                in_h: 8,
-                in_w: 8,
-                out_channels: 8,
-                kernel: (3, 3),
-                stride: (2, 2),
-                pad: (1, 1),
-            };
-            if GEMM {
-                ::cnn_runtime::__private::ops::conv::forward_gemm(
+            if GEMM && trace.is_none() {
+                const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                    in_channels: 4,
+                    in_h: 8,
+                    in_w: 8,
+                    out_channels: 8,
+                    kernel: (3, 3),
+                    stride: (2, 2),
+                    pad: (1, 1),
+                };
+                ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
                     &G,
+                    1,
                     n,
                     x,
                     &self.params[360..648],
                     ::cnn_runtime::__private::core::option::Option::Some(
                         &self.params[648..656],
                     ),
+                    &::cnn_runtime::__private::ops::batchnorm::Fold {
+                        running_mean: &self.buffers[27..35],
+                        running_var: &self.buffers[35..43],
+                        eps: 0.00001f32,
+                        gamma: &self.params[656..664],
+                        beta: &self.params[664..672],
+                    },
                     y,
                     col,
                 );
             } else {
-                ::cnn_runtime::__private::ops::conv::forward(
-                    &G,
-                    n,
-                    x,
-                    &self.params[360..648],
-                    ::cnn_runtime::__private::core::option::Option::Some(
-                        &self.params[648..656],
-                    ),
-                    y,
-                );
+                const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                    in_channels: 4,
+                    in_h: 8,
+                    in_w: 8,
+                    out_channels: 8,
+                    kernel: (3, 3),
+                    stride: (2, 2),
+                    pad: (1, 1),
+                };
+                if GEMM {
+                    ::cnn_runtime::__private::ops::conv::forward_gemm(
+                        &G,
+                        n,
+                        x,
+                        &self.params[360..648],
+                        ::cnn_runtime::__private::core::option::Option::Some(
+                            &self.params[648..656],
+                        ),
+                        y,
+                        col,
+                    );
+                } else {
+                    ::cnn_runtime::__private::ops::conv::forward(
+                        &G,
+                        n,
+                        x,
+                        &self.params[360..648],
+                        ::cnn_runtime::__private::core::option::Option::Some(
+                            &self.params[648..656],
+                        ),
+                        y,
+                    );
+                }
             }
         }
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
@@ -1124,21 +1254,23 @@ impl Res {
         {
             visit(9, &scratch[n * 0..n * 128]);
         }
-        {
-            let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
-                n,
-                c: 8,
-                s: 16,
-            };
-            ::cnn_runtime::__private::ops::batchnorm::forward_eval(
-                &g,
-                &self.buffers[27..35],
-                &self.buffers[35..43],
-                0.00001f32,
-                &self.params[656..664],
-                &self.params[664..672],
-                &mut scratch[n * 0..n * 128],
-            );
+        if !(GEMM && trace.is_none()) {
+            {
+                let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
+                    n,
+                    c: 8,
+                    s: 16,
+                };
+                ::cnn_runtime::__private::ops::batchnorm::forward_eval(
+                    &g,
+                    &self.buffers[27..35],
+                    &self.buffers[35..43],
+                    0.00001f32,
+                    &self.params[656..664],
+                    &self.params[664..672],
+                    &mut scratch[n * 0..n * 128],
+                );
+            }
         }
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
             .as_mut()
@@ -1158,38 +1290,69 @@ impl Res {
                 n * 128..n * 256,
             );
             let x: &[f32] = x;
-            const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
-                in_channels: 8,
-                in_h: 4,
-                in_w: 4,
-                out_channels: 8,
-                kernel: (3, 3),
-                stride: (1, 1),
-                pad: (1, 1),
-            };
-            if GEMM {
-                ::cnn_runtime::__private::ops::conv::forward_gemm(
+            if GEMM && trace.is_none() {
+                const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                    in_channels: 8,
+                    in_h: 4,
+                    in_w: 4,
+                    out_channels: 8,
+                    kernel: (3, 3),
+                    stride: (1, 1),
+                    pad: (1, 1),
+                };
+                ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
                     &G,
+                    1,
                     n,
                     x,
                     &self.params[672..1248],
                     ::cnn_runtime::__private::core::option::Option::Some(
                         &self.params[1248..1256],
                     ),
+                    &::cnn_runtime::__private::ops::batchnorm::Fold {
+                        running_mean: &self.buffers[44..52],
+                        running_var: &self.buffers[52..60],
+                        eps: 0.00001f32,
+                        gamma: &self.params[1256..1264],
+                        beta: &self.params[1264..1272],
+                    },
                     y,
                     col,
                 );
             } else {
-                ::cnn_runtime::__private::ops::conv::forward(
-                    &G,
-                    n,
-                    x,
-                    &self.params[672..1248],
-                    ::cnn_runtime::__private::core::option::Option::Some(
-                        &self.params[1248..1256],
-                    ),
-                    y,
-                );
+                const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                    in_channels: 8,
+                    in_h: 4,
+                    in_w: 4,
+                    out_channels: 8,
+                    kernel: (3, 3),
+                    stride: (1, 1),
+                    pad: (1, 1),
+                };
+                if GEMM {
+                    ::cnn_runtime::__private::ops::conv::forward_gemm(
+                        &G,
+                        n,
+                        x,
+                        &self.params[672..1248],
+                        ::cnn_runtime::__private::core::option::Option::Some(
+                            &self.params[1248..1256],
+                        ),
+                        y,
+                        col,
+                    );
+                } else {
+                    ::cnn_runtime::__private::ops::conv::forward(
+                        &G,
+                        n,
+                        x,
+                        &self.params[672..1248],
+                        ::cnn_runtime::__private::core::option::Option::Some(
+                            &self.params[1248..1256],
+                        ),
+                        y,
+                    );
+                }
             }
         }
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
@@ -1197,21 +1360,23 @@ impl Res {
         {
             visit(12, &scratch[n * 128..n * 256]);
         }
-        {
-            let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
-                n,
-                c: 8,
-                s: 16,
-            };
-            ::cnn_runtime::__private::ops::batchnorm::forward_eval(
-                &g,
-                &self.buffers[44..52],
-                &self.buffers[52..60],
-                0.00001f32,
-                &self.params[1256..1264],
-                &self.params[1264..1272],
-                &mut scratch[n * 128..n * 256],
-            );
+        if !(GEMM && trace.is_none()) {
+            {
+                let g = ::cnn_runtime::__private::ops::batchnorm::Geometry {
+                    n,
+                    c: 8,
+                    s: 16,
+                };
+                ::cnn_runtime::__private::ops::batchnorm::forward_eval(
+                    &g,
+                    &self.buffers[44..52],
+                    &self.buffers[52..60],
+                    0.00001f32,
+                    &self.params[1256..1264],
+                    &self.params[1264..1272],
+                    &mut scratch[n * 128..n * 256],
+                );
+            }
         }
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
             .as_mut()

@@ -13,7 +13,7 @@ mod outline;
 
 use crate::ctxt::Errors;
 use crate::lower;
-use crate::ops::{BackwardIo, Effect, ForwardIo};
+use crate::ops::{BackwardIo, Effect, ForwardIo, LayerKind};
 use crate::parse::{BlockSyntax, Input, NetSyntax};
 use crate::plan::{self, Buffer, InferStep, NetPlan, Slot};
 use crate::shape::{self, Shape, MAX_ELEMENTS};
@@ -970,6 +970,8 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
         InferStep::Compute { layer, .. } | InferStep::InPlace { layer, .. } => Some(layer),
         InferStep::Copy { .. } => None,
     };
+    // The batch norm the conv before it takes in (`fold_batchnorm`).
+    let mut folded = None;
     for (s, step) in plan.infer_steps.iter().enumerate() {
         // A copy belongs to the layer that runs in place after it; the
         // final one (a net of views only) comes after every layer.
@@ -982,13 +984,21 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
             InferStep::Compute { layer, src, dst } => {
                 let l = &plan.layers[layer];
                 let bind = bind_xy(src, l.in_len(), dst, l.out_len(), &quote!(f32));
-                let call = l.kind().forward(
+                let mut call = l.kind().forward(
                     l,
                     &ForwardIo {
                         target: TokenStream::new(),
                         train: false,
                     },
                 );
+                if let Some(&InferStep::InPlace { layer: next, slot }) = plan.infer_steps.get(s + 1) {
+                    if let Some(both) = (slot == dst)
+                        .then(|| fold_batchnorm(l, &plan.layers[next], &call))
+                        .flatten()
+                    {
+                        (call, folded) = (both, Some(next));
+                    }
+                }
                 current = dst;
                 let visit = trace_visit(layer, slot_expr(dst, l.out_len(), false));
                 quote!({ #bind #call } #visit)
@@ -1001,7 +1011,10 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
             InferStep::InPlace { layer, slot } => {
                 let l = &plan.layers[layer];
                 let target = slot_expr(slot, l.out_len(), true);
-                let call = l.kind().forward(l, &ForwardIo { target, train: false });
+                let mut call = l.kind().forward(l, &ForwardIo { target, train: false });
+                if folded == Some(layer) {
+                    call = unless_folded(call);
+                }
                 current = slot;
                 let visit = trace_visit(layer, slot_expr(slot, l.out_len(), false));
                 quote!(#call #visit)
@@ -1018,6 +1031,28 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
     }
     trace_views(plan.layers.len(), current, &mut traced, &mut steps);
     steps
+}
+
+/// The inference code of layer `conv` whose output the layer `bn` then
+/// normalises in place: when they are a conv and a batch norm, the conv's
+/// `call` or, on the `GEMM` passes without a trace, the two in one (the
+/// batch norm folded into the conv's weights, `conv::forward_gemm_folded`),
+/// and the batch norm's step to wrap in [`unless_folded`]; `None` for other
+/// layers.
+fn fold_batchnorm(conv: &plan::LayerPlan, bn: &plan::LayerPlan, call: &TokenStream) -> Option<TokenStream> {
+    match (conv.kind(), bn.kind()) {
+        (LayerKind::Conv(c), LayerKind::BatchNorm(b)) => {
+            let folded = c.forward_folded(conv, b.fold(bn));
+            Some(quote!(if GEMM && trace.is_none() { #folded } else { #call }))
+        }
+        _ => None,
+    }
+}
+
+/// A batch norm's inference `call`, on the passes where the conv before it
+/// did not take it in ([`fold_batchnorm`]).
+fn unless_folded(call: TokenStream) -> TokenStream {
+    quote!(if !(GEMM && trace.is_none()) { #call })
 }
 
 /// Hands layer `layer`'s output (the slice expression `values`; a join's

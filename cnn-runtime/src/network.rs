@@ -158,7 +158,8 @@ pub trait Network: Sized + Sync {
 
     /// Forward pass of `n` examples (`input.len() == n * INPUT_LEN`) into
     /// `output` (`n * OUTPUT_LEN`), through the batched kernels (im2col and
-    /// GEMM when the runtime has `std`). Allocates nothing.
+    /// GEMM when the runtime has `std`), each batch norm that directly
+    /// follows a conv folded into its weights. Allocates nothing.
     fn forward_n(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]);
 
     /// Forward pass of one example (`INPUT_LEN` values into `OUTPUT_LEN`)
@@ -177,7 +178,9 @@ pub trait Network: Sized + Sync {
     /// values). In a graph net each join's (`add`, `cat`) output is visited
     /// too, after its inputs, as `LAYERS.len() + j` for the `j`-th join in
     /// program order. Same workspace as [`Network::forward_n`]
-    /// ([`Network::forward_workspace_len`]), same outputs; allocates nothing.
+    /// ([`Network::forward_workspace_len`]), same outputs (to rounding
+    /// where `forward_n` folds a batch norm into the conv before it, which
+    /// a trace sees apart); allocates nothing.
     fn forward_traced(
         &self,
         n: usize,

@@ -3,7 +3,7 @@
 //! gradients); each step borrows the two regions it touches.
 
 use super::outline::{Env, Instances, Outliner, Tag};
-use super::{buffer_ident, grads_split, lit};
+use super::{buffer_ident, fold_batchnorm, grads_split, lit, unless_folded};
 use crate::ops::{BackwardIo, Effect, ForwardIo};
 use crate::plan::graph::{BackOp, GradDst, GraphPlan, InferOp, Loc, Region, TrainOp};
 use crate::plan::NetPlan;
@@ -106,6 +106,8 @@ pub fn forward_steps(
     }
     let mut traced = 0;
     let mut steps = Vec::new();
+    // The batch norm the conv before it takes in (`fold_batchnorm`).
+    let mut folded = None;
     for (i, op) in g.infer.iter().enumerate() {
         // A copy belongs to the in-place layer after it.
         let before = g.infer[i..].iter().find_map(position).unwrap_or(usize::MAX);
@@ -121,13 +123,21 @@ pub fn forward_steps(
                 InferOp::Compute { layer, x, y } => {
                     let l = &plan.layers[layer];
                     let bind = bind_xy(&scratch, x, written(y), &f32_type);
-                    let call = l.kind().forward(
+                    let mut call = l.kind().forward(
                         l,
                         &ForwardIo {
                             target: TokenStream::new(),
                             train: false,
                         },
                     );
+                    if let Some(&InferOp::InPlace { layer: next, at }) = g.infer.get(i + 1) {
+                        if let Some(both) = (at == y)
+                            .then(|| fold_batchnorm(l, &plan.layers[next], &call))
+                            .flatten()
+                        {
+                            (call, folded) = (both, Some(next));
+                        }
+                    }
                     loc_of[l.shaped.output_value.0] = y;
                     traced = layer + 1;
                     let visit = super::trace_visit(layer, values_at(y));
@@ -140,13 +150,16 @@ pub fn forward_steps(
                 InferOp::InPlace { layer, at } => {
                     let l = &plan.layers[layer];
                     let r = range(written(at));
-                    let call = l.kind().forward(
+                    let mut call = l.kind().forward(
                         l,
                         &ForwardIo {
                             target: quote!(&mut scratch[#r]),
                             train: false,
                         },
                     );
+                    if folded == Some(layer) {
+                        call = unless_folded(call);
+                    }
                     loc_of[l.shaped.output_value.0] = at;
                     traced = layer + 1;
                     let visit = super::trace_visit(layer, values_at(at));

@@ -53,6 +53,18 @@ impl BatchNorm {
         (lit(start), lit(c), lit(start.saturating_add(3 * c)))
     }
 
+    /// The `Fold` of this layer's inference map, for the conv before it to
+    /// take in (`conv::forward_gemm_folded`).
+    pub fn fold(&self, l: &LayerPlan) -> TokenStream {
+        let p = private();
+        let (mean, var) = self.running(l);
+        let (gamma, beta) = (param_slice(l.weight), param_slice(l.bias));
+        let eps = Literal::f32_suffixed(self.eps);
+        quote! {
+            #p::ops::batchnorm::Fold { running_mean: #mean, running_var: #var, eps: #eps, gamma: #gamma, beta: #beta }
+        }
+    }
+
     /// `&self.buffers[..]` of the running mean and variance.
     fn running(&self, l: &LayerPlan) -> (TokenStream, TokenStream) {
         let c = extent(l.shaped.input).0;

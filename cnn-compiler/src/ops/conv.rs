@@ -52,6 +52,19 @@ impl Conv {
             };
         }
     }
+
+    /// The inference pass of this layer with the batch norm after it
+    /// folded in (`bn`, a `batchnorm::Fold` expression): for the `GEMM`
+    /// passes, whose `col` has room for the folded weights (`col_len`).
+    pub fn forward_folded(&self, l: &LayerPlan, bn: TokenStream) -> TokenStream {
+        let p = private();
+        let geometry = self.geometry(l);
+        let (w, b, groups) = (param_slice(l.weight), bias_arg(l.bias), lit(self.groups));
+        quote! {
+            #geometry
+            #p::ops::conv::forward_gemm_folded(&G, #groups, n, x, #w, #b, &#bn, y, col);
+        }
+    }
 }
 
 impl Op for Conv {
@@ -157,11 +170,18 @@ impl Op for Conv {
         (tensors, shaped.output.len().saturating_mul(fan_in))
     }
 
+    /// One group's im2col columns, then room for the weights and bias
+    /// with a batch norm folded in (`conv::fold_len`, [`Conv::forward_folded`]).
     fn col_len(&self, shaped: &Shaped) -> usize {
         match shaped.output {
-            Shape::Chw(_, oh, ow) => [self.kernel.h, self.kernel.w, oh, ow]
-                .iter()
-                .fold(shaped.fan_in_units / self.groups, |a, &b| a.saturating_mul(b)),
+            Shape::Chw(_, oh, ow) => {
+                let filter = [self.kernel.h, self.kernel.w]
+                    .iter()
+                    .fold(shaped.fan_in_units / self.groups, |a, &b| a.saturating_mul(b));
+                let im2col = filter.saturating_mul(oh).saturating_mul(ow);
+                let folded = self.out_channels.saturating_mul(filter.saturating_add(1));
+                im2col.saturating_add(folded)
+            }
             Shape::Flat(_) => 0,
         }
     }

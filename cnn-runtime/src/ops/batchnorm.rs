@@ -304,6 +304,63 @@ fn backward_body<const FMA: bool>(
     }
 }
 
+/// A batch norm at inference, as the per-channel map `y * scale + shift`
+/// (`scale = gamma / sqrt(running_var + eps)`, `shift = beta -
+/// running_mean * scale`), to run in place ([`forward_eval`]) or to fold
+/// into the conv before it ([`super::conv::forward_gemm_folded`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Fold<'a> {
+    /// The running mean, one per channel.
+    pub running_mean: &'a [f32],
+    /// The running variance, one per channel.
+    pub running_var: &'a [f32],
+    /// Added to the variance.
+    pub eps: f32,
+    /// The scale parameter (`weight`).
+    pub gamma: &'a [f32],
+    /// The shift parameter (`bias`).
+    pub beta: &'a [f32],
+}
+
+impl Fold<'_> {
+    /// `(scale, shift)` of channel `ch`.
+    #[inline]
+    pub fn channel(&self, ch: usize) -> (f32, f32) {
+        let scale = self.gamma[ch] / libm::sqrtf(self.running_var[ch] + self.eps);
+        (scale, self.beta[ch] - self.running_mean[ch] * scale)
+    }
+
+    /// The conv with weights `w` (one row per output channel) and bias `b`
+    /// (none: zero) followed by this batch norm, as one conv: `wf = w *
+    /// scale` row by row and `bf = b * scale + shift`.
+    ///
+    /// # Panics
+    ///
+    /// If `w` or `wf` is not a whole number of rows of one per channel of
+    /// `bf`, or the parameters have fewer channels.
+    pub fn fold(&self, w: &[f32], b: Option<&[f32]>, wf: &mut [f32], bf: &mut [f32]) {
+        let rows = bf.len();
+        assert!(
+            rows > 0 && w.len() == wf.len() && w.len().is_multiple_of(rows),
+            "batchnorm fold: {} weights for {rows} channels",
+            w.len()
+        );
+        let row = w.len() / rows;
+        for (ch, ((w_o, wf_o), bf_o)) in w
+            .chunks_exact(row)
+            .zip(wf.chunks_exact_mut(row))
+            .zip(bf)
+            .enumerate()
+        {
+            let (scale, shift) = self.channel(ch);
+            for (f, &v) in wf_o.iter_mut().zip(w_o) {
+                *f = v * scale;
+            }
+            *bf_o = b.map_or(0.0, |b| b[ch]) * scale + shift;
+        }
+    }
+}
+
 /// Inference, in place: `y = gamma * (y - running_mean) / sqrt(running_var
 /// + eps) + beta`.
 pub fn forward_eval(
@@ -316,9 +373,15 @@ pub fn forward_eval(
     y: &mut [f32],
 ) {
     g.check("y", y.len());
+    let bn = Fold {
+        running_mean,
+        running_var,
+        eps,
+        gamma,
+        beta,
+    };
     for ch in 0..g.c {
-        let scale = gamma[ch] / libm::sqrtf(running_var[ch] + eps);
-        let shift = beta[ch] - running_mean[ch] * scale;
+        let (scale, shift) = bn.channel(ch);
         for i in 0..g.n {
             for v in &mut y[g.run(i, ch)] {
                 *v = *v * scale + shift;

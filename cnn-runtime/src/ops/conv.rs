@@ -369,6 +369,52 @@ pub fn forward_gemm(
     }
 }
 
+/// The floats [`forward_gemm_folded`] takes at the start of `col` for the
+/// folded weights and bias of a conv of `groups` groups of geometry `g`.
+pub fn fold_len(g: &Conv2d, groups: usize) -> usize {
+    groups * (g.weight_len() + g.out_channels)
+}
+
+/// The inference pass of a conv and the batch norm after it in one:
+/// [`forward_gemm`] (with `groups > 1`, [`forward_grouped_gemm`], `g`
+/// being one group's geometry) with `bn` folded into the weights and bias
+/// ([`Fold::fold`](super::batchnorm::Fold::fold)), so the normalised output
+/// is written once and the batch norm costs a pass over the weights
+/// instead of one over the activations. The folded copy takes the first
+/// [`fold_len`] floats of `col`, the conv the rest. Allocates nothing.
+///
+/// # Panics
+///
+/// As [`forward_gemm`], or if `col` is shorter than [`fold_len`].
+#[allow(clippy::too_many_arguments)]
+pub fn forward_gemm_folded(
+    g: &Conv2d,
+    groups: usize,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    bn: &super::batchnorm::Fold<'_>,
+    y: &mut [f32],
+    col: &mut [f32],
+) {
+    let (o, wl) = (groups * g.out_channels, groups * g.weight_len());
+    assert!(
+        col.len() >= wl + o,
+        "conv: col has {} elements, the folded weights need {}",
+        col.len(),
+        wl + o
+    );
+    let (wf, rest) = col.split_at_mut(wl);
+    let (bf, col) = rest.split_at_mut(o);
+    bn.fold(w, b, wf, bf);
+    if groups == 1 {
+        forward_gemm(g, n, x, wf, Some(bf), y, col);
+    } else {
+        forward_grouped_gemm(g, groups, n, x, wf, Some(bf), y, col);
+    }
+}
+
 #[cfg(feature = "std")]
 super::simd::multiversion! {
     /// `db[o] += sum(dy_img[o])` over the `oplane` outputs of each channel,
@@ -496,6 +542,71 @@ mod tests {
         assert_close, assert_close32, assert_grad, finite_diff, functional, to_f64, Rng,
     };
     use proptest::prelude::*;
+
+    /// A conv with a batch norm folded in against the conv, then the batch
+    /// norm in place: plain, strided, grouped and depthwise, with and
+    /// without bias, the scratch random (the folded copy must overwrite it).
+    #[test]
+    #[cfg(feature = "std")]
+    fn folded_batchnorm_is_the_conv_then_the_batch_norm() {
+        use super::super::batchnorm::{self, Fold};
+        let mut rng = Rng::new(5);
+        // (channels, groups, out channels, stride)
+        for (c, groups, o, stride) in [
+            (3, 1, 16, 1),
+            (16, 1, 32, 2),
+            (8, 2, 6, 1),
+            (12, 12, 12, 2),
+            (24, 24, 24, 1),
+        ] {
+            let g = Conv2d {
+                in_channels: c / groups,
+                in_h: 10,
+                in_w: 9,
+                out_channels: o / groups,
+                kernel: (3, 3),
+                stride: (stride, stride),
+                pad: (1, 1),
+            };
+            let n = 3;
+            let x = rng.vec(n * c * 90);
+            let w = rng.vec(groups * g.weight_len());
+            let b = rng.vec(o);
+            let (mean, gamma, beta) = (rng.vec(o), rng.vec(o), rng.vec(o));
+            let var: Vec<f32> = rng.vec(o).iter().map(|v| v.abs() + 0.5).collect();
+            let bn = Fold {
+                running_mean: &mean,
+                running_var: &var,
+                eps: 1e-5,
+                gamma: &gamma,
+                beta: &beta,
+            };
+            for bias in [Some(&b[..]), None] {
+                let y_len = n * groups * g.output_len();
+                let mut col = rng.vec(fold_len(&g, groups) + g.col_len());
+                let mut expected = vec![0.0; y_len];
+                if groups == 1 {
+                    forward_gemm(&g, n, &x, &w, bias, &mut expected, &mut col);
+                } else {
+                    forward_grouped_gemm(&g, groups, n, &x, &w, bias, &mut expected, &mut col);
+                }
+                let geometry = batchnorm::Geometry {
+                    n,
+                    c: o,
+                    s: g.out_plane(),
+                };
+                batchnorm::forward_eval(&geometry, &mean, &var, 1e-5, &gamma, &beta, &mut expected);
+                let mut y = rng.vec(y_len);
+                let mut col = rng.vec(fold_len(&g, groups) + g.col_len());
+                forward_gemm_folded(&g, groups, n, &x, &w, bias, &bn, &mut y, &mut col);
+                let what = format!(
+                    "c {c} groups {groups} o {o} stride {stride} bias {}",
+                    bias.is_some()
+                );
+                assert_close32(&what, &y, &expected, 1e-5);
+            }
+        }
+    }
 
     /// The definition, loop for loop, in f64.
     fn reference_forward(g: &Conv2d, n: usize, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {

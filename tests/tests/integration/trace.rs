@@ -131,7 +131,8 @@ fn forward<T: Network>(net: &T, x: &[f32]) -> Vec<f32> {
 }
 
 /// Every layer's visit of a traced pass; checks the order, the count, each
-/// layer's length, and that the output is `forward_n`'s.
+/// layer's length, and that the output is `forward_n`'s (bit for bit, or to
+/// rounding with batch norms, which `forward_n` folds into the convs).
 fn trace<T: Network>(net: &T, x: &[f32]) -> Vec<Vec<f32>> {
     let (layers, joins) = trace_all(net, x);
     assert_eq!(joins, Vec::<Vec<f32>>::new(), "{}: a chain has no joins", T::NAME);
@@ -147,7 +148,19 @@ fn trace_all<T: Network>(net: &T, x: &[f32]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     net.forward_traced(N, x, &mut out, &mut workspace, &mut |layer, values| {
         visits.push((layer, values.to_vec()))
     });
-    assert_eq!(bits(&out), bits(&forward(net, x)), "{}: traced output", T::NAME);
+    let plain = forward(net, x);
+    if T::BUFFERS.is_empty() {
+        assert_eq!(bits(&out), bits(&plain), "{}: traced output", T::NAME);
+    } else {
+        // The untraced pass folds each batch norm into the conv before it.
+        for (a, b) in out.iter().zip(&plain) {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "{}: traced output {a} vs {b}",
+                T::NAME
+            );
+        }
+    }
     let layers = T::LAYERS.len();
     let (visits, joins): (Vec<_>, Vec<_>) = visits.into_iter().partition(|v| v.0 < layers);
     let order: Vec<usize> = visits.iter().map(|v| v.0).collect();
@@ -190,7 +203,8 @@ fn with_tensors_of<P: Network, T: Network>(full: &T) -> Box<P> {
 }
 
 /// Layer `layer`'s traced values are the output of `P`, the net that
-/// computes that layer's value.
+/// computes that layer's value (bit for bit, or to rounding where `P` has
+/// batch norms).
 fn check<P: Network, T: Network>(full: &T, traced: &[Vec<f32>], layer: usize, x: &[f32]) {
     let info = &T::LAYERS[layer];
     assert_eq!(
@@ -208,8 +222,11 @@ fn check<P: Network, T: Network>(full: &T, traced: &[Vec<f32>], layer: usize, x:
         .zip(&expected)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
+    // `P`'s untraced pass folds its batch norms into the convs: rounding.
+    let exact = bits(&traced[layer]) == bits(&expected);
+    let close = worst <= 1e-5 * expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
     assert!(
-        bits(&traced[layer]) == bits(&expected),
+        exact || (!P::BUFFERS.is_empty() && close),
         "{} layer {layer} ({}): traced values differ from {}'s output by up to {worst}",
         T::NAME,
         info.source,
