@@ -30,8 +30,8 @@ ORDER = [
 NOT_COMPARED = {"ours", "ours-no-heap", "onnxruntime-binding"}
 NOTES = """\
 ours: batch 1 through forward_batch (the batched kernels; their workspace is kept by the thread); ours-no-heap: the
-same image through forward_with (no heap: the scratch the caller gives; the graph nets' larger convolutions then take
-slower kernels).
+same image through forward_with (no heap: the scratch the caller gives, each conv's kernel scratch on the stack, up to
+192 KiB, and no batch-norm folding).
 onnxruntime-binding: a one-op Identity ONNX model with LeNet's input, through the same onnxruntime session setup and
 call (the cost of the Python binding; its output is the whole input, so at batch 256 it overstates that cost).
 onnxruntime-engine: onnxruntime minus onnxruntime-binding, per round. litert-xnnpack: LiteRT's Python interpreter with

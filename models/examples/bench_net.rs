@@ -11,19 +11,18 @@
 //! `--net` takes any name `cnn list` prints (default `lenet`). Four
 //! measurements, each after a warm-up, as the median of repeated timed
 //! blocks: `latency_us` of one image twice, as `ours` through
-//! `forward_batch` (the batched kernels, their workspace kept by the
-//! thread) and as `ours-no-heap` through `forward_with` (the no-heap path,
-//! its scratch reused; it lacks the batched kernels' scratch, which the
-//! graph nets' larger convolutions need), `infer_img_s` (`forward_batch`
-//! on 256 images) and `train_ex_s` (a training step on a batch of 256 with
-//! the optimizer of the net's recipe: SGD with LeNet's lr 0.9, Adam for the
-//! graph nets). `--weights` loads a safetensors file (PyTorch `state_dict`
-//! keys, batch norm's running statistics included) instead of a seeded
-//! Xavier init; `--input` reads raw little-endian f32 images (a multiple of
-//! the net's input length; the first 256 are used, repeated if fewer);
-//! `--logits` writes the batch-256 logits of those weights, before any
-//! training, for the agreement check. A bad flag or file is reported on
-//! stderr with exit status 2.
+//! `forward_batch` (the batched kernels, their workspace kept by the thread)
+//! and as `ours-no-heap` through `forward_with` (the no-heap path, its
+//! scratch reused, each conv's kernel scratch on the stack), `infer_img_s`
+//! (`forward_batch` on 256 images) and `train_ex_s` (a training step on a
+//! batch of 256 with the optimizer of the net's recipe: SGD with LeNet's lr
+//! 0.9, Adam for the graph nets). `--weights` loads a safetensors file
+//! (PyTorch `state_dict` keys, batch norm's running statistics included)
+//! instead of a seeded Xavier init; `--input` reads raw little-endian f32
+//! images (a multiple of the net's input length; the first 256 are used,
+//! repeated if fewer); `--logits` writes the batch-256 logits of those
+//! weights, before any training, for the agreement check. A bad flag or file
+//! is reported on stderr with exit status 2.
 
 use cnn_runtime::init::{self, Rng};
 use cnn_runtime::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
