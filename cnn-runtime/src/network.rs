@@ -380,14 +380,45 @@ impl core::fmt::Write for ShapeText {
 /// of Dive into Deep Learning section 7.6.1), parameters, multiply-adds and
 /// output bytes, then the totals and the memory plan.
 pub fn write_summary<N: Network, W: core::fmt::Write>(out: &mut W) -> core::fmt::Result {
-    let width = N::LAYERS.iter().map(|l| l.source.len()).max().unwrap_or(5).max(5);
+    let net = SummaryOf {
+        name: N::NAME,
+        input_shape: &N::INPUT_SHAPE,
+        layers: N::LAYERS,
+        param_count: N::PARAM_COUNT,
+        macs: N::MACS,
+        infer_scratch_len: N::INFER_SCRATCH_LEN,
+        train_scratch_len: N::TRAIN_SCRATCH_LEN,
+    };
+    summary(&net, out)
+}
+
+/// What [`write_summary`] prints of a net, so that the printing is compiled
+/// once rather than per net and writer.
+struct SummaryOf {
+    name: &'static str,
+    input_shape: &'static [usize; 3],
+    layers: &'static [LayerInfo],
+    param_count: usize,
+    macs: usize,
+    infer_scratch_len: usize,
+    train_scratch_len: usize,
+}
+
+fn summary(net: &SummaryOf, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    let width = net
+        .layers
+        .iter()
+        .map(|l| l.source.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     // Nets with nested sequences, blocks or branches: a column of PyTorch
     // module names, indented one step per level, shows the structure
     // (`1.0.conv1` is the first block of stage 1, its `conv1`).
-    let nested = N::LAYERS.iter().any(|l| l.module.contains('.'));
+    let nested = net.layers.iter().any(|l| l.module.contains('.'));
     let indent = |module: &str| 2 * module.matches('.').count();
     let module_width = if nested {
-        N::LAYERS
+        net.layers
             .iter()
             .map(|l| l.module.len() + indent(l.module))
             .max()
@@ -399,8 +430,8 @@ pub fn write_summary<N: Network, W: core::fmt::Write>(out: &mut W) -> core::fmt:
     writeln!(
         out,
         "{}: input {}",
-        N::NAME,
-        ShapeText::new(&N::INPUT_SHAPE).as_str()
+        net.name,
+        ShapeText::new(net.input_shape).as_str()
     )?;
     write!(out, "{:>3}  ", "#")?;
     if nested {
@@ -411,7 +442,7 @@ pub fn write_summary<N: Network, W: core::fmt::Write>(out: &mut W) -> core::fmt:
         "{:<width$}  {:<17}  {:<15}  {:>8}  {:>11}  {:>10}  {:>13}",
         "layer", "PyTorch", "output shape", "params", "MACs", "out bytes", "scratch bytes"
     )?;
-    for l in N::LAYERS {
+    for l in net.layers {
         let shape = ShapeText::new(l.output_shape);
         let bytes = l.output_shape.iter().product::<usize>() * 4;
         write!(out, "{:>3}  ", l.index)?;
@@ -434,14 +465,14 @@ pub fn write_summary<N: Network, W: core::fmt::Write>(out: &mut W) -> core::fmt:
     writeln!(
         out,
         "total: {} parameters ({} bytes), {} MACs per example",
-        Thousands(N::PARAM_COUNT),
-        Thousands(N::PARAM_COUNT * 4),
-        Thousands(N::MACS)
+        Thousands(net.param_count),
+        Thousands(net.param_count * 4),
+        Thousands(net.macs)
     )?;
     writeln!(
         out,
         "memory: inference scratch {} bytes, training scratch {} bytes (one example, no heap)",
-        Thousands(N::INFER_SCRATCH_LEN * 4),
-        Thousands(N::TRAIN_SCRATCH_LEN * 4)
+        Thousands(net.infer_scratch_len * 4),
+        Thousands(net.train_scratch_len * 4)
     )
 }

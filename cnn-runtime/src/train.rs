@@ -616,31 +616,37 @@ thread_local! {
 
 /// Examples in a batch, checking the target agrees.
 fn batch_len<N: Network>(what: &str, input: &[f32], target: Target<'_>) -> usize {
+    checked_batch_len(N::NAME, N::INPUT_LEN, N::OUTPUT_LEN, what, input, target)
+}
+
+/// [`batch_len`] for a net of these sizes, compiled once rather than per net.
+fn checked_batch_len(
+    name: &str,
+    input_len: usize,
+    output_len: usize,
+    what: &str,
+    input: &[f32],
+    target: Target<'_>,
+) -> usize {
     assert!(
-        input.len().is_multiple_of(N::INPUT_LEN),
-        "{}::{what}: input has {} values, expected a multiple of INPUT_LEN = {}",
-        N::NAME,
+        input.len().is_multiple_of(input_len),
+        "{name}::{what}: input has {} values, expected a multiple of INPUT_LEN = {input_len}",
         input.len(),
-        N::INPUT_LEN
     );
-    let n = input.len() / N::INPUT_LEN;
+    let n = input.len() / input_len;
     match target {
         Target::Classes(labels) => assert_eq!(
             labels.len(),
             n,
-            "{}::{what}: {} labels for {} examples",
-            N::NAME,
+            "{name}::{what}: {} labels for {n} examples",
             labels.len(),
-            n
         ),
         Target::Values(values) => assert_eq!(
             values.len(),
-            n * N::OUTPUT_LEN,
-            "{}::{what}: {} target values for {} examples, expected {}",
-            N::NAME,
+            n * output_len,
+            "{name}::{what}: {} target values for {n} examples, expected {}",
             values.len(),
-            n,
-            n * N::OUTPUT_LEN
+            n * output_len
         ),
     }
     n

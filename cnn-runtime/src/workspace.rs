@@ -41,12 +41,29 @@ thread_local! {
 /// Runs `f` with `workers` buffer sets owned by this thread. Re-entrant
 /// calls (from inside `f`) get fresh buffers instead of panicking.
 pub fn with_buffers<R>(workers: usize, f: impl FnOnce(&mut [Buffers]) -> R) -> R {
+    let mut buffers = take_buffers(workers);
+    let result = f(&mut buffers[..workers]);
+    return_buffers(buffers);
+    result
+}
+
+// The pool handling of `with_buffers` is not generic, so it is compiled once
+// here rather than once per net and closure in every crate that trains.
+
+/// This thread's buffer sets (fresh ones on a re-entrant call), at least
+/// `workers` of them.
+fn take_buffers(workers: usize) -> Vec<Buffers> {
     let taken = POOL.with(|pool| pool.try_borrow_mut().map(|mut p| std::mem::take(&mut *p)).ok());
     let mut buffers = taken.unwrap_or_default();
     if buffers.len() < workers {
         buffers.resize_with(workers, Buffers::default);
     }
-    let result = f(&mut buffers[..workers]);
+    buffers
+}
+
+/// Keeps `buffers` for this thread's next call, unless a re-entrant call
+/// already put its own back.
+fn return_buffers(buffers: Vec<Buffers>) {
     POOL.with(|pool| {
         if let Ok(mut p) = pool.try_borrow_mut() {
             if p.is_empty() {
@@ -54,7 +71,6 @@ pub fn with_buffers<R>(workers: usize, f: impl FnOnce(&mut [Buffers]) -> R) -> R
             }
         }
     });
-    result
 }
 
 /// Runs every job of `jobs` at once and returns when all are done: job 0 on
@@ -72,30 +88,44 @@ pub fn run_jobs<J: FnMut() + Send>(jobs: &mut [J]) {
         [only] => return only(),
         _ => {}
     }
+    // SAFETY: the task points at `jobs`, which outlives the call and is not
+    // touched meanwhile; `run_task` runs each index exactly once.
+    unsafe {
+        run_task(pool::Task {
+            data: jobs.as_mut_ptr().cast(),
+            call: pool::call::<J>,
+            count: jobs.len(),
+        })
+    }
+}
+
+/// The body of [`run_jobs`], not generic: only `pool::call::<J>` is compiled
+/// per job type, the threading once.
+///
+/// # Safety
+///
+/// `task.data` holds `task.count` jobs of the type `task.call` expects, alive
+/// and untouched by anyone else until this returns.
+unsafe fn run_task(task: pool::Task) {
     let pool = pool::get();
     let Ok(_exclusive) = pool.busy.try_lock() else {
         std::thread::scope(|scope| {
-            let (first, rest) = jobs.split_first_mut().expect("at least two jobs");
-            for job in rest {
-                scope.spawn(job);
+            for i in 1..task.count {
+                // SAFETY: index `i` is this thread's alone, and the scope
+                // joins it before `run_task` returns (the caller's contract).
+                scope.spawn(move || unsafe { task.run(i) });
             }
-            first();
+            // SAFETY: index 0 is this thread's alone.
+            unsafe { task.run(0) }
         });
         return;
     };
-    pool.ensure_workers(jobs.len() - 1);
-    let task = pool::Task {
-        data: jobs.as_mut_ptr().cast(),
-        call: pool::call::<J>,
-        count: jobs.len(),
-    };
+    pool.ensure_workers(task.count - 1);
     pool.publish(task);
-    // SAFETY: `task` points at `jobs`, alive and otherwise untouched until
+    // SAFETY: `task` points at the jobs, alive and otherwise untouched until
     // `wait` below returns; index 0 is this thread's alone (workers take
     // 1..count).
-    let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-        (task.call)(task.data, 0)
-    }));
+    let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { task.run(0) }));
     let theirs = pool.wait();
     if let Err(payload) = mine {
         std::panic::resume_unwind(payload);
@@ -122,6 +152,18 @@ mod pool {
     // jobs (which are `Send`) alive and waits for them; each index is run by
     // exactly one thread.
     unsafe impl Send for Task {}
+
+    impl Task {
+        /// Runs job `i`.
+        ///
+        /// # Safety
+        ///
+        /// The jobs are alive, `i < count`, and no other thread runs job `i`.
+        pub unsafe fn run(self, i: usize) {
+            // SAFETY: the caller's contract is `call`'s.
+            unsafe { (self.call)(self.data, i) }
+        }
+    }
 
     /// Runs job `i` of the `J` array at `data`.
     ///
@@ -222,9 +264,8 @@ mod pool {
                 // SAFETY: the publisher keeps the jobs alive until `remaining`
                 // reaches 0, which needs this job to finish; index `index` is
                 // this worker's alone.
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-                    (task.call)(task.data, index)
-                }));
+                let result =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { task.run(index) }));
                 let mut state = self.lock();
                 if let Err(payload) = result {
                     state.panic.get_or_insert(payload);
