@@ -1198,6 +1198,7 @@ impl ::cnn_runtime::__private::Network for LeNet {
     fn zeroed() -> Self {
         Self::zeroed()
     }
+    ::cnn_runtime::__private::impl_std_network_items!();
     fn params(&self) -> &[f32] {
         &self.params
     }

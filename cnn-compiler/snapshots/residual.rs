@@ -2812,6 +2812,7 @@ impl ::cnn_runtime::__private::Network for Res {
     fn zeroed() -> Self {
         Self::zeroed()
     }
+    ::cnn_runtime::__private::impl_std_network_items!();
     fn params(&self) -> &[f32] {
         &self.params
     }

@@ -652,6 +652,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> 
             fn zeroed() -> Self {
                 Self::zeroed()
             }
+            #p::impl_std_network_items!();
             fn params(&self) -> &[f32] {
                 &self.params
             }

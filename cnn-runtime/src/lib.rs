@@ -125,4 +125,26 @@ pub mod __private {
     }
 
     pub use crate::__impl_std_methods as impl_std_methods;
+
+    /// The `std`-only items of a generated net's `Network` impl (in that
+    /// impl block); nothing without `std`, as [`impl_std_methods!`].
+    #[cfg(feature = "std")]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __impl_std_network_items {
+        () => {
+            fn boxed_zeroed() -> $crate::__private::std::boxed::Box<Self> {
+                Self::boxed_zeroed()
+            }
+        };
+    }
+
+    #[cfg(not(feature = "std"))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __impl_std_network_items {
+        () => {};
+    }
+
+    pub use crate::__impl_std_network_items as impl_std_network_items;
 }

@@ -146,6 +146,14 @@ pub trait Network: Sized + Sync {
 
     /// All parameters zero.
     fn zeroed() -> Self;
+    /// [`Network::zeroed`] allocated directly on the heap. Generated nets
+    /// never build it on the stack, whatever its size (`Box::new(zeroed())`
+    /// does, in a debug build: ResNet18's 45 MB would overflow any stack);
+    /// the default for other implementations is exactly that `Box::new`.
+    #[cfg(feature = "std")]
+    fn boxed_zeroed() -> std::boxed::Box<Self> {
+        std::boxed::Box::new(Self::zeroed())
+    }
     /// The flat parameter array.
     fn params(&self) -> &[f32];
     /// The flat parameter array, mutable.

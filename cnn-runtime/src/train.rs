@@ -696,9 +696,10 @@ macro_rules! __std_methods_body {
             /// A zeroed net allocated directly on the heap: never built on
             /// the stack, whatever its size.
             pub fn boxed_zeroed() -> $crate::__private::std::boxed::Box<Self> {
-                // SAFETY: `cnn_net!` generates `Self` as a struct whose only
-                // field is `params: [f32; PARAM_COUNT]`; all-zero bytes are
-                // `0.0` in every element, a valid value.
+                // SAFETY: `cnn_net!` generates `Self` as a struct of
+                // `params: [f32; PARAM_COUNT]` and, with batch norms,
+                // `buffers: [f32; BUFFER_COUNT]`; all-zero bytes are `0.0`
+                // in every element, a valid value (and `Self::zeroed()`).
                 unsafe { $crate::train::box_zeroed::<Self>() }
             }
 
@@ -870,7 +871,7 @@ macro_rules! __std_methods_body {
 ///
 /// # Safety
 /// All-zero bytes must be a valid `T` (true of the nets `cnn_net!`
-/// generates: one `[f32; N]` field).
+/// generates: `[f32; N]` fields).
 #[doc(hidden)]
 pub unsafe fn box_zeroed<T>() -> Box<T> {
     let layout = std::alloc::Layout::new::<T>();
@@ -889,10 +890,8 @@ pub unsafe fn box_zeroed<T>() -> Box<T> {
     unsafe { Box::from_raw(ptr) }
 }
 
-/// A zeroed `N` allocated directly on the heap (no large stack copy).
+/// A zeroed `N` allocated directly on the heap, never built on the stack
+/// for a generated net ([`Network::boxed_zeroed`]).
 pub fn boxed_zeroed<N: Network>() -> Box<N> {
-    // Generated nets are a single `[f32; PARAM_COUNT]` field, so this is
-    // cheap to write as a plain move for the small nets this crate targets;
-    // the heap allocation keeps the value off the caller's stack frame.
-    Box::new(N::zeroed())
+    N::boxed_zeroed()
 }

@@ -140,6 +140,37 @@ fn summary_shows_module_names_of_nested_nets() {
 /// generated `forward_with`, bit for bit, and agrees with the batched path
 /// on every zoo net (which may take other kernels: im2col and GEMM).
 #[test]
+fn boxed_zeroed_never_builds_a_net_on_the_stack() {
+    struct Check;
+    impl NetVisitor for Check {
+        type Output = ();
+        fn visit<N: Network>(self) {
+            let net = cnn_runtime::train::boxed_zeroed::<N>();
+            assert!(
+                net.params().iter().chain(net.buffers()).all(|&v| v == 0.0),
+                "{}",
+                N::NAME
+            );
+        }
+    }
+    // `Box::new(N::zeroed())`, as the generic constructor was, builds the
+    // net on the stack first in a debug build (CI's): AlexNetSmall's 2.5 MB
+    // overflowed a test thread. This thread has 256 KiB for nets of up to
+    // 45 MB (ResNet18, checked too).
+    std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(|| {
+            for entry in models::NETS {
+                models::with_net(entry.name, Check).expect("a registered net");
+            }
+            Check.visit::<ResNet18>();
+        })
+        .expect("a thread")
+        .join()
+        .expect("every net built on the heap");
+}
+
+#[test]
 fn forward_one_is_forward_with_for_every_net() {
     struct Check;
     impl NetVisitor for Check {
@@ -165,19 +196,9 @@ fn forward_one_is_forward_with_for_every_net() {
             }
         }
     }
-    // `train::boxed_zeroed` is `Box::new(N::zeroed())`, which a debug build
-    // builds on the stack first: the larger zoo nets overflow a test
-    // thread's 2 MiB there, so the checks get a thread of their own.
-    std::thread::Builder::new()
-        .stack_size(32 << 20)
-        .spawn(|| {
-            for entry in models::NETS {
-                models::with_net(entry.name, Check).expect("a registered net");
-            }
-        })
-        .expect("a thread")
-        .join()
-        .expect("the checks pass");
+    for entry in models::NETS {
+        models::with_net(entry.name, Check).expect("a registered net");
+    }
     let net = models::LeNet::init_xavier(3);
     let x: [f32; models::LeNet::INPUT_LEN] = core::array::from_fn(|i| (i % 13) as f32 / 13.0);
     let mut out = [0.0f32; models::LeNet::OUTPUT_LEN];
