@@ -535,6 +535,23 @@ pub fn backward_gemm(
     }
 }
 
+/// The first `need` floats (at most `CAP`) of a stack buffer, zeroed: the
+/// rest is left uninitialized, so a frame sized for the largest case costs
+/// only what a call uses.
+#[inline(always)]
+fn zeroed_prefix<const CAP: usize>(
+    buffer: &mut [core::mem::MaybeUninit<f32>; CAP],
+    need: usize,
+) -> &mut [f32] {
+    let need = need.min(CAP);
+    for v in &mut buffer[..need] {
+        v.write(0.0);
+    }
+    // SAFETY: the first `need` floats were initialized just above, and
+    // `MaybeUninit<f32>` has the layout of `f32`.
+    unsafe { core::slice::from_raw_parts_mut(buffer.as_mut_ptr().cast::<f32>(), need) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

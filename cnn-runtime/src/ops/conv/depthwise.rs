@@ -97,13 +97,23 @@ fn padded_len(g: &Conv2d) -> Option<(usize, usize)> {
     (len <= PLANE_CAP).then_some((phase, len))
 }
 
+/// The column stride of the tiled pass: `SW`, or `g`'s own for `SW = 0`.
+#[inline(always)]
+fn column_stride<const SW: usize>(g: &Conv2d) -> usize {
+    if SW == 0 {
+        g.stride.1
+    } else {
+        SW
+    }
+}
+
 /// Writes `x_c` (one plane) into `xp` as [`padded_len`] lays it out, at
 /// column stride `SW` (`g`'s own for `SW = 0`; a constant stride lets the
 /// compiler split the columns by phase with vector shuffles). Every plane
 /// writes the same places: the zeros around them, filled once, stay.
 #[inline(always)]
 fn pad_plane<const SW: usize>(g: &Conv2d, x_c: &[f32], phase: usize, xp: &mut [f32]) {
-    let sw = if SW == 0 { g.stride.1 } else { SW };
+    let sw = column_stride::<SW>(g);
     let pw = g.pad.1;
     let row_len = sw * phase;
     for (h, x_row) in x_c.chunks_exact(g.in_w).enumerate() {
@@ -147,7 +157,7 @@ fn tile_rows<const FMA: bool, const R: usize, const SW: usize>(
 ) {
     let (kh, kw) = g.kernel;
     let sh = g.stride.0;
-    let sw = if SW == 0 { g.stride.1 } else { SW };
+    let sw = column_stride::<SW>(g);
     let (ow, row_len) = (g.out_w(), sw * phase);
     for q0 in (0..ow).step_by(LANES) {
         let mut acc = [[bias; LANES]; R];
@@ -197,14 +207,9 @@ fn tiled<const FMA: bool, const SW: usize>(
 ) {
     let (kk, oh) = (g.kernel.0 * g.kernel.1, g.out_h());
     let mut buffer = [core::mem::MaybeUninit::<f32>::uninit(); PLANE_CAP];
-    // Zero from here on where `pad_plane` writes nothing; only the
-    // `len` floats used (the whole 8 KiB was a memset per call).
-    for v in &mut buffer[..len] {
-        v.write(0.0);
-    }
-    // SAFETY: the first `len` floats were initialized just above, and
-    // `MaybeUninit<f32>` has the layout of `f32`.
-    let xp = unsafe { core::slice::from_raw_parts_mut(buffer.as_mut_ptr().cast::<f32>(), len) };
+    // Zero from here on where `pad_plane` writes nothing; only the `len`
+    // floats used (`padded_len` keeps it within the buffer).
+    let xp = super::zeroed_prefix(&mut buffer, len);
     let planes = x
         .chunks_exact(g.in_h * g.in_w)
         .zip(y.chunks_exact_mut(oh * g.out_w()));

@@ -129,14 +129,7 @@ pub(super) fn forward_on_stack(
 #[inline(never)]
 fn on_stack<const CAP: usize>(need: usize, f: impl FnOnce(&mut [f32]) -> bool) -> bool {
     let mut stack = [core::mem::MaybeUninit::<f32>::uninit(); CAP];
-    let need = need.min(CAP);
-    for v in &mut stack[..need] {
-        v.write(0.0);
-    }
-    // SAFETY: the first `need` floats were initialized just above, and
-    // `MaybeUninit<f32>` has the layout of `f32`.
-    let scratch = unsafe { core::slice::from_raw_parts_mut(stack.as_mut_ptr().cast::<f32>(), need) };
-    f(scratch)
+    f(super::zeroed_prefix(&mut stack, need))
 }
 
 /// `y = conv(x, w) + b` for `n` images, as [`super::forward`], or `false`
