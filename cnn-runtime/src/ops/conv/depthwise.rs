@@ -16,8 +16,9 @@
 //! `g` is the geometry of ONE group (`in_channels = out_channels = 1`), as
 //! for the grouped entry points that call this; `channels` is `C`. Layouts:
 //! `x` `[N, C, H, W]`, `w` `[C, 1, KH, KW]`, `b` `[C]`, `y` `[N, C, OH, OW]`.
-//! Each output is the bias plus the taps in `(u, v)` order, as the direct
-//! convolution sums them.
+//! Each output sums the taps in `(u, v)` order; the tiled pass adds the
+//! bias last (a zeroed register starts the sum), the tap-by-tap one first,
+//! as the direct convolution does: the two differ in rounding only.
 
 use super::super::simd::{madd, multiversion};
 use super::Conv2d;
@@ -107,6 +108,16 @@ fn column_stride<const SW: usize>(g: &Conv2d) -> usize {
     }
 }
 
+/// The filter of the tiled pass: `KS x KS`, or `g`'s own for `KS = 0`.
+#[inline(always)]
+fn filter<const KS: usize>(g: &Conv2d) -> (usize, usize) {
+    if KS == 0 {
+        g.kernel
+    } else {
+        (KS, KS)
+    }
+}
+
 /// Writes `x_c` (one plane) into `xp` as [`padded_len`] lays it out, at
 /// column stride `SW` (`g`'s own for `SW = 0`; a constant stride lets the
 /// compiler split the columns by phase with vector shuffles). Every plane
@@ -143,10 +154,13 @@ fn pad_plane<const SW: usize>(g: &Conv2d, x_c: &[f32], phase: usize, xp: &mut [f
 }
 
 /// Output rows `p0..p0 + R` of one plane from its padded copy `xp`: per
-/// tile of [`LANES`] columns, the bias plus every tap in `(u, v)` order.
+/// tile of [`LANES`] columns, every tap in `(u, v)` order, then the bias.
+/// A constant filter size `KS` (0: `g`'s own) unrolls the taps, so the
+/// tile's accumulators stay in registers: at a run-time 3x3 they went to
+/// the stack after every filter row.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn tile_rows<const FMA: bool, const R: usize, const SW: usize>(
+fn tile_rows<const FMA: bool, const R: usize, const SW: usize, const KS: usize>(
     g: &Conv2d,
     xp: &[f32],
     phase: usize,
@@ -155,12 +169,12 @@ fn tile_rows<const FMA: bool, const R: usize, const SW: usize>(
     p0: usize,
     y_c: &mut [f32],
 ) {
-    let (kh, kw) = g.kernel;
+    let (kh, kw) = filter::<KS>(g);
     let sh = g.stride.0;
     let sw = column_stride::<SW>(g);
     let (ow, row_len) = (g.out_w(), sw * phase);
     for q0 in (0..ow).step_by(LANES) {
-        let mut acc = [[bias; LANES]; R];
+        let mut acc = [[0.0; LANES]; R];
         for (u, w_row) in w_c.chunks_exact(kw).enumerate().take(kh) {
             for (v, &wv) in w_row.iter().enumerate() {
                 // A division by a constant stride is a shift or nothing; at
@@ -183,18 +197,41 @@ fn tile_rows<const FMA: bool, const R: usize, const SW: usize>(
                 }
             }
         }
-        let len = LANES.min(ow - q0);
         for (i, acc) in acc.iter().enumerate() {
-            y_c[(p0 + i) * ow + q0..][..len].copy_from_slice(&acc[..len]);
+            let out = &mut y_c[(p0 + i) * ow..][q0..ow];
+            // A whole tile is one vector store (a copy of run-time length
+            // was a `memcpy` call per row of every tile).
+            let acc = acc.map(|a| bias + a);
+            match out.first_chunk_mut::<LANES>() {
+                Some(out) => *out = acc,
+                None => store_partial(out, &acc),
+            }
+        }
+    }
+}
+
+/// `out.len() < LANES` values of `acc` into `out`: at most three stores of
+/// constant length (4, 2, 1), where a loop or a run-time `copy_from_slice`
+/// (a `memcpy` call) cost more than the tile's taps on 7-column planes.
+#[inline(always)]
+fn store_partial(out: &mut [f32], acc: &[f32; LANES]) {
+    const { assert!(LANES == 8, "the steps below add up to LANES - 1") };
+    let len = out.len();
+    let mut k = 0;
+    for step in [4, 2, 1] {
+        if len & step != 0 {
+            out[k..][..step].copy_from_slice(&acc[k..][..step]);
+            k += step;
         }
     }
 }
 
 /// The tiled forward pass over planes padded to `len` floats in phases of
-/// `phase` ([`padded_len`]), at column stride `SW` (`g`'s own for 0).
+/// `phase` ([`padded_len`]), at column stride `SW` and filter `KS x KS`
+/// (`g`'s own for 0).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn tiled<const FMA: bool, const SW: usize>(
+fn tiled<const FMA: bool, const SW: usize, const KS: usize>(
     g: &Conv2d,
     channels: usize,
     n: usize,
@@ -219,11 +256,11 @@ fn tiled<const FMA: bool, const SW: usize>(
         pad_plane::<SW>(g, x_c, phase, xp);
         let mut p0 = 0;
         while p0 + ROWS <= oh {
-            tile_rows::<FMA, ROWS, SW>(g, xp, phase, w_c, bias, p0, y_c);
+            tile_rows::<FMA, ROWS, SW, KS>(g, xp, phase, w_c, bias, p0, y_c);
             p0 += ROWS;
         }
         for p in p0..oh {
-            tile_rows::<FMA, 1, SW>(g, xp, phase, w_c, bias, p, y_c);
+            tile_rows::<FMA, 1, SW, KS>(g, xp, phase, w_c, bias, p, y_c);
         }
     }
 }
@@ -239,10 +276,12 @@ fn forward_body<const FMA: bool>(
     y: &mut [f32],
 ) {
     if let Some((phase, len)) = padded_len(g) {
-        match g.stride.1 {
-            1 => tiled::<FMA, 1>(g, channels, n, x, w, b, y, phase, len),
-            2 => tiled::<FMA, 2>(g, channels, n, x, w, b, y, phase, len),
-            _ => tiled::<FMA, 0>(g, channels, n, x, w, b, y, phase, len),
+        match (g.stride.1, g.kernel) {
+            (1, (3, 3)) => tiled::<FMA, 1, 3>(g, channels, n, x, w, b, y, phase, len),
+            (2, (3, 3)) => tiled::<FMA, 2, 3>(g, channels, n, x, w, b, y, phase, len),
+            (1, _) => tiled::<FMA, 1, 0>(g, channels, n, x, w, b, y, phase, len),
+            (2, _) => tiled::<FMA, 2, 0>(g, channels, n, x, w, b, y, phase, len),
+            _ => tiled::<FMA, 0, 0>(g, channels, n, x, w, b, y, phase, len),
         }
         return;
     }
