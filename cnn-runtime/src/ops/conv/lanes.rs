@@ -73,10 +73,27 @@ fn row_tiles(g: &Conv2d) -> bool {
     g.stride.1 == 1 && rows_win(g.out_channels, g.out_w())
 }
 
-/// Whether this CPU runs these kernels: AVX2 and FMA (an AVX-512 CPU keeps
-/// the row kernels of `conv/x86.rs`).
+/// Whether this CPU runs these kernels: AVX2 and FMA, which AVX-512 CPUs
+/// have too.
 fn avx2() -> bool {
-    super::super::simd::level() == super::super::simd::Level::Avx2Fma
+    super::super::simd::level() != super::super::simd::Level::Baseline
+}
+
+/// Whether the forward pass of `g` takes these kernels: always on an AVX2
+/// CPU. On an AVX-512 one only at column stride 2: at stride 1 the row
+/// kernels of `conv/x86.rs`, 16 columns to a vector, measured faster on a
+/// Zen 5 (LeNet's conv2 3.7 us against 4.8, ResNet's 16-channel 3x3 at
+/// 28x28 17 us against 34), while at stride 2, where those do not run,
+/// these took ResNet's downsampling 3x3 from 250 us (portable) or 30 us
+/// (GEMM) to 18 us. Their weight gradient runs on both (LeNet's training
+/// 19% faster on the Zen 5).
+fn forward_wins(g: &Conv2d) -> bool {
+    use super::super::simd::{level, Level};
+    match level() {
+        Level::Avx2Fma => true,
+        Level::Avx512 => g.stride.1 == 2,
+        Level::Baseline => false,
+    }
 }
 
 /// Copies image `x_img` (`C x H x W`) into the interior of `xp`, planes of
@@ -114,7 +131,7 @@ pub(super) fn forward_on_stack(
     y: &mut [f32],
 ) -> bool {
     let need = scratch_len(g);
-    if need > STACK_LARGE || !avx2() {
+    if need > STACK_LARGE || !forward_wins(g) {
         return false;
     }
     if need <= STACK_SMALL {
@@ -133,10 +150,25 @@ fn on_stack<const CAP: usize>(need: usize, f: impl FnOnce(&mut [f32]) -> bool) -
 }
 
 /// `y = conv(x, w) + b` for `n` images, as [`super::forward`], or `false`
-/// (nothing done) without AVX2 + FMA, for a column stride past 2, or
-/// when `scratch` is shorter than [`scratch_len`]. The lengths of `x`, `w`,
-/// `b` and `y` must have been checked against `g`.
+/// (nothing done) where other kernels win ([`forward_wins`]) or as
+/// [`run_forward`]. The lengths of `x`, `w`, `b` and `y` must have been
+/// checked against `g`.
 pub(super) fn forward(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) -> bool {
+    forward_wins(g) && run_forward(g, n, x, w, b, y, scratch)
+}
+
+/// [`forward`] wherever these kernels run: `false` (nothing done) without
+/// AVX2 + FMA, for a column stride past 2, or when `scratch` is shorter
+/// than [`scratch_len`].
+fn run_forward(
     g: &Conv2d,
     n: usize,
     x: &[f32],
@@ -220,7 +252,7 @@ pub(super) fn input_grad(
     }
     let (wf, rest) = scratch.split_at_mut(g.weight_len());
     flip_kernel(g, w, wf);
-    forward(&t, n, dy, wf, None, dx, rest)
+    run_forward(&t, n, dy, wf, None, dx, rest)
 }
 
 /// The shape of a register tile: `NV` vectors of channels, `R` rows, `Q`
