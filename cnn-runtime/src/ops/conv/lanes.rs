@@ -5,7 +5,10 @@
 //! scratch holds what these kernels need ([`scratch_len`],
 //! [`weight_grad_scratch_len`]); [`super::forward`] (batch 1, no heap) runs
 //! the forward kernels with their scratch on the stack when it fits. The
-//! weight gradient is described at [`weight_grad`].
+//! weight gradient is described at [`weight_grad`]. On an AVX-512 CPU the
+//! channel tiles take 16 channels to a vector ([`plane_avx512`]) and the
+//! forward pass runs here only where it measured faster than the row
+//! kernels ([`forward_wins`]).
 //!
 //! The row kernels of `conv/x86.rs` put consecutive output columns in the
 //! lanes, so a row whose width is not a multiple of 8 leaves lanes idle and
@@ -79,22 +82,41 @@ fn avx2() -> bool {
     super::super::simd::level() != super::super::simd::Level::Baseline
 }
 
+/// Whether channel tiles take AVX-512 vectors of 16 channels
+/// ([`plane_avx512`]): on AVX-512 CPUs.
+fn wide() -> bool {
+    super::super::simd::level() == super::super::simd::Level::Avx512
+}
+
 /// Whether the forward pass of `g` takes these kernels: always on an AVX2
-/// CPU. On an AVX-512 one only at column stride 2: at stride 1 the row
-/// kernels of `conv/x86.rs`, 16 columns to a vector, measured faster on a
-/// Zen 5 (LeNet's conv2 3.7 us against 4.8, ResNet's 16-channel 3x3 at
-/// 28x28 17 us against 34), while at stride 2, where those do not run,
-/// these took ResNet's downsampling 3x3 from 250 us (portable) or 30 us
-/// (GEMM) to 18 us. Their weight gradient runs on both (LeNet's training
-/// 19% faster on the Zen 5).
+/// CPU. On an AVX-512 one (whose channel tiles take 16 channels to a
+/// vector, [`plane_avx512`]) where they measured faster than the row
+/// kernels of `conv/x86.rs`, 16 columns to a vector, on a Zen 5 (one image
+/// / 8 images per call):
+/// - at column stride 2, where those do not run: ResNet's downsampling 3x3
+///   18 / 16 us against 250 (portable) or 30 (GEMM);
+/// - with more than one input channel, at most 14 output columns, not 1x1:
+///   LeNet's conv2 3.2 / 2.7 us against 3.5, ResNet's 64-channel 3x3 at
+///   7x7 27 / 35 against 34, 32 channels at 14x14 21 / 18 against 21, a
+///   4-to-8-channel 5x5 3.3 against 5.4.
+///
+/// The row kernels keep one input channel (LeNet's conv1 1.6 us against
+/// 2.2), wider planes (16 channels at 28x28: 16 against 21) and 1x1 convs.
+/// The weight and input gradients run on both.
 fn forward_wins(g: &Conv2d) -> bool {
     use super::super::simd::{level, Level};
     match level() {
         Level::Avx2Fma => true,
-        Level::Avx512 => g.stride.1 == 2,
+        Level::Avx512 => {
+            g.stride.1 == 2 || (g.in_channels > 1 && g.out_w() <= WIDE_MAX_COLUMNS && !g.is_pointwise())
+        }
         Level::Baseline => false,
     }
 }
+
+/// The widest output plane [`forward_wins`] takes from the row kernels on
+/// an AVX-512 CPU.
+const WIDE_MAX_COLUMNS: usize = 14;
 
 /// Copies image `x_img` (`C x H x W`) into the interior of `xp`, planes of
 /// `HP x WP` with `g`'s padding around them (left as they are: zero).
@@ -183,7 +205,7 @@ fn run_forward(
     assert!(x.len() >= n * g.input_len() && y.len() >= n * g.output_len());
     assert!(w.len() >= g.weight_len() && b.is_none_or(|b| b.len() >= g.out_channels));
     // SAFETY: AVX2 and FMA were detected (`level`); the lengths are asserted.
-    unsafe { forward_avx2(g, n, x, w, b, y, scratch) };
+    unsafe { forward_avx2(g, n, x, w, b, y, scratch, wide()) };
     true
 }
 
@@ -324,11 +346,15 @@ struct Geometry {
     kp: usize,
 }
 
+/// With `wide`, channel tiles of a column stride of 1 take 16 or 32
+/// channels at a time in AVX-512 vectors ([`plane_avx512`]).
+///
 /// # Safety
 ///
-/// AVX2 and FMA; `x`, `w`, `b`, `y` hold what `g` says for `n` images and
-/// `scratch` at least [`scratch_len`] floats.
+/// AVX2 and FMA, and AVX-512F with `wide`; `x`, `w`, `b`, `y` hold what
+/// `g` says for `n` images and `scratch` at least [`scratch_len`] floats.
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn forward_avx2(
     g: &Conv2d,
     n: usize,
@@ -337,6 +363,7 @@ unsafe fn forward_avx2(
     b: Option<&[f32]>,
     y: &mut [f32],
     scratch: &mut [f32],
+    wide: bool,
 ) {
     let (k_n, flen, oplane) = (g.out_channels, g.filter_len(), g.out_plane());
     let kp = k_n.next_multiple_of(LANES);
@@ -401,6 +428,26 @@ unsafe fn forward_avx2(
         assert!(hwc.len() >= oplane * kp, "conv: scratch too short");
         let mut k0 = 0;
         while k0 < kp {
+            if wide && g.stride.1 == 1 && kp - k0 >= 2 * LANES {
+                let nv = if kp - k0 >= 4 * LANES { 2 } else { 1 };
+                // SAFETY: the caller checked AVX-512F (`wide`); as below,
+                // with `16 * nv` channels from `k0`.
+                unsafe {
+                    let out = hwc.as_mut_ptr().add(k0);
+                    plane_avx512(
+                        nv,
+                        geo,
+                        oh,
+                        ow,
+                        g.stride.0,
+                        xp.as_ptr(),
+                        packed.as_ptr().add(k0),
+                        out,
+                    );
+                }
+                k0 += nv * 2 * LANES;
+                continue;
+            }
             let nv = if kp - k0 >= 2 * LANES { 2 } else { 1 };
             // SAFETY: the features are enabled; `packed` holds the weights
             // of channels `k0..k0 + 8 * nv`, `xp` the padded image with its
@@ -486,6 +533,168 @@ unsafe fn plane<const NV: usize, const R: usize, const Q: usize, const SW: usize
         }
         p0 += R;
     }
+}
+
+/// The shape of an AVX-512 register tile: `NV` vectors of 16 channels,
+/// `R` rows, `Q` columns; at most 24 accumulators of the 32 registers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum WideShape {
+    V2R1Q7,
+    V2R2Q6,
+    V2R3Q4,
+    V1R3Q7,
+    V1R4Q6,
+    V1R2Q12,
+}
+
+impl WideShape {
+    /// `(NV, R, Q)`.
+    const fn dims(self) -> (usize, usize, usize) {
+        match self {
+            WideShape::V2R1Q7 => (2, 1, 7),
+            WideShape::V2R2Q6 => (2, 2, 6),
+            WideShape::V2R3Q4 => (2, 3, 4),
+            WideShape::V1R3Q7 => (1, 3, 7),
+            WideShape::V1R4Q6 => (1, 4, 6),
+            WideShape::V1R2Q12 => (1, 2, 12),
+        }
+    }
+
+    /// As [`Shape::pick`], for `nv` vectors of 16 channels.
+    fn pick(nv: usize, oh: usize, ow: usize) -> WideShape {
+        let all = [
+            WideShape::V2R1Q7,
+            WideShape::V2R2Q6,
+            WideShape::V2R3Q4,
+            WideShape::V1R3Q7,
+            WideShape::V1R4Q6,
+            WideShape::V1R2Q12,
+        ];
+        let cost = |s: &WideShape| {
+            let (_, r, q) = s.dims();
+            let computed = oh.div_ceil(r) * r * ow.div_ceil(q) * q;
+            computed * 24 / (r * q * nv)
+        };
+        all.into_iter()
+            .filter(|s| s.dims().0 == nv)
+            .min_by_key(cost)
+            .unwrap_or(WideShape::V1R4Q6)
+    }
+}
+
+/// [`plane`] at a column stride of 1 with `nv` (1 or 2) AVX-512 vectors of
+/// 16 channels: twice the channels per multiply-add of the AVX2 tiles.
+///
+/// # Safety
+///
+/// AVX-512F; as [`plane`] for `16 * nv` channels.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn plane_avx512(
+    nv: usize,
+    geo: Geometry,
+    oh: usize,
+    ow: usize,
+    sh: usize,
+    xp: *const f32,
+    w: *const f32,
+    out: *mut f32,
+) {
+    // SAFETY: forwarded contract, with the features enabled here.
+    unsafe {
+        match WideShape::pick(nv, oh, ow) {
+            WideShape::V2R1Q7 => plane16::<2, 1, 7>(geo, oh, ow, sh, xp, w, out),
+            WideShape::V2R2Q6 => plane16::<2, 2, 6>(geo, oh, ow, sh, xp, w, out),
+            WideShape::V2R3Q4 => plane16::<2, 3, 4>(geo, oh, ow, sh, xp, w, out),
+            WideShape::V1R3Q7 => plane16::<1, 3, 7>(geo, oh, ow, sh, xp, w, out),
+            WideShape::V1R4Q6 => plane16::<1, 4, 6>(geo, oh, ow, sh, xp, w, out),
+            WideShape::V1R2Q12 => plane16::<1, 2, 12>(geo, oh, ow, sh, xp, w, out),
+        }
+    }
+}
+
+/// [`plane`] with AVX-512 vectors of 16 channels, column stride 1.
+///
+/// # Safety
+///
+/// AVX-512F; as [`plane`] for `16 * NV` channels.
+#[inline(always)]
+unsafe fn plane16<const NV: usize, const R: usize, const Q: usize>(
+    geo: Geometry,
+    oh: usize,
+    ow: usize,
+    sh: usize,
+    xp: *const f32,
+    w: *const f32,
+    out: *mut f32,
+) {
+    let mut p0 = 0;
+    while p0 < oh {
+        // Rows past the plane repeat its last row (computed, not stored).
+        let rows: [*const f32; R] =
+            core::array::from_fn(|r| xp.wrapping_add((p0 + r).min(oh - 1) * sh * geo.wp));
+        let mut q0 = 0;
+        while q0 < ow {
+            // SAFETY: as in `plane`: columns up to `Q - 1 <= 11` past a
+            // row's end, inside the next row or the slack.
+            let acc = unsafe { tile16::<NV, R, Q>(geo, rows.map(|p| p.wrapping_add(q0)), w) };
+            for (r, acc_r) in acc.iter().enumerate() {
+                if p0 + r >= oh {
+                    break;
+                }
+                for (j, acc_j) in acc_r.iter().enumerate() {
+                    if q0 + j >= ow {
+                        break;
+                    }
+                    let at = out.wrapping_add(((p0 + r) * ow + q0 + j) * geo.kp);
+                    for (v, &a) in acc_j.iter().enumerate() {
+                        // SAFETY: pixel `(p0 + r) * OW + q0 + j` of the
+                        // plane, channels `16v..16v + 16` of this chunk.
+                        unsafe { _mm512_storeu_ps(at.add(v * 2 * LANES), a) };
+                    }
+                }
+            }
+            q0 += Q;
+        }
+        p0 += R;
+    }
+}
+
+/// [`tile`] with AVX-512 vectors of 16 channels, column stride 1.
+///
+/// # Safety
+///
+/// AVX-512F; as [`tile`] with `16 * NV` readable floats per packed row.
+#[inline(always)]
+unsafe fn tile16<const NV: usize, const R: usize, const Q: usize>(
+    geo: Geometry,
+    rows: [*const f32; R],
+    w: *const f32,
+) -> [[[__m512; NV]; Q]; R] {
+    let mut acc = [[[_mm512_setzero_ps(); NV]; Q]; R];
+    let mut wt = w;
+    for c in 0..geo.c_n {
+        for u in 0..geo.kh {
+            let off = c * geo.plane + u * geo.wp;
+            for v in 0..geo.kw {
+                // SAFETY: the caller's contract.
+                let ws: [__m512; NV] =
+                    core::array::from_fn(|k| unsafe { _mm512_loadu_ps(wt.add(k * 2 * LANES)) });
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let src = rows[r].wrapping_add(off + v);
+                    for (j, acc_j) in acc_r.iter_mut().enumerate() {
+                        // SAFETY: the caller's contract.
+                        let xv = unsafe { _mm512_set1_ps(*src.add(j)) };
+                        for (a, &wv) in acc_j.iter_mut().zip(&ws) {
+                            *a = _mm512_fmadd_ps(xv, wv, *a);
+                        }
+                    }
+                }
+                wt = wt.wrapping_add(geo.kp);
+            }
+        }
+    }
+    acc
 }
 
 /// `NO <= 6` output planes with columns in the lanes: tiles of one output
@@ -983,11 +1192,24 @@ mod tests {
             let bias = (case % 3 != 0).then_some(&b[..]);
             let mut expected = vec![0.0; n * g.output_len()];
             super::super::direct::forward_any(&g, n, &x, &w, bias, &mut expected);
-            let mut y = rng.vec(n * g.output_len());
-            let mut scratch = rng.vec(scratch_len(&g));
-            // SAFETY: AVX2 and FMA were detected; the lengths match `g`.
-            unsafe { forward_avx2(&g, n, &x, &w, bias, &mut y, &mut scratch) };
-            assert_close32(&format!("case {case} n {n} {g:?}"), &y, &expected, 1e-5);
+            // The AVX2 tiles, then (where the CPU has AVX-512F) the 16-channel
+            // ones with the AVX2 tiles for the last 8 channels.
+            let wide = [false, true]
+                .into_iter()
+                .filter(|&wide| !wide || is_x86_feature_detected!("avx512f"));
+            for wide in wide {
+                let mut y = rng.vec(n * g.output_len());
+                let mut scratch = rng.vec(scratch_len(&g));
+                // SAFETY: AVX2 and FMA (and AVX-512F for `wide`) were
+                // detected; the lengths match `g`.
+                unsafe { forward_avx2(&g, n, &x, &w, bias, &mut y, &mut scratch, wide) };
+                assert_close32(
+                    &format!("case {case} n {n} wide {wide} {g:?}"),
+                    &y,
+                    &expected,
+                    1e-5,
+                );
+            }
         }
     }
 
