@@ -28,6 +28,7 @@
 //! `[O][OH*OW]` output, adding the bias on the way. Each output is the sum
 //! of its taps in `(c, u, v)` order, then the bias.
 
+use super::x86::{Avx2, Avx512, Vector};
 use super::Conv2d;
 use core::arch::x86_64::*;
 
@@ -321,15 +322,7 @@ impl Shape {
             Shape::V1R2Q6,
             Shape::V1R1Q12,
         ];
-        let cost = |s: &Shape| {
-            let (_, r, q) = s.dims();
-            let computed = oh.div_ceil(r) * r * ow.div_ceil(q) * q;
-            computed * 12 / (r * q * nv)
-        };
-        all.into_iter()
-            .filter(|s| s.dims().0 == nv)
-            .min_by_key(cost)
-            .unwrap_or(Shape::V1R3Q4)
+        cheapest(all, Shape::dims, 12, nv, oh, ow).unwrap_or(Shape::V1R3Q4)
     }
 }
 
@@ -461,17 +454,17 @@ unsafe fn forward_avx2(
                 // downsampling convs) with one tile shape per width: each
                 // shape is one more copy of the kernel.
                 match (g.stride.1, nv) {
-                    (2, 2) => plane::<2, 2, 3, 2>(geo, oh, ow, sh, xp, wk, out),
-                    (2, _) => plane::<1, 2, 6, 2>(geo, oh, ow, sh, xp, wk, out),
+                    (2, 2) => plane::<Avx2, 2, 2, 3, 2>(geo, oh, ow, sh, xp, wk, out),
+                    (2, _) => plane::<Avx2, 1, 2, 6, 2>(geo, oh, ow, sh, xp, wk, out),
                     _ => match Shape::pick(nv, oh, ow) {
-                        Shape::V2R1Q5 => plane::<2, 1, 5, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V2R1Q6 => plane::<2, 1, 6, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V2R2Q3 => plane::<2, 2, 3, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V2R3Q2 => plane::<2, 3, 2, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V1R3Q4 => plane::<1, 3, 4, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V1R2Q5 => plane::<1, 2, 5, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V1R2Q6 => plane::<1, 2, 6, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V1R1Q12 => plane::<1, 1, 12, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V2R1Q5 => plane::<Avx2, 2, 1, 5, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V2R1Q6 => plane::<Avx2, 2, 1, 6, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V2R2Q3 => plane::<Avx2, 2, 2, 3, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V2R3Q2 => plane::<Avx2, 2, 3, 2, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V1R3Q4 => plane::<Avx2, 1, 3, 4, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V1R2Q5 => plane::<Avx2, 1, 2, 5, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V1R2Q6 => plane::<Avx2, 1, 2, 6, 1>(geo, oh, ow, sh, xp, wk, out),
+                        Shape::V1R1Q12 => plane::<Avx2, 1, 1, 12, 1>(geo, oh, ow, sh, xp, wk, out),
                     },
                 }
             }
@@ -482,17 +475,18 @@ unsafe fn forward_avx2(
     }
 }
 
-/// Every tile of one output plane, for the `8 * NV` channels whose packed
-/// weights start at `w`: `out[(p*OW + q) * kp + k]` for `k < 8 * NV`.
+/// Every tile of one output plane, for the `NV` vectors of `V` of channels
+/// whose packed weights start at `w`: `out[(p*OW + q) * kp + k]` for
+/// `k < NV * V::LANES`.
 ///
 /// # Safety
 ///
-/// AVX2 and FMA; `xp` is the padded image (`c_n` planes of `plane` floats,
+/// `V`'s features with FMA; `xp` is the padded image (`c_n` planes of `plane` floats,
 /// rows of `wp`) followed by [`SLACK`] readable floats; `w` starts `NV`
 /// vectors of channels in packed rows of `kp`, `c_n * kh * kw` of them;
 /// `out` has `oh * ow` rows of `kp` floats.
 #[inline(always)]
-unsafe fn plane<const NV: usize, const R: usize, const Q: usize, const SW: usize>(
+unsafe fn plane<V: Vector, const NV: usize, const R: usize, const Q: usize, const SW: usize>(
     geo: Geometry,
     oh: usize,
     ow: usize,
@@ -512,7 +506,7 @@ unsafe fn plane<const NV: usize, const R: usize, const Q: usize, const SW: usize
             // (clamped to the plane), columns `(q0 + j) * SW + v`: inside
             // the padded image, or up to `(Q - 1) * SW` floats past a row's
             // end, which is the next row or the slack.
-            let acc = unsafe { tile::<NV, R, Q, SW>(geo, rows.map(|p| p.wrapping_add(q0 * SW)), w) };
+            let acc = unsafe { tile::<V, NV, R, Q, SW>(geo, rows.map(|p| p.wrapping_add(q0 * SW)), w) };
             for (r, acc_r) in acc.iter().enumerate() {
                 if p0 + r >= oh {
                     break;
@@ -524,8 +518,8 @@ unsafe fn plane<const NV: usize, const R: usize, const Q: usize, const SW: usize
                     let at = out.wrapping_add(((p0 + r) * ow + q0 + j) * geo.kp);
                     for (v, &a) in acc_j.iter().enumerate() {
                         // SAFETY: pixel `(p0 + r) * OW + q0 + j` of the
-                        // plane, channels `8v..8v + 8` of this chunk.
-                        unsafe { _mm256_storeu_ps(at.add(v * LANES), a) };
+                        // plane, vector `v` of this chunk's channels.
+                        unsafe { V::storeu(at.add(v * V::LANES), a) };
                     }
                 }
             }
@@ -570,24 +564,38 @@ impl WideShape {
             WideShape::V1R4Q6,
             WideShape::V1R2Q12,
         ];
-        let cost = |s: &WideShape| {
-            let (_, r, q) = s.dims();
-            let computed = oh.div_ceil(r) * r * ow.div_ceil(q) * q;
-            computed * 24 / (r * q * nv)
-        };
-        all.into_iter()
-            .filter(|s| s.dims().0 == nv)
-            .min_by_key(cost)
-            .unwrap_or(WideShape::V1R4Q6)
+        cheapest(all, WideShape::dims, 24, nv, oh, ow).unwrap_or(WideShape::V1R4Q6)
     }
+}
+
+/// The shape of `all` (dimensions `(NV, R, Q)` by `dims`) for `nv` vectors
+/// of channels that wastes the fewest multiply-adds on an `oh x ow` plane:
+/// pixels computed past the plane's edge are wasted, and a tile of fewer
+/// than `full` accumulators counts as that much slower (the FMA units need
+/// that many in flight).
+fn cheapest<S: Copy, const N: usize>(
+    all: [S; N],
+    dims: fn(S) -> (usize, usize, usize),
+    full: usize,
+    nv: usize,
+    oh: usize,
+    ow: usize,
+) -> Option<S> {
+    let cost = |s: &S| {
+        let (_, r, q) = dims(*s);
+        let computed = oh.div_ceil(r) * r * ow.div_ceil(q) * q;
+        computed * full / (r * q * nv)
+    };
+    all.into_iter().filter(|&s| dims(s).0 == nv).min_by_key(cost)
 }
 
 /// [`plane`] at a column stride of 1 with `nv` (1 or 2) AVX-512 vectors of
 /// 16 channels: twice the channels per multiply-add of the AVX2 tiles.
+/// (`Q - 1 <= 11` columns past a row's end stay inside [`SLACK`].)
 ///
 /// # Safety
 ///
-/// AVX-512F; as [`plane`] for `16 * nv` channels.
+/// AVX-512F (with AVX2 and FMA); as [`plane`] for `16 * nv` channels.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn plane_avx512(
@@ -603,98 +611,14 @@ unsafe fn plane_avx512(
     // SAFETY: forwarded contract, with the features enabled here.
     unsafe {
         match WideShape::pick(nv, oh, ow) {
-            WideShape::V2R1Q7 => plane16::<2, 1, 7>(geo, oh, ow, sh, xp, w, out),
-            WideShape::V2R2Q6 => plane16::<2, 2, 6>(geo, oh, ow, sh, xp, w, out),
-            WideShape::V2R3Q4 => plane16::<2, 3, 4>(geo, oh, ow, sh, xp, w, out),
-            WideShape::V1R3Q7 => plane16::<1, 3, 7>(geo, oh, ow, sh, xp, w, out),
-            WideShape::V1R4Q6 => plane16::<1, 4, 6>(geo, oh, ow, sh, xp, w, out),
-            WideShape::V1R2Q12 => plane16::<1, 2, 12>(geo, oh, ow, sh, xp, w, out),
+            WideShape::V2R1Q7 => plane::<Avx512, 2, 1, 7, 1>(geo, oh, ow, sh, xp, w, out),
+            WideShape::V2R2Q6 => plane::<Avx512, 2, 2, 6, 1>(geo, oh, ow, sh, xp, w, out),
+            WideShape::V2R3Q4 => plane::<Avx512, 2, 3, 4, 1>(geo, oh, ow, sh, xp, w, out),
+            WideShape::V1R3Q7 => plane::<Avx512, 1, 3, 7, 1>(geo, oh, ow, sh, xp, w, out),
+            WideShape::V1R4Q6 => plane::<Avx512, 1, 4, 6, 1>(geo, oh, ow, sh, xp, w, out),
+            WideShape::V1R2Q12 => plane::<Avx512, 1, 2, 12, 1>(geo, oh, ow, sh, xp, w, out),
         }
     }
-}
-
-/// [`plane`] with AVX-512 vectors of 16 channels, column stride 1.
-///
-/// # Safety
-///
-/// AVX-512F; as [`plane`] for `16 * NV` channels.
-#[inline(always)]
-unsafe fn plane16<const NV: usize, const R: usize, const Q: usize>(
-    geo: Geometry,
-    oh: usize,
-    ow: usize,
-    sh: usize,
-    xp: *const f32,
-    w: *const f32,
-    out: *mut f32,
-) {
-    let mut p0 = 0;
-    while p0 < oh {
-        // Rows past the plane repeat its last row (computed, not stored).
-        let rows: [*const f32; R] =
-            core::array::from_fn(|r| xp.wrapping_add((p0 + r).min(oh - 1) * sh * geo.wp));
-        let mut q0 = 0;
-        while q0 < ow {
-            // SAFETY: as in `plane`: columns up to `Q - 1 <= 11` past a
-            // row's end, inside the next row or the slack.
-            let acc = unsafe { tile16::<NV, R, Q>(geo, rows.map(|p| p.wrapping_add(q0)), w) };
-            for (r, acc_r) in acc.iter().enumerate() {
-                if p0 + r >= oh {
-                    break;
-                }
-                for (j, acc_j) in acc_r.iter().enumerate() {
-                    if q0 + j >= ow {
-                        break;
-                    }
-                    let at = out.wrapping_add(((p0 + r) * ow + q0 + j) * geo.kp);
-                    for (v, &a) in acc_j.iter().enumerate() {
-                        // SAFETY: pixel `(p0 + r) * OW + q0 + j` of the
-                        // plane, channels `16v..16v + 16` of this chunk.
-                        unsafe { _mm512_storeu_ps(at.add(v * 2 * LANES), a) };
-                    }
-                }
-            }
-            q0 += Q;
-        }
-        p0 += R;
-    }
-}
-
-/// [`tile`] with AVX-512 vectors of 16 channels, column stride 1.
-///
-/// # Safety
-///
-/// AVX-512F; as [`tile`] with `16 * NV` readable floats per packed row.
-#[inline(always)]
-unsafe fn tile16<const NV: usize, const R: usize, const Q: usize>(
-    geo: Geometry,
-    rows: [*const f32; R],
-    w: *const f32,
-) -> [[[__m512; NV]; Q]; R] {
-    let mut acc = [[[_mm512_setzero_ps(); NV]; Q]; R];
-    let mut wt = w;
-    for c in 0..geo.c_n {
-        for u in 0..geo.kh {
-            let off = c * geo.plane + u * geo.wp;
-            for v in 0..geo.kw {
-                // SAFETY: the caller's contract.
-                let ws: [__m512; NV] =
-                    core::array::from_fn(|k| unsafe { _mm512_loadu_ps(wt.add(k * 2 * LANES)) });
-                for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let src = rows[r].wrapping_add(off + v);
-                    for (j, acc_j) in acc_r.iter_mut().enumerate() {
-                        // SAFETY: the caller's contract.
-                        let xv = unsafe { _mm512_set1_ps(*src.add(j)) };
-                        for (a, &wv) in acc_j.iter_mut().zip(&ws) {
-                            *a = _mm512_fmadd_ps(xv, wv, *a);
-                        }
-                    }
-                }
-                wt = wt.wrapping_add(geo.kp);
-            }
-        }
-    }
-    acc
 }
 
 /// `NO <= 6` output planes with columns in the lanes: tiles of one output
@@ -774,31 +698,31 @@ unsafe fn row_plane<const NO: usize>(
 ///
 /// # Safety
 ///
-/// AVX2 and FMA; `rows[r] + (c * plane + u * wp + v) + j` is readable for
-/// every tap and `j < Q`; `w` holds `c_n * kh * kw` packed rows of `kp`
-/// with `8 * NV` readable floats each.
+/// `V`'s features with FMA; `rows[r] + (c * plane + u * wp + v) + j * SW`
+/// is readable for every tap and `j < Q`; `w` holds `c_n * kh * kw` packed
+/// rows of `kp` with `NV * V::LANES` readable floats each.
 #[inline(always)]
-unsafe fn tile<const NV: usize, const R: usize, const Q: usize, const SW: usize>(
+unsafe fn tile<V: Vector, const NV: usize, const R: usize, const Q: usize, const SW: usize>(
     geo: Geometry,
     rows: [*const f32; R],
     w: *const f32,
-) -> [[[__m256; NV]; Q]; R] {
-    let mut acc = [[[_mm256_setzero_ps(); NV]; Q]; R];
+) -> [[[V::Vec; NV]; Q]; R] {
+    let mut acc = [[[V::zero(); NV]; Q]; R];
     let mut wt = w;
     for c in 0..geo.c_n {
         for u in 0..geo.kh {
             let off = c * geo.plane + u * geo.wp;
             for v in 0..geo.kw {
                 // SAFETY: the caller's contract.
-                let ws: [__m256; NV] =
-                    core::array::from_fn(|k| unsafe { _mm256_loadu_ps(wt.add(k * LANES)) });
+                let ws: [V::Vec; NV] = core::array::from_fn(|k| unsafe { V::loadu(wt.add(k * V::LANES)) });
                 for (r, acc_r) in acc.iter_mut().enumerate() {
                     let src = rows[r].wrapping_add(off + v);
                     for (j, acc_j) in acc_r.iter_mut().enumerate() {
                         // SAFETY: the caller's contract.
-                        let xv = unsafe { _mm256_broadcast_ss(&*src.add(j * SW)) };
+                        let xv = unsafe { V::splat(src.add(j * SW)) };
                         for (a, &wv) in acc_j.iter_mut().zip(&ws) {
-                            *a = _mm256_fmadd_ps(xv, wv, *a);
+                            // SAFETY: the caller's features.
+                            *a = unsafe { V::fmadd(xv, wv, *a) };
                         }
                     }
                 }

@@ -514,8 +514,9 @@ unsafe fn flat<V: Vector, const NO: usize, const S: usize>(
     }
 }
 
-/// The few vector operations [`block`] needs, for one instruction set.
-trait Vector {
+/// The few vector operations [`block`] and the channel tiles of
+/// `conv/lanes.rs` need, for one instruction set.
+pub(super) trait Vector {
     const LANES: usize;
     type Vec: Copy;
     type Mask: Copy;
@@ -530,6 +531,10 @@ trait Vector {
     unsafe fn load_merge(v: Self::Vec, p: *const f32, m: Self::Mask) -> Self::Vec;
     /// Lanes in `m` to `p + l`; others are not written.
     unsafe fn store(p: *mut f32, m: Self::Mask, v: Self::Vec);
+    /// `LANES` floats from `p`.
+    unsafe fn loadu(p: *const f32) -> Self::Vec;
+    /// `v` to the `LANES` floats at `p`.
+    unsafe fn storeu(p: *mut f32, v: Self::Vec);
     /// `*p` in every lane.
     unsafe fn splat(p: *const f32) -> Self::Vec;
     /// `a * b + c`, rounded once.
@@ -538,7 +543,8 @@ trait Vector {
     unsafe fn add(a: Self::Vec, b: Self::Vec) -> Self::Vec;
 }
 
-struct Avx512;
+/// [`Vector`] of AVX-512F.
+pub(super) struct Avx512;
 
 impl Vector for Avx512 {
     const LANES: usize = 16;
@@ -571,6 +577,16 @@ impl Vector for Avx512 {
         unsafe { _mm512_mask_storeu_ps(p, m, v) }
     }
     #[inline(always)]
+    unsafe fn loadu(p: *const f32) -> __m512 {
+        // SAFETY: the caller guarantees `LANES` readable floats.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn storeu(p: *mut f32, v: __m512) {
+        // SAFETY: the caller guarantees `LANES` writable floats.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
     unsafe fn splat(p: *const f32) -> __m512 {
         // SAFETY: the caller guarantees `p` is readable.
         unsafe { _mm512_set1_ps(*p) }
@@ -587,7 +603,8 @@ impl Vector for Avx512 {
     }
 }
 
-struct Avx2;
+/// [`Vector`] of AVX2 and FMA.
+pub(super) struct Avx2;
 
 impl Vector for Avx2 {
     const LANES: usize = 8;
@@ -636,6 +653,16 @@ impl Vector for Avx2 {
                 _mm256_maskstore_ps(p, m, v)
             }
         }
+    }
+    #[inline(always)]
+    unsafe fn loadu(p: *const f32) -> __m256 {
+        // SAFETY: the caller guarantees `LANES` readable floats.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn storeu(p: *mut f32, v: __m256) {
+        // SAFETY: the caller guarantees `LANES` writable floats.
+        unsafe { _mm256_storeu_ps(p, v) }
     }
     #[inline(always)]
     unsafe fn splat(p: *const f32) -> __m256 {
