@@ -233,8 +233,9 @@ pub fn backward(
     }
 }
 
-/// `y = x W^T + b` for `n` examples as one GEMM; same result as [`forward`]
-/// up to rounding. Without `std` this is [`forward`].
+/// `y = x W^T + b` for `n` examples as one GEMM (for one example,
+/// [`forward`]'s rows); same result as [`forward`] up to rounding. Without
+/// `std` this is [`forward`].
 ///
 /// # Panics
 ///
@@ -246,6 +247,14 @@ pub fn forward_gemm(g: &Linear, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]
     #[cfg(feature = "std")]
     {
         check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
+        if n == 1 {
+            // One example is a matrix-vector product: the rows of
+            // `forward` beat the GEMM's inner-product tiles there (LeNet's
+            // 400 x 120 layer 2.0 us against 2.3, 120 x 84 0.54 against
+            // 0.78, on a Zen 5).
+            forward_any(g, n, x, w, b, y);
+            return;
+        }
         let (k_n, o_n) = (g.in_features, g.out_features);
         let beta = match b {
             Some(b) if o_n > 0 => {
