@@ -98,23 +98,14 @@ fn padded_len(g: &Conv2d) -> Option<(usize, usize)> {
     (len <= PLANE_CAP).then_some((phase, len))
 }
 
-/// The column stride of the tiled pass: `SW`, or `g`'s own for `SW = 0`.
+/// `C`, or the run-time `value` for `C = 0`: the tiled pass's column
+/// stride (`SW`) and filter size (`KS`), constants where they are known.
 #[inline(always)]
-fn column_stride<const SW: usize>(g: &Conv2d) -> usize {
-    if SW == 0 {
-        g.stride.1
+fn constant_or<const C: usize>(value: usize) -> usize {
+    if C == 0 {
+        value
     } else {
-        SW
-    }
-}
-
-/// The filter of the tiled pass: `KS x KS`, or `g`'s own for `KS = 0`.
-#[inline(always)]
-fn filter<const KS: usize>(g: &Conv2d) -> (usize, usize) {
-    if KS == 0 {
-        g.kernel
-    } else {
-        (KS, KS)
+        C
     }
 }
 
@@ -124,7 +115,7 @@ fn filter<const KS: usize>(g: &Conv2d) -> (usize, usize) {
 /// writes the same places: the zeros around them, filled once, stay.
 #[inline(always)]
 fn pad_plane<const SW: usize>(g: &Conv2d, x_c: &[f32], phase: usize, xp: &mut [f32]) {
-    let sw = column_stride::<SW>(g);
+    let sw = constant_or::<SW>(g.stride.1);
     let pw = g.pad.1;
     let row_len = sw * phase;
     for (h, x_row) in x_c.chunks_exact(g.in_w).enumerate() {
@@ -169,9 +160,9 @@ fn tile_rows<const FMA: bool, const R: usize, const SW: usize, const KS: usize>(
     p0: usize,
     y_c: &mut [f32],
 ) {
-    let (kh, kw) = filter::<KS>(g);
+    let (kh, kw) = (constant_or::<KS>(g.kernel.0), constant_or::<KS>(g.kernel.1));
     let sh = g.stride.0;
-    let sw = column_stride::<SW>(g);
+    let sw = constant_or::<SW>(g.stride.1);
     let (ow, row_len) = (g.out_w(), sw * phase);
     for q0 in (0..ow).step_by(LANES) {
         let mut acc = [[0.0; LANES]; R];

@@ -421,35 +421,28 @@ unsafe fn forward_avx2(
         assert!(hwc.len() >= oplane * kp, "conv: scratch too short");
         let mut k0 = 0;
         while k0 < kp {
-            if wide && g.stride.1 == 1 && kp - k0 >= 2 * LANES {
-                let nv = if kp - k0 >= 4 * LANES { 2 } else { 1 };
-                // SAFETY: the caller checked AVX-512F (`wide`); as below,
-                // with `16 * nv` channels from `k0`.
-                unsafe {
-                    let out = hwc.as_mut_ptr().add(k0);
-                    plane_avx512(
-                        nv,
-                        geo,
-                        oh,
-                        ow,
-                        g.stride.0,
-                        xp.as_ptr(),
-                        packed.as_ptr().add(k0),
-                        out,
-                    );
-                }
-                k0 += nv * 2 * LANES;
-                continue;
-            }
-            let nv = if kp - k0 >= 2 * LANES { 2 } else { 1 };
+            // With `wide`, vectors of 16 channels while 16 are left (at a
+            // column stride of 1).
+            let width = if wide && g.stride.1 == 1 && kp - k0 >= 2 * LANES {
+                2 * LANES
+            } else {
+                LANES
+            };
+            let nv = if kp - k0 >= 2 * width { 2 } else { 1 };
             // SAFETY: the features are enabled; `packed` holds the weights
-            // of channels `k0..k0 + 8 * nv`, `xp` the padded image with its
-            // slack, and `hwc` `oplane * kp` floats.
+            // of channels `k0..k0 + nv * width`, `xp` the padded image with
+            // its slack, and `hwc` `oplane * kp` floats.
             unsafe {
                 let xp = xp.as_ptr();
                 let wk = packed.as_ptr().add(k0);
                 let out = hwc.as_mut_ptr().add(k0);
                 let sh = g.stride.0;
+                if width > LANES {
+                    // AVX-512F: checked by the caller (`wide`).
+                    plane_avx512(nv, geo, oh, ow, sh, xp, wk, out);
+                    k0 += nv * width;
+                    continue;
+                }
                 // A column stride of 2 (ResNet's and MobileNet's
                 // downsampling convs) with one tile shape per width: each
                 // shape is one more copy of the kernel.
@@ -468,7 +461,7 @@ unsafe fn forward_avx2(
                     },
                 }
             }
-            k0 += nv * LANES;
+            k0 += nv * width;
         }
         // SAFETY: the features are enabled; `hwc` holds `oplane * kp` floats.
         unsafe { to_planes(&hwc[..oplane * kp], kp, k_n, oplane, b, y_img) };
