@@ -548,7 +548,8 @@ fn the_default_run_on_the_sample_learns() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].starts_with("data: embedded Fashion-MNIST sample (5,000 train, 1,000 test)")
-            && lines[0].contains("apt-get install dataset-fashion-mnist"),
+            && lines[0].contains("apt-get install dataset-fashion-mnist")
+            && lines[0].ends_with("or CNN_DATA=DIR"),
         "{text}"
     );
     assert_eq!(

@@ -145,7 +145,7 @@ pub fn load(
         } => format!("data: Fashion-MNIST, {} ({sizes})", path.display()),
         Source::Embedded => format!(
             "data: embedded Fashion-MNIST sample ({sizes}); for the full set (60,000 + \
-             10,000): `apt-get install dataset-fashion-mnist`, or --data DIR"
+             10,000): `apt-get install dataset-fashion-mnist`, or CNN_DATA=DIR"
         ),
     };
     if let Some(train) = &train {
@@ -192,7 +192,7 @@ mod tests {
             data.description,
             "data: embedded Fashion-MNIST sample (5,000 train, first 100 of 1,000 test); \
              for the full set (60,000 + 10,000): `apt-get install dataset-fashion-mnist`, \
-             or --data DIR"
+             or CNN_DATA=DIR"
         );
     }
 
