@@ -12,6 +12,9 @@
 //! Results may differ in the last bits between copies (FMA rounds once);
 //! a given machine always takes the same copy, so runs stay reproducible.
 
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub(crate) mod x86;
+
 /// The instruction sets [`multiversion!`] compiles for.
 #[cfg_attr(not(all(feature = "std", target_arch = "x86_64")), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -28,7 +28,7 @@
 //! `[O][OH*OW]` output, adding the bias on the way. Each output is the sum
 //! of its taps in `(c, u, v)` order, then the bias.
 
-use super::x86::{Avx2, Avx512, Vector};
+use super::super::simd::x86::{Avx2, Avx512, Vector};
 use super::Conv2d;
 use core::arch::x86_64::*;
 

@@ -252,6 +252,7 @@ pub(super) fn avx512_tile(m: usize, n: usize) -> usize {
 
 #[cfg(target_arch = "x86_64")]
 pub(super) mod x86 {
+    use crate::ops::simd::x86::{Avx2, Avx512, Vector};
     use core::arch::x86_64::*;
 
     /// [`super::Kernel::tile`] for [`super::Avx2Fma`].
@@ -361,10 +362,6 @@ pub(super) mod x86 {
         }
     }
 
-    /// `MASKS[8 - r..][..8]` is `r` all-ones lanes then zeros: the mask of
-    /// a tail of `r < 8` elements for `_mm256_maskload_ps`.
-    static MASKS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
-
     /// Rows of an inner-product tile with AVX2 (16 vector registers).
     pub(in super::super) const DOT_MR_AVX2: usize = 3;
     /// Columns of an inner-product tile.
@@ -386,13 +383,18 @@ pub(super) mod x86 {
         c: (*mut f32, usize, usize),
     ) {
         // SAFETY: the caller's contract is `dot_tile`'s; avx2 and fma are on.
-        unsafe { dot_tile::<DOT_MR_AVX2>(k, alpha, a, cols, beta, c) }
+        unsafe { dot_tile::<Avx2, DOT_MR_AVX2>(k, alpha, a, cols, beta, c) }
     }
 
-    /// [`dot_tile`] with `MR x 4` tiles (`MR <= 6`) and AVX-512VL: the same
-    /// 256-bit operations (as fast per flop as 512-bit ones on the cores
-    /// measured), but with 32 registers, so `6 x 4` accumulators fit and each
-    /// loaded column feeds 6 rows. The smaller `MR` are for the last rows.
+    /// [`dot_tile`] with `MR x 4` tiles (`MR <= 6`) of AVX-512 vectors: 32
+    /// registers, so `6 x 4` accumulators fit and each loaded column feeds 6
+    /// rows. The smaller `MR` are for the last rows. 16 lanes a step, not 8:
+    /// a Zen 5's 512-bit FMA units do twice the work per instruction (LeNet's
+    /// conv1 weight gradient, 6 x 25 inner products of 896, fell from 94 to
+    /// 59 us per 32 images; on a Zen 4, which splits them in two, the 8-lane
+    /// tiles had measured as fast). AVX-512VL keeps the 8-lane reduction's
+    /// operands in any of the 32 registers: without it LLVM held the
+    /// accumulators in the 16 that VEX code reaches and spilled the rest.
     ///
     /// # Safety
     ///
@@ -408,7 +410,7 @@ pub(super) mod x86 {
         c: (*mut f32, usize, usize),
     ) {
         // SAFETY: the caller's contract is `dot_tile`'s; the features are on.
-        unsafe { dot_tile::<MR>(k, alpha, a, cols, beta, c) }
+        unsafe { dot_tile::<Avx512, MR>(k, alpha, a, cols, beta, c) }
     }
 
     /// An up-to-`MR x 4` tile of inner products for operands contiguous along
@@ -427,7 +429,7 @@ pub(super) mod x86 {
     /// writable and overlap neither `A` nor `B`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn dot_tile<const MR: usize>(
+    unsafe fn dot_tile<V: Vector, const MR: usize>(
         k: usize,
         alpha: f32,
         (a, rsa, mr): (*const f32, usize, usize),
@@ -438,9 +440,9 @@ pub(super) mod x86 {
         const NR: usize = DOT_NR;
         // SAFETY: row `min(i, mr - 1)` of A and column `min(j, nr - 1)` of
         // B are readable for `k` elements, and every load below reads
-        // offsets `p..p + 8` with `p + 8 <= k`, or only the first `k - p`
-        // lanes through the tail mask; C is written at `i < mr`, `j < nr`
-        // only. avx2 and fma are enabled here and were checked.
+        // offsets `p..p + LANES` with `p + LANES <= k`, or only the first
+        // `k - p` lanes through the tail mask; C is written at `i < mr`,
+        // `j < nr` only. `V`'s features are enabled here and were checked.
         unsafe {
             let mut rows = [a; MR];
             for (i, row) in rows.iter_mut().enumerate() {
@@ -449,49 +451,53 @@ pub(super) mod x86 {
             let mut cols = cols;
             let last = cols[nr - 1];
             cols[nr..].fill(last);
-            let mut acc = [[_mm256_setzero_ps(); NR]; MR];
+            let mut acc = [[V::zero(); NR]; MR];
             let mut p = 0;
-            while p + 8 <= k {
-                let mut av = [_mm256_setzero_ps(); MR];
+            while p + V::LANES <= k {
+                let mut av = [V::zero(); MR];
                 for (v, row) in av.iter_mut().zip(&rows) {
-                    *v = _mm256_loadu_ps(row.add(p));
+                    *v = V::loadu(row.add(p));
                 }
                 for (j, col) in cols.iter().enumerate() {
-                    let bv = _mm256_loadu_ps(col.add(p));
+                    let bv = V::loadu(col.add(p));
                     for (acc_i, &a_i) in acc.iter_mut().zip(&av) {
-                        acc_i[j] = _mm256_fmadd_ps(a_i, bv, acc_i[j]);
+                        acc_i[j] = V::fmadd(a_i, bv, acc_i[j]);
                     }
                 }
-                p += 8;
+                p += V::LANES;
             }
             if p < k {
-                let mask = _mm256_loadu_si256(MASKS.as_ptr().add(8 - (k - p)).cast());
-                let mut av = [_mm256_setzero_ps(); MR];
+                let mask = V::mask(0, (k - p) as isize);
+                let mut av = [V::zero(); MR];
                 for (v, row) in av.iter_mut().zip(&rows) {
-                    *v = _mm256_maskload_ps(row.add(p), mask);
+                    *v = V::load(row.add(p), mask);
                 }
                 for (j, col) in cols.iter().enumerate() {
-                    let bv = _mm256_maskload_ps(col.add(p), mask);
+                    let bv = V::load(col.add(p), mask);
                     for (acc_i, &a_i) in acc.iter_mut().zip(&av) {
-                        acc_i[j] = _mm256_fmadd_ps(a_i, bv, acc_i[j]);
+                        acc_i[j] = V::fmadd(a_i, bv, acc_i[j]);
                     }
                 }
             }
             let alpha = _mm_set1_ps(alpha);
             // Every row reduced with constant indices, so the accumulators
             // stay in registers (indexing `acc` by the runtime `mr` made
-            // LLVM give it a stack home and store it at every step).
-            let all_sums: [__m128; MR] = core::array::from_fn(|i| {
+            // LLVM give it a stack home and store it at every step). A plain
+            // loop, not `array::from_fn`: a closure inlined into `from_fn`
+            // loses this function's target features, and the AVX-512 casts
+            // in `fold8` were then left as calls.
+            let mut all_sums = [_mm_setzero_ps(); MR];
+            for (sums, acc_i) in all_sums.iter_mut().zip(&acc) {
                 // Four horizontal sums at once: lanes of the result are
-                // sum(acc[i][0]), .., sum(acc[i][3]).
-                let h01 = _mm256_hadd_ps(acc[i][0], acc[i][1]);
-                let h23 = _mm256_hadd_ps(acc[i][2], acc[i][3]);
+                // sum(acc_i[0]), .., sum(acc_i[3]).
+                let h01 = _mm256_hadd_ps(V::fold8(acc_i[0]), V::fold8(acc_i[1]));
+                let h23 = _mm256_hadd_ps(V::fold8(acc_i[2]), V::fold8(acc_i[3]));
                 let h = _mm256_hadd_ps(h01, h23);
-                _mm_mul_ps(
+                *sums = _mm_mul_ps(
                     alpha,
                     _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)),
-                )
-            });
+                );
+            }
             for (i, &sums) in all_sums.iter().enumerate().take(mr) {
                 let row = c.add(i * rsc);
                 if nr == NR && csc == 1 {

@@ -1,0 +1,190 @@
+//! [`Vector`]: the vector operations of AVX-512F and of AVX2 + FMA behind
+//! one trait, so a kernel written once over `V: Vector` compiles to either
+//! (inside a function with the matching `#[target_feature]`).
+
+use core::arch::x86_64::*;
+
+/// The few vector operations the explicitly vectorized kernels need, for one
+/// instruction set: the direct convolution's row tiles (`conv/x86.rs`), its
+/// channel tiles (`conv/lanes.rs`) and the GEMM's inner-product tiles
+/// (`gemm/kernel.rs`) are each written once, generic over it.
+pub(crate) trait Vector {
+    const LANES: usize;
+    type Vec: Copy;
+    type Mask: Copy;
+    /// All lanes zero.
+    fn zero() -> Self::Vec;
+    /// Lanes `l` with `lo <= l < hi` (any integers).
+    fn mask(lo: isize, hi: isize) -> Self::Mask;
+    /// Lanes in `m` from `p + l`, others zero; lanes outside `m` are not read.
+    unsafe fn load(p: *const f32, m: Self::Mask) -> Self::Vec;
+    /// Lanes in `m` from `p + l`, the others from `v` (zero in the lanes of
+    /// `m`); lanes outside `m` are not read.
+    unsafe fn load_merge(v: Self::Vec, p: *const f32, m: Self::Mask) -> Self::Vec;
+    /// Lanes in `m` to `p + l`; others are not written.
+    unsafe fn store(p: *mut f32, m: Self::Mask, v: Self::Vec);
+    /// `LANES` floats from `p`.
+    unsafe fn loadu(p: *const f32) -> Self::Vec;
+    /// `v` to the `LANES` floats at `p`.
+    unsafe fn storeu(p: *mut f32, v: Self::Vec);
+    /// `*p` in every lane.
+    unsafe fn splat(p: *const f32) -> Self::Vec;
+    /// `a * b + c`, rounded once.
+    unsafe fn fmadd(a: Self::Vec, b: Self::Vec, c: Self::Vec) -> Self::Vec;
+    /// `a + b`.
+    unsafe fn add(a: Self::Vec, b: Self::Vec) -> Self::Vec;
+    /// `v` folded to 8 lanes with the same total: its two halves added
+    /// (AVX-512) or `v` itself (AVX2), the first step of a horizontal sum.
+    unsafe fn fold8(v: Self::Vec) -> __m256;
+}
+
+/// [`Vector`] of AVX-512F.
+pub(crate) struct Avx512;
+
+impl Vector for Avx512 {
+    const LANES: usize = 16;
+    type Vec = __m512;
+    type Mask = __mmask16;
+    #[inline(always)]
+    fn zero() -> __m512 {
+        // SAFETY: only called from code compiled with AVX-512F.
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    fn mask(lo: isize, hi: isize) -> __mmask16 {
+        let lo = lo.clamp(0, 16) as u32;
+        let hi = hi.clamp(lo as isize, 16) as u32;
+        ((1u32 << hi) - (1u32 << lo)) as u16
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32, m: __mmask16) -> __m512 {
+        // SAFETY: the caller guarantees the lanes in `m` are readable.
+        unsafe { _mm512_maskz_loadu_ps(m, p) }
+    }
+    #[inline(always)]
+    unsafe fn load_merge(v: __m512, p: *const f32, m: __mmask16) -> __m512 {
+        // SAFETY: the caller guarantees the lanes in `m` are readable.
+        unsafe { _mm512_mask_loadu_ps(v, m, p) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, m: __mmask16, v: __m512) {
+        // SAFETY: the caller guarantees the lanes in `m` are writable.
+        unsafe { _mm512_mask_storeu_ps(p, m, v) }
+    }
+    #[inline(always)]
+    unsafe fn loadu(p: *const f32) -> __m512 {
+        // SAFETY: the caller guarantees `LANES` readable floats.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn storeu(p: *mut f32, v: __m512) {
+        // SAFETY: the caller guarantees `LANES` writable floats.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> __m512 {
+        // SAFETY: the caller guarantees `p` is readable.
+        unsafe { _mm512_set1_ps(*p) }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: the caller guarantees AVX-512F.
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the caller guarantees AVX-512F.
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn fold8(v: __m512) -> __m256 {
+        // SAFETY: the caller guarantees AVX-512F (the 64-bit extract is
+        // AVX-512F; the 32-bit one would need AVX-512DQ).
+        unsafe {
+            let high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+            _mm256_add_ps(_mm512_castps512_ps256(v), high)
+        }
+    }
+}
+
+/// [`Vector`] of AVX2 and FMA.
+pub(crate) struct Avx2;
+
+impl Vector for Avx2 {
+    const LANES: usize = 8;
+    type Vec = __m256;
+    type Mask = __m256i;
+    #[inline(always)]
+    fn zero() -> __m256 {
+        // SAFETY: only called from code compiled with AVX2.
+        unsafe { _mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    fn mask(lo: isize, hi: isize) -> __m256i {
+        let lo = lo.clamp(0, 8) as i32;
+        let hi = hi.clamp(0, 8) as i32;
+        // SAFETY: only called from code compiled with AVX2.
+        unsafe {
+            let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let below_hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane);
+            let below_lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(lo), lane);
+            _mm256_andnot_si256(below_lo, below_hi)
+        }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32, m: __m256i) -> __m256 {
+        // SAFETY: the caller guarantees the lanes in `m` are readable.
+        unsafe { _mm256_maskload_ps(p, m) }
+    }
+    #[inline(always)]
+    unsafe fn load_merge(v: __m256, p: *const f32, m: __m256i) -> __m256 {
+        // SAFETY: the caller guarantees the lanes in `m` are readable; they
+        // are zero in `v`, and the load zeroes the others.
+        unsafe { _mm256_or_ps(v, _mm256_maskload_ps(p, m)) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, m: __m256i, v: __m256) {
+        // A full mask stores plainly: AVX2's masked store is slow on AMD's
+        // Zen 3 (LeNet's batch-1 forward there went from 35.3 to 31.6 us,
+        // medians of 8 alternating runs; a plain load for a full mask gained
+        // nothing).
+        // SAFETY: the caller guarantees the lanes in `m` are writable, all
+        // eight of them when the mask is full.
+        unsafe {
+            if _mm256_movemask_ps(_mm256_castsi256_ps(m)) == 0xff {
+                _mm256_storeu_ps(p, v)
+            } else {
+                _mm256_maskstore_ps(p, m, v)
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn loadu(p: *const f32) -> __m256 {
+        // SAFETY: the caller guarantees `LANES` readable floats.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn storeu(p: *mut f32, v: __m256) {
+        // SAFETY: the caller guarantees `LANES` writable floats.
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> __m256 {
+        // SAFETY: the caller guarantees `p` is readable.
+        unsafe { _mm256_broadcast_ss(&*p) }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: the caller guarantees FMA.
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the caller guarantees AVX.
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn fold8(v: __m256) -> __m256 {
+        v
+    }
+}
