@@ -144,20 +144,31 @@ fn best(calls: u64, blocks: usize, mut f: impl FnMut()) -> f64 {
     best.as_secs_f64() / calls as f64
 }
 
-/// GFLOP/s of a loop of independent 8-lane FMAs (12 accumulators, enough to
-/// cover the latency on any x86 core), or `None` without AVX2 and FMA.
-fn fma_peak() -> Option<f64> {
+/// GFLOP/s of a loop of independent FMAs on the widest vectors this CPU
+/// has (16 lanes with AVX-512F, else 8; 12 accumulators, enough to cover
+/// the latency on any x86 core), with their lane count, or `None` without
+/// AVX2 and FMA.
+fn fma_peak() -> Option<(f64, u64)> {
     #[cfg(target_arch = "x86_64")]
     {
         if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
             return None;
         }
         const STEPS: u64 = 1_000_000;
+        let wide = is_x86_feature_detected!("avx512f");
         let secs = best(1, 7, || {
-            // SAFETY: AVX2 and FMA were detected above.
-            black_box(unsafe { fma_loop(STEPS) });
+            // SAFETY: AVX2 and FMA were detected above, and AVX-512F where
+            // `wide`.
+            black_box(unsafe {
+                if wide {
+                    fma_loop_avx512(STEPS)
+                } else {
+                    fma_loop(STEPS)
+                }
+            });
         });
-        Some((STEPS * 12 * 8 * 2) as f64 / secs / 1e9)
+        let lanes = if wide { 16 } else { 8 };
+        Some(((STEPS * 12 * lanes * 2) as f64 / secs / 1e9, lanes))
     }
     #[cfg(not(target_arch = "x86_64"))]
     None
@@ -182,11 +193,32 @@ fn fma_loop(steps: u64) -> f32 {
     out[0]
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fma_loop_avx512(steps: u64) -> f32 {
+    use core::arch::x86_64::*;
+    let m = _mm512_set1_ps(black_box(0.999_999));
+    let a = _mm512_set1_ps(black_box(1e-7));
+    let mut acc = [_mm512_set1_ps(black_box(1.0)); 12];
+    for _ in 0..steps {
+        for r in &mut acc {
+            *r = _mm512_fmadd_ps(*r, m, a);
+        }
+    }
+    let mut sum = _mm512_setzero_ps();
+    for &r in &acc {
+        sum = _mm512_add_ps(sum, r);
+    }
+    _mm512_reduce_add_ps(sum)
+}
+
 fn quick() {
-    let peak = fma_peak();
-    match peak {
-        Some(p) => println!("one core's FMA peak (8-lane FMA loop): {p:.1} GFLOP/s"),
-        None => println!("no AVX2 + FMA: no peak measured"),
+    let peak = fma_peak().map(|(p, lanes)| {
+        println!("one core's FMA peak ({lanes}-lane FMA loop): {p:.1} GFLOP/s");
+        p
+    });
+    if peak.is_none() {
+        println!("no AVX2 + FMA: no peak measured");
     }
     for s in SHAPES {
         let mut o = operands(&s.conv);
