@@ -313,7 +313,6 @@ fn backward_body<const FMA: bool>(
     mut db: Option<&mut [f32]>,
     mut dx: Option<&mut [f32]>,
 ) {
-    let (h, wd) = (g.in_h, g.in_w);
     let (kh, kw) = g.kernel;
     let (ph, pw) = g.pad;
     let (in_len, out_len) = (g.input_len(), g.output_len());
@@ -331,34 +330,11 @@ fn backward_body<const FMA: bool>(
             let dx_img = &mut dx[i * in_len..][..in_len];
             dx_img.fill(0.0);
             if g.stride == (1, 1) && ph < kh && pw < kw {
-                // dx[c, i, j] = sum_{o, u, v} w[o, c, u, v] dy[o, i + PH - u, j + PW - v]:
-                // a stride-1 correlation of dy, padded by K - 1 - P, with the
-                // kernel flipped and its in/out channels swapped.
-                let corr = Correlation {
-                    inputs: g.out_channels,
-                    in_h: g.out_h(),
-                    in_w: g.out_w(),
-                    out_h: h,
-                    out_w: wd,
-                    kernel: g.kernel,
-                    stride: (1, 1),
-                    pad: (kh - 1 - ph, kw - 1 - pw),
-                };
                 #[cfg(all(feature = "std", target_arch = "x86_64"))]
-                {
-                    // w[o, c, KH - 1 - u, KW - 1 - v] for output plane c, input plane o.
-                    let taps = x86::Taps {
-                        base: ((kh - 1) * kw + kw - 1) as isize,
-                        k_step: (kh * kw) as isize,
-                        c_step: flen as isize,
-                        u_step: -(kw as isize),
-                        v_step: -1,
-                    };
-                    if x86::correlate(&corr, dx_img, g.in_channels, dy_img, w, taps) {
-                        continue;
-                    }
+                if input_grad_rows(g, w, dy_img, dx_img) {
+                    continue;
                 }
-                corr.run::<FMA>(dx_img, g.in_channels, dy_img, |c, o, u, v| {
+                input_grad_correlation(g).run::<FMA>(dx_img, g.in_channels, dy_img, |c, o, u, v| {
                     w[o * flen + (c * kh + (kh - 1 - u)) * kw + (kw - 1 - v)]
                 });
             } else {
@@ -366,6 +342,72 @@ fn backward_body<const FMA: bool>(
             }
         }
     }
+}
+
+/// The correlation whose output is the input gradient of a stride-1 conv
+/// with `P < K`: `dx[c, i, j] = sum_{o, u, v} w[o, c, u, v] dy[o, i + PH - u,
+/// j + PW - v]`, a stride-1 correlation of `dy`, padded by `K - 1 - P`,
+/// with the kernel flipped and its in/out channels swapped.
+fn input_grad_correlation(g: &Conv2d) -> Correlation {
+    let (kh, kw) = g.kernel;
+    Correlation {
+        inputs: g.out_channels,
+        in_h: g.out_h(),
+        in_w: g.out_w(),
+        out_h: g.in_h,
+        out_w: g.in_w,
+        kernel: g.kernel,
+        stride: (1, 1),
+        pad: (kh - 1 - g.pad.0, kw - 1 - g.pad.1),
+    }
+}
+
+/// `dx = dL/dx` for `n` images through [`input_grad_rows`] where that beats
+/// im2col's GEMM and col2im, or `false` (nothing done): an AVX-512 CPU, a
+/// stride-1 conv with `P < K`, and input rows of 8 to 16 columns, which the
+/// row kernels take in tiles of 3 rows, one vector each. On a Zen 5,
+/// LeNet's conv2 (16 planes of 10x10 back to 6 of 14x14) took 3.3 us an
+/// image against 5.5 for the GEMM (4.2) and col2im (1.3). Narrower rows
+/// take the flattened tiles, which lost to the GEMM: with them,
+/// AlexNetSmall's 7x7 convs cost 8% of its training.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub(super) fn input_grad_narrow(g: &Conv2d, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32]) -> bool {
+    use super::super::simd::{level, Level};
+    let (kh, kw) = g.kernel;
+    if level() != Level::Avx512
+        || g.stride != (1, 1)
+        || g.pad.0 >= kh
+        || g.pad.1 >= kw
+        || !(8..=16).contains(&g.in_w)
+    {
+        return false;
+    }
+    let (in_len, out_len) = (g.input_len(), g.output_len());
+    for (dx_img, dy_img) in dx.chunks_exact_mut(in_len).zip(dy.chunks_exact(out_len)).take(n) {
+        dx_img.fill(0.0);
+        if !input_grad_rows(g, w, dy_img, dx_img) {
+            return false;
+        }
+    }
+    true
+}
+
+/// `dx_img += dL/dx` for one image of a stride-1 conv with `P < K`, through
+/// the row kernels of `x86` on [`input_grad_correlation`]; `false` (nothing
+/// done) without AVX2 + FMA.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub(super) fn input_grad_rows(g: &Conv2d, w: &[f32], dy_img: &[f32], dx_img: &mut [f32]) -> bool {
+    let (kh, kw) = g.kernel;
+    debug_assert!(g.stride == (1, 1) && g.pad.0 < kh && g.pad.1 < kw);
+    // w[o, c, KH - 1 - u, KW - 1 - v] for output plane c, input plane o.
+    let taps = x86::Taps {
+        base: ((kh - 1) * kw + kw - 1) as isize,
+        k_step: (kh * kw) as isize,
+        c_step: g.filter_len() as isize,
+        u_step: -(kw as isize),
+        v_step: -1,
+    };
+    x86::correlate(&input_grad_correlation(g), dx_img, g.in_channels, dy_img, w, taps)
 }
 
 /// `dw[o, c, u, v] += sum_{p, q} dy[o, p, q] * x[c, p*SH + u - PH, q*SW + v - PW]`

@@ -1,17 +1,19 @@
 //! Register-tiled direct correlation for `x86_64` AVX-512F and AVX2 + FMA:
 //! the fast path of [`super::direct::Correlation`] for a unit column stride.
 //!
-//! A tile is `NO` output channels x `NQ` vectors of consecutive output
-//! columns (16 lanes for AVX-512, 8 for AVX2) of one output row, held in
-//! registers over every tap `(c, u, v)`: per tap, `NQ` input vectors are
-//! loaded once and each of the `NO` weights is broadcast into `NQ` fused
-//! multiply-adds. Padding costs nothing per element: taps whose input row is
-//! outside are skipped (`tap_rows`), and a column mask per `(v, vector)`
-//! loads zeros where the input column is outside or the lane is past the
-//! row's end (masked lanes are neither read nor written). Rows narrower than
-//! 16 outputs instead take tiles of one vector of the flattened output plane
-//! (`flat`), which covers several rows with one masked load per row segment
-//! (LeNet's 10x10 conv2: 7 vectors a plane instead of 10).
+//! A tile is `NO` output channels x `R` output rows x `NQ` vectors of
+//! consecutive output columns (16 lanes for AVX-512, 8 for AVX2), held in
+//! registers over every tap `(c, u, v)`: per tap, each row's `NQ` input
+//! vectors are loaded once and each of the `NO` weights is broadcast once
+//! for all of the tile's rows. Padding costs nothing per element: taps whose
+//! input row is outside are skipped (`tap_rows`), and a column mask per
+//! `(v, vector)` loads zeros where the input column is outside or the lane
+//! is past the row's end (masked lanes are neither read nor written). Rows
+//! narrower than a vector or two instead take tiles of one vector of the
+//! flattened output plane (`flat`), which covers several rows with one
+//! masked load per row segment (LeNet's 10x10 conv2 with AVX2 vectors: 13
+//! vectors a plane instead of 20); with AVX-512, rows of 8 to 16 columns
+//! take tiles of 3 rows, one vector each, which measured faster.
 //!
 //! Weights are addressed affinely, `w[base + k*SK + c*SC + u*SU + v*SV]`, so
 //! the same kernel runs the forward pass (OIHW as is) and the input gradient
@@ -227,12 +229,20 @@ unsafe fn run_avx512(
     t: Taps,
 ) {
     // SAFETY: the caller's contract is `run`'s, the features are enabled, and
-    // a 16-lane vector spans at most 3 rows of 8 or more, 5 rows of 4 or more.
+    // a 16-lane vector spans at most 5 rows of 4 or more.
     unsafe {
         match corr.out_w {
-            8..16 => run::<Avx512, 3, 1, 16, 12>(corr, out, outputs, inp, w, t),
-            4..8 => run::<Avx512, 5, 1, 16, 12>(corr, out, outputs, inp, w, t),
-            _ => run::<Avx512, 0, 2, 8, 6>(corr, out, outputs, inp, w, t),
+            // One vector a row, tiles of 3 rows x up to 6 planes (18
+            // accumulators, and the 6 weights broadcast once for the 3
+            // rows). On a Zen 5 these beat the flattened tiles, whose 3
+            // masked loads per tap are merged into one vector: LeNet's
+            // conv2 input gradient (6 planes of 14x14) 10.2 us an image
+            // against 3.3, a 1-to-6-channel 5x5 conv at 16x16 0.83 against
+            // 0.43, 16 channels of 3x3 at 14x14 5.3 against 4.6. 8 planes
+            // a tile (24 accumulators beside 8 broadcasts) spilled.
+            8..=16 => run::<Avx512, 0, 3, 1, 6, 4>(corr, out, outputs, inp, w, t),
+            4..8 => run::<Avx512, 5, 1, 1, 16, 12>(corr, out, outputs, inp, w, t),
+            _ => run::<Avx512, 0, 1, 2, 8, 6>(corr, out, outputs, inp, w, t),
         }
     }
 }
@@ -250,24 +260,31 @@ unsafe fn run_avx2(
     // an 8-lane vector spans at most 2 rows of 8 or more, 3 rows of 4 or more.
     unsafe {
         match corr.out_w {
-            8..16 => run::<Avx2, 2, 1, 12, 8>(corr, out, outputs, inp, w, t),
-            4..8 => run::<Avx2, 3, 1, 12, 8>(corr, out, outputs, inp, w, t),
-            _ => run::<Avx2, 0, 2, 6, 4>(corr, out, outputs, inp, w, t),
+            8..16 => run::<Avx2, 2, 1, 1, 12, 8>(corr, out, outputs, inp, w, t),
+            4..8 => run::<Avx2, 3, 1, 1, 12, 8>(corr, out, outputs, inp, w, t),
+            _ => run::<Avx2, 0, 1, 2, 6, 4>(corr, out, outputs, inp, w, t),
         }
     }
 }
 
 /// Output planes in blocks of `BIG` while they last (see `take_big`), then
-/// of `MID`, 4, 2 and 1 (`BIG` and `MID` above 4); tiles of [`flat`] vectors
-/// reading `S` row segments each,
-/// or if `S == 0` of [`block`] rows of `NQ` vectors.
+/// of `MID`, 4, 2 and 1 (`BIG` and `MID` at least 4); tiles of [`flat`]
+/// vectors reading `S` row segments each, or if `S == 0` of [`block`]s of
+/// `R` rows of `NQ` vectors.
 ///
 /// # Safety
 ///
 /// The CPU supports `V`; `out` holds `outputs` planes, `inp` `corr.inputs`
 /// planes, and every weight index `taps` gives for `k < outputs` is inside `w`.
 #[inline(always)]
-unsafe fn run<V: Vector, const S: usize, const NQ: usize, const BIG: usize, const MID: usize>(
+unsafe fn run<
+    V: Vector,
+    const S: usize,
+    const R: usize,
+    const NQ: usize,
+    const BIG: usize,
+    const MID: usize,
+>(
     corr: &Correlation,
     out: *mut f32,
     outputs: usize,
@@ -291,7 +308,7 @@ unsafe fn run<V: Vector, const S: usize, const NQ: usize, const BIG: usize, cons
             if S > 0 {
                 flat::<V, BIG, S>(corr, out, inp, w, t);
             } else {
-                block::<V, BIG, NQ>(corr, out, inp, w, t);
+                block::<V, BIG, R, NQ>(corr, out, inp, w, t);
             }
             o += BIG;
         }
@@ -300,7 +317,7 @@ unsafe fn run<V: Vector, const S: usize, const NQ: usize, const BIG: usize, cons
             if S > 0 {
                 flat::<V, MID, S>(corr, out, inp, w, t);
             } else {
-                block::<V, MID, NQ>(corr, out, inp, w, t);
+                block::<V, MID, R, NQ>(corr, out, inp, w, t);
             }
             o += MID;
         }
@@ -309,7 +326,7 @@ unsafe fn run<V: Vector, const S: usize, const NQ: usize, const BIG: usize, cons
             if S > 0 {
                 flat::<V, 4, S>(corr, out, inp, w, t);
             } else {
-                block::<V, 4, NQ>(corr, out, inp, w, t);
+                block::<V, 4, R, NQ>(corr, out, inp, w, t);
             }
             o += 4;
         }
@@ -318,7 +335,7 @@ unsafe fn run<V: Vector, const S: usize, const NQ: usize, const BIG: usize, cons
             if S > 0 {
                 flat::<V, 2, S>(corr, out, inp, w, t);
             } else {
-                block::<V, 2, NQ>(corr, out, inp, w, t);
+                block::<V, 2, R, NQ>(corr, out, inp, w, t);
             }
             o += 2;
         }
@@ -327,20 +344,22 @@ unsafe fn run<V: Vector, const S: usize, const NQ: usize, const BIG: usize, cons
             if S > 0 {
                 flat::<V, 1, S>(corr, out, inp, w, t);
             } else {
-                block::<V, 1, NQ>(corr, out, inp, w, t);
+                block::<V, 1, R, NQ>(corr, out, inp, w, t);
             }
         }
     }
 }
 
-/// `NO` output planes, tiles of one row x `NQ * V::LANES` columns.
+/// `NO` output planes, tiles of `R` rows x `NQ * V::LANES` columns: per
+/// tap, each row's `NQ` input vectors are loaded once and each of the `NO`
+/// weights is broadcast once for all `R * NQ` of them.
 ///
 /// # Safety
 ///
 /// As [`run`], for the `NO` planes at `out` and the weights at `w` (`base`
 /// not yet added).
 #[inline(always)]
-unsafe fn block<V: Vector, const NO: usize, const NQ: usize>(
+unsafe fn block<V: Vector, const NO: usize, const R: usize, const NQ: usize>(
     corr: &Correlation,
     out: *mut f32,
     inp: *const f32,
@@ -353,22 +372,39 @@ unsafe fn block<V: Vector, const NO: usize, const NQ: usize>(
     let plane = corr.in_h * corr.in_w;
     let (sh, ph, pw) = (corr.stride.0, corr.pad.0, corr.pad.1 as isize);
     let w = w.wrapping_offset(t.base);
-    for p in 0..corr.out_h {
-        let (u_lo, u_hi) = corr.tap_rows(p);
-        let out_row = out.wrapping_add(p * corr.out_w);
+    for p0 in (0..corr.out_h).step_by(R) {
+        // Rows past the plane's end have an empty tap range and an empty
+        // store mask: computed on zeros, never read or written.
+        let live: [bool; R] = core::array::from_fn(|r| p0 + r < corr.out_h);
+        let taps: [(usize, usize); R] =
+            core::array::from_fn(|r| if live[r] { corr.tap_rows(p0 + r) } else { (0, 0) });
+        let (u_min, u_max) = (
+            taps.iter().map(|t| t.0).min().unwrap_or(0),
+            taps.iter().map(|t| t.1).max().unwrap_or(0),
+        );
+        let out_row = |k: usize, r: usize| out.wrapping_add(k * oplane + (p0 + r) * corr.out_w);
         let mut q0 = 0;
         while q0 < ow {
             // Lanes of vector j inside the row: j*L + l < OW - q0.
             let left = ow - q0;
-            let masks: [V::Mask; NQ] = core::array::from_fn(|j| V::mask(0, left - j as isize * lanes));
-            let mut acc = [[V::zero(); NQ]; NO];
+            let masks: [[V::Mask; NQ]; R] = core::array::from_fn(|r| {
+                core::array::from_fn(|j| {
+                    if live[r] {
+                        V::mask(0, left - j as isize * lanes)
+                    } else {
+                        V::mask(0, 0)
+                    }
+                })
+            });
+            let mut acc = [[[V::zero(); NQ]; R]; NO];
             for (k, acc_k) in acc.iter_mut().enumerate() {
-                for (j, a) in acc_k.iter_mut().enumerate() {
-                    let at = out_row
-                        .wrapping_add(k * oplane)
-                        .wrapping_offset(q0 + j as isize * lanes);
-                    // SAFETY: the mask keeps lanes inside output row `p` of plane `k`.
-                    *a = unsafe { V::load(at, masks[j]) };
+                for (r, acc_r) in acc_k.iter_mut().enumerate() {
+                    for (j, a) in acc_r.iter_mut().enumerate() {
+                        let at = out_row(k, r).wrapping_offset(q0 + j as isize * lanes);
+                        // SAFETY: the mask keeps lanes inside output row
+                        // `p0 + r` of plane `k` (none past the plane).
+                        *a = unsafe { V::load(at, masks[r][j]) };
+                    }
                 }
             }
             for v in 0..corr.kernel.1 {
@@ -383,32 +419,40 @@ unsafe fn block<V: Vector, const NO: usize, const NQ: usize>(
                 for c in 0..corr.inputs {
                     let w_c = w_v.wrapping_offset(c as isize * t.c_step);
                     let inp_c = inp.wrapping_add(c * plane);
-                    for u in u_lo..u_hi {
-                        let row = inp_c.wrapping_add((p * sh + u - ph) * corr.in_w);
-                        let xs: [V::Vec; NQ] = core::array::from_fn(|j| {
-                            // SAFETY: row `p*SH + u - PH` is inside the input
-                            // (`tap_rows`), and the mask keeps its columns.
-                            unsafe { V::load(row.wrapping_offset(s + j as isize * lanes), cols[j]) }
-                        });
+                    for u in u_min..u_max {
                         let w_u = w_c.wrapping_offset(u as isize * t.u_step);
-                        for (k, acc_k) in acc.iter_mut().enumerate() {
-                            // SAFETY: `correlate` checked every weight index.
-                            let wk = unsafe { V::splat(w_u.wrapping_offset(k as isize * t.k_step)) };
-                            for (a, &x) in acc_k.iter_mut().zip(&xs) {
-                                // SAFETY: the CPU supports `V`.
-                                *a = unsafe { V::fmadd(wk, x, *a) };
+                        // SAFETY: `correlate` checked every weight index.
+                        let wk: [V::Vec; NO] = core::array::from_fn(|k| unsafe {
+                            V::splat(w_u.wrapping_offset(k as isize * t.k_step))
+                        });
+                        for r in 0..R {
+                            if !(taps[r].0..taps[r].1).contains(&u) {
+                                continue;
+                            }
+                            let row = inp_c.wrapping_add(((p0 + r) * sh + u - ph) * corr.in_w);
+                            let xs: [V::Vec; NQ] = core::array::from_fn(|j| {
+                                // SAFETY: row `(p0 + r)*SH + u - PH` is inside
+                                // the input (`tap_rows`), and the mask keeps
+                                // its columns.
+                                unsafe { V::load(row.wrapping_offset(s + j as isize * lanes), cols[j]) }
+                            });
+                            for (acc_k, &wk) in acc.iter_mut().zip(&wk) {
+                                for (a, &x) in acc_k[r].iter_mut().zip(&xs) {
+                                    // SAFETY: the CPU supports `V`.
+                                    *a = unsafe { V::fmadd(wk, x, *a) };
+                                }
                             }
                         }
                     }
                 }
             }
             for (k, acc_k) in acc.iter().enumerate() {
-                for (j, &a) in acc_k.iter().enumerate() {
-                    let at = out_row
-                        .wrapping_add(k * oplane)
-                        .wrapping_offset(q0 + j as isize * lanes);
-                    // SAFETY: as for the load above.
-                    unsafe { V::store(at, masks[j], a) };
+                for (r, acc_r) in acc_k.iter().enumerate() {
+                    for (j, &a) in acc_r.iter().enumerate() {
+                        let at = out_row(k, r).wrapping_offset(q0 + j as isize * lanes);
+                        // SAFETY: as for the load above.
+                        unsafe { V::store(at, masks[r][j], a) };
+                    }
                 }
             }
             q0 += NQ as isize * lanes;
