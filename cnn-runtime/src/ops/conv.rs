@@ -475,7 +475,11 @@ pub fn backward_gemm(
         let (in_len, out_len) = (g.input_len(), g.output_len());
         let (o_n, oplane, flen) = (g.out_channels, g.out_plane(), g.filter_len());
         let pointwise = g.is_pointwise();
-        let col = &mut col[..if pointwise { 0 } else { g.col_len() }];
+        // The lanes kernels and the windows path take their scratch from all
+        // of `col`: a net's buffer is sized for its largest layer, so a
+        // conv whose own im2col is smaller can still have room for them
+        // (ResNet's 64-channel 7x7 convs: their lanes weight gradient needs
+        // 45,200 floats, their im2col 28,224, the net's buffer 115,216).
         let windows = !pointwise && windows_fit(g, col.len());
         #[cfg(target_arch = "x86_64")]
         let dw_done = !pointwise && lanes::weight_grad(g, n, x, dy, dw, col);
@@ -495,6 +499,7 @@ pub fn backward_gemm(
                 bias_grad(db, dy_img, oplane);
             }
             if !(dw_done || (windows && weight_grad_windows(g, x_img, dy_img, dw, col))) {
+                let col = &mut col[..if pointwise { 0 } else { g.col_len() }];
                 if !pointwise {
                     im2col(g, x_img, col);
                 }
@@ -520,7 +525,11 @@ pub fn backward_gemm(
             if let Some(dx) = dx.as_deref_mut().filter(|_| !dx_done) {
                 let dx_img = &mut dx[i * in_len..][..in_len];
                 // dcol[CKK, P] = W^T[CKK, O] dY[O, P]; pointwise: dcol is dx.
-                let dcol: &mut [f32] = if pointwise { &mut *dx_img } else { &mut *col };
+                let dcol: &mut [f32] = if pointwise {
+                    &mut *dx_img
+                } else {
+                    &mut col[..g.col_len()]
+                };
                 sgemm(
                     flen,
                     o_n,
@@ -893,6 +902,18 @@ mod tests {
             assert_close32("dx_gemm", &dx_gemm, &dx, 1e-5);
             assert_close32("dw_gemm", &dw_gemm, &dw, 1e-5);
             assert_close32("db_gemm", &db_gemm, &db, 1e-5);
+
+            // A net's buffer, sized for its largest layer, is often longer
+            // than this conv's im2col: the lanes and windows paths then
+            // take their scratch from all of it.
+            let mut big = vec![f32::NAN; g.col_len() + 65_536];
+            let mut dx_big = vec![f32::NAN; x.len()];
+            let (mut dw_big, mut db_big) = (dw0.clone(), db0.clone());
+            backward_gemm(&g, n, &x, &w, &dy, &mut dw_big, has_bias.then_some(&mut db_big[..]),
+                          Some(&mut dx_big), &mut big);
+            assert_close32("dx with a larger col", &dx_big, &dx, 1e-5);
+            assert_close32("dw with a larger col", &dw_big, &dw, 1e-5);
+            assert_close32("db with a larger col", &db_big, &db, 1e-5);
 
             // Without dx, the parameter gradients are unchanged.
             let mut dw_only = dw0.clone();
