@@ -558,10 +558,13 @@ mod tests {
     fn avx512_tile_choice() {
         use kernel::{avx512_tile, AVX512_TILES};
         let tile = |m, n| AVX512_TILES[avx512_tile(m, n)];
-        assert_eq!(tile(16, 100), (8, 16));
+        assert_eq!(tile(16, 100), (8, 32));
         assert_eq!(tile(6, 784), (6, 32));
         assert_eq!(tile(256, 256), (8, 32));
-        assert_eq!(tile(150, 100), (6, 16));
+        assert_eq!(tile(150, 100), (6, 32));
+        assert_eq!(tile(96, 196), (6, 32));
+        // Half the work: LeNet's last layer, 10 outputs.
+        assert_eq!(tile(256, 10), (8, 16));
     }
 
     /// Threads have their own buffers: concurrent calls do not interfere.
