@@ -453,7 +453,12 @@ fn backward_tiled<const FMA: bool, const SW: usize, const KS: usize>(
             db[c] += sum::<FMA>(dy_c);
         }
         pad_plane::<SW>(g, x_c, phase, xp);
-        weight_grad_plane::<FMA, SW, KS>(g, xp, phase, dy_c, &mut dw[c * kk..][..kk]);
+        let dw_c = &mut dw[c * kk..][..kk];
+        if KS == 3 {
+            weight_grad_plane::<FMA, SW, KS, 9>(g, xp, phase, dy_c, dw_c);
+        } else {
+            weight_grad_plane::<FMA, SW, KS, MAX_TAPS>(g, xp, phase, dy_c, dw_c);
+        }
         let Some(dx) = dx.as_deref_mut() else {
             continue;
         };
@@ -478,8 +483,10 @@ fn backward_tiled<const FMA: bool, const SW: usize, const KS: usize>(
 /// `dw_c[u, v] += sum_{p, q} dy_c[p, q] * x[p*SH + u - PH, q*SW + v - PW]`
 /// for one plane, from its padded copy `xp`: per output row and tile of
 /// [`LANES`] columns, one vector accumulator per tap, reduced at the end.
+/// `T` is the accumulators' count, at least `KH * KW`: 9 for a constant
+/// 3x3 (`KS`), so they stay in registers.
 #[inline(always)]
-fn weight_grad_plane<const FMA: bool, const SW: usize, const KS: usize>(
+fn weight_grad_plane<const FMA: bool, const SW: usize, const KS: usize, const T: usize>(
     g: &Conv2d,
     xp: &[f32],
     phase: usize,
@@ -487,29 +494,42 @@ fn weight_grad_plane<const FMA: bool, const SW: usize, const KS: usize>(
     dw_c: &mut [f32],
 ) {
     let (kh, kw) = (constant_or::<KS>(g.kernel.0), constant_or::<KS>(g.kernel.1));
+    debug_assert!(kh * kw <= T);
     let sh = g.stride.0;
     let sw = constant_or::<SW>(g.stride.1);
     let (ow, row_len) = (g.out_w(), sw * phase);
-    let mut acc = [[0.0f32; LANES]; MAX_TAPS];
+    let mut acc = [[0.0f32; LANES]; T];
     for (p, dy_row) in dy_c.chunks_exact(ow).enumerate() {
-        for q0 in (0..ow).step_by(LANES) {
+        let mut q0 = 0;
+        while q0 < ow {
             // Lanes past the row's end: zero in both operands, so they add
             // exactly nothing (whatever the padded copy holds there).
             let live = (ow - q0).min(LANES);
-            let mut d = [0.0f32; LANES];
-            d[..live].copy_from_slice(&dy_row[q0..q0 + live]);
+            let d: [f32; LANES] = match dy_row[q0..].first_chunk::<LANES>() {
+                Some(d) => *d,
+                None => core::array::from_fn(|l| dy_row.get(q0 + l).copied().unwrap_or(0.0)),
+            };
             for u in 0..kh {
                 for v in 0..kw {
                     let start = (p * sh + u) * row_len + v % sw * phase + q0 + v / sw;
-                    // Inside `xp` as in `tile_rows`.
-                    let src = &xp[start..start + LANES];
+                    debug_assert!(start + LANES <= xp.len());
+                    // SAFETY: inside `xp`, as the same offsets in
+                    // `tile_rows`.
+                    let src = unsafe { xp.get_unchecked(start..start + LANES) };
                     let a = &mut acc[u * kw + v];
-                    for (l, (a, (&dv, &xv))) in a.iter_mut().zip(d.iter().zip(src)).enumerate() {
-                        let xv = if l < live { xv } else { 0.0 };
-                        *a = madd::<FMA>(dv, xv, *a);
+                    if live == LANES {
+                        for (a, (&dv, &xv)) in a.iter_mut().zip(d.iter().zip(src)) {
+                            *a = madd::<FMA>(dv, xv, *a);
+                        }
+                    } else {
+                        for (l, (a, (&dv, &xv))) in a.iter_mut().zip(d.iter().zip(src)).enumerate() {
+                            let xv = if l < live { xv } else { 0.0 };
+                            *a = madd::<FMA>(dv, xv, *a);
+                        }
                     }
                 }
             }
+            q0 += LANES;
         }
     }
     for (dw, a) in dw_c.iter_mut().zip(&acc).take(kh * kw) {
