@@ -571,28 +571,13 @@ fn backward_taps<const FMA: bool>(
     dw_c: &mut [f32],
     dx_c: Option<&mut [f32]>,
 ) {
-    let (kh, kw) = g.kernel;
-    let (h_n, w_n) = (g.in_h, g.in_w);
-    let (sh, ph) = (g.stride.0, g.pad.0);
-    let cols_of = (g.stride.1, g.pad.1);
-    let ow = g.out_w();
-    for (p, dy_row) in dy_c.chunks_exact(ow).enumerate() {
-        for u in 0..kh {
-            let Some(h) = (p * sh + u).checked_sub(ph).filter(|&h| h < h_n) else {
-                continue;
-            };
-            let x_row = &x_c[h * w_n..][..w_n];
-            for v in 0..kw {
-                let cols = columns(v, cols_of, w_n, ow);
-                if cols.is_empty() {
-                    continue;
-                }
-                let first = cols.start * cols_of.0 + v - cols_of.1;
-                let taps = dy_row[cols].iter().zip(x_row[first..].iter().step_by(cols_of.0));
-                dw_c[u * kw + v] += taps.fold(0.0, |acc, (&d, &xv)| madd::<FMA>(d, xv, acc));
-            }
-        }
-    }
+    let (sw, w_n) = (g.stride.1, g.in_w);
+    for_each_tap(g, dy_c, |t, h, first, dy_seg| {
+        let taps = dy_seg
+            .iter()
+            .zip(x_c[h * w_n..][..w_n][first..].iter().step_by(sw));
+        dw_c[t] += taps.fold(0.0, |acc, (&d, &xv)| madd::<FMA>(d, xv, acc));
+    });
     if let Some(dx_c) = dx_c {
         dx_c.fill(0.0);
         input_grad_taps::<FMA>(g, w_c, dy_c, dx_c);
@@ -603,6 +588,21 @@ fn backward_taps<const FMA: bool>(
 /// row of `dy_c` into a row of `dx_c` (every `SW`-th column).
 #[inline(always)]
 fn input_grad_taps<const FMA: bool>(g: &Conv2d, w_c: &[f32], dy_c: &[f32], dx_c: &mut [f32]) {
+    let (sw, w_n) = (g.stride.1, g.in_w);
+    for_each_tap(g, dy_c, |t, h, first, dy_seg| {
+        let dx_row = &mut dx_c[h * w_n..][..w_n];
+        for (&d, dxq) in dy_seg.iter().zip(dx_row[first..].iter_mut().step_by(sw)) {
+            *dxq = madd::<FMA>(w_c[t], d, *dxq);
+        }
+    });
+}
+
+/// `f(tap, h, first, dy_seg)` for every output row of `dy_c` and tap
+/// `(u, v)` (`tap = u * KW + v`) that reads inside the input: input row
+/// `h`, the outputs `dy_seg` of the row whose columns are inside, the first
+/// of them reading input column `first` (then every `SW`-th).
+#[inline(always)]
+fn for_each_tap(g: &Conv2d, dy_c: &[f32], mut f: impl FnMut(usize, usize, usize, &[f32])) {
     let (kh, kw) = g.kernel;
     let (h_n, w_n) = (g.in_h, g.in_w);
     let (sh, ph) = (g.stride.0, g.pad.0);
@@ -613,20 +613,13 @@ fn input_grad_taps<const FMA: bool>(g: &Conv2d, w_c: &[f32], dy_c: &[f32], dx_c:
             let Some(h) = (p * sh + u).checked_sub(ph).filter(|&h| h < h_n) else {
                 continue;
             };
-            let dx_row = &mut dx_c[h * w_n..][..w_n];
             for v in 0..kw {
                 let cols = columns(v, cols_of, w_n, ow);
                 if cols.is_empty() {
                     continue;
                 }
                 let first = cols.start * cols_of.0 + v - cols_of.1;
-                let wv = w_c[u * kw + v];
-                for (&d, dxq) in dy_row[cols]
-                    .iter()
-                    .zip(dx_row[first..].iter_mut().step_by(cols_of.0))
-                {
-                    *dxq = madd::<FMA>(wv, d, *dxq);
-                }
+                f(u * kw + v, h, first, &dy_row[cols]);
             }
         }
     }
