@@ -47,12 +47,17 @@ fn halving_backward_body<const FMA: bool>(p: &Pool2d, dy: &[f32], dx: &mut [f32]
         for (oh, dy_row) in dy_c.chunks_exact(ow_n).enumerate() {
             let (top, bottom) = dx_c[2 * oh * wd..].split_at_mut(wd);
             // Each gradient twice along the row (`j / 2` vectorizes as an
-            // interleave), then the row again below it.
-            let top = &mut top[..2 * ow_n];
-            for (j, t) in top.iter_mut().enumerate() {
-                *t = dy_row[j / 2] * 0.25;
+            // interleave) and the same into the row below, in one loop (a
+            // copy of the row after it was a `memcpy` call per row).
+            for (j, (t, b)) in top[..2 * ow_n]
+                .iter_mut()
+                .zip(&mut bottom[..2 * ow_n])
+                .enumerate()
+            {
+                let g = dy_row[j / 2] * 0.25;
+                *t = g;
+                *b = g;
             }
-            bottom[..2 * ow_n].copy_from_slice(top);
         }
     }
 }
