@@ -278,51 +278,95 @@ pub(super) fn input_grad(
     run_forward(&t, n, dy, wf, None, dx, rest)
 }
 
-/// The shape of a register tile: `NV` vectors of channels, `R` rows, `Q`
-/// columns.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Shape {
-    V2R1Q5,
-    V2R1Q6,
-    V2R2Q3,
-    V2R3Q2,
-    V1R3Q4,
-    V1R2Q5,
-    V1R2Q6,
-    V1R1Q12,
+/// Declares a set of register-tile shapes, each once with its dimensions:
+/// the enum, `dims` (`(NV, R, Q)`), `pick` (the [`cheapest`] of them for a
+/// plane, with `full` accumulators a full tile) and `run`, [`plane`] with
+/// the shape's constants at column stride 1.
+macro_rules! tile_shapes {
+    (
+        $(#[$attr:meta])*
+        enum $name:ident, full $full:literal, fallback $fallback:ident {
+            $($shape:ident = ($nv:literal, $r:literal, $q:literal)),+ $(,)?
+        }
+    ) => {
+        $(#[$attr])*
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        enum $name {
+            $($shape),+
+        }
+
+        impl $name {
+            /// Every shape.
+            const ALL: &[$name] = &[$($name::$shape),+];
+
+            /// `(NV, R, Q)`.
+            const fn dims(self) -> (usize, usize, usize) {
+                match self {
+                    $($name::$shape => ($nv, $r, $q)),+
+                }
+            }
+
+            /// The shape for `nv` vectors of channels that wastes the fewest
+            /// multiply-adds on an `oh x ow` plane ([`cheapest`]).
+            fn pick(nv: usize, oh: usize, ow: usize) -> $name {
+                cheapest($name::ALL, $name::dims, $full, nv, oh, ow).unwrap_or($name::$fallback)
+            }
+
+            /// [`plane`] with this shape's `NV`, `R` and `Q`, at column
+            /// stride 1.
+            ///
+            /// # Safety
+            ///
+            /// As [`plane`], with `V`'s features enabled in the caller (this
+            /// is inlined into it).
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn run<V: Vector>(
+                self,
+                geo: Geometry,
+                oh: usize,
+                ow: usize,
+                sh: usize,
+                xp: *const f32,
+                w: *const f32,
+                out: *mut f32,
+            ) {
+                // SAFETY: forwarded contract.
+                unsafe {
+                    match self {
+                        $($name::$shape => plane::<V, $nv, $r, $q, 1>(geo, oh, ow, sh, xp, w, out)),+
+                    }
+                }
+            }
+        }
+    };
 }
 
-impl Shape {
-    /// `(NV, R, Q)`.
-    const fn dims(self) -> (usize, usize, usize) {
-        match self {
-            Shape::V2R1Q5 => (2, 1, 5),
-            Shape::V2R1Q6 => (2, 1, 6),
-            Shape::V2R2Q3 => (2, 2, 3),
-            Shape::V2R3Q2 => (2, 3, 2),
-            Shape::V1R3Q4 => (1, 3, 4),
-            Shape::V1R2Q5 => (1, 2, 5),
-            Shape::V1R2Q6 => (1, 2, 6),
-            Shape::V1R1Q12 => (1, 1, 12),
-        }
+tile_shapes! {
+    /// The shape of an AVX2 register tile: `NV` vectors of 8 channels, `R`
+    /// rows, `Q` columns; 12 accumulators make a full tile.
+    enum Shape, full 12, fallback V1R3Q4 {
+        V2R1Q5 = (2, 1, 5),
+        V2R1Q6 = (2, 1, 6),
+        V2R2Q3 = (2, 2, 3),
+        V2R3Q2 = (2, 3, 2),
+        V1R3Q4 = (1, 3, 4),
+        V1R2Q5 = (1, 2, 5),
+        V1R2Q6 = (1, 2, 6),
+        V1R1Q12 = (1, 1, 12),
     }
+}
 
-    /// The shape for `nv` vectors of channels that wastes the fewest
-    /// multiply-adds on an `oh x ow` plane: pixels computed past the plane's
-    /// edge are wasted, and a tile of fewer than 12 accumulators counts as
-    /// that much slower (the FMA's latency needs 8 or more in flight).
-    fn pick(nv: usize, oh: usize, ow: usize) -> Shape {
-        let all = [
-            Shape::V2R1Q5,
-            Shape::V2R1Q6,
-            Shape::V2R2Q3,
-            Shape::V2R3Q2,
-            Shape::V1R3Q4,
-            Shape::V1R2Q5,
-            Shape::V1R2Q6,
-            Shape::V1R1Q12,
-        ];
-        cheapest(all, Shape::dims, 12, nv, oh, ow).unwrap_or(Shape::V1R3Q4)
+tile_shapes! {
+    /// The shape of an AVX-512 register tile: `NV` vectors of 16 channels,
+    /// `R` rows, `Q` columns; at most 24 accumulators of the 32 registers.
+    enum WideShape, full 24, fallback V1R4Q6 {
+        V2R1Q7 = (2, 1, 7),
+        V2R2Q6 = (2, 2, 6),
+        V2R3Q4 = (2, 3, 4),
+        V1R3Q7 = (1, 3, 7),
+        V1R4Q6 = (1, 4, 6),
+        V1R2Q12 = (1, 2, 12),
     }
 }
 
@@ -449,16 +493,7 @@ unsafe fn forward_avx2(
                 match (g.stride.1, nv) {
                     (2, 2) => plane::<Avx2, 2, 2, 3, 2>(geo, oh, ow, sh, xp, wk, out),
                     (2, _) => plane::<Avx2, 1, 2, 6, 2>(geo, oh, ow, sh, xp, wk, out),
-                    _ => match Shape::pick(nv, oh, ow) {
-                        Shape::V2R1Q5 => plane::<Avx2, 2, 1, 5, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V2R1Q6 => plane::<Avx2, 2, 1, 6, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V2R2Q3 => plane::<Avx2, 2, 2, 3, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V2R3Q2 => plane::<Avx2, 2, 3, 2, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V1R3Q4 => plane::<Avx2, 1, 3, 4, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V1R2Q5 => plane::<Avx2, 1, 2, 5, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V1R2Q6 => plane::<Avx2, 1, 2, 6, 1>(geo, oh, ow, sh, xp, wk, out),
-                        Shape::V1R1Q12 => plane::<Avx2, 1, 1, 12, 1>(geo, oh, ow, sh, xp, wk, out),
-                    },
+                    _ => Shape::pick(nv, oh, ow).run::<Avx2>(geo, oh, ow, sh, xp, wk, out),
                 }
             }
             k0 += nv * width;
@@ -522,52 +557,13 @@ unsafe fn plane<V: Vector, const NV: usize, const R: usize, const Q: usize, cons
     }
 }
 
-/// The shape of an AVX-512 register tile: `NV` vectors of 16 channels,
-/// `R` rows, `Q` columns; at most 24 accumulators of the 32 registers.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum WideShape {
-    V2R1Q7,
-    V2R2Q6,
-    V2R3Q4,
-    V1R3Q7,
-    V1R4Q6,
-    V1R2Q12,
-}
-
-impl WideShape {
-    /// `(NV, R, Q)`.
-    const fn dims(self) -> (usize, usize, usize) {
-        match self {
-            WideShape::V2R1Q7 => (2, 1, 7),
-            WideShape::V2R2Q6 => (2, 2, 6),
-            WideShape::V2R3Q4 => (2, 3, 4),
-            WideShape::V1R3Q7 => (1, 3, 7),
-            WideShape::V1R4Q6 => (1, 4, 6),
-            WideShape::V1R2Q12 => (1, 2, 12),
-        }
-    }
-
-    /// As [`Shape::pick`], for `nv` vectors of 16 channels.
-    fn pick(nv: usize, oh: usize, ow: usize) -> WideShape {
-        let all = [
-            WideShape::V2R1Q7,
-            WideShape::V2R2Q6,
-            WideShape::V2R3Q4,
-            WideShape::V1R3Q7,
-            WideShape::V1R4Q6,
-            WideShape::V1R2Q12,
-        ];
-        cheapest(all, WideShape::dims, 24, nv, oh, ow).unwrap_or(WideShape::V1R4Q6)
-    }
-}
-
 /// The shape of `all` (dimensions `(NV, R, Q)` by `dims`) for `nv` vectors
 /// of channels that wastes the fewest multiply-adds on an `oh x ow` plane:
 /// pixels computed past the plane's edge are wasted, and a tile of fewer
 /// than `full` accumulators counts as that much slower (the FMA units need
 /// that many in flight).
-fn cheapest<S: Copy, const N: usize>(
-    all: [S; N],
+fn cheapest<S: Copy>(
+    all: &[S],
     dims: fn(S) -> (usize, usize, usize),
     full: usize,
     nv: usize,
@@ -579,7 +575,7 @@ fn cheapest<S: Copy, const N: usize>(
         let computed = oh.div_ceil(r) * r * ow.div_ceil(q) * q;
         computed * full / (r * q * nv)
     };
-    all.into_iter().filter(|&s| dims(s).0 == nv).min_by_key(cost)
+    all.iter().copied().filter(|&s| dims(s).0 == nv).min_by_key(cost)
 }
 
 /// [`plane`] at a column stride of 1 with `nv` (1 or 2) AVX-512 vectors of
@@ -602,16 +598,7 @@ unsafe fn plane_avx512(
     out: *mut f32,
 ) {
     // SAFETY: forwarded contract, with the features enabled here.
-    unsafe {
-        match WideShape::pick(nv, oh, ow) {
-            WideShape::V2R1Q7 => plane::<Avx512, 2, 1, 7, 1>(geo, oh, ow, sh, xp, w, out),
-            WideShape::V2R2Q6 => plane::<Avx512, 2, 2, 6, 1>(geo, oh, ow, sh, xp, w, out),
-            WideShape::V2R3Q4 => plane::<Avx512, 2, 3, 4, 1>(geo, oh, ow, sh, xp, w, out),
-            WideShape::V1R3Q7 => plane::<Avx512, 1, 3, 7, 1>(geo, oh, ow, sh, xp, w, out),
-            WideShape::V1R4Q6 => plane::<Avx512, 1, 4, 6, 1>(geo, oh, ow, sh, xp, w, out),
-            WideShape::V1R2Q12 => plane::<Avx512, 1, 2, 12, 1>(geo, oh, ow, sh, xp, w, out),
-        }
-    }
+    unsafe { WideShape::pick(nv, oh, ow).run::<Avx512>(geo, oh, ow, sh, xp, w, out) }
 }
 
 /// `NO <= 6` output planes with columns in the lanes: tiles of one output
