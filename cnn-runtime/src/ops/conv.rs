@@ -475,6 +475,8 @@ pub fn backward_gemm(
         let (in_len, out_len) = (g.input_len(), g.output_len());
         let (o_n, oplane, flen) = (g.out_channels, g.out_plane(), g.filter_len());
         let pointwise = g.is_pointwise();
+        // The im2col copy, none for a 1x1 conv (`x` is its own).
+        let im2col_len = if pointwise { 0 } else { g.col_len() };
         // The lanes kernels and the windows path take their scratch from all
         // of `col`: a net's buffer is sized for its largest layer, so a
         // conv whose own im2col is smaller can still have room for them
@@ -499,7 +501,7 @@ pub fn backward_gemm(
                 bias_grad(db, dy_img, oplane);
             }
             if !(dw_done || (windows && weight_grad_windows(g, x_img, dy_img, dw, col))) {
-                let col = &mut col[..if pointwise { 0 } else { g.col_len() }];
+                let col = &mut col[..im2col_len];
                 if !pointwise {
                     im2col(g, x_img, col);
                 }
@@ -528,7 +530,7 @@ pub fn backward_gemm(
                 let dcol: &mut [f32] = if pointwise {
                     &mut *dx_img
                 } else {
-                    &mut col[..g.col_len()]
+                    &mut col[..im2col_len]
                 };
                 sgemm(
                     flen,
