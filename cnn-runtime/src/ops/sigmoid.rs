@@ -9,14 +9,143 @@
 //! function it evaluates `e^t` with a branch-free polynomial (Cephes `expf`:
 //! Cody-Waite range reduction, degree-6 polynomial, exponent by bit
 //! arithmetic; about 1 ulp) that LLVM vectorizes, compiled for the best
-//! instruction set of the CPU (`ops/simd.rs`). The whole pass stays within
-//! 1e-6 of the exact sigmoid; NaN stays NaN.
+//! instruction set of the CPU (`ops/simd.rs`). With AVX-512 the forward
+//! pass is written out instead (module `avx512`): a 16-entry table of
+//! `2^(j/16)` leaves a degree-3 polynomial, and `vscalefps` applies the
+//! power of two: 17 instructions per 16 lanes instead of 30, 1.9 ns instead
+//! of 3.0 on a Zen 5 (L1-resident data). Either way the
+//! pass stays within 4e-7 (relative) of the exact sigmoid; NaN stays NaN.
 
 use super::simd::{madd, multiversion};
 
+/// `x <- sigmoid(x)` in place.
+#[inline]
+pub fn forward(x: &mut [f32]) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if super::simd::level() == super::simd::Level::Avx512 {
+        // SAFETY: `level()` detected AVX-512F on this CPU.
+        return unsafe { avx512::forward(x) };
+    }
+    forward_any(x)
+}
+
 multiversion! {
-    /// `x <- sigmoid(x)` in place.
-    pub fn forward(x: &mut [f32]) => forward_body
+    /// [`forward`] where AVX-512 is missing, compiled for the CPU's vector
+    /// width.
+    fn forward_any(x: &mut [f32]) => forward_body
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod avx512 {
+    //! The forward pass on 16 lanes. Per lane, with `z = -|x|` (floored at
+    //! -105, where `e^z` rounds to 0 even as a subnormal, so infinities
+    //! need no special case):
+    //!
+    //! - `k = round(16 z / ln 2)` by the magic-number addition, whose low
+    //!   mantissa bits are `k mod 16` for `vpermps` to pick `2^(k mod 16 / 16)`
+    //!   from a register;
+    //! - `r = z - k ln2 / 16` (Cody-Waite, two constants), `|r| <= ln2 / 32`,
+    //!   so `e^r - 1 ~ r + r^2/2 + r^3/6` is off by at most `r^4/24 < 1e-8`;
+    //! - `e^z = 2^(k mod 16 / 16) e^r`, scaled by `2^floor(k/16)` with
+    //!   `vscalefps`, which rounds subnormal results correctly;
+    //! - the sigmoid is `1 / (1 + e)` for `x >= 0` and `e / (1 + e)` below.
+    //!
+    //! A division, not the reciprocal estimate with a Newton step: on Zen 5
+    //! the estimate measured 15% slower (1.89 against 2.17 ns per vector),
+    //! the old polynomial 3.0 ns.
+
+    use core::arch::x86_64::*;
+
+    /// `2^(j/16)` for `j < 16`, rounded to `f32`.
+    const POW2_SIXTEENTHS: [f32; 16] = [
+        1.0,
+        1.044_273_7,
+        1.090_507_7,
+        1.138_788_6,
+        1.189_207_1,
+        1.241_857_8,
+        1.296_839_6,
+        1.354_255_6,
+        core::f32::consts::SQRT_2,
+        1.476_826_2,
+        1.542_210_8,
+        1.610_490_3,
+        1.681_792_9,
+        1.756_252_2,
+        1.834_008_1,
+        1.915_206_6,
+    ];
+
+    /// `x <- sigmoid(x)` in place, 16 lanes at a time (the tail masked).
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn forward(x: &mut [f32]) {
+        let table = _mm512_loadu_ps(POW2_SIXTEENTHS.as_ptr());
+        let chunks = x.chunks_exact_mut(16);
+        let tail = chunks.into_remainder().len();
+        let full = x.len() - tail;
+        for c in x[..full].chunks_exact_mut(16) {
+            // SAFETY: `c` holds 16 floats.
+            let v = unsafe { _mm512_loadu_ps(c.as_ptr()) };
+            // SAFETY: as above.
+            unsafe { _mm512_storeu_ps(c.as_mut_ptr(), lanes(v, table)) };
+        }
+        if tail > 0 {
+            let m: __mmask16 = (1 << tail) - 1;
+            let rest = x[full..].as_mut_ptr();
+            // SAFETY: the mask covers the `tail` floats left.
+            let v = unsafe { _mm512_maskz_loadu_ps(m, rest) };
+            // SAFETY: as above.
+            unsafe { _mm512_mask_storeu_ps(rest, m, lanes(v, table)) };
+        }
+    }
+
+    /// The sigmoid of 16 lanes (see the module docs).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn lanes(x: __m512, table: __m512) -> __m512 {
+        const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+                                         // ln 2 / 16 split so `k * HI` is exact for the |k| <= 2424 here.
+        const LN2_16_HI: f32 = 0.693_359_4 / 16.0;
+        const LN2_16_LO: f32 = -2.121_944_4e-4 / 16.0;
+        let neg_abs = _mm512_castsi512_ps(_mm512_or_si512(
+            _mm512_castps_si512(x),
+            _mm512_set1_epi32(i32::MIN),
+        ));
+        // `max` returns its second operand for a NaN, so NaN stays NaN.
+        let z = _mm512_max_ps(_mm512_set1_ps(-105.0), neg_abs);
+        let shifted = _mm512_fmadd_ps(
+            z,
+            _mm512_set1_ps(16.0 * core::f32::consts::LOG2_E),
+            _mm512_set1_ps(MAGIC),
+        );
+        let pow = _mm512_permutexvar_ps(_mm512_castps_si512(shifted), table);
+        let k = _mm512_sub_ps(shifted, _mm512_set1_ps(MAGIC));
+        let r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LN2_16_HI), z);
+        let r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LN2_16_LO), r);
+        let p = _mm512_fmadd_ps(_mm512_set1_ps(1.0 / 6.0), r, _mm512_set1_ps(0.5));
+        let expm1 = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r);
+        let e = _mm512_scalef_ps(
+            _mm512_fmadd_ps(pow, expm1, pow),
+            _mm512_mul_ps(k, _mm512_set1_ps(1.0 / 16.0)),
+        );
+        let q = _mm512_div_ps(_mm512_set1_ps(1.0), _mm512_add_ps(e, _mm512_set1_ps(1.0)));
+        let negative = _mm512_cmplt_epi32_mask(_mm512_castps_si512(x), _mm512_setzero_si512());
+        _mm512_mask_mul_ps(q, negative, e, q)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn the_table_is_powers_of_two() {
+            for (j, &t) in super::POW2_SIXTEENTHS.iter().enumerate() {
+                assert_eq!(t, 2f64.powf(j as f64 / 16.0) as f32, "entry {j}");
+            }
+        }
+    }
 }
 
 #[inline(always)]
