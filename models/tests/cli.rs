@@ -481,6 +481,47 @@ fn same_seed_same_weights() {
     assert!(a != c, "different seeds, same weights.json");
 }
 
+/// `CNN_MAX_ISA` caps the kernels, which the `net:` line names; a value it
+/// does not know is a warning, and the run goes on with the CPU's best.
+#[test]
+fn max_isa_caps_the_kernels() {
+    let dir = TempDir::new("max-isa");
+    let data = sample_dir();
+    let train = |name: &str, value: &str| -> Output {
+        let out_dir = dir.path(name);
+        run(cnn(&[
+            "train",
+            "--data",
+            path_str(&data),
+            "--epochs",
+            "1",
+            "--limit-train",
+            "128",
+            "--limit-test",
+            "50",
+            "--out",
+            path_str(&out_dir),
+        ])
+        .env("CNN_MAX_ISA", value))
+    };
+    let out = train("baseline", "Baseline");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(", baseline kernels, seed 0\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(stderr(&out), "");
+    let out = train("bogus", "sse9");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: CNN_MAX_ISA=sse9 is not one of baseline, avx2, avx512"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains(" kernels, seed 0\n"), "{}", stdout(&out));
+}
+
 /// `cnn` alone trains LeNet with the defaults, on the data `CNN_DATA` names,
 /// into `runs/lenet`.
 #[test]

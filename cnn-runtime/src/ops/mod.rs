@@ -33,6 +33,21 @@ pub(crate) mod simd;
 pub mod tanh;
 pub mod window;
 
+pub use simd::MAX_ISA_VAR;
+
+/// The instruction set the kernels run with in this process: `"avx512"`,
+/// `"avx2"` (with FMA) or `"baseline"` (the build's target features), the
+/// best this CPU has unless [`MAX_ISA_VAR`] caps it.
+pub fn instruction_set() -> &'static str {
+    match simd::level() {
+        simd::Level::Baseline => "baseline",
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        simd::Level::Avx2Fma => "avx2",
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        simd::Level::Avx512 => "avx512",
+    }
+}
+
 /// Lanes of the independent partial sums in [`sum`]: float
 /// addition is not associative, so LLVM only vectorizes a reduction whose
 /// order the source already splits into independent lanes.

@@ -449,13 +449,14 @@ fn run<N: Network>(
     };
 
     say!(
-        "net: {} ({} parameters), {}, batch {}, {}, {}, seed {}",
+        "net: {} ({} parameters), {}, batch {}, {}, {}, {} kernels, seed {}",
         N::NAME,
         thousands(N::PARAM_COUNT),
         config.optimizer,
         config.batch_size,
         plural(config.epochs, "epoch"),
         plural(config.threads, "thread"),
+        cnn_runtime::ops::instruction_set(),
         config.seed
     );
     match (resume, &config.init_weights) {

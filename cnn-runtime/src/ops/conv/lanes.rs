@@ -1095,9 +1095,11 @@ mod tests {
     use super::*;
     use crate::ops::testing::{assert_close32, Rng};
 
-    /// Whether this CPU runs the kernels (the tests pass vacuously if not).
+    /// Whether this process runs the kernels: the CPU has AVX2 and FMA,
+    /// and `CNN_MAX_ISA` does not cap them off (the tests pass vacuously if
+    /// not).
     fn avx2_fma() -> bool {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+        avx2()
     }
 
     /// A 5x5, stride-1 conv of LeNet's kind: `c` square `hw` planes to `o`.

@@ -105,7 +105,21 @@ impl Isa {
         Isa::Avx512,
     ];
 
-    /// The best kernel this CPU supports, detected once per process.
+    /// The instruction-set level of the kernel, as `CNN_MAX_ISA` caps it.
+    fn level(self) -> crate::ops::simd::Level {
+        use crate::ops::simd::Level;
+        match self {
+            Isa::Portable => Level::Baseline,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => Level::Avx2Fma,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Level::Avx512,
+        }
+    }
+
+    /// The best kernel this CPU supports, at most the level
+    /// `CNN_MAX_ISA` allows ([`crate::ops::simd::MAX_ISA_VAR`]), detected
+    /// once per process.
     pub(crate) fn detect() -> Isa {
         static CHOICE: OnceLock<Isa> = OnceLock::new();
         *CHOICE.get_or_init(|| {
@@ -113,7 +127,7 @@ impl Isa {
                 .iter()
                 .rev()
                 .copied()
-                .find(|isa| isa.available())
+                .find(|isa| isa.available() && isa.level() <= crate::ops::simd::level())
                 .unwrap_or(Isa::Portable)
         })
     }
