@@ -109,40 +109,79 @@ pub fn forward(g: &Linear, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y:
     forward_rows(g, n, x, w, b, y);
 }
 
-/// [`forward`] after its checks: the AVX-512 rows where the CPU has them,
-/// else [`forward_any`].
+/// [`forward`] after its checks: the rows of `x86` where the CPU has
+/// AVX2 or AVX-512, else [`forward_any`].
 #[inline]
 fn forward_rows(g: &Linear, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if super::simd::level() == super::simd::Level::Avx512 {
-        // SAFETY: `level()` detected AVX-512F; `check` matched the lengths.
-        return unsafe { avx512::forward(g, n, x, w, b, y) };
+    match super::simd::level() {
+        // SAFETY: `level()` detected AVX-512F with AVX2 and FMA.
+        super::simd::Level::Avx512 => return unsafe { x86::forward_avx512(g, n, x, w, b, y) },
+        // SAFETY: `level()` detected AVX2 and FMA.
+        super::simd::Level::Avx2Fma => return unsafe { x86::forward_avx2(g, n, x, w, b, y) },
+        super::simd::Level::Baseline => {}
     }
     forward_any(g, n, x, w, b, y);
 }
 
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
-mod avx512 {
-    //! [`super::forward`] on 16 lanes, written out: LLVM's vectorization of
-    //! the portable rows keeps one accumulator per row and sums a row's
-    //! tail one scalar at a time, a chain of dependent multiply-adds (LeNet's
-    //! 120-input layer: 8 of them per row). Here a block of four rows keeps
-    //! two accumulators each (eight chains in flight), the tail is one
-    //! masked vector, and the four rows reduce together in a few shuffles.
+mod x86 {
+    //! [`super::forward`] written out over [`Vector`] (AVX-512 or AVX2):
+    //! LLVM's vectorization of the portable rows keeps one accumulator per
+    //! row and sums a row's tail one scalar at a time, a chain of dependent
+    //! multiply-adds (LeNet's 120-input layer: 8 of them per row on
+    //! AVX-512). Here a block of four rows keeps two accumulators each
+    //! (eight chains in flight), the tail is one masked vector, and the
+    //! four rows reduce together ([`Vector::sum4`]).
 
     use super::Linear;
+    use crate::ops::simd::x86::{Avx2, Avx512, Vector};
     use core::arch::x86_64::*;
 
     /// Rows per block.
     const ROWS: usize = 4;
 
-    /// `y = x W^T + b` for `n` examples.
+    /// `y = x W^T + b` for `n` examples on AVX-512.
     ///
     /// # Safety
     ///
-    /// The CPU has AVX-512F; the lengths match `g` and `n` (as `check`).
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn forward(
+    /// The CPU has AVX-512F, AVX2 and FMA.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn forward_avx512(
+        g: &Linear,
+        n: usize,
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+        y: &mut [f32],
+    ) {
+        // SAFETY: the features are enabled.
+        unsafe { forward::<Avx512>(g, n, x, w, b, y) }
+    }
+
+    /// `y = x W^T + b` for `n` examples on AVX2.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn forward_avx2(
+        g: &Linear,
+        n: usize,
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+        y: &mut [f32],
+    ) {
+        // SAFETY: the features are enabled.
+        unsafe { forward::<Avx2>(g, n, x, w, b, y) }
+    }
+
+    /// # Safety
+    ///
+    /// `V`'s features with FMA.
+    #[inline(always)]
+    unsafe fn forward<V: Vector>(
         g: &Linear,
         n: usize,
         x: &[f32],
@@ -153,89 +192,83 @@ mod avx512 {
         let (k_n, o_n) = (g.in_features, g.out_features);
         assert!(x.len() >= n * k_n && w.len() >= o_n * k_n && y.len() >= n * o_n);
         assert!(b.is_none_or(|b| b.len() >= o_n));
-        if o_n == 0 {
-            return;
-        }
-        let tail: __mmask16 = ((1u32 << (k_n % 16)) - 1) as __mmask16;
+        let tail = V::mask(0, (k_n % V::LANES) as isize);
+        let full = o_n / ROWS * ROWS;
         for i in 0..n {
             let x_i = x[i * k_n..].as_ptr();
-            for o in (0..o_n).step_by(ROWS) {
-                let valid = (o_n - o).min(ROWS);
-                // Rows past the end repeat row `o` (computed, not stored).
-                let rows: [*const f32; ROWS] = core::array::from_fn(|r| {
-                    w.as_ptr().wrapping_add((o + if r < valid { r } else { 0 }) * k_n)
-                });
-                // SAFETY: each row and `x_i` hold `k_n` floats.
-                let sums = unsafe { block(k_n, tail, x_i, rows) };
-                let m: __mmask16 = (1 << valid) - 1;
-                let out = match b {
-                    // SAFETY: `valid` biases from `o`.
-                    Some(b) => _mm512_add_ps(sums, unsafe { _mm512_maskz_loadu_ps(m, b.as_ptr().add(o)) }),
-                    None => sums,
-                };
-                // SAFETY: `valid` outputs from `i * o_n + o`.
-                unsafe { _mm512_mask_storeu_ps(y.as_mut_ptr().add(i * o_n + o), m, out) };
+            let y_i = &mut y[i * o_n..][..o_n];
+            for o in (0..full).step_by(ROWS) {
+                let rows: [*const f32; ROWS] =
+                    core::array::from_fn(|r| w.as_ptr().wrapping_add((o + r) * k_n));
+                // SAFETY: each row and `x_i` hold `k_n` floats; outputs
+                // and biases `o .. o + 4` are inside `y_i` and `b`.
+                unsafe {
+                    let sums = block::<V>(k_n, tail, x_i, rows);
+                    let bias = match b {
+                        Some(b) => _mm_loadu_ps(b.as_ptr().add(o)),
+                        None => _mm_setzero_ps(),
+                    };
+                    _mm_storeu_ps(y_i.as_mut_ptr().add(o), _mm_add_ps(bias, sums));
+                }
+            }
+            if full < o_n {
+                // The last rows, repeated up to a block (computed, not
+                // stored).
+                let rows: [*const f32; ROWS] =
+                    core::array::from_fn(|r| w.as_ptr().wrapping_add((full + r).min(o_n - 1) * k_n));
+                let mut sums = [0.0; ROWS];
+                // SAFETY: each row and `x_i` hold `k_n` floats; `sums`
+                // holds four.
+                unsafe { _mm_storeu_ps(sums.as_mut_ptr(), block::<V>(k_n, tail, x_i, rows)) };
+                for (r, (y_o, s)) in y_i[full..].iter_mut().zip(sums).enumerate() {
+                    *y_o = b.map_or(0.0, |b| b[full + r]) + s;
+                }
             }
         }
     }
 
-    /// The dot products of `x` with the four rows, in lanes 0 to 3.
+    /// The dot products of `x` with the four rows.
     ///
     /// # Safety
     ///
-    /// AVX-512F; `x` and each row hold `k_n` floats; `tail` has the low
-    /// `k_n % 16` bits set.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn block(k_n: usize, tail: __mmask16, x: *const f32, rows: [*const f32; ROWS]) -> __m512 {
-        let mut even = [_mm512_setzero_ps(); ROWS];
-        let mut odd = [_mm512_setzero_ps(); ROWS];
+    /// `V`'s features with FMA; `x` and each row hold `k_n` floats; `tail`
+    /// holds the low `k_n % V::LANES` lanes.
+    #[inline(always)]
+    unsafe fn block<V: Vector>(k_n: usize, tail: V::Mask, x: *const f32, rows: [*const f32; ROWS]) -> __m128 {
+        let mut even = [V::zero(); ROWS];
+        let mut odd = [V::zero(); ROWS];
         let mut k = 0;
         // SAFETY (all loads): floats `k ..` of `x` and the rows, inside
-        // `k_n` (the tail masked).
-        while k + 32 <= k_n {
-            let (x0, x1) = unsafe { (_mm512_loadu_ps(x.add(k)), _mm512_loadu_ps(x.add(k + 16))) };
-            for r in 0..ROWS {
-                even[r] = _mm512_fmadd_ps(x0, unsafe { _mm512_loadu_ps(rows[r].add(k)) }, even[r]);
-                odd[r] = _mm512_fmadd_ps(x1, unsafe { _mm512_loadu_ps(rows[r].add(k + 16)) }, odd[r]);
+        // `k_n` (the tail masked); the features are the caller's.
+        unsafe {
+            while k + 2 * V::LANES <= k_n {
+                let (x0, x1) = (V::loadu(x.add(k)), V::loadu(x.add(k + V::LANES)));
+                for r in 0..ROWS {
+                    even[r] = V::fmadd(x0, V::loadu(rows[r].add(k)), even[r]);
+                    odd[r] = V::fmadd(x1, V::loadu(rows[r].add(k + V::LANES)), odd[r]);
+                }
+                k += 2 * V::LANES;
             }
-            k += 32;
-        }
-        if k + 16 <= k_n {
-            let x0 = unsafe { _mm512_loadu_ps(x.add(k)) };
-            for r in 0..ROWS {
-                even[r] = _mm512_fmadd_ps(x0, unsafe { _mm512_loadu_ps(rows[r].add(k)) }, even[r]);
+            if k + V::LANES <= k_n {
+                let x0 = V::loadu(x.add(k));
+                for r in 0..ROWS {
+                    even[r] = V::fmadd(x0, V::loadu(rows[r].add(k)), even[r]);
+                }
+                k += V::LANES;
             }
-            k += 16;
-        }
-        if k < k_n {
-            let x1 = unsafe { _mm512_maskz_loadu_ps(tail, x.add(k)) };
-            for r in 0..ROWS {
-                odd[r] = _mm512_fmadd_ps(x1, unsafe { _mm512_maskz_loadu_ps(tail, rows[r].add(k)) }, odd[r]);
+            if k < k_n {
+                let x1 = V::load(x.add(k), tail);
+                for r in 0..ROWS {
+                    odd[r] = V::fmadd(x1, V::load(rows[r].add(k), tail), odd[r]);
+                }
             }
+            // A loop, not `array::from_fn`: its closure would be compiled
+            // without the caller's target features, the adds left as calls.
+            for r in 0..ROWS {
+                even[r] = V::add(even[r], odd[r]);
+            }
+            V::sum4(even)
         }
-        let a: [__m512; ROWS] = core::array::from_fn(|r| _mm512_add_ps(even[r], odd[r]));
-        // Quarters (128 bits) q0 + q2 and q1 + q3 of rows 0 and 1, then of 2 and 3.
-        let h01 = _mm512_add_ps(
-            _mm512_shuffle_f32x4::<0b01_00_01_00>(a[0], a[1]),
-            _mm512_shuffle_f32x4::<0b11_10_11_10>(a[0], a[1]),
-        );
-        let h23 = _mm512_add_ps(
-            _mm512_shuffle_f32x4::<0b01_00_01_00>(a[2], a[3]),
-            _mm512_shuffle_f32x4::<0b11_10_11_10>(a[2], a[3]),
-        );
-        // Quarter r: four partial sums of row r.
-        let q = _mm512_add_ps(
-            _mm512_shuffle_f32x4::<0b10_00_10_00>(h01, h23),
-            _mm512_shuffle_f32x4::<0b11_01_11_01>(h01, h23),
-        );
-        // Within each quarter: lane 0 gets the quarter's sum.
-        let q = _mm512_add_ps(q, _mm512_permute_ps::<0b00_00_11_10>(q));
-        let q = _mm512_add_ps(q, _mm512_permute_ps::<0b00_00_00_01>(q));
-        _mm512_permutexvar_ps(
-            _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
-            q,
-        )
     }
 }
 
@@ -381,7 +414,7 @@ pub fn forward_gemm(g: &Linear, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]
             // One example is a matrix-vector product: the rows of
             // `forward` beat the GEMM's inner-product tiles there (LeNet's
             // 400 x 120 layer 1.5 us against 2.3, 120 x 84 0.25 against
-            // 0.78, on a Zen 5, with the AVX-512 rows).
+            // 0.78, on a Zen 5, with the AVX-512 rows of `x86`).
             forward_rows(g, n, x, w, b, y);
             return;
         }

@@ -36,6 +36,8 @@ pub(crate) trait Vector {
     /// `v` folded to 8 lanes with the same total: its two halves added
     /// (AVX-512) or `v` itself (AVX2), the first step of a horizontal sum.
     unsafe fn fold8(v: Self::Vec) -> __m256;
+    /// The total of each of the four vectors, in lanes 0 to 3.
+    unsafe fn sum4(v: [Self::Vec; 4]) -> __m128;
 }
 
 /// [`Vector`] of AVX-512F.
@@ -103,6 +105,32 @@ impl Vector for Avx512 {
         unsafe {
             let high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
             _mm256_add_ps(_mm512_castps512_ps256(v), high)
+        }
+    }
+    #[inline(always)]
+    unsafe fn sum4(v: [__m512; 4]) -> __m128 {
+        // SAFETY: the caller guarantees AVX-512F.
+        unsafe {
+            // Quarters (128 bits) q0 + q2 and q1 + q3 of vectors 0 and 1,
+            // then of 2 and 3.
+            let h01 = _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0b01_00_01_00>(v[0], v[1]),
+                _mm512_shuffle_f32x4::<0b11_10_11_10>(v[0], v[1]),
+            );
+            let h23 = _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0b01_00_01_00>(v[2], v[3]),
+                _mm512_shuffle_f32x4::<0b11_10_11_10>(v[2], v[3]),
+            );
+            // Quarter r: four partial sums of vector r.
+            let q = _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0b10_00_10_00>(h01, h23),
+                _mm512_shuffle_f32x4::<0b11_01_11_01>(h01, h23),
+            );
+            // Within each quarter: lane 0 gets the quarter's total.
+            let q = _mm512_add_ps(q, _mm512_permute_ps::<0b00_00_11_10>(q));
+            let q = _mm512_add_ps(q, _mm512_permute_ps::<0b00_00_00_01>(q));
+            let lanes = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+            _mm512_castps512_ps128(_mm512_permutexvar_ps(lanes, q))
         }
     }
 }
@@ -186,5 +214,15 @@ impl Vector for Avx2 {
     #[inline(always)]
     unsafe fn fold8(v: __m256) -> __m256 {
         v
+    }
+    #[inline(always)]
+    unsafe fn sum4(v: [__m256; 4]) -> __m128 {
+        // SAFETY: the caller guarantees AVX.
+        unsafe {
+            // [0: 0+1, 2+3, 1: 0+1, 2+3 | 0: 4+5, 6+7, 1: 4+5, 6+7], then
+            // vectors 0 to 3 in each half, then the halves added.
+            let h = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+            _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))
+        }
     }
 }
