@@ -9,12 +9,13 @@
 //! function it evaluates `e^t` with a branch-free polynomial (Cephes `expf`:
 //! Cody-Waite range reduction, degree-6 polynomial, exponent by bit
 //! arithmetic; about 1 ulp) that LLVM vectorizes, compiled for the best
-//! instruction set of the CPU (`ops/simd.rs`). With AVX-512 the forward
-//! pass is written out instead (module `avx512`): a 16-entry table of
+//! instruction set of the CPU (`ops/simd.rs`). With AVX-512 or AVX2 the
+//! forward pass is written out instead (modules `avx512`, `avx2`, the
+//! latter with 8 entries and a quartic): on AVX-512 a 16-entry table of
 //! `2^(j/16)` leaves a degree-3 polynomial, and `vscalefps` applies the
 //! power of two: 17 instructions per 16 lanes instead of 30, 1.9 ns instead
 //! of 3.0 on a Zen 5 (L1-resident data). Either way the
-//! pass stays within 4e-7 (relative) of the exact sigmoid; NaN stays NaN.
+//! pass stays within 2.5e-7 (relative) of the exact sigmoid; NaN stays NaN.
 
 use super::simd::{madd, multiversion};
 
@@ -22,16 +23,18 @@ use super::simd::{madd, multiversion};
 #[inline]
 pub fn forward(x: &mut [f32]) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if super::simd::level() == super::simd::Level::Avx512 {
+    match super::simd::level() {
         // SAFETY: `level()` detected AVX-512F on this CPU.
-        return unsafe { avx512::forward(x) };
+        super::simd::Level::Avx512 => return unsafe { avx512::forward(x) },
+        // SAFETY: `level()` detected AVX2 and FMA on this CPU.
+        super::simd::Level::Avx2Fma => return unsafe { avx2::forward(x) },
+        super::simd::Level::Baseline => {}
     }
     forward_any(x)
 }
 
 multiversion! {
-    /// [`forward`] where AVX-512 is missing, compiled for the CPU's vector
-    /// width.
+    /// [`forward`] without AVX2, compiled for the build's target.
     fn forward_any(x: &mut [f32]) => forward_body
 }
 
@@ -57,7 +60,7 @@ mod avx512 {
     use core::arch::x86_64::*;
 
     /// `2^(j/16)` for `j < 16`, rounded to `f32`.
-    const POW2_SIXTEENTHS: [f32; 16] = [
+    pub(super) const POW2_SIXTEENTHS: [f32; 16] = [
         1.0,
         1.044_273_7,
         1.090_507_7,
@@ -145,6 +148,97 @@ mod avx512 {
                 assert_eq!(t, 2f64.powf(j as f64 / 16.0) as f32, "entry {j}");
             }
         }
+    }
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod avx2 {
+    //! The forward pass on 8 lanes, as on 16 (module `avx512`) with what
+    //! AVX2 has: a table of 8 powers `2^(j/8)` (`vpermps` indexes 8
+    //! lanes), so `|r| <= ln2 / 16` and the polynomial takes a fourth
+    //! degree (off by at most `r^5/120 < 2e-9`); the power of two from the
+    //! exponent bits (no `vscalefps`), which needs `z >= -87`: below it the
+    //! lane takes `e^z = 0`, as the portable copy does. On a Zen 5 under
+    //! `CNN_MAX_ISA=avx2`: 2.4 ns per 8 lanes, against 3.1 for LLVM's
+    //! vectorization of the portable polynomial.
+
+    use crate::ops::simd::x86::{Avx2, Vector};
+    use core::arch::x86_64::*;
+
+    /// `2^(j/8)` for `j < 8`: every other entry of the 16.
+    const POW2_EIGHTHS: [f32; 8] = {
+        let mut t = [0.0; 8];
+        let mut j = 0;
+        while j < 8 {
+            t[j] = super::avx512::POW2_SIXTEENTHS[2 * j];
+            j += 1;
+        }
+        t
+    };
+
+    /// `x <- sigmoid(x)` in place, 8 lanes at a time (the tail masked).
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn forward(x: &mut [f32]) {
+        let table = _mm256_loadu_ps(POW2_EIGHTHS.as_ptr());
+        let full = x.len() / 8 * 8;
+        for c in x[..full].chunks_exact_mut(8) {
+            // SAFETY: `c` holds 8 floats.
+            let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+            // SAFETY: as above.
+            unsafe { _mm256_storeu_ps(c.as_mut_ptr(), lanes(v, table)) };
+        }
+        let tail = x.len() - full;
+        if tail > 0 {
+            let m = Avx2::mask(0, tail as isize);
+            let rest = x[full..].as_mut_ptr();
+            // SAFETY: the mask covers the `tail` floats left.
+            unsafe { Avx2::store(rest, m, lanes(Avx2::load(rest, m), table)) };
+        }
+    }
+
+    /// The sigmoid of 8 lanes (see the module docs).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn lanes(x: __m256, table: __m256) -> __m256 {
+        const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+                                         // ln 2 / 8 split so `k * HI` is exact for the |k| <= 1004 here.
+        const LN2_8_HI: f32 = 0.693_359_4 / 8.0;
+        const LN2_8_LO: f32 = -2.121_944_4e-4 / 8.0;
+        const FLOOR: f32 = -87.0;
+        let neg_abs = _mm256_or_ps(x, _mm256_set1_ps(-0.0));
+        // `max` returns its second operand for a NaN, so NaN stays NaN.
+        let z = _mm256_max_ps(_mm256_set1_ps(FLOOR), neg_abs);
+        let shifted = _mm256_fmadd_ps(
+            z,
+            _mm256_set1_ps(8.0 * core::f32::consts::LOG2_E),
+            _mm256_set1_ps(MAGIC),
+        );
+        let pow = _mm256_permutevar8x32_ps(table, _mm256_castps_si256(shifted));
+        let k = _mm256_sub_ps(shifted, _mm256_set1_ps(MAGIC));
+        let r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LN2_8_HI), z);
+        let r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LN2_8_LO), r);
+        let p = _mm256_fmadd_ps(_mm256_set1_ps(1.0 / 24.0), r, _mm256_set1_ps(1.0 / 6.0));
+        let p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5));
+        let expm1 = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r);
+        // 2^floor(k/8) from the integer k in `shifted`'s low mantissa
+        // bits: (floor(k/8) + 127) << 23, a normal number for z >= -87.
+        let k_int = _mm256_sub_epi32(
+            _mm256_castps_si256(shifted),
+            _mm256_castps_si256(_mm256_set1_ps(MAGIC)),
+        );
+        let exponent = _mm256_add_epi32(_mm256_srai_epi32::<3>(k_int), _mm256_set1_epi32(127));
+        let scale = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(exponent));
+        let e = _mm256_mul_ps(_mm256_fmadd_ps(pow, expm1, pow), scale);
+        // Below the floor: 0 (a NaN compares false and stays).
+        let under = _mm256_cmp_ps::<_CMP_LT_OQ>(neg_abs, _mm256_set1_ps(FLOOR));
+        let e = _mm256_andnot_ps(under, e);
+        let q = _mm256_div_ps(_mm256_set1_ps(1.0), _mm256_add_ps(e, _mm256_set1_ps(1.0)));
+        // `blendv` takes `e q` where the sign bit of `x` is set.
+        _mm256_blendv_ps(q, _mm256_mul_ps(e, q), x)
     }
 }
 
@@ -384,7 +478,9 @@ mod tests {
             }
             x += 0.001_7;
         }
-        assert!(worst < 4e-7, "worst relative error {worst}");
+        // Measured: 2.08e-7 (AVX-512), 1.97e-7 (AVX2), 1.77e-7 (portable);
+        // the AVX2 copy with a cubic instead of its quartic gives 2.9e-7.
+        assert!(worst < 2.5e-7, "worst relative error {worst}");
     }
 
     proptest! {
