@@ -106,20 +106,22 @@ multiversion! {
 
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod avx512 {
-    //! The 3x3 stride-1 forward pass on 16 lanes. LLVM's vectorization of
-    //! the portable tiles (8 lanes, the AVX2 width, even here) spilled the
-    //! accumulators and copied each padded row with a `memmove` call: 17%
-    //! of the FMA peak and 9% of a copy's bandwidth on MobileNetSmall's
-    //! 64-plane 28x28 conv (`benches/depthwise.rs`). Here a tile is up to
-    //! [`ROWS`] output rows x 16 columns with the nine weights in
-    //! registers, read straight from the input: a row outside it is
-    //! skipped, and per column tap a mask loads zeros where the column is
-    //! outside or the lane past the output row (a padded copy, as the
-    //! portable tiles make, took 44% of the time here: its masked stores
-    //! do not forward to the loads right after). Each input row of the tile
-    //! is loaded once per column tap and feeds every output row it reaches,
-    //! in `(u, v)` order from zero with the bias last, as the portable
-    //! tiles sum: the results are the same bits.
+    //! The 3x3 forward pass at stride 1 or 2 on 16 lanes. LLVM's
+    //! vectorization of the portable tiles (8 lanes, the AVX2 width, even
+    //! here) spilled the accumulators and copied each padded row with a
+    //! `memmove` call: 17% of the FMA peak and 9% of a copy's bandwidth on
+    //! MobileNetSmall's 64-plane 28x28 conv (`benches/depthwise.rs`). Here
+    //! a tile is up to [`ROWS`] output rows x 16 columns with the nine
+    //! weights in registers, read straight from the input: a row outside
+    //! it is skipped, and a mask loads zeros where a column is outside (a
+    //! padded copy, as the portable tiles make, took 44% of the time here:
+    //! its masked stores do not forward to the loads right after). At
+    //! stride 2 the three column taps of a row come from two vectors of 32
+    //! consecutive columns split into even and odd lanes (`vpermt2ps`) and
+    //! the even ones moved down a lane (`valignd`). Each input row of the
+    //! tile is loaded once and feeds every output row it reaches, in
+    //! `(u, v)` order from zero with the bias last, as the portable tiles
+    //! sum: the results are the same bits.
 
     use super::Conv2d;
     use crate::ops::simd::x86::{Avx512, Vector};
@@ -128,11 +130,11 @@ mod avx512 {
     /// Output rows of a tile at most.
     const ROWS: usize = 8;
 
-    /// Whether these tiles run `g`: a 3x3 filter at stride 1 on a plane
-    /// the portable tiles take too (`padded_len`), so both sum alike.
+    /// Whether these tiles run `g`: a 3x3 filter at stride 1 or 2 on a
+    /// plane the portable tiles take too (`padded_len`), so both sum alike.
     pub(super) fn takes(g: &Conv2d) -> bool {
         g.kernel == (3, 3)
-            && g.stride == (1, 1)
+            && matches!(g.stride, (1, 1) | (2, 2))
             && g.out_h() > 0
             && g.out_w() > 0
             && super::padded_len(g).is_some()
@@ -169,15 +171,28 @@ mod avx512 {
                 // SAFETY: `x_c` is one input plane of `g` and `out` its
                 // `oh * ow` outputs; rows from `p0`.
                 unsafe {
-                    match oh - p0 {
-                        1 => rows::<1>(g, x_c, &taps, bias, p0, out),
-                        2 => rows::<2>(g, x_c, &taps, bias, p0, out),
-                        3 => rows::<3>(g, x_c, &taps, bias, p0, out),
-                        4 => rows::<4>(g, x_c, &taps, bias, p0, out),
-                        5 => rows::<5>(g, x_c, &taps, bias, p0, out),
-                        6 => rows::<6>(g, x_c, &taps, bias, p0, out),
-                        7 => rows::<7>(g, x_c, &taps, bias, p0, out),
-                        _ => rows::<ROWS>(g, x_c, &taps, bias, p0, out),
+                    if g.stride.0 == 1 {
+                        match oh - p0 {
+                            1 => rows::<1, 1>(g, x_c, &taps, bias, p0, out),
+                            2 => rows::<2, 1>(g, x_c, &taps, bias, p0, out),
+                            3 => rows::<3, 1>(g, x_c, &taps, bias, p0, out),
+                            4 => rows::<4, 1>(g, x_c, &taps, bias, p0, out),
+                            5 => rows::<5, 1>(g, x_c, &taps, bias, p0, out),
+                            6 => rows::<6, 1>(g, x_c, &taps, bias, p0, out),
+                            7 => rows::<7, 1>(g, x_c, &taps, bias, p0, out),
+                            _ => rows::<ROWS, 1>(g, x_c, &taps, bias, p0, out),
+                        }
+                    } else {
+                        match oh - p0 {
+                            1 => rows::<1, 2>(g, x_c, &taps, bias, p0, out),
+                            2 => rows::<2, 2>(g, x_c, &taps, bias, p0, out),
+                            3 => rows::<3, 2>(g, x_c, &taps, bias, p0, out),
+                            4 => rows::<4, 2>(g, x_c, &taps, bias, p0, out),
+                            5 => rows::<5, 2>(g, x_c, &taps, bias, p0, out),
+                            6 => rows::<6, 2>(g, x_c, &taps, bias, p0, out),
+                            7 => rows::<7, 2>(g, x_c, &taps, bias, p0, out),
+                            _ => rows::<ROWS, 2>(g, x_c, &taps, bias, p0, out),
+                        }
                     }
                 }
                 p0 += ROWS;
@@ -185,15 +200,16 @@ mod avx512 {
         }
     }
 
-    /// Output rows `p0..p0 + R` of one plane, in tiles of 16 columns.
+    /// Output rows `p0..p0 + R` of one plane at stride `S` (1 or 2, both
+    /// ways), in tiles of 16 columns.
     ///
     /// # Safety
     ///
-    /// AVX-512F; `x_c` is an input plane of `g` (3x3, stride 1), `out` its
-    /// output plane, and `p0 + R <= OH`.
+    /// AVX-512F; `x_c` is an input plane of `g` (3x3, stride `S`), `out`
+    /// its output plane, and `p0 + R <= OH`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn rows<const R: usize>(
+    unsafe fn rows<const R: usize, const S: usize>(
         g: &Conv2d,
         x_c: *const f32,
         taps: &[__m512; 9],
@@ -204,32 +220,69 @@ mod avx512 {
         let (h_n, w_n) = (g.in_h as isize, g.in_w as isize);
         let (ph, pw) = (g.pad.0 as isize, g.pad.1 as isize);
         let ow = g.out_w();
+        // Stride 2: lane `l` of tap `v` reads column `2 (q0 + l) + v - PW`,
+        // from two vectors of 16 consecutive columns split into even and
+        // odd lanes (`v` = 0, 1) and, for `v = 2`, the even ones moved
+        // down a lane with the next column in the last.
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
         for q0 in (0..ow).step_by(16) {
             let left = (ow - q0) as isize;
             let store = Avx512::mask(0, left);
-            // Lane `l` of column tap `v` reads input column
-            // `q0 + l + v - PW`: loaded where that is inside the row and
-            // `l` inside the output row, zero elsewhere.
-            let cols: [__mmask16; 3] = core::array::from_fn(|v| {
-                let first = q0 as isize + v as isize - pw;
-                Avx512::mask(-first, (w_n - first).min(left))
-            });
+            // The first input column a lane of tap 0 reads, and a mask of
+            // the lanes reading columns `first + d + S l` inside the row
+            // (stride 1: and inside the output row).
+            let first = (S * q0) as isize - pw;
+            let inside = |d: isize| {
+                let at = first + d;
+                let mask = Avx512::mask(-at, w_n - at);
+                if S == 1 {
+                    mask & store
+                } else {
+                    mask
+                }
+            };
+            let cols: [__mmask16; 3] = [inside(0), inside(1), inside(2)];
+            let halves: [__mmask16; 3] = [inside(0), inside(16), inside(32) & 1];
             let mut acc = [_mm512_setzero_ps(); R];
-            // Input row `p0 + i - PH` feeds output row `r` with filter row
-            // `u = i - r`: in order of `i`, each output sees `u` rising.
-            for i in 0..R + 2 {
-                let h = (p0 + i) as isize - ph;
+            // Input row `p0 S + i - PH` feeds output row `r` with filter row
+            // `u = i - r S`: in order of `i`, each output sees `u` rising.
+            for i in 0..(R - 1) * S + 3 {
+                let h = (p0 * S + i) as isize - ph;
                 if h < 0 || h >= h_n {
                     continue;
                 }
-                let row = x_c.wrapping_offset(h * w_n + q0 as isize - pw);
-                for (v, &m) in cols.iter().enumerate() {
-                    // SAFETY: input row `h` of the plane, the mask keeping
-                    // its columns (see `cols`).
-                    let xv = unsafe { _mm512_maskz_loadu_ps(m, row.wrapping_add(v)) };
+                let row = x_c.wrapping_offset(h * w_n + first);
+                // SAFETY (loads): input row `h` of the plane, the masks
+                // keeping its columns (see `inside`).
+                let xs: [__m512; 3] = if S == 1 {
+                    unsafe {
+                        [
+                            _mm512_maskz_loadu_ps(cols[0], row),
+                            _mm512_maskz_loadu_ps(cols[1], row.wrapping_add(1)),
+                            _mm512_maskz_loadu_ps(cols[2], row.wrapping_add(2)),
+                        ]
+                    }
+                } else {
+                    let (a, b, c) = unsafe {
+                        (
+                            _mm512_maskz_loadu_ps(halves[0], row),
+                            _mm512_maskz_loadu_ps(halves[1], row.wrapping_add(16)),
+                            _mm512_maskz_loadu_ps(halves[2], row.wrapping_add(32)),
+                        )
+                    };
+                    let e = _mm512_permutex2var_ps(a, even, b);
+                    let o = _mm512_permutex2var_ps(a, odd, b);
+                    let next = _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
+                        _mm512_castps_si512(c),
+                        _mm512_castps_si512(e),
+                    ));
+                    [e, o, next]
+                };
+                for (v, &xv) in xs.iter().enumerate() {
                     for (r, a) in acc.iter_mut().enumerate() {
-                        if (r..r + 3).contains(&i) {
-                            *a = _mm512_fmadd_ps(taps[(i - r) * 3 + v], xv, *a);
+                        if (r * S..r * S + 3).contains(&i) {
+                            *a = _mm512_fmadd_ps(taps[(i - r * S) * 3 + v], xv, *a);
                         }
                     }
                 }
@@ -895,23 +948,27 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig::with_cases(128))]
 
-        /// Whichever path this CPU takes for a 3x3 stride-1 filter (the
-        /// AVX-512 tiles where it has them) gives the portable tiles' bits,
-        /// rows of more than one vector and every row count of the last
-        /// tile included.
+        /// Whichever path this CPU takes for a 3x3 filter at stride 1 or 2
+        /// (the AVX-512 tiles where it has them) gives the portable tiles'
+        /// bits, rows of more than one vector (or, at stride 2, of more
+        /// than 32 input columns) and every row count of the last tile
+        /// included.
         #[test]
         fn the_paths_agree_bit_for_bit(
             seed in 0u64..1000,
-            (h, w_n) in (1usize..20, 1usize..40),
+            (h, w_n) in (1usize..24, 1usize..44),
             (ph, pw) in (0usize..3, 0usize..3),
+            stride in 1usize..=2,
             channels in 1usize..4,
             n in 1usize..3,
             bias: bool,
         ) {
             prop_assume!(h + 2 * ph >= 3 && w_n + 2 * pw >= 3);
-            let g = Conv2d { in_channels: 1, in_h: h, in_w: w_n, out_channels: 1, kernel: (3, 3), stride: (1, 1), pad: (ph, pw) };
+            let g = Conv2d {
+                in_channels: 1, in_h: h, in_w: w_n, out_channels: 1, kernel: (3, 3), stride: (stride, stride), pad: (ph, pw),
+            };
             let mut rng = Rng::new(seed);
             let x = rng.vec(n * channels * g.input_len());
             let w = rng.vec(channels * 9);
