@@ -166,37 +166,48 @@ mod avx512 {
             let w_c = &w[c * 9..][..9];
             let taps: [__m512; 9] = core::array::from_fn(|t| _mm512_set1_ps(w_c[t]));
             let (x_c, out) = (x_c.as_ptr(), y_c.as_mut_ptr());
-            let mut p0 = 0;
-            while p0 < oh {
-                // SAFETY: `x_c` is one input plane of `g` and `out` its
-                // `oh * ow` outputs; rows from `p0`.
-                unsafe {
-                    if g.stride.0 == 1 {
-                        match oh - p0 {
-                            1 => rows::<1, 1>(g, x_c, &taps, bias, p0, out),
-                            2 => rows::<2, 1>(g, x_c, &taps, bias, p0, out),
-                            3 => rows::<3, 1>(g, x_c, &taps, bias, p0, out),
-                            4 => rows::<4, 1>(g, x_c, &taps, bias, p0, out),
-                            5 => rows::<5, 1>(g, x_c, &taps, bias, p0, out),
-                            6 => rows::<6, 1>(g, x_c, &taps, bias, p0, out),
-                            7 => rows::<7, 1>(g, x_c, &taps, bias, p0, out),
-                            _ => rows::<ROWS, 1>(g, x_c, &taps, bias, p0, out),
-                        }
-                    } else {
-                        match oh - p0 {
-                            1 => rows::<1, 2>(g, x_c, &taps, bias, p0, out),
-                            2 => rows::<2, 2>(g, x_c, &taps, bias, p0, out),
-                            3 => rows::<3, 2>(g, x_c, &taps, bias, p0, out),
-                            4 => rows::<4, 2>(g, x_c, &taps, bias, p0, out),
-                            5 => rows::<5, 2>(g, x_c, &taps, bias, p0, out),
-                            6 => rows::<6, 2>(g, x_c, &taps, bias, p0, out),
-                            7 => rows::<7, 2>(g, x_c, &taps, bias, p0, out),
-                            _ => rows::<ROWS, 2>(g, x_c, &taps, bias, p0, out),
-                        }
-                    }
+            // SAFETY: `x_c` is one input plane of `g` and `out` its
+            // `oh * ow` outputs; the features are on.
+            unsafe {
+                if g.stride.0 == 1 {
+                    plane::<1>(g, x_c, &taps, bias, out);
+                } else {
+                    plane::<2>(g, x_c, &taps, bias, out);
                 }
-                p0 += ROWS;
             }
+        }
+    }
+
+    /// Every output row of one plane at stride `S`, [`ROWS`] at a time.
+    ///
+    /// # Safety
+    ///
+    /// As [`rows`], for all the plane's rows.
+    #[inline(always)]
+    unsafe fn plane<const S: usize>(
+        g: &Conv2d,
+        x_c: *const f32,
+        taps: &[__m512; 9],
+        bias: __m512,
+        out: *mut f32,
+    ) {
+        let oh = g.out_h();
+        let mut p0 = 0;
+        while p0 < oh {
+            // SAFETY: the caller's contract, for rows `p0..`.
+            unsafe {
+                match oh - p0 {
+                    1 => rows::<1, S>(g, x_c, taps, bias, p0, out),
+                    2 => rows::<2, S>(g, x_c, taps, bias, p0, out),
+                    3 => rows::<3, S>(g, x_c, taps, bias, p0, out),
+                    4 => rows::<4, S>(g, x_c, taps, bias, p0, out),
+                    5 => rows::<5, S>(g, x_c, taps, bias, p0, out),
+                    6 => rows::<6, S>(g, x_c, taps, bias, p0, out),
+                    7 => rows::<7, S>(g, x_c, taps, bias, p0, out),
+                    _ => rows::<ROWS, S>(g, x_c, taps, bias, p0, out),
+                }
+            }
+            p0 += ROWS;
         }
     }
 
