@@ -8,9 +8,11 @@
 //! calls: the least disturbed on a shared machine) prints the rates before
 //! the Criterion runs. `cargo bench -p cnn-runtime --bench conv`.
 
+mod common;
+
 use cnn_runtime::ops::conv::{backward_gemm, forward, forward_gemm, Conv2d};
+use common::best;
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
-use std::time::{Duration, Instant};
 
 /// One convolution: a name and its geometry.
 struct Shape {
@@ -131,19 +133,6 @@ fn run(g: &Conv2d, o: &mut Operands, path: Path) {
     }
 }
 
-/// Seconds per call of `f`, best of `blocks` blocks of `calls` calls.
-fn best(calls: u64, blocks: usize, mut f: impl FnMut()) -> f64 {
-    let mut best = Duration::MAX;
-    for _ in 0..blocks {
-        let start = Instant::now();
-        for _ in 0..calls {
-            f();
-        }
-        best = best.min(start.elapsed());
-    }
-    best.as_secs_f64() / calls as f64
-}
-
 /// GFLOP/s of a loop of independent FMAs on the widest vectors this CPU
 /// has (16 lanes with AVX-512F, else 8; 12 accumulators, enough to cover
 /// the latency on any x86 core), with their lane count, or `None` without
@@ -223,7 +212,7 @@ fn quick() {
     for s in SHAPES {
         let mut o = operands(&s.conv);
         let f = flops(&s.conv);
-        let calls = (40_000_000 / f).clamp(2, 10_000);
+        let calls = (40_000_000 / f).clamp(2, 10_000) as usize;
         for (path, label) in PATHS {
             let secs = best(calls, 40, || run(&s.conv, &mut o, path));
             let f = if matches!(path, Path::Backward) { 2 * f } else { f };
@@ -255,15 +244,10 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).without_plots();
+    config = common::config();
     targets = bench
 }
 
 fn main() {
-    // `cargo test --benches` runs this with `--bench` absent: skip the table.
-    if std::env::args().any(|arg| arg == "--bench") {
-        quick();
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    common::main(quick, benches);
 }

@@ -13,9 +13,11 @@
 //! several blocks of calls) prints the rates before the Criterion runs.
 //! `cargo bench -p cnn-runtime --bench depthwise`.
 
+mod common;
+
 use cnn_runtime::ops::conv::{backward_grouped, forward_grouped, Conv2d};
+use common::best;
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
-use std::time::{Duration, Instant};
 
 /// One depthwise convolution of MobileNetSmall: its channels and the
 /// geometry of one channel.
@@ -131,19 +133,6 @@ fn run(s: &Shape, o: &mut Operands, pass: Pass) {
     }
 }
 
-/// Seconds per call of `f`, best of `blocks` blocks of `calls` calls.
-fn best(calls: usize, blocks: usize, mut f: impl FnMut()) -> f64 {
-    let mut best = Duration::MAX;
-    for _ in 0..blocks {
-        let start = Instant::now();
-        for _ in 0..calls {
-            f();
-        }
-        best = best.min(start.elapsed());
-    }
-    best.as_secs_f64() / calls as f64
-}
-
 /// GB/s of `copy_from_slice` moving `bytes` in all: half read, half written.
 fn copy_rate(bytes: usize) -> f64 {
     let half = (bytes / 8).max(16);
@@ -199,15 +188,10 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).without_plots();
+    config = common::config();
     targets = bench
 }
 
 fn main() {
-    // `cargo test --benches` runs this with `--bench` absent: skip the table.
-    if std::env::args().any(|arg| arg == "--bench") {
-        quick();
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    common::main(quick, benches);
 }

@@ -6,6 +6,8 @@
 //! criterion runs, a quick timing prints both rates and their ratio per
 //! shape. Run with `cargo bench -p cnn-runtime --bench gemm`.
 
+mod common;
+
 use cnn_runtime::ops::gemm::{has_fast_kernel, sgemm};
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
 use std::time::{Duration, Instant};
@@ -243,15 +245,10 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).without_plots();
+    config = common::config();
     targets = bench
 }
 
 fn main() {
-    // `cargo test --benches` runs this with `--bench` absent: skip the table.
-    if std::env::args().any(|arg| arg == "--bench") {
-        summary();
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    common::main(summary, benches);
 }
