@@ -67,6 +67,46 @@ impl Conv {
     }
 }
 
+impl Conv {
+    /// The scratch the runtime's F(2x2, 3x3) forward pass takes for one
+    /// image (`conv::winograd_scratch_len`, which a test in `tests/` holds
+    /// this to): 3x3, stride-1 convs with 8 or more input and output
+    /// channels; 0 for others. The filters `U` (16 points x outputs padded
+    /// to 8 x inputs), the padded input planes with 34 floats of slack,
+    /// the transformed tiles `V` and the products `M` (16 points, each one
+    /// vector longer than its tiles padded to 16), each buffer rounded to a
+    /// cache line, and a line to align the first.
+    fn winograd_len(&self, c: usize, o: usize, oh: usize, ow: usize) -> usize {
+        if (self.kernel.h, self.kernel.w) != (3, 3)
+            || (self.stride.h, self.stride.w) != (1, 1)
+            || c < 8
+            || o < 8
+        {
+            return 0;
+        }
+        let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+        let rows = match tw {
+            0..=4 => 4,
+            5..=8 => 2,
+            _ => 1,
+        };
+        let up = |n: usize, m: usize| n.checked_next_multiple_of(m).unwrap_or(usize::MAX);
+        let op = up(o, 8);
+        let tiles = up(th.saturating_mul(tw), 16);
+        let hp = up(th, rows).saturating_mul(2).saturating_add(2);
+        let wp = tw.saturating_mul(2).saturating_add(2);
+        let buffers = [
+            op.saturating_mul(c).saturating_mul(16),
+            c.saturating_mul(hp).saturating_mul(wp).saturating_add(34),
+            c.saturating_mul(tiles).saturating_add(16).saturating_mul(16),
+            op.saturating_mul(tiles).saturating_add(16).saturating_mul(16),
+        ];
+        buffers
+            .iter()
+            .fold(15usize, |sum, &len| sum.saturating_add(up(len, 16)))
+    }
+}
+
 impl Op for Conv {
     const KEYWORD: &'static str = "conv";
     const TORCH_NAME: &'static str = "Conv2d";
@@ -170,17 +210,24 @@ impl Op for Conv {
         (tensors, shaped.output.len().saturating_mul(fan_in))
     }
 
-    /// One group's im2col columns, then room for the weights and bias
-    /// with a batch norm folded in (`conv::fold_len`, [`Conv::forward_folded`]).
+    /// One group's im2col columns or the Winograd path's scratch, whichever
+    /// is longer, then room for the weights and bias with a batch norm
+    /// folded in (`conv::fold_len`, [`Conv::forward_folded`]).
     fn col_len(&self, shaped: &Shaped) -> usize {
         match shaped.output {
-            Shape::Chw(_, oh, ow) => {
+            Shape::Chw(o, oh, ow) => {
+                let c = shaped.fan_in_units / self.groups;
                 let filter = [self.kernel.h, self.kernel.w]
                     .iter()
-                    .fold(shaped.fan_in_units / self.groups, |a, &b| a.saturating_mul(b));
+                    .fold(c, |a, &b| a.saturating_mul(b));
                 let im2col = filter.saturating_mul(oh).saturating_mul(ow);
+                let winograd = if self.groups == 1 {
+                    self.winograd_len(c, o, oh, ow)
+                } else {
+                    0
+                };
                 let folded = self.out_channels.saturating_mul(filter.saturating_add(1));
-                im2col.saturating_add(folded)
+                im2col.max(winograd).saturating_add(folded)
             }
             Shape::Flat(_) => 0,
         }

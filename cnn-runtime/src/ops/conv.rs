@@ -31,7 +31,11 @@
 //!   which tile output channels or columns into the lanes over a
 //!   zero-padded copy of the image):
 //!   `Y = W col + b`, `dW += dY col^T`, `dcol = W^T dY` scattered back by
-//!   col2im. A 1x1, stride-1, unpadded conv uses `x` itself as `col`.
+//!   col2im. On AVX-512, the forward pass of a 3x3, stride-1 conv with 8 or
+//!   more input and output channels runs Winograd's F(2x2, 3x3) instead
+//!   (`winograd`, 16 multiply-adds per input channel and 2x2 outputs where
+//!   the direct sum has 36) when `col` holds its scratch
+//!   ([`winograd_scratch_len`], which a net's planner reserves). A 1x1, stride-1, unpadded conv uses `x` itself as `col`.
 //!   The weight gradient of any other unit-stride conv skips im2col: each
 //!   tap's window is a shifted view of the zero-padded image
 //!   (`weight_grad_windows`). Without `std` they call the direct kernels.
@@ -43,8 +47,8 @@
 //! which pick the algorithm; each algorithm has a file: `direct` (the
 //! correlation and the direct backward), `im2col` (im2col and col2im),
 //! `windows` (the weight gradient from shifted windows of the padded
-//! image), `x86` and `lanes` (the intrinsics kernels), the last four with
-//! `std`;
+//! image), `x86`, `lanes` and `winograd` (the intrinsics kernels), the last
+//! five with `std`;
 //! `grouped` runs the entry points per group for `groups > 1`.
 
 mod depthwise;
@@ -57,6 +61,8 @@ pub mod int8;
 mod lanes;
 #[cfg(feature = "std")]
 mod windows;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod winograd;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod x86;
 
@@ -332,6 +338,10 @@ pub fn forward_gemm(
         check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
         check_col(g, col);
         #[cfg(target_arch = "x86_64")]
+        if winograd::forward(g, n, x, w, b, y, col) {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
         if !g.is_pointwise() && lanes::forward(g, n, x, w, b, y, col) {
             return;
         }
@@ -376,6 +386,23 @@ pub fn forward_gemm(
                 1,
             );
         }
+    }
+}
+
+/// The scratch floats [`forward_gemm`] needs in `col` to run `g` by
+/// Winograd's F(2x2, 3x3) on an AVX-512 CPU, one image at a time (it groups
+/// more when `col` holds them): 3x3, stride-1 convs with 8 or more input
+/// and output channels; 0 for other convs, which never take that path.
+/// A net's planner reserves it (with a shorter `col`, `forward_gemm` takes
+/// the other kernels). 0 where the path is not compiled (without `std` or
+/// off `x86_64`).
+pub fn winograd_scratch_len(g: &Conv2d) -> usize {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    return winograd::scratch_len(g);
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    {
+        let _ = g;
+        0
     }
 }
 

@@ -122,3 +122,53 @@ fn lenet_plan_numbers() {
     assert_eq!(LeNet::INFER_SCRATCH_LEN, 6 * 28 * 28 + 6 * 14 * 14);
     assert_eq!(LeNet::PARAM_BYTES, 246_824);
 }
+
+cnn_net! {
+    WinogradRows: [8, 9, 11] => conv(8, 10, 3) flatten;
+    WinogradQuads: [9, 5, 6] => conv(9, 8, 3, pad = 2) flatten;
+    WinogradWide: [8, 40, 70] => conv(8, 9, 3, pad = 1) flatten
+}
+
+/// The batched passes' workspace holds, after the folded weights, the
+/// scratch of the runtime's Winograd forward pass for 3x3, stride-1 convs,
+/// which the compiler computes on its own: exactly, for planes of one, two
+/// and four tile rows to a vector, and for every such conv of ResNet (a
+/// conv given less would fall back to the slower kernels unnoticed).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_workspace_holds_the_winograd_scratch() {
+    use cnn_runtime::ops::conv::{fold_len, winograd_scratch_len, Conv2d};
+    let conv = |c: usize, (h, w): (usize, usize), o: usize, pad: usize| Conv2d {
+        in_channels: c,
+        in_h: h,
+        in_w: w,
+        out_channels: o,
+        kernel: (3, 3),
+        stride: (1, 1),
+        pad: (pad, pad),
+    };
+    let alone = [
+        (WinogradRows::forward_workspace_len(0), conv(8, (9, 11), 10, 0)),
+        (WinogradQuads::forward_workspace_len(0), conv(9, (5, 6), 8, 2)),
+        (WinogradWide::forward_workspace_len(0), conv(8, (40, 70), 9, 1)),
+    ];
+    for (col, g) in alone {
+        // Larger than the im2col copy for these three.
+        assert!(winograd_scratch_len(&g) > g.col_len(), "{g:?}");
+        assert_eq!(col, fold_len(&g, 1) + winograd_scratch_len(&g), "{g:?}");
+    }
+    let col = models::ResNet::forward_workspace_len(0);
+    let resnet = [
+        conv(16, (28, 28), 16, 1),
+        conv(32, (14, 14), 32, 1),
+        conv(64, (7, 7), 64, 1),
+    ];
+    for g in resnet {
+        assert!(
+            fold_len(&g, 1) + winograd_scratch_len(&g) <= col,
+            "{g:?}: col {col}"
+        );
+    }
+    // The 64-channel convs' folded weights and scratch are ResNet's largest.
+    assert_eq!(col, fold_len(&resnet[2], 1) + winograd_scratch_len(&resnet[2]));
+}

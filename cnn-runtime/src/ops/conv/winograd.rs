@@ -1,0 +1,705 @@
+//! The forward pass of 3x3, stride-1 convolutions by Winograd's minimal
+//! filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for
+//! Convolutional Neural Networks", 2016), on AVX-512 vectors.
+//!
+//! Each output tile of 2x2 pixels is `A^T [(G g G^T) . (B^T d B)] A` with
+//! `d` the 4x4 input patch under the tile and `g` the 3x3 filter: 16
+//! products per input channel where the direct sum has 36, a 2.25-fold
+//! saving of multiply-adds paid for with additions in the transforms. Per
+//! call the filters are transformed once, `U[xi][o][c]` (`xi` the 16 points
+//! of the 4x4 transform domain). Per group of images:
+//! - the input transform writes `V[xi][c][t]`, the tiles `t` of every image
+//!   of the group side by side, 16 tiles of a tile row to a vector (the
+//!   even and odd columns of the zero-padded rows split by `vpermt2ps`);
+//! - 16 small GEMMs `M[xi][o][t] = sum_c U[xi][o][c] V[xi][c][t]`, the
+//!   tiles in the lanes and 8 output channels x 3 vectors of tiles in
+//!   registers;
+//! - the output transform takes `M` back to the pixels, interleaving the
+//!   tiles' two columns into rows, and adds the bias.
+//!
+//! The sums are not the direct convolution's: the transforms round
+//! differently, so results agree with it to a few units in the last place
+//! of the largest terms (see the tests), not bit for bit.
+
+use super::Conv2d;
+use core::arch::x86_64::*;
+
+/// Tiles per vector.
+const LANES: usize = 16;
+
+/// Output channels per register tile of the GEMMs; the output channels are
+/// padded to a multiple of it with zero filters.
+const RO: usize = 8;
+
+/// Vectors of tiles per register tile of the GEMMs.
+const NT: usize = 3;
+
+/// Points of the transform domain, 4x4.
+const POINTS: usize = 16;
+
+/// Floats a tile row's input transform reads past the last padded row
+/// (two vectors from column `32k + 2` of a chunk of 16 tiles, whose row
+/// holds `2 * 16 + 2` columns).
+const SLACK: usize = 2 * LANES + 2;
+
+/// The most floats of `V` and `M` a group of images takes (512 KiB: half of
+/// a Zen 5 core's L2) unless one image needs more.
+const GROUP_FLOATS: usize = 1 << 17;
+
+/// Floats added to each point's stride in `V` and `M` (see
+/// [`Plan::v_stride`]): 64x14x14 convs ran 44.9 us an image with it, 54.8
+/// without.
+const SKEW: usize = LANES;
+
+/// The fewest input and output channels this path takes.
+const MIN_CHANNELS: usize = 8;
+
+/// The layout of the scratch for a group of `group` images.
+struct Plan {
+    /// Tile rows and columns of one image.
+    th: usize,
+    tw: usize,
+    /// Lanes a tile row takes in the transforms' vectors: 4, 8 or 16, so
+    /// that narrow planes put 4 or 2 tile rows in a vector (wider ones go
+    /// 16 tiles at a time).
+    gw: usize,
+    /// Padded input plane: `2 * th + 2` rows (`th` rounded up to whole
+    /// vectors of tile rows) of `2 * tw + 2` columns.
+    hp: usize,
+    wp: usize,
+    /// Output channels padded to a multiple of [`RO`].
+    op: usize,
+    /// Images per group.
+    group: usize,
+    /// Tiles of a group, padded to a multiple of [`LANES`].
+    ttp: usize,
+}
+
+impl Plan {
+    fn new(g: &Conv2d, group: usize) -> Self {
+        let (th, tw) = (g.out_h().div_ceil(2), g.out_w().div_ceil(2));
+        let gw = match tw {
+            0..=4 => 4,
+            5..=8 => 8,
+            _ => LANES,
+        };
+        Plan {
+            th,
+            tw,
+            gw,
+            hp: 2 * th.next_multiple_of(LANES / gw) + 2,
+            wp: 2 * tw + 2,
+            op: g.out_channels.next_multiple_of(RO),
+            group,
+            ttp: (group * th * tw).next_multiple_of(LANES),
+        }
+    }
+
+    /// Floats between the points of `V`: one vector more than its
+    /// `C x ttp` floats, so that the 16 points of a tile, which the
+    /// transforms touch together, do not share a cache set.
+    fn v_stride(&self, g: &Conv2d) -> usize {
+        g.in_channels * self.ttp + SKEW
+    }
+
+    /// Floats between the points of `M`, skewed like [`Plan::v_stride`].
+    fn m_stride(&self) -> usize {
+        self.op * self.ttp + SKEW
+    }
+
+    fn u_len(&self, g: &Conv2d) -> usize {
+        POINTS * self.op * g.in_channels
+    }
+
+    fn xp_len(&self, g: &Conv2d) -> usize {
+        g.in_channels * self.hp * self.wp + SLACK
+    }
+
+    fn v_len(&self, g: &Conv2d) -> usize {
+        POINTS * self.v_stride(g)
+    }
+
+    /// `M`; a tile row's output transform loads a vector from its first
+    /// tile, at most `LANES - 1` floats past a row of `ttp`, into the skew.
+    fn m_len(&self) -> usize {
+        POINTS * self.m_stride()
+    }
+
+    /// The scratch: the four buffers, each from a cache line, and up to a
+    /// line to align the first.
+    fn len(&self, g: &Conv2d) -> usize {
+        [self.u_len(g), self.xp_len(g), self.v_len(g), self.m_len()]
+            .iter()
+            .map(|len| len.next_multiple_of(LANES))
+            .sum::<usize>()
+            + LANES
+            - 1
+    }
+}
+
+/// Whether this path takes `g`: a 3x3, stride-1 conv with at least
+/// [`MIN_CHANNELS`] input and output channels.
+fn takes(g: &Conv2d) -> bool {
+    g.kernel == (3, 3)
+        && g.stride == (1, 1)
+        && g.in_channels >= MIN_CHANNELS
+        && g.out_channels >= MIN_CHANNELS
+}
+
+/// Whether this path runs `g` on this CPU: [`takes`], on AVX-512.
+fn applies(g: &Conv2d) -> bool {
+    use super::super::simd::{level, Level};
+    level() == Level::Avx512 && takes(g)
+}
+
+/// The scratch floats [`forward`] needs for one image of `g` (it groups
+/// more images when `col` holds them), 0 if it does not take `g`.
+pub(super) fn scratch_len(g: &Conv2d) -> usize {
+    if takes(g) {
+        Plan::new(g, 1).len(g)
+    } else {
+        0
+    }
+}
+
+/// The plan for `n` images of `g` in `col_len` floats of scratch: as many
+/// images to a group as fit in [`GROUP_FLOATS`] and in the scratch, at
+/// least one; `None` if one does not fit.
+fn plan(g: &Conv2d, n: usize, col_len: usize) -> Option<Plan> {
+    let one = Plan::new(g, 1);
+    if one.len(g) > col_len {
+        return None;
+    }
+    let tiles = one.th * one.tw;
+    let per_tile = POINTS * (g.in_channels + one.op);
+    let by_budget = (GROUP_FLOATS / (per_tile * tiles)).max(1);
+    let mut group = by_budget.min(n).max(1);
+    while group > 1 && Plan::new(g, group).len(g) > col_len {
+        group -= 1;
+    }
+    Some(Plan::new(g, group))
+}
+
+/// `y = conv(x, w) + b` for `n` images by F(2x2, 3x3) if `g` takes this
+/// path ([`applies`]) and `col` holds its scratch for one image
+/// ([`scratch_len`]); returns whether it ran.
+pub(super) fn forward(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    col: &mut [f32],
+) -> bool {
+    if n == 0 || !applies(g) {
+        return false;
+    }
+    let Some(p) = plan(g, n, col.len()) else {
+        return false;
+    };
+    // Each buffer from a cache line (64 bytes).
+    let skip = col.as_ptr().align_offset(64).min(LANES - 1);
+    let (u, rest) = col[skip..].split_at_mut(p.u_len(g).next_multiple_of(LANES));
+    let (xp, rest) = rest.split_at_mut(p.xp_len(g).next_multiple_of(LANES));
+    let (v, rest) = rest.split_at_mut(p.v_len(g).next_multiple_of(LANES));
+    let m = &mut rest[..p.m_len()];
+    // SAFETY: `applies` checked AVX-512F.
+    unsafe { transform_filters(g, p.op, w, u) };
+    xp.fill(0.0);
+    let (in_len, out_len) = (g.input_len(), g.output_len());
+    for first in (0..n).step_by(p.group) {
+        let count = p.group.min(n - first);
+        for i in 0..count {
+            let image = first + i;
+            pad_image(g, &p, &x[image * in_len..][..in_len], xp);
+            // SAFETY: `applies` checked AVX-512F; the slices have the plan's
+            // lengths.
+            unsafe {
+                match p.gw {
+                    4 => transform_input::<4>(g, &p, xp, i, v),
+                    8 => transform_input::<8>(g, &p, xp, i, v),
+                    _ => transform_input::<LANES>(g, &p, xp, i, v),
+                }
+            };
+        }
+        // SAFETY: as above.
+        unsafe { multiply(g, &p, count, u, v, m) };
+        for i in 0..count {
+            let image = first + i;
+            // SAFETY: as above.
+            let y_img = &mut y[image * out_len..][..out_len];
+            unsafe {
+                match p.gw {
+                    4 => transform_output::<4>(g, &p, i, m, b, y_img),
+                    8 => transform_output::<8>(g, &p, i, m, b, y_img),
+                    _ => transform_output::<LANES>(g, &p, i, m, b, y_img),
+                }
+            };
+        }
+    }
+    true
+}
+
+/// `U[xi][o][c] = (G g G^T)[xi]` for each filter `g = w[o][c]`, with
+/// `G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]`, 16
+/// input channels to a vector (their taps gathered 9 floats apart); the
+/// padded output channels `O..op` get zero filters.
+///
+/// # Safety
+///
+/// AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_filters(g: &Conv2d, op: usize, w: &[f32], u: &mut [f32]) {
+    let c_n = g.in_channels;
+    let stride = op * c_n;
+    assert!(w.len() == g.out_channels * c_n * 9 && u.len() >= POINTS * stride);
+    let (w, u) = (w.as_ptr(), u.as_mut_ptr());
+    let taps = _mm512_setr_epi32(0, 9, 18, 27, 36, 45, 54, 63, 72, 81, 90, 99, 108, 117, 126, 135);
+    let half = _mm512_set1_ps(0.5);
+    for o in 0..op {
+        for c in (0..c_n).step_by(LANES) {
+            let mask = ((1u32 << (c_n - c).min(LANES)) - 1) as u16;
+            // SAFETY: the gathers read the taps of filters `w[o][c..]` in
+            // `mask`, inside `w` (`o < O`); the stores write `U[xi][o][c..]`
+            // in `mask`, inside `u`.
+            unsafe {
+                let mut f = [_mm512_setzero_ps(); 9];
+                if o < g.out_channels {
+                    let base = w.add((o * c_n + c) * 9);
+                    for (k, f_k) in f.iter_mut().enumerate() {
+                        *f_k = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, taps, base.add(k));
+                    }
+                }
+                // G f: 4 rows of 3 (per lane).
+                let mut gf = [[_mm512_setzero_ps(); 3]; 4];
+                for j in 0..3 {
+                    let (f0, f1, f2) = (f[j], f[3 + j], f[6 + j]);
+                    gf[0][j] = f0;
+                    gf[1][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(f0, f1), f2));
+                    gf[2][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(f0, f1), f2));
+                    gf[3][j] = f2;
+                }
+                // (G f) G^T: 4 columns.
+                for (i, r) in gf.iter().enumerate() {
+                    let row = [
+                        r[0],
+                        _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(r[0], r[1]), r[2])),
+                        _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(r[0], r[1]), r[2])),
+                        r[2],
+                    ];
+                    for (j, value) in row.into_iter().enumerate() {
+                        _mm512_mask_storeu_ps(u.add((i * 4 + j) * stride + o * c_n + c), mask, value);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies image `x_img` into the interior of the padded planes `xp` (whose
+/// borders stay zero).
+fn pad_image(g: &Conv2d, p: &Plan, x_img: &[f32], xp: &mut [f32]) {
+    let (ph, pw) = g.pad;
+    for (c, x_c) in x_img.chunks_exact(g.in_h * g.in_w).enumerate() {
+        for (r, x_row) in x_c.chunks_exact(g.in_w).enumerate() {
+            xp[c * p.hp * p.wp + (r + ph) * p.wp + pw..][..g.in_w].copy_from_slice(x_row);
+        }
+    }
+}
+
+/// `V[xi][c][t] = (B^T d B)[xi]` for every tile `t` of image `i` of the
+/// group, with `B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`;
+/// a vector holds 16 tiles of a tile row or `16 / gw` tile rows
+/// of a narrow plane.
+///
+/// # Safety
+///
+/// AVX-512F; `xp` and `v` as [`Plan`] lays them out.
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_input<const GW: usize>(g: &Conv2d, p: &Plan, xp: &[f32], i: usize, v: &mut [f32]) {
+    debug_assert_eq!(p.gw, GW);
+    let c_n = g.in_channels;
+    assert!(xp.len() >= c_n * p.hp * p.wp + SLACK && v.len() >= POINTS * p.v_stride(g));
+    let (xp, v) = (xp.as_ptr(), v.as_mut_ptr());
+    let xi_stride = p.v_stride(g);
+    let rows = LANES / GW;
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let even4 = _mm512_setr_epi32(0, 2, 4, 6, 16, 18, 20, 22, 0, 2, 4, 6, 16, 18, 20, 22);
+    let odd4 = _mm512_setr_epi32(1, 3, 5, 7, 17, 19, 21, 23, 1, 3, 5, 7, 17, 19, 21, 23);
+    for c in 0..c_n {
+        for ty in (0..p.th).step_by(rows) {
+            for k in (0..p.tw).step_by(LANES) {
+                let (valid, first) = lanes::<GW>(p, ty, k);
+                // SAFETY: the loads read rows `2 ty .. 2 (ty + rows) + 2` of
+                // plane `c` (the plan pads the planes to whole vectors of
+                // tile rows) from column `2 k`, up to 34 floats on: past a
+                // row only into the next rows or the slack. Lanes outside
+                // `valid` hold junk and are not stored.
+                unsafe {
+                    let base = xp.add(c * p.hp * p.wp + 2 * ty * p.wp + 2 * k);
+                    // h[r][j]: row r of the patch times B (per lane).
+                    let mut h = [[_mm512_setzero_ps(); 4]; 4];
+                    for (r, h_r) in h.iter_mut().enumerate() {
+                        let row = base.add(r * p.wp);
+                        let [d0, d1, d2, d3] = if rows == 4 {
+                            // Tile rows s = 0..4 from input rows `2 s` apart,
+                            // two to a permute, the halves merged.
+                            let pick = |idx: __m512i, at: usize| {
+                                let ld = |s: usize| _mm512_loadu_ps(row.add(2 * s * p.wp + at));
+                                let low = _mm512_permutex2var_ps(ld(0), idx, ld(1));
+                                let high = _mm512_permutex2var_ps(ld(2), idx, ld(3));
+                                _mm512_mask_mov_ps(low, 0xff00, high)
+                            };
+                            [pick(even4, 0), pick(odd4, 0), pick(even4, 2), pick(odd4, 2)]
+                        } else {
+                            // The second operand: the row's next 16 columns,
+                            // or the next tile row's input row.
+                            let next = if rows == 1 { LANES } else { 2 * p.wp };
+                            let (a, b) = (_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(next)));
+                            let (a2, b2) = (_mm512_loadu_ps(row.add(2)), _mm512_loadu_ps(row.add(next + 2)));
+                            [
+                                _mm512_permutex2var_ps(a, even, b),
+                                _mm512_permutex2var_ps(a, odd, b),
+                                _mm512_permutex2var_ps(a2, even, b2),
+                                _mm512_permutex2var_ps(a2, odd, b2),
+                            ]
+                        };
+                        *h_r = [
+                            _mm512_sub_ps(d0, d2),
+                            _mm512_add_ps(d1, d2),
+                            _mm512_sub_ps(d2, d1),
+                            _mm512_sub_ps(d1, d3),
+                        ];
+                    }
+                    let t = v.add(c * p.ttp + i * p.th * p.tw + first);
+                    let [h0, h1, h2, h3] = h;
+                    for (j, (((&a, &b), &c), &d)) in h0.iter().zip(&h1).zip(&h2).zip(&h3).enumerate() {
+                        let points = [
+                            _mm512_sub_ps(a, c),
+                            _mm512_add_ps(b, c),
+                            _mm512_sub_ps(c, b),
+                            _mm512_sub_ps(b, d),
+                        ];
+                        for (r, value) in points.into_iter().enumerate() {
+                            store_tiles(t.add((r * 4 + j) * xi_stride), valid, value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The lanes of the vector of tile rows from `ty` (tiles from `k`) that
+/// hold tiles, and the index of its first tile within the image.
+#[inline(always)]
+fn lanes<const GW: usize>(p: &Plan, ty: usize, k: usize) -> (u16, usize) {
+    let mut valid = 0u32;
+    for s in 0..LANES / GW {
+        if ty + s < p.th {
+            let tiles = (p.tw - k).min(GW);
+            valid |= ((1u32 << tiles) - 1) << (s * GW);
+        }
+    }
+    (valid as u16, ty * p.tw + k)
+}
+
+/// Stores the lanes of `value` in `valid` to consecutive floats from `t`.
+///
+/// # Safety
+///
+/// AVX-512F; `valid.count_ones()` writable floats at `t`.
+#[inline(always)]
+unsafe fn store_tiles(t: *mut f32, valid: u16, value: __m512) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if valid & valid.wrapping_add(1) == 0 {
+            _mm512_mask_storeu_ps(t, valid, value);
+        } else {
+            let count = valid.count_ones();
+            _mm512_mask_storeu_ps(
+                t,
+                ((1u32 << count) - 1) as u16,
+                _mm512_maskz_compress_ps(valid, value),
+            );
+        }
+    }
+}
+
+/// The tiles [`store_tiles`] stored from `t`, back in the lanes `valid`
+/// (the others junk).
+///
+/// # Safety
+///
+/// AVX-512F; 16 readable floats at `t`.
+#[inline(always)]
+unsafe fn load_tiles(t: *const f32, valid: u16) -> __m512 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let packed = _mm512_loadu_ps(t);
+        if valid & valid.wrapping_add(1) == 0 {
+            packed
+        } else {
+            _mm512_maskz_expand_ps(valid, packed)
+        }
+    }
+}
+
+/// The 16 GEMMs `M[xi][o][t] = sum_c U[xi][o][c] V[xi][c][t]` over the
+/// tiles of `count` images.
+///
+/// # Safety
+///
+/// AVX-512F; the slices as [`Plan`] lays them out.
+#[target_feature(enable = "avx512f")]
+unsafe fn multiply(g: &Conv2d, p: &Plan, count: usize, u: &[f32], v: &[f32], m: &mut [f32]) {
+    let c_n = g.in_channels;
+    let vectors = (count * p.th * p.tw).div_ceil(LANES);
+    assert!(
+        u.len() >= p.u_len(g) && v.len() >= p.v_len(g) && m.len() >= p.m_len() && vectors * LANES <= p.ttp
+    );
+    let (u, v, m) = (u.as_ptr(), v.as_ptr(), m.as_mut_ptr());
+    for xi in 0..POINTS {
+        // SAFETY: every pointer below stays inside point `xi`'s `U`, `V`
+        // and `M`, which the plan sized.
+        unsafe {
+            let (u_xi, v_xi, m_xi) = (
+                u.add(xi * p.op * c_n),
+                v.add(xi * p.v_stride(g)),
+                m.add(xi * p.m_stride()),
+            );
+            for o in (0..p.op).step_by(RO) {
+                let mut t = 0;
+                while t + NT <= vectors {
+                    block::<NT>(
+                        u_xi.add(o * c_n),
+                        c_n,
+                        v_xi.add(t * LANES),
+                        p.ttp,
+                        m_xi.add(o * p.ttp + t * LANES),
+                    );
+                    t += NT;
+                }
+                match vectors - t {
+                    0 => {}
+                    1 => block::<1>(
+                        u_xi.add(o * c_n),
+                        c_n,
+                        v_xi.add(t * LANES),
+                        p.ttp,
+                        m_xi.add(o * p.ttp + t * LANES),
+                    ),
+                    _ => block::<2>(
+                        u_xi.add(o * c_n),
+                        c_n,
+                        v_xi.add(t * LANES),
+                        p.ttp,
+                        m_xi.add(o * p.ttp + t * LANES),
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// One register tile: `RO` rows of `U` (stride `c_n`) times `N` vectors of
+/// `V` (rows `ttp` apart) into `M` (rows `ttp` apart).
+///
+/// # Safety
+///
+/// AVX-512F; the `RO x c_n` floats at `u`, `c_n` rows of `N` vectors at
+/// `v` and `RO` rows of `N` vectors at `m`.
+#[inline(always)]
+unsafe fn block<const N: usize>(u: *const f32, c_n: usize, v: *const f32, ttp: usize, m: *mut f32) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); N]; RO];
+        for c in 0..c_n {
+            let mut vv = [_mm512_setzero_ps(); N];
+            for (j, vj) in vv.iter_mut().enumerate() {
+                *vj = _mm512_loadu_ps(v.add(c * ttp + j * LANES));
+            }
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let ur = _mm512_set1_ps(*u.add(r * c_n + c));
+                for (a, &vj) in acc_r.iter_mut().zip(&vv) {
+                    *a = _mm512_fmadd_ps(ur, vj, *a);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            for (j, &a) in acc_r.iter().enumerate() {
+                _mm512_storeu_ps(m.add(r * ttp + j * LANES), a);
+            }
+        }
+    }
+}
+
+/// `y = A^T M A + b` for the tiles of image `i` of the group, with
+/// `A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]`; the second row and column of the
+/// last tiles are dropped where `OH` or `OW` is odd.
+///
+/// # Safety
+///
+/// AVX-512F; `m` as [`Plan`] lays it out, `y` one image's output.
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_output<const GW: usize>(
+    g: &Conv2d,
+    p: &Plan,
+    i: usize,
+    m: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    debug_assert_eq!(p.gw, GW);
+    let (oh, ow) = (g.out_h(), g.out_w());
+    assert!(m.len() >= p.m_len() && y.len() == g.output_len());
+    let (m, y) = (m.as_ptr(), y.as_mut_ptr());
+    let xi_stride = p.m_stride();
+    // Lanes 0-7 (`lo`) and 8-15 (`hi`) of the left and right columns,
+    // interleaved.
+    let lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    // Output floats of one tile row in an interleaved vector.
+    let seg = (2 * GW).min(LANES);
+    for o in 0..g.out_channels {
+        let bias = _mm512_set1_ps(b.map_or(0.0, |b| b[o]));
+        let plane = o * oh * ow;
+        for ty in (0..p.th).step_by(LANES / GW) {
+            for k in (0..p.tw).step_by(LANES) {
+                let (valid, first) = lanes::<GW>(p, ty, k);
+                // SAFETY: the loads stay inside `M` and its skew; the stores
+                // write, per tile row of the vector, its output columns
+                // below `OW` of rows `2 ty'` and (below `OH`) `2 ty' + 1`
+                // of plane `o`.
+                unsafe {
+                    let t = m.add(o * p.ttp + i * p.th * p.tw + first);
+                    let mut mm = [[_mm512_setzero_ps(); 4]; 4];
+                    for (xi, value) in mm.iter_mut().flatten().enumerate() {
+                        *value = load_tiles(t.add(xi * xi_stride), valid);
+                    }
+                    // A^T M: two rows.
+                    let mut s = [[_mm512_setzero_ps(); 4]; 2];
+                    for j in 0..4 {
+                        s[0][j] = _mm512_add_ps(_mm512_add_ps(mm[0][j], mm[1][j]), mm[2][j]);
+                        s[1][j] = _mm512_sub_ps(_mm512_sub_ps(mm[1][j], mm[2][j]), mm[3][j]);
+                    }
+                    for (r, s_r) in s.iter().enumerate() {
+                        // (A^T M) A: the tiles' two columns, plus the bias.
+                        let left = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s_r[0], s_r[1]), s_r[2]), bias);
+                        let right = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s_r[1], s_r[2]), s_r[3]), bias);
+                        for (half, idx) in [lo_idx, hi_idx].into_iter().enumerate() {
+                            let out = _mm512_permutex2var_ps(left, idx, right);
+                            for at in (0..LANES).step_by(seg) {
+                                // Tile lane of this segment's first float.
+                                let lane = half * LANES / 2 + at / 2;
+                                let (row, col) = (2 * (ty + lane / GW) + r, 2 * (k + lane % GW));
+                                if row >= oh || col >= ow {
+                                    continue;
+                                }
+                                let cols = (ow - col).min(seg);
+                                let mask = (((1u32 << cols) - 1) << at) as u16;
+                                _mm512_mask_storeu_ps(
+                                    y.add(plane + row * ow + col).wrapping_sub(at),
+                                    mask,
+                                    out,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::conv::forward_any;
+
+    fn geometry(c: usize, h: usize, w: usize, o: usize, pad: usize) -> Conv2d {
+        Conv2d {
+            in_channels: c,
+            in_h: h,
+            in_w: w,
+            out_channels: o,
+            kernel: (3, 3),
+            stride: (1, 1),
+            pad: (pad, pad),
+        }
+    }
+
+    fn values(len: usize, salt: u32) -> Vec<f32> {
+        let mut s = salt.wrapping_mul(2_654_435_761).wrapping_add(12_345);
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// The F(2x2, 3x3) pass against the direct one, on odd and even planes,
+    /// planes wider than one vector of tiles, pads 0 to 2, output channels
+    /// not a multiple of the register tile, groups of images cut short by
+    /// the scratch: every output within a few units in the last place of
+    /// the sum of the absolute products.
+    #[test]
+    fn matches_the_direct_convolution() {
+        if !applies(&geometry(8, 8, 8, 8, 1)) {
+            return;
+        }
+        let cases = [
+            (8, 7, 7, 8, 1, 3),
+            (16, 28, 28, 16, 1, 2),
+            (9, 14, 14, 12, 1, 3),
+            (8, 9, 11, 10, 0, 2),
+            (12, 5, 6, 8, 2, 4),
+            (8, 40, 70, 9, 1, 1),
+            (32, 14, 14, 32, 1, 5),
+        ];
+        for (c, h, w_, o, pad, n) in cases {
+            let g = geometry(c, h, w_, o, pad);
+            let x = values(n * g.input_len(), 1);
+            let w = values(g.weight_len(), 2);
+            let b = values(o, 3);
+            let mut want = vec![0.0; n * g.output_len()];
+            forward_any(&g, n, &x, &w, Some(&b), &mut want);
+            let abs_x: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+            let abs_w: Vec<f32> = w.iter().map(|v| v.abs()).collect();
+            let mut scale = vec![0.0; n * g.output_len()];
+            forward_any(&g, n, &abs_x, &abs_w, None, &mut scale);
+            for col_len in [scratch_len(&g), scratch_len(&g) * 2 + 7, scratch_len(&g) * n] {
+                let mut col = vec![f32::NAN; col_len];
+                let mut got = vec![f32::NAN; n * g.output_len()];
+                assert!(forward(&g, n, &x, &w, Some(&b), &mut got, &mut col));
+                for (idx, ((&a, &e), &s)) in got.iter().zip(&want).zip(&scale).enumerate() {
+                    assert!(
+                        (a - e).abs() <= 8.0 * f32::EPSILON * (s + 1.0),
+                        "{g:?} n {n} col {col_len}: output {idx} is {a}, direct {e}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Too little scratch, a stride of 2 or a 5x5 kernel: the path declines.
+    #[test]
+    fn declines_what_it_does_not_take() {
+        let g = geometry(8, 8, 8, 8, 1);
+        if !applies(&g) {
+            return;
+        }
+        let (x, w) = (vec![0.0; g.input_len()], vec![0.0; g.weight_len()]);
+        let mut y = vec![0.0; g.output_len()];
+        let mut col = vec![0.0; scratch_len(&g) - 1];
+        assert!(!forward(&g, 1, &x, &w, None, &mut y, &mut col));
+        let strided = Conv2d { stride: (2, 2), ..g };
+        assert!(!applies(&strided));
+        let wide = Conv2d { kernel: (5, 5), ..g };
+        assert!(!applies(&wide));
+        assert!(!applies(&Conv2d { in_channels: 4, ..g }));
+    }
+}
