@@ -69,9 +69,11 @@ impl Conv {
 
 impl Conv {
     /// The scratch the runtime's F(2x2, 3x3) forward pass takes for one
-    /// image (`conv::winograd_scratch_len`, which a test in `tests/` holds
-    /// this to): 3x3, stride-1 convs with 8 or more input and output
-    /// channels; 0 for others. The filters `U` (16 points x outputs padded
+    /// image of `c` planes to `o` planes of `oh x ow` (`conv::winograd_scratch_len`
+    /// is the larger of this for the conv and for its input gradient as a
+    /// forward pass; a test in `tests/` holds the two to each other): 3x3,
+    /// stride-1 convs with 8 or more input and output channels; 0 for
+    /// others. The filters `U` (16 points x outputs padded
     /// to 8 x inputs), the padded input planes with 34 floats of slack,
     /// the transformed tiles `V` and the products `M` (16 points, each one
     /// vector longer than its tiles padded to 16), each buffer rounded to a
@@ -210,8 +212,8 @@ impl Op for Conv {
         (tensors, shaped.output.len().saturating_mul(fan_in))
     }
 
-    /// One group's im2col columns or the Winograd path's scratch, whichever
-    /// is longer, then room for the weights and bias with a batch norm
+    /// One group's im2col columns or the Winograd paths' scratch (forward
+    /// pass, input gradient), whichever is longer, then room for the weights and bias with a batch norm
     /// folded in (`conv::fold_len`, [`Conv::forward_folded`]).
     fn col_len(&self, shaped: &Shaped) -> usize {
         match shaped.output {
@@ -221,10 +223,19 @@ impl Op for Conv {
                     .iter()
                     .fold(c, |a, &b| a.saturating_mul(b));
                 let im2col = filter.saturating_mul(oh).saturating_mul(ow);
-                let winograd = if self.groups == 1 {
-                    self.winograd_len(c, o, oh, ow)
-                } else {
-                    0
+                let winograd = match shaped.input {
+                    Shape::Chw(_, h, w) if self.groups == 1 => {
+                        // The forward pass, and the input gradient as the
+                        // forward pass of the transposed conv (padded
+                        // `2 - pad`).
+                        let dx = if self.pad.h <= 2 && self.pad.w <= 2 {
+                            self.winograd_len(o, c, h, w)
+                        } else {
+                            0
+                        };
+                        self.winograd_len(c, o, oh, ow).max(dx)
+                    }
+                    _ => 0,
                 };
                 let folded = self.out_channels.saturating_mul(filter.saturating_add(1));
                 im2col.max(winograd).saturating_add(folded)

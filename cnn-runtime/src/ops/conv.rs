@@ -516,7 +516,11 @@ pub fn backward_gemm(
         let dw_done = false;
         #[cfg(target_arch = "x86_64")]
         let dx_done = match dx.as_deref_mut() {
-            Some(dx) => lanes::input_grad(g, n, w, dy, dx, col) || direct::input_grad_narrow(g, n, w, dy, dx),
+            Some(dx) => {
+                winograd::input_grad(g, n, w, dy, dx, col)
+                    || lanes::input_grad(g, n, w, dy, dx, col)
+                    || direct::input_grad_narrow(g, n, w, dy, dx)
+            }
             None => false,
         };
         #[cfg(not(target_arch = "x86_64"))]

@@ -126,14 +126,17 @@ fn lenet_plan_numbers() {
 cnn_net! {
     WinogradRows: [8, 9, 11] => conv(8, 10, 3) flatten;
     WinogradQuads: [9, 5, 6] => conv(9, 8, 3, pad = 2) flatten;
-    WinogradWide: [8, 40, 70] => conv(8, 9, 3, pad = 1) flatten
+    WinogradWide: [9, 40, 70] => conv(9, 8, 3, pad = 1) flatten
 }
 
 /// The batched passes' workspace holds, after the folded weights, the
 /// scratch of the runtime's Winograd forward pass for 3x3, stride-1 convs,
+/// and of its input gradient as the forward pass of the transposed conv,
 /// which the compiler computes on its own: exactly, for planes of one, two
-/// and four tile rows to a vector, and for every such conv of ResNet (a
-/// conv given less would fall back to the slower kernels unnoticed).
+/// and four tile rows to a vector (`WinogradWide`'s input gradient needs
+/// more than its forward pass: its 9 output channels pad to 16), and for
+/// every such conv of ResNet (a conv given less would fall back to the
+/// slower kernels unnoticed).
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn the_workspace_holds_the_winograd_scratch() {
@@ -150,7 +153,7 @@ fn the_workspace_holds_the_winograd_scratch() {
     let alone = [
         (WinogradRows::forward_workspace_len(0), conv(8, (9, 11), 10, 0)),
         (WinogradQuads::forward_workspace_len(0), conv(9, (5, 6), 8, 2)),
-        (WinogradWide::forward_workspace_len(0), conv(8, (40, 70), 9, 1)),
+        (WinogradWide::forward_workspace_len(0), conv(9, (40, 70), 8, 1)),
     ];
     for (col, g) in alone {
         // Larger than the im2col copy for these three.

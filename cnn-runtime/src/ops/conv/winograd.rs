@@ -152,14 +152,31 @@ fn applies(g: &Conv2d) -> bool {
     level() == Level::Avx512 && takes(g)
 }
 
-/// The scratch floats [`forward`] needs for one image of `g` (it groups
-/// more images when `col` holds them), 0 if it does not take `g`.
+/// The scratch floats [`forward`] and [`input_grad`] need for one image of
+/// `g` (they group more images when `col` holds them), the larger of the
+/// two; 0 if neither takes `g`.
 pub(super) fn scratch_len(g: &Conv2d) -> usize {
-    if takes(g) {
-        Plan::new(g, 1).len(g)
-    } else {
-        0
-    }
+    let forward = if takes(g) { Plan::new(g, 1).len(g) } else { 0 };
+    let input_grad = input_grad_conv(g).map_or(0, |t| Plan::new(&t, 1).len(&t));
+    forward.max(input_grad)
+}
+
+/// The convolution whose forward pass is the input gradient of `g`: from
+/// `O` planes of `OH x OW` (`dy`) to `C` planes of `H x W` (`dx`) with the
+/// filters flipped and their channels swapped, padded `2 - P`; for a 3x3,
+/// stride-1 `g` padded at most 2 that this path takes.
+fn input_grad_conv(g: &Conv2d) -> Option<Conv2d> {
+    let pad = (2usize.checked_sub(g.pad.0)?, 2usize.checked_sub(g.pad.1)?);
+    let t = Conv2d {
+        in_channels: g.out_channels,
+        in_h: g.out_h(),
+        in_w: g.out_w(),
+        out_channels: g.in_channels,
+        kernel: g.kernel,
+        stride: g.stride,
+        pad,
+    };
+    (takes(g) && takes(&t)).then_some(t)
 }
 
 /// The plan for `n` images of `g` in `col_len` floats of scratch: as many
@@ -192,7 +209,50 @@ pub(super) fn forward(
     y: &mut [f32],
     col: &mut [f32],
 ) -> bool {
-    if n == 0 || !applies(g) {
+    applies(g) && run(g, Filters::Direct, n, x, w, b, y, col)
+}
+
+/// `dx = dL/dx` for `n` images of `g` as the forward pass of
+/// [`input_grad_conv`] on `dy`, if this path takes it on this CPU and
+/// `col` holds its scratch; returns whether it ran.
+pub(super) fn input_grad(
+    g: &Conv2d,
+    n: usize,
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    col: &mut [f32],
+) -> bool {
+    match input_grad_conv(g) {
+        Some(t) if applies(g) => run(&t, Filters::Flipped, n, dy, w, None, dx, col),
+        _ => false,
+    }
+}
+
+/// How the filters of the convolution run are stored in `w`.
+#[derive(Clone, Copy, PartialEq)]
+enum Filters {
+    /// As its own `[O][C][3][3]`.
+    Direct,
+    /// As those of the convolution it is the input gradient of
+    /// ([`input_grad_conv`]): `[C][O][3][3]`, each filter reversed.
+    Flipped,
+}
+
+/// The F(2x2, 3x3) pass of `g` (which [`applies`]) for `n` images, its
+/// filters in `w` as `filters` says; `false` if `col` is too short.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    g: &Conv2d,
+    filters: Filters,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    col: &mut [f32],
+) -> bool {
+    if n == 0 {
         return false;
     }
     let Some(p) = plan(g, n, col.len()) else {
@@ -204,8 +264,8 @@ pub(super) fn forward(
     let (xp, rest) = rest.split_at_mut(p.xp_len(g).next_multiple_of(LANES));
     let (v, rest) = rest.split_at_mut(p.v_len(g).next_multiple_of(LANES));
     let m = &mut rest[..p.m_len()];
-    // SAFETY: `applies` checked AVX-512F.
-    unsafe { transform_filters(g, p.op, w, u) };
+    // SAFETY: the caller checked AVX-512F.
+    unsafe { transform_filters(g, filters, p.op, w, u) };
     xp.fill(0.0);
     let (in_len, out_len) = (g.input_len(), g.output_len());
     for first in (0..n).step_by(p.group) {
@@ -243,19 +303,34 @@ pub(super) fn forward(
 
 /// `U[xi][o][c] = (G g G^T)[xi]` for each filter `g = w[o][c]`, with
 /// `G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]`, 16
-/// input channels to a vector (their taps gathered 9 floats apart); the
-/// padded output channels `O..op` get zero filters.
+/// input channels to a vector (their taps gathered from `w`, stored as
+/// `filters` says); the padded output channels `O..op` get zero filters.
 ///
 /// # Safety
 ///
 /// AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn transform_filters(g: &Conv2d, op: usize, w: &[f32], u: &mut [f32]) {
+unsafe fn transform_filters(g: &Conv2d, filters: Filters, op: usize, w: &[f32], u: &mut [f32]) {
     let c_n = g.in_channels;
     let stride = op * c_n;
     assert!(w.len() == g.out_channels * c_n * 9 && u.len() >= POINTS * stride);
     let (w, u) = (w.as_ptr(), u.as_mut_ptr());
-    let taps = _mm512_setr_epi32(0, 9, 18, 27, 36, 45, 54, 63, 72, 81, 90, 99, 108, 117, 126, 135);
+    // Filter `(o, c)` from `w + first(o, c)`, tap `k` at `tap(k)`; the
+    // filters of consecutive `c` are `lane` floats apart.
+    let flipped = filters == Filters::Flipped;
+    let first = |o: usize, c: usize| {
+        if flipped {
+            (c * g.out_channels + o) * 9
+        } else {
+            (o * c_n + c) * 9
+        }
+    };
+    let tap = |k: usize| if flipped { 8 - k } else { k };
+    let lane = if flipped { g.out_channels * 9 } else { 9 };
+    let taps = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(lane as i32),
+    );
     let half = _mm512_set1_ps(0.5);
     for o in 0..op {
         for c in (0..c_n).step_by(LANES) {
@@ -266,9 +341,10 @@ unsafe fn transform_filters(g: &Conv2d, op: usize, w: &[f32], u: &mut [f32]) {
             unsafe {
                 let mut f = [_mm512_setzero_ps(); 9];
                 if o < g.out_channels {
-                    let base = w.add((o * c_n + c) * 9);
+                    let base = w.add(first(o, c));
                     for (k, f_k) in f.iter_mut().enumerate() {
-                        *f_k = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, taps, base.add(k));
+                        *f_k =
+                            _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, taps, base.add(tap(k)));
                     }
                 }
                 // G f: 4 rows of 3 (per lane).
@@ -683,6 +759,50 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The input gradient as the F(2x2, 3x3) pass of the flipped filters
+    /// against the direct backward pass, for pads 0 to 2 (the transposed
+    /// conv padded 2 to 0), more input than output channels and the
+    /// reverse, odd and narrow planes.
+    #[test]
+    fn input_gradient_matches_the_direct_backward_pass() {
+        if !applies(&geometry(8, 8, 8, 8, 1)) {
+            return;
+        }
+        let cases = [
+            (16, 28, 28, 16, 1, 2),
+            (8, 7, 7, 12, 1, 3),
+            (12, 9, 11, 8, 0, 2),
+            (9, 5, 6, 10, 2, 2),
+            (32, 14, 14, 32, 1, 3),
+        ];
+        for (c, h, w_, o, pad, n) in cases {
+            let g = geometry(c, h, w_, o, pad);
+            let t = input_grad_conv(&g).expect("a 3x3 stride-1 conv padded at most 2");
+            assert_eq!((t.out_h(), t.out_w()), (h, w_));
+            let x = values(n * g.input_len(), 4);
+            let w = values(g.weight_len(), 5);
+            let dy = values(n * g.output_len(), 6);
+            let mut dw = vec![0.0; g.weight_len()];
+            let mut want = vec![0.0; n * g.input_len()];
+            crate::ops::conv::backward_any(&g, n, &x, &w, &dy, &mut dw, None, Some(&mut want));
+            let abs = |v: &[f32]| v.iter().map(|v| v.abs()).collect::<Vec<f32>>();
+            let mut scale = vec![0.0; n * g.input_len()];
+            crate::ops::conv::backward_any(&g, n, &x, &abs(&w), &abs(&dy), &mut dw, None, Some(&mut scale));
+            let mut col = vec![f32::NAN; scratch_len(&g)];
+            let mut got = vec![f32::NAN; n * g.input_len()];
+            assert!(input_grad(&g, n, &w, &dy, &mut got, &mut col));
+            for (idx, ((&a, &e), &s)) in got.iter().zip(&want).zip(&scale).enumerate() {
+                assert!(
+                    (a - e).abs() <= 8.0 * f32::EPSILON * (s + 1.0),
+                    "{g:?} n {n}: dx {idx} is {a}, direct {e}"
+                );
+            }
+        }
+        // Padded 3 (its input gradient would crop): declined.
+        let g = geometry(8, 8, 8, 8, 3);
+        assert!(input_grad_conv(&g).is_none());
     }
 
     /// Too little scratch, a stride of 2 or a 5x5 kernel: the path declines.
