@@ -605,7 +605,7 @@ impl Res {
             infer_scratch: 18,
         },
     ];
-    const COL_LEN: usize = 6759;
+    const COL_LEN: usize = 2452;
     /// A net with every parameter zero.
     pub const fn zeroed() -> Self {
         Self {

@@ -72,8 +72,8 @@ impl Conv {
     /// image of `c` planes to `o` planes of `oh x ow` (`conv::winograd_scratch_len`
     /// is the larger of this for the conv and for its input gradient as a
     /// forward pass; a test in `tests/` holds the two to each other): 3x3,
-    /// stride-1 convs with 8 or more input and output channels; 0 for
-    /// others. The filters `U` (16 points x outputs padded
+    /// stride-1 convs with 8 or more input and output channels and 16 or
+    /// more 2x2 output tiles; 0 for others. The filters `U` (16 points x outputs padded
     /// to 8 x inputs), the padded input planes with 34 floats of slack,
     /// the transformed tiles `V` and the products `M` (16 points, each one
     /// vector longer than its tiles padded to 16), each buffer rounded to a
@@ -87,6 +87,9 @@ impl Conv {
             return 0;
         }
         let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+        if th.saturating_mul(tw) < 16 {
+            return 0;
+        }
         let rows = match tw {
             0..=4 => 4,
             5..=8 => 2,
