@@ -73,11 +73,11 @@ impl Conv {
     /// is the larger of this for the conv and for its input gradient as a
     /// forward pass; a test in `tests/` holds the two to each other): 3x3,
     /// stride-1 convs with 8 or more input and output channels and 16 or
-    /// more 2x2 output tiles; 0 for others. The filters `U` (16 points x outputs padded
-    /// to 8 x inputs), the padded input planes with 34 floats of slack,
-    /// the transformed tiles `V` and the products `M` (16 points, each one
-    /// vector longer than its tiles padded to 16), each buffer rounded to a
-    /// cache line, and a line to align the first.
+    /// more 2x2 output tiles; 0 for others. The filters `U` (16 points x
+    /// outputs padded to 8 x inputs), the padded input planes with 34 floats
+    /// of slack, the transformed tiles `V` and the products `M` (per channel,
+    /// vectors of 16 tiles x 16 points, plus 16 floats of skew each), each
+    /// buffer rounded to a cache line, and a line to align the first.
     fn winograd_len(&self, c: usize, o: usize, oh: usize, ow: usize) -> usize {
         if (self.kernel.h, self.kernel.w) != (3, 3)
             || (self.stride.h, self.stride.w) != (1, 1)
@@ -97,14 +97,17 @@ impl Conv {
         };
         let up = |n: usize, m: usize| n.checked_next_multiple_of(m).unwrap_or(usize::MAX);
         let op = up(o, 8);
-        let tiles = up(th.saturating_mul(tw), 16);
+        // Vectors of 16 tiles: per tile row (wide planes), or per 2 or 4
+        // tile rows.
+        let per_row = if rows == 1 { tw.div_ceil(16) } else { 1 };
+        let vectors = th.div_ceil(rows).saturating_mul(per_row);
         let hp = up(th, rows).saturating_mul(2).saturating_add(2);
         let wp = tw.saturating_mul(2).saturating_add(2);
         let buffers = [
             op.saturating_mul(c).saturating_mul(16),
             c.saturating_mul(hp).saturating_mul(wp).saturating_add(34),
-            c.saturating_mul(tiles).saturating_add(16).saturating_mul(16),
-            op.saturating_mul(tiles).saturating_add(16).saturating_mul(16),
+            c.saturating_mul(vectors).saturating_mul(272),
+            op.saturating_mul(vectors).saturating_mul(272),
         ];
         buffers
             .iter()

@@ -508,7 +508,7 @@ pub fn backward_gemm(
         // of `col`: a net's buffer is sized for its largest layer, so a
         // conv whose own im2col is smaller can still have room for them
         // (ResNet's 64-channel 7x7 convs: their lanes weight gradient needs
-        // 45,200 floats, their im2col 28,224, the net's buffer 142,207).
+        // 45,200 floats, their im2col 28,224, the net's buffer 143,743).
         let windows = !pointwise && windows_fit(g, col.len());
         #[cfg(target_arch = "x86_64")]
         let dw_done = !pointwise && lanes::weight_grad(g, n, x, dy, dw, col);
