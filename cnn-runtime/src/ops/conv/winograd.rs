@@ -656,6 +656,22 @@ mod tests {
             .collect()
     }
 
+    /// `|v|` of each value.
+    fn abs(v: &[f32]) -> Vec<f32> {
+        v.iter().map(|v| v.abs()).collect()
+    }
+
+    /// Every `got` within 8 units in the last place of `scale` (the sum of
+    /// the absolute products, plus 1) of the direct sum `want`.
+    fn assert_within(got: &[f32], want: &[f32], scale: &[f32], what: &str) {
+        for (idx, ((&a, &e), &s)) in got.iter().zip(want).zip(scale).enumerate() {
+            assert!(
+                (a - e).abs() <= 8.0 * f32::EPSILON * (s + 1.0),
+                "{what} {idx} is {a}, direct {e}"
+            );
+        }
+    }
+
     /// The F(2x2, 3x3) pass against the direct one, on odd and even planes,
     /// planes wider than one vector of tiles, pads 0 to 2, output channels
     /// not a multiple of the register tile, groups of images cut short by
@@ -682,20 +698,13 @@ mod tests {
             let b = values(o, 3);
             let mut want = vec![0.0; n * g.output_len()];
             forward_any(&g, n, &x, &w, Some(&b), &mut want);
-            let abs_x: Vec<f32> = x.iter().map(|v| v.abs()).collect();
-            let abs_w: Vec<f32> = w.iter().map(|v| v.abs()).collect();
             let mut scale = vec![0.0; n * g.output_len()];
-            forward_any(&g, n, &abs_x, &abs_w, None, &mut scale);
+            forward_any(&g, n, &abs(&x), &abs(&w), None, &mut scale);
             for col_len in [scratch_len(&g), scratch_len(&g) * 2 + 7, scratch_len(&g) * n] {
                 let mut col = vec![f32::NAN; col_len];
                 let mut got = vec![f32::NAN; n * g.output_len()];
                 assert!(forward(&g, n, &x, &w, Some(&b), &mut got, &mut col));
-                for (idx, ((&a, &e), &s)) in got.iter().zip(&want).zip(&scale).enumerate() {
-                    assert!(
-                        (a - e).abs() <= 8.0 * f32::EPSILON * (s + 1.0),
-                        "{g:?} n {n} col {col_len}: output {idx} is {a}, direct {e}"
-                    );
-                }
+                assert_within(&got, &want, &scale, &format!("{g:?} n {n} col {col_len}: output"));
             }
         }
     }
@@ -726,18 +735,12 @@ mod tests {
             let mut dw = vec![0.0; g.weight_len()];
             let mut want = vec![0.0; n * g.input_len()];
             crate::ops::conv::backward_any(&g, n, &x, &w, &dy, &mut dw, None, Some(&mut want));
-            let abs = |v: &[f32]| v.iter().map(|v| v.abs()).collect::<Vec<f32>>();
             let mut scale = vec![0.0; n * g.input_len()];
             crate::ops::conv::backward_any(&g, n, &x, &abs(&w), &abs(&dy), &mut dw, None, Some(&mut scale));
             let mut col = vec![f32::NAN; scratch_len(&g)];
             let mut got = vec![f32::NAN; n * g.input_len()];
             assert!(input_grad(&g, n, &w, &dy, &mut got, &mut col));
-            for (idx, ((&a, &e), &s)) in got.iter().zip(&want).zip(&scale).enumerate() {
-                assert!(
-                    (a - e).abs() <= 8.0 * f32::EPSILON * (s + 1.0),
-                    "{g:?} n {n}: dx {idx} is {a}, direct {e}"
-                );
-            }
+            assert_within(&got, &want, &scale, &format!("{g:?} n {n}: dx"));
         }
         // Padded 3 (its input gradient would crop): declined.
         let g = geometry(8, 8, 8, 8, 3);
