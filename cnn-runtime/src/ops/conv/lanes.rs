@@ -120,10 +120,11 @@ fn forward_wins(g: &Conv2d) -> bool {
 const WIDE_MAX_COLUMNS: usize = 14;
 
 /// Copies image `x_img` (`C x H x W`) into the interior of `xp`, planes of
-/// `HP x WP` with `g`'s padding around them (left as they are: zero).
-fn pad_image(g: &Conv2d, x_img: &[f32], xp: &mut [f32]) {
+/// `hp x wp` (at least `H + 2 PH` by `W + 2 PW`) with `g`'s padding above
+/// and left of it (the rest left as it is: zero). The Winograd path's
+/// planes are taller and wider than the padding (whole tiles).
+pub(super) fn pad_image(g: &Conv2d, x_img: &[f32], xp: &mut [f32], (hp, wp): (usize, usize)) {
     let (ph, pw) = g.pad;
-    let (hp, wp) = (g.in_h + 2 * ph, g.in_w + 2 * pw);
     for (c, x_c) in x_img.chunks_exact(g.in_h * g.in_w).enumerate() {
         for (r, x_row) in x_c.chunks_exact(g.in_w).enumerate() {
             xp[c * hp * wp + (r + ph) * wp + pw..][..g.in_w].copy_from_slice(x_row);
@@ -430,7 +431,7 @@ unsafe fn forward_avx2(
     let (in_len, out_len) = (g.input_len(), g.output_len());
     for i in 0..n {
         let x_img = &x[i * in_len..][..in_len];
-        pad_image(g, x_img, xp);
+        pad_image(g, x_img, xp, (hp, wp));
         let y_img = &mut y[i * out_len..][..out_len];
         if row_tiles(g) {
             let blocks: &[usize] = match k_n {
@@ -482,11 +483,7 @@ unsafe fn forward_avx2(
                 let sh = g.stride.0;
                 if width > LANES {
                     // AVX-512F: checked by the caller (`wide`).
-                    if g.stride.1 == 2 {
-                        plane_avx512_stride2(nv, geo, oh, ow, sh, xp, wk, out);
-                    } else {
-                        plane_avx512(nv, geo, oh, ow, sh, xp, wk, out);
-                    }
+                    plane_avx512(nv, geo, oh, ow, (sh, g.stride.1), xp, wk, out);
                     k0 += nv * width;
                     continue;
                 }
@@ -581,13 +578,20 @@ fn cheapest<S: Copy>(
     all.iter().copied().filter(|&s| dims(s).0 == nv).min_by_key(cost)
 }
 
-/// [`plane`] at a column stride of 1 with `nv` (1 or 2) AVX-512 vectors of
-/// 16 channels: twice the channels per multiply-add of the AVX2 tiles.
-/// (`Q - 1 <= 11` columns past a row's end stay inside [`SLACK`].)
+/// [`plane`] with `nv` (1 or 2) AVX-512 vectors of 16 channels: twice the
+/// channels per multiply-add of the AVX2 tiles. At a column stride of 1 the
+/// shape is [`WideShape::pick`]'s (`Q - 1 <= 11` columns past a row's end
+/// stay inside [`SLACK`]); at 2 (ResNet's downsampling convs), tiles of 7
+/// columns (ResNet's 14- and 7-column planes exactly) by one row of two
+/// vectors or three rows of one (`(Q - 1) * 2 = 12` floats past a row's
+/// end). On a Zen 5, against the AVX2 tiles of 8 channels it took before
+/// (us an image, 8 images a call), ResNet's 16-to-32-channel stride-2 conv
+/// from 28x28 went 15.3 -> 7.9, its 32-to-64 from 14x14 20.3 -> 7.9.
 ///
 /// # Safety
 ///
-/// AVX-512F (with AVX2 and FMA); as [`plane`] for `16 * nv` channels.
+/// AVX-512F (with AVX2 and FMA); as [`plane`] for `16 * nv` channels and
+/// the strides `(sh, sw)`, `sw` 1 or 2.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn plane_avx512(
@@ -595,43 +599,17 @@ unsafe fn plane_avx512(
     geo: Geometry,
     oh: usize,
     ow: usize,
-    sh: usize,
-    xp: *const f32,
-    w: *const f32,
-    out: *mut f32,
-) {
-    // SAFETY: forwarded contract, with the features enabled here.
-    unsafe { WideShape::pick(nv, oh, ow).run::<Avx512>(geo, oh, ow, sh, xp, w, out) }
-}
-
-/// [`plane_avx512`] at a column stride of 2 (ResNet's downsampling convs):
-/// tiles of 7 columns (ResNet's 14- and 7-column planes exactly) by one row
-/// of two vectors or three rows of one. (`(Q - 1) * 2 = 12` floats past a
-/// row's end stay inside [`SLACK`].) On a Zen 5, against the AVX2 tiles
-/// of 8 channels (us an image, 8 images a call): ResNet's 16-to-32-channel
-/// conv from 28x28 15.3 -> 7.9, its 32-to-64 from 14x14 20.3 -> 7.9.
-///
-/// # Safety
-///
-/// As [`plane_avx512`].
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn plane_avx512_stride2(
-    nv: usize,
-    geo: Geometry,
-    oh: usize,
-    ow: usize,
-    sh: usize,
+    (sh, sw): (usize, usize),
     xp: *const f32,
     w: *const f32,
     out: *mut f32,
 ) {
     // SAFETY: forwarded contract, with the features enabled here.
     unsafe {
-        if nv == 2 {
-            plane::<Avx512, 2, 1, 7, 2>(geo, oh, ow, sh, xp, w, out)
-        } else {
-            plane::<Avx512, 1, 3, 7, 2>(geo, oh, ow, sh, xp, w, out)
+        match (sw, nv) {
+            (2, 2) => plane::<Avx512, 2, 1, 7, 2>(geo, oh, ow, sh, xp, w, out),
+            (2, _) => plane::<Avx512, 1, 3, 7, 2>(geo, oh, ow, sh, xp, w, out),
+            _ => WideShape::pick(nv, oh, ow).run::<Avx512>(geo, oh, ow, sh, xp, w, out),
         }
     }
 }
@@ -846,7 +824,7 @@ unsafe fn weight_grad_avx2<const KW: usize>(
     let (in_len, out_len) = (g.input_len(), g.output_len());
     for i in 0..n {
         let x_img = &x[i * in_len..][..in_len];
-        pad_image(g, x_img, xp);
+        pad_image(g, x_img, xp, (hp, wp));
         // SAFETY: the features are enabled; `dyt` holds `oplane * kp` floats.
         unsafe { to_pixels(&dy[i * out_len..][..out_len], k_n, oplane, kp, dyt) };
         // Kernel row `(c, u)` starts at `c * HP * WP + u * WP` of `xp`.

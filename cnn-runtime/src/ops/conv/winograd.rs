@@ -23,6 +23,7 @@
 //! differently, so results agree with it to a few units in the last place
 //! of the largest terms (see the tests), not bit for bit.
 
+use super::lanes::pad_image;
 use super::Conv2d;
 use core::arch::x86_64::*;
 
@@ -206,7 +207,7 @@ fn plan(g: &Conv2d, n: usize, col_len: usize) -> Option<Plan> {
     }
     let per_image = (g.in_channels + one.op) * one.vi * BLOCK;
     let by_budget = (GROUP_FLOATS / per_image).max(1);
-    let mut group = by_budget.min(n).max(1);
+    let mut group = by_budget.min(n);
     while group > 1 && Plan::new(g, group).len(g) > col_len {
         group -= 1;
     }
@@ -293,7 +294,7 @@ fn run(
         let count = p.group.min(n - first);
         for i in 0..count {
             let image = first + i;
-            pad_image(g, &p, &x[image * in_len..][..in_len], xp);
+            pad_image(g, &x[image * in_len..][..in_len], xp, (p.hp, p.wp));
             // SAFETY: `applies` checked AVX-512F; the slices have the plan's
             // lengths.
             unsafe {
@@ -341,16 +342,15 @@ unsafe fn transform_filters<const FLIPPED: bool>(g: &Conv2d, op: usize, w: &[f32
     // filters of consecutive `c` are `lane` floats apart.
     // One copy each: the direct filters' loads and permutes, inlined into
     // the gathers' loop, made the flipped copy's input gradient 10% slower.
-    let flipped = FLIPPED;
     let first = |o: usize, c: usize| {
-        if flipped {
+        if FLIPPED {
             (c * g.out_channels + o) * 9
         } else {
             (o * c_n + c) * 9
         }
     };
-    let tap = |k: usize| if flipped { 8 - k } else { k };
-    let lane = if flipped { g.out_channels * 9 } else { 9 };
+    let tap = |k: usize| if FLIPPED { 8 - k } else { k };
+    let lane = if FLIPPED { g.out_channels * 9 } else { 9 };
     let taps = _mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
         _mm512_set1_epi32(lane as i32),
@@ -364,7 +364,7 @@ unsafe fn transform_filters<const FLIPPED: bool>(g: &Conv2d, op: usize, w: &[f32
             // in `mask`, inside `u`.
             unsafe {
                 let mut f = [_mm512_setzero_ps(); 9];
-                if o < g.out_channels && !flipped && mask == u16::MAX {
+                if o < g.out_channels && !FLIPPED && mask == u16::MAX {
                     f = contiguous_taps(w.add(first(o, c)));
                 } else if o < g.out_channels {
                     let base = w.add(first(o, c));
@@ -430,17 +430,6 @@ unsafe fn contiguous_taps(w: *const f32) -> [__m512; 9] {
             *f_k = v;
         }
         f
-    }
-}
-
-/// Copies image `x_img` into the interior of the padded planes `xp` (whose
-/// borders stay zero).
-fn pad_image(g: &Conv2d, p: &Plan, x_img: &[f32], xp: &mut [f32]) {
-    let (ph, pw) = g.pad;
-    for (c, x_c) in x_img.chunks_exact(g.in_h * g.in_w).enumerate() {
-        for (r, x_row) in x_c.chunks_exact(g.in_w).enumerate() {
-            xp[c * p.hp * p.wp + (r + ph) * p.wp + pw..][..g.in_w].copy_from_slice(x_row);
-        }
     }
 }
 
@@ -690,14 +679,9 @@ mod tests {
         }
     }
 
-    fn values(len: usize, salt: u32) -> Vec<f32> {
-        let mut s = salt.wrapping_mul(2_654_435_761).wrapping_add(12_345);
-        (0..len)
-            .map(|_| {
-                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-            })
-            .collect()
+    /// `len` values uniform in `[-1, 1)`, from seed `seed`.
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        crate::ops::testing::Rng::new(seed).vec(len)
     }
 
     /// `|v|` of each value.
