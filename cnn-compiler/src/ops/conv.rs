@@ -69,7 +69,8 @@ impl Conv {
 
 impl Conv {
     /// The scratch the runtime's F(2x2, 3x3) forward pass takes for one
-    /// image of `c` planes to `o` planes of `oh x ow` (`conv::winograd_scratch_len`
+    /// group of images of `c` planes to `o` planes of `oh x ow` (the fewest
+    /// whose tiles fill 3 vectors of 16; `conv::winograd_scratch_len`
     /// is the larger of this for the conv and for its input gradient as a
     /// forward pass; a test in `tests/` holds the two to each other): 3x3,
     /// stride-1 convs with 8 or more input and output channels and 16 or
@@ -101,13 +102,15 @@ impl Conv {
         // tile rows.
         let per_row = if rows == 1 { tw.div_ceil(16) } else { 1 };
         let vectors = th.div_ceil(rows).saturating_mul(per_row);
+        // Images enough for the 3 vectors of a GEMM register tile.
+        let group_vectors = vectors.saturating_mul(3usize.div_ceil(vectors.max(1)));
         let hp = up(th, rows).saturating_mul(2).saturating_add(2);
         let wp = tw.saturating_mul(2).saturating_add(2);
         let buffers = [
             op.saturating_mul(c).saturating_mul(16),
             c.saturating_mul(hp).saturating_mul(wp).saturating_add(34),
-            c.saturating_mul(vectors).saturating_mul(272),
-            op.saturating_mul(vectors).saturating_mul(272),
+            c.saturating_mul(group_vectors).saturating_mul(272),
+            op.saturating_mul(group_vectors).saturating_mul(272),
         ];
         buffers
             .iter()

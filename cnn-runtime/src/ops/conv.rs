@@ -390,9 +390,11 @@ pub fn forward_gemm(
 }
 
 /// The scratch floats [`forward_gemm`] needs in `col` to run `g` by
-/// Winograd's F(2x2, 3x3) on an AVX-512 CPU, one image at a time (it groups
-/// more when `col` holds them): 3x3, stride-1 convs with 8 or more input
-/// and output channels; 0 for other convs, which never take that path.
+/// Winograd's F(2x2, 3x3) on an AVX-512 CPU: for the fewest images whose
+/// tiles fill the GEMMs' register tile (3 vectors of 16 tiles; it groups
+/// more when `col` holds them, and fewer when it must): 3x3, stride-1 convs
+/// with 8 or more input and output channels; 0 for other convs, which never
+/// take that path.
 /// A net's planner reserves it (with a shorter `col`, `forward_gemm` takes
 /// the other kernels). 0 where the path is not compiled (without `std` or
 /// off `x86_64`).
