@@ -125,9 +125,51 @@ const WIDE_MAX_COLUMNS: usize = 14;
 /// planes are taller and wider than the padding (whole tiles).
 pub(super) fn pad_image(g: &Conv2d, x_img: &[f32], xp: &mut [f32], (hp, wp): (usize, usize)) {
     let (ph, pw) = g.pad;
+    assert!(x_img.len() == g.input_len() && hp >= g.in_h + ph && wp >= g.in_w + pw);
+    assert!(xp.len() >= g.in_channels * hp * wp);
+    if super::super::simd::level() == super::super::simd::Level::Avx512 {
+        // SAFETY: AVX-512F was detected; the asserts above bound every row.
+        unsafe { pad_image_avx512(g, x_img, xp, (hp, wp)) };
+        return;
+    }
     for (c, x_c) in x_img.chunks_exact(g.in_h * g.in_w).enumerate() {
         for (r, x_row) in x_c.chunks_exact(g.in_w).enumerate() {
             xp[c * hp * wp + (r + ph) * wp + pw..][..g.in_w].copy_from_slice(x_row);
+        }
+    }
+}
+
+/// [`pad_image`] by masked vector moves, 16 floats at a time: the rows (7
+/// to 28 floats in ResNet) are too short for `memcpy`, whose calls took
+/// 6.8% of ResNet's batch-256 inference.
+///
+/// # Safety
+///
+/// AVX-512F; `x_img` one image of `g`, `xp` at least `C` planes of
+/// `hp x wp` with `hp >= H + PH` and `wp >= W + PW`.
+#[target_feature(enable = "avx512f")]
+unsafe fn pad_image_avx512(g: &Conv2d, x_img: &[f32], xp: &mut [f32], (hp, wp): (usize, usize)) {
+    let (ph, pw) = g.pad;
+    let w = g.in_w;
+    let tail = ((1u32 << (w % 16)) - 1) as u16;
+    let (src, dst) = (x_img.as_ptr(), xp.as_mut_ptr());
+    for c in 0..g.in_channels {
+        for r in 0..g.in_h {
+            // SAFETY: the caller's contract: `w` floats of row `r` of plane
+            // `c` of the image, into row `r + PH` of plane `c` of `xp` from
+            // column `PW`.
+            unsafe {
+                let s = src.add((c * g.in_h + r) * w);
+                let d = dst.add(c * hp * wp + (r + ph) * wp + pw);
+                let mut k = 0;
+                while k + 16 <= w {
+                    _mm512_storeu_ps(d.add(k), _mm512_loadu_ps(s.add(k)));
+                    k += 16;
+                }
+                if tail != 0 {
+                    _mm512_mask_storeu_ps(d.add(k), tail, _mm512_maskz_loadu_ps(tail, s.add(k)));
+                }
+            }
         }
     }
 }
