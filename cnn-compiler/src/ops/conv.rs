@@ -75,8 +75,8 @@ impl Conv {
     /// forward pass; a test in `tests/` holds the two to each other): 3x3,
     /// stride-1 convs with 8 or more input and output channels and 16 or
     /// more 2x2 output tiles; 0 for others. The filters `U` (16 points x
-    /// outputs padded to 8 x inputs), the padded input planes with 34 floats
-    /// of slack, the transformed tiles `V` and the products `M` (per channel,
+    /// outputs padded to 8 x inputs), the transformed tiles `V` and the
+    /// products `M` (per channel,
     /// vectors of 16 tiles x 16 points, plus 16 floats of skew each), each
     /// buffer rounded to a cache line, and a line to align the first.
     fn winograd_len(&self, c: usize, o: usize, oh: usize, ow: usize) -> usize {
@@ -104,11 +104,8 @@ impl Conv {
         let vectors = th.div_ceil(rows).saturating_mul(per_row);
         // Images enough for the 3 vectors of a GEMM register tile.
         let group_vectors = vectors.saturating_mul(3usize.div_ceil(vectors.max(1)));
-        let hp = up(th, rows).saturating_mul(2).saturating_add(2);
-        let wp = tw.saturating_mul(2).saturating_add(2);
         let buffers = [
             op.saturating_mul(c).saturating_mul(16),
-            c.saturating_mul(hp).saturating_mul(wp).saturating_add(34),
             c.saturating_mul(group_vectors).saturating_mul(272),
             op.saturating_mul(group_vectors).saturating_mul(272),
         ];

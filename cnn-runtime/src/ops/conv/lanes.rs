@@ -121,8 +121,7 @@ const WIDE_MAX_COLUMNS: usize = 14;
 
 /// Copies image `x_img` (`C x H x W`) into the interior of `xp`, planes of
 /// `hp x wp` (at least `H + 2 PH` by `W + 2 PW`) with `g`'s padding above
-/// and left of it (the rest left as it is: zero). The Winograd path's
-/// planes are taller and wider than the padding (whole tiles).
+/// and left of it (the rest left as it is: zero).
 pub(super) fn pad_image(g: &Conv2d, x_img: &[f32], xp: &mut [f32], (hp, wp): (usize, usize)) {
     let (ph, pw) = g.pad;
     assert!(x_img.len() == g.input_len() && hp >= g.in_h + ph && wp >= g.in_w + pw);
