@@ -60,6 +60,22 @@ const SHAPES: &[Shape] = &[
         name: "3x3 64x14x14 -> 64, pad 1",
         conv: conv(64, 14, 64, 3, 1),
     },
+    Shape {
+        name: "mobilenet 1x1 16x28x28 -> 64",
+        conv: conv(16, 28, 64, 1, 0),
+    },
+    Shape {
+        name: "mobilenet 1x1 64x28x28 -> 16",
+        conv: conv(64, 28, 16, 1, 0),
+    },
+    Shape {
+        name: "mobilenet 1x1 96x14x14 -> 24",
+        conv: conv(96, 14, 24, 1, 0),
+    },
+    Shape {
+        name: "mobilenet 1x1 32x7x7 -> 128",
+        conv: conv(32, 7, 128, 1, 0),
+    },
 ];
 
 /// Images per call: a worker's chunk in `forward_batch`.

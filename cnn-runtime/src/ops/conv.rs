@@ -35,7 +35,10 @@
 //!   more input and output channels runs Winograd's F(2x2, 3x3) instead
 //!   (`winograd`, 16 multiply-adds per input channel and 2x2 outputs where
 //!   the direct sum has 36) when `col` holds its scratch
-//!   ([`winograd_scratch_len`], which a net's planner reserves). A 1x1, stride-1, unpadded conv uses `x` itself as `col`.
+//!   ([`winograd_scratch_len`], which a net's planner reserves). A 1x1, stride-1, unpadded conv uses `x` itself as `col`;
+//!   with AVX2 + FMA or AVX-512F both entry points run its forward pass by
+//!   `conv/pointwise.rs` instead (tiles of output channels x pixel vectors
+//!   over the input rows in place: no packing, no bias pre-fill).
 //!   The weight gradient of any other unit-stride conv skips im2col: each
 //!   tap's window is a shifted view of the zero-padded image
 //!   (`weight_grad_windows`). Without `std` they call the direct kernels.
@@ -47,8 +50,8 @@
 //! which pick the algorithm; each algorithm has a file: `direct` (the
 //! correlation and the direct backward), `im2col` (im2col and col2im),
 //! `windows` (the weight gradient from shifted windows of the padded
-//! image), `x86`, `lanes` and `winograd` (the intrinsics kernels), the last
-//! five with `std`;
+//! image), `x86`, `lanes`, `winograd` and `pointwise` (the intrinsics
+//! kernels), the last six with `std`;
 //! `grouped` runs the entry points per group for `groups > 1`.
 
 mod depthwise;
@@ -59,6 +62,8 @@ mod im2col;
 pub mod int8;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod lanes;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod pointwise;
 #[cfg(feature = "std")]
 mod windows;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -197,7 +202,7 @@ fn check(g: &Conv2d, n: usize, x: usize, w: usize, b: Option<usize>, y: usize, y
 pub fn forward(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if lanes::forward_on_stack(g, n, x, w, b, y) {
+    if pointwise::forward(g, n, x, w, b, y) || lanes::forward_on_stack(g, n, x, w, b, y) {
         return;
     }
     forward_any(g, n, x, w, b, y);
@@ -338,7 +343,7 @@ pub fn forward_gemm(
         check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
         check_col(g, col);
         #[cfg(target_arch = "x86_64")]
-        if winograd::forward(g, n, x, w, b, y, col) {
+        if pointwise::forward(g, n, x, w, b, y) || winograd::forward(g, n, x, w, b, y, col) {
             return;
         }
         #[cfg(target_arch = "x86_64")]
