@@ -878,6 +878,7 @@ impl Res {
                         gamma: &self.params[40..44],
                         beta: &self.params[44..48],
                     },
+                    ::cnn_runtime::__private::quant::Activation::Relu,
                     y,
                     col,
                 );
@@ -945,7 +946,9 @@ impl Res {
         {
             visit(1, &scratch[n * 0..n * 256]);
         }
-        ::cnn_runtime::__private::ops::relu::forward(&mut scratch[n * 0..n * 256]);
+        if !(GEMM && trace.is_none()) {
+            ::cnn_runtime::__private::ops::relu::forward(&mut scratch[n * 0..n * 256]);
+        }
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
             .as_mut()
         {
@@ -984,6 +987,7 @@ impl Res {
                         gamma: &self.params[196..200],
                         beta: &self.params[200..204],
                     },
+                    ::cnn_runtime::__private::quant::Activation::Relu,
                     y,
                     col,
                 );
@@ -1051,7 +1055,9 @@ impl Res {
         {
             visit(4, &scratch[n * 256..n * 512]);
         }
-        ::cnn_runtime::__private::ops::relu::forward(&mut scratch[n * 256..n * 512]);
+        if !(GEMM && trace.is_none()) {
+            ::cnn_runtime::__private::ops::relu::forward(&mut scratch[n * 256..n * 512]);
+        }
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
             .as_mut()
         {
@@ -1090,6 +1096,7 @@ impl Res {
                         gamma: &self.params[352..356],
                         beta: &self.params[356..360],
                     },
+                    ::cnn_runtime::__private::quant::Activation::None,
                     y,
                     col,
                 );
@@ -1210,6 +1217,7 @@ impl Res {
                         gamma: &self.params[656..664],
                         beta: &self.params[664..672],
                     },
+                    ::cnn_runtime::__private::quant::Activation::Relu,
                     y,
                     col,
                 );
@@ -1277,7 +1285,9 @@ impl Res {
         {
             visit(10, &scratch[n * 0..n * 128]);
         }
-        ::cnn_runtime::__private::ops::relu::forward(&mut scratch[n * 0..n * 128]);
+        if !(GEMM && trace.is_none()) {
+            ::cnn_runtime::__private::ops::relu::forward(&mut scratch[n * 0..n * 128]);
+        }
         if let ::cnn_runtime::__private::core::option::Option::Some(visit) = trace
             .as_mut()
         {
@@ -1316,6 +1326,7 @@ impl Res {
                         gamma: &self.params[1256..1264],
                         beta: &self.params[1264..1272],
                     },
+                    ::cnn_runtime::__private::quant::Activation::None,
                     y,
                     col,
                 );

@@ -971,8 +971,9 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
         InferStep::Compute { layer, .. } | InferStep::InPlace { layer, .. } => Some(layer),
         InferStep::Copy { .. } => None,
     };
-    // The batch norm the conv before it takes in (`fold_batchnorm`).
-    let mut folded = None;
+    // The batch norm (and activation) the conv before it takes in
+    // (`fold_batchnorm`).
+    let mut folded = Vec::new();
     for (s, step) in plan.infer_steps.iter().enumerate() {
         // A copy belongs to the layer that runs in place after it; the
         // final one (a net of views only) comes after every layer.
@@ -993,11 +994,19 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
                     },
                 );
                 if let Some(&InferStep::InPlace { layer: next, slot }) = plan.infer_steps.get(s + 1) {
-                    if let Some(both) = (slot == dst)
-                        .then(|| fold_batchnorm(l, &plan.layers[next], &call))
+                    let act = match plan.infer_steps.get(s + 2) {
+                        Some(&InferStep::InPlace { layer, slot: at }) if at == dst => Some(layer),
+                        _ => None,
+                    };
+                    if let Some((code, with_act)) = (slot == dst)
+                        .then(|| fold_batchnorm(l, &plan.layers[next], act.map(|a| &plan.layers[a]), &call))
                         .flatten()
                     {
-                        (call, folded) = (both, Some(next));
+                        call = code;
+                        folded = [Some(next), act.filter(|_| with_act)]
+                            .into_iter()
+                            .flatten()
+                            .collect();
                     }
                 }
                 current = dst;
@@ -1013,7 +1022,7 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
                 let l = &plan.layers[layer];
                 let target = slot_expr(slot, l.out_len(), true);
                 let mut call = l.kind().forward(l, &ForwardIo { target, train: false });
-                if folded == Some(layer) {
+                if folded.contains(&layer) {
                     call = unless_folded(call);
                 }
                 current = slot;
@@ -1035,23 +1044,38 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
 }
 
 /// The inference code of layer `conv` whose output the layer `bn` then
-/// normalises in place: when they are a conv and a batch norm, the conv's
-/// `call` or, on the `GEMM` passes without a trace, the two in one (the
-/// batch norm folded into the conv's weights, `conv::forward_gemm_folded`),
-/// and the batch norm's step to wrap in [`unless_folded`]; `None` for other
-/// layers.
-fn fold_batchnorm(conv: &plan::LayerPlan, bn: &plan::LayerPlan, call: &TokenStream) -> Option<TokenStream> {
+/// normalises in place, and `act` (the layer after `bn`, also in place
+/// there, if any) then maps: when they are a conv and a batch norm, the
+/// conv's `call` or, on the `GEMM` passes without a trace, the two in one
+/// (the batch norm folded into the conv's weights,
+/// `conv::forward_gemm_folded`), with the third when it is a relu or relu6,
+/// and whether it was; the batch norm's step, and the third's if taken, to
+/// wrap in [`unless_folded`]. `None` for other layers.
+fn fold_batchnorm(
+    conv: &plan::LayerPlan,
+    bn: &plan::LayerPlan,
+    act: Option<&plan::LayerPlan>,
+    call: &TokenStream,
+) -> Option<(TokenStream, bool)> {
+    let fused = match act.map(plan::LayerPlan::kind) {
+        Some(LayerKind::Relu(_)) => Some(crate::ops::Fused::Relu),
+        Some(LayerKind::Relu6(_)) => Some(crate::ops::Fused::Relu6),
+        _ => None,
+    };
     match (conv.kind(), bn.kind()) {
         (LayerKind::Conv(c), LayerKind::BatchNorm(b)) => {
-            let folded = c.forward_folded(conv, b.fold(bn));
-            Some(quote!(if GEMM && trace.is_none() { #folded } else { #call }))
+            let folded = c.forward_folded(conv, b.fold(bn), fused);
+            Some((
+                quote!(if GEMM && trace.is_none() { #folded } else { #call }),
+                fused.is_some(),
+            ))
         }
         _ => None,
     }
 }
 
-/// A batch norm's inference `call`, on the passes where the conv before it
-/// did not take it in ([`fold_batchnorm`]).
+/// A batch norm's (or the activation's after it) inference `call`, on the
+/// passes where the conv before it did not take it in ([`fold_batchnorm`]).
 fn unless_folded(call: TokenStream) -> TokenStream {
     quote!(if !(GEMM && trace.is_none()) { #call })
 }

@@ -415,8 +415,9 @@ impl Quant {
     }
 }
 
-/// An activation TFLite fuses into the op before it, applied as a clamp of
-/// the int8 output.
+/// An activation fused into the op before it: TFLite's, applied as a clamp
+/// of the int8 output, and the one the float convs' folded inference pass
+/// applies in its store ([`crate::ops::conv::forward_gemm_folded`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Activation {
     /// No activation: the int8 range.
@@ -426,6 +427,28 @@ pub enum Activation {
     Relu,
     /// `min(max(x, 0), 6)`.
     Relu6,
+}
+
+impl Activation {
+    /// The float bounds `(lo, hi)` a kernel's store clamps to, as
+    /// `f32::clamp` does (NaN and -0.0 pass): the same values as the op's
+    /// own pass ([`Activation::apply`]); `None` for no activation.
+    pub fn bounds(self) -> Option<(f32, f32)> {
+        match self {
+            Activation::None => None,
+            Activation::Relu => Some((0.0, f32::INFINITY)),
+            Activation::Relu6 => Some((0.0, 6.0)),
+        }
+    }
+
+    /// The activation's own pass over float values, in place.
+    pub fn apply(self, y: &mut [f32]) {
+        match self {
+            Activation::None => {}
+            Activation::Relu => crate::ops::relu::forward(y),
+            Activation::Relu6 => crate::ops::relu6::forward(y),
+        }
+    }
 }
 
 /// The inclusive int8 range an op's output is clamped to: the int8 range

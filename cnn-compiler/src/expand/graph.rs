@@ -106,8 +106,9 @@ pub fn forward_steps(
     }
     let mut traced = 0;
     let mut steps = Vec::new();
-    // The batch norm the conv before it takes in (`fold_batchnorm`).
-    let mut folded = None;
+    // The batch norm (and activation) the conv before it takes in
+    // (`fold_batchnorm`).
+    let mut folded = Vec::new();
     for (i, op) in g.infer.iter().enumerate() {
         // A copy belongs to the in-place layer after it.
         let before = g.infer[i..].iter().find_map(position).unwrap_or(usize::MAX);
@@ -131,11 +132,21 @@ pub fn forward_steps(
                         },
                     );
                     if let Some(&InferOp::InPlace { layer: next, at }) = g.infer.get(i + 1) {
-                        if let Some(both) = (at == y)
-                            .then(|| fold_batchnorm(l, &plan.layers[next], &call))
+                        let act = match g.infer.get(i + 2) {
+                            Some(&InferOp::InPlace { layer, at: a }) if a == y => Some(layer),
+                            _ => None,
+                        };
+                        if let Some((code, with_act)) = (at == y)
+                            .then(|| {
+                                fold_batchnorm(l, &plan.layers[next], act.map(|a| &plan.layers[a]), &call)
+                            })
                             .flatten()
                         {
-                            (call, folded) = (both, Some(next));
+                            call = code;
+                            folded = [Some(next), act.filter(|_| with_act)]
+                                .into_iter()
+                                .flatten()
+                                .collect();
                         }
                     }
                     loc_of[l.shaped.output_value.0] = y;
@@ -157,7 +168,7 @@ pub fn forward_steps(
                             train: false,
                         },
                     );
-                    if folded == Some(layer) {
+                    if folded.contains(&layer) {
                         call = unless_folded(call);
                     }
                     loc_of[l.shaped.output_value.0] = at;

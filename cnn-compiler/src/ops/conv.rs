@@ -5,7 +5,7 @@
 
 use super::window::{pair_lits, window_output};
 use super::{
-    bias_arg, int8_stage, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Int8Code, Int8Io,
+    bias_arg, int8_stage, lit, param_slice, private, BackwardIo, Effect, ForwardIo, Fused, Int8Code, Int8Io,
     Int8Output, Int8Step, Op, Role, TensorSpec,
 };
 use crate::ctxt::Errors;
@@ -54,15 +54,21 @@ impl Conv {
     }
 
     /// The inference pass of this layer with the batch norm after it
-    /// folded in (`bn`, a `batchnorm::Fold` expression): for the `GEMM`
-    /// passes, whose `col` has room for the folded weights (`col_len`).
-    pub fn forward_folded(&self, l: &LayerPlan, bn: TokenStream) -> TokenStream {
+    /// folded in (`bn`, a `batchnorm::Fold` expression) and the activation
+    /// after that, if any, applied to its output: for the `GEMM` passes,
+    /// whose `col` has room for the folded weights (`col_len`).
+    pub fn forward_folded(&self, l: &LayerPlan, bn: TokenStream, act: Option<Fused>) -> TokenStream {
         let p = private();
         let geometry = self.geometry(l);
         let (w, b, groups) = (param_slice(l.weight), bias_arg(l.bias), lit(self.groups));
+        let act = match act {
+            None => quote!(None),
+            Some(Fused::Relu) => quote!(Relu),
+            Some(Fused::Relu6) => quote!(Relu6),
+        };
         quote! {
             #geometry
-            #p::ops::conv::forward_gemm_folded(&G, #groups, n, x, #w, #b, &#bn, y, col);
+            #p::ops::conv::forward_gemm_folded(&G, #groups, n, x, #w, #b, &#bn, #p::quant::Activation::#act, y, col);
         }
     }
 }

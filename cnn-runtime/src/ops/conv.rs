@@ -72,6 +72,7 @@ mod winograd;
 mod x86;
 
 use super::window::{check_geometry, out_len};
+use crate::quant::Activation;
 use direct::{backward_any, forward_any};
 pub use grouped::{backward_grouped, backward_grouped_gemm, forward_grouped, forward_grouped_gemm};
 #[cfg(feature = "std")]
@@ -202,7 +203,7 @@ fn check(g: &Conv2d, n: usize, x: usize, w: usize, b: Option<usize>, y: usize, y
 pub fn forward(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if pointwise::forward(g, n, x, w, b, y) || lanes::forward_on_stack(g, n, x, w, b, y) {
+    if pointwise::forward(g, n, x, w, b, Activation::None, y) || lanes::forward_on_stack(g, n, x, w, b, y) {
         return;
     }
     forward_any(g, n, x, w, b, y);
@@ -343,7 +344,8 @@ pub fn forward_gemm(
         check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
         check_col(g, col);
         #[cfg(target_arch = "x86_64")]
-        if pointwise::forward(g, n, x, w, b, y) || winograd::forward(g, n, x, w, b, y, col) {
+        if pointwise::forward(g, n, x, w, b, Activation::None, y) || winograd::forward(g, n, x, w, b, y, col)
+        {
             return;
         }
         #[cfg(target_arch = "x86_64")]
@@ -419,12 +421,15 @@ pub fn fold_len(g: &Conv2d, groups: usize) -> usize {
     groups * (g.weight_len() + g.out_channels)
 }
 
-/// The inference pass of a conv and the batch norm after it in one:
-/// [`forward_gemm`] (with `groups > 1`, [`forward_grouped_gemm`], `g`
-/// being one group's geometry) with `bn` folded into the weights and bias
+/// The inference pass of a conv, the batch norm after it and the
+/// activation `act` after that in one: [`forward_gemm`] (with `groups > 1`,
+/// [`forward_grouped_gemm`], `g` being one group's geometry) with `bn`
+/// folded into the weights and bias
 /// ([`Fold::fold`](super::batchnorm::Fold::fold)), so the normalised output
 /// is written once and the batch norm costs a pass over the weights
-/// instead of one over the activations. The folded copy takes the first
+/// instead of one over the activations; a pointwise conv's kernel applies
+/// `act` in its store (the same values as [`Activation::apply`], which the
+/// other kernels' output gets afterwards). The folded copy takes the first
 /// [`fold_len`] floats of `col`, the conv the rest. Allocates nothing.
 ///
 /// # Panics
@@ -439,6 +444,7 @@ pub fn forward_gemm_folded(
     w: &[f32],
     b: Option<&[f32]>,
     bn: &super::batchnorm::Fold<'_>,
+    act: Activation,
     y: &mut [f32],
     col: &mut [f32],
 ) {
@@ -452,11 +458,19 @@ pub fn forward_gemm_folded(
     let (wf, rest) = col.split_at_mut(wl);
     let (bf, col) = rest.split_at_mut(o);
     bn.fold(w, b, wf, bf);
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if groups == 1 && {
+        check(g, n, x.len(), wf.len(), Some(o), y.len(), "y");
+        pointwise::forward(g, n, x, wf, Some(bf), act, y)
+    } {
+        return;
+    }
     if groups == 1 {
         forward_gemm(g, n, x, wf, Some(bf), y, col);
     } else {
         forward_grouped_gemm(g, groups, n, x, wf, Some(bf), y, col);
     }
+    act.apply(y);
 }
 
 #[cfg(feature = "std")]
@@ -627,28 +641,40 @@ mod tests {
     fn folded_batchnorm_is_the_conv_then_the_batch_norm() {
         use super::super::batchnorm::{self, Fold};
         let mut rng = Rng::new(5);
-        // (channels, groups, out channels, stride)
-        for (c, groups, o, stride) in [
-            (3, 1, 16, 1),
-            (16, 1, 32, 2),
-            (8, 2, 6, 1),
-            (12, 12, 12, 2),
-            (24, 24, 24, 1),
-        ] {
+        // (channels, groups, out channels, stride, kernel): 3x3 convs, and
+        // pointwise ones (their own kernel, the activation in its store).
+        for (case, (c, groups, o, stride, k)) in [
+            (3, 1, 16, 1, 3),
+            (16, 1, 32, 2, 3),
+            (8, 2, 6, 1, 3),
+            (12, 12, 12, 2, 3),
+            (24, 24, 24, 1, 3),
+            (16, 1, 24, 1, 1),
+            (5, 1, 11, 1, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let g = Conv2d {
                 in_channels: c / groups,
                 in_h: 10,
                 in_w: 9,
                 out_channels: o / groups,
-                kernel: (3, 3),
+                kernel: (k, k),
                 stride: (stride, stride),
-                pad: (1, 1),
+                pad: (k / 2, k / 2),
             };
             let n = 3;
-            let x = rng.vec(n * c * 90);
+            // Pointwise sums are short: inputs up to 4 take them past relu6's 6.
+            let x: Vec<f32> = rng
+                .vec(n * c * 90)
+                .iter()
+                .map(|v| if k == 1 { 4.0 * v } else { *v })
+                .collect();
             let w = rng.vec(groups * g.weight_len());
             let b = rng.vec(o);
             let (mean, gamma, beta) = (rng.vec(o), rng.vec(o), rng.vec(o));
+            let act = [Activation::None, Activation::Relu, Activation::Relu6][case % 3];
             let var: Vec<f32> = rng.vec(o).iter().map(|v| v.abs() + 0.5).collect();
             let bn = Fold {
                 running_mean: &mean,
@@ -672,11 +698,16 @@ mod tests {
                     s: g.out_plane(),
                 };
                 batchnorm::forward_eval(&geometry, &mean, &var, 1e-5, &gamma, &beta, &mut expected);
+                act.apply(&mut expected);
+                assert!(
+                    k != 1 || act != Activation::Relu6 || expected.contains(&6.0),
+                    "no output at 6"
+                );
                 let mut y = rng.vec(y_len);
                 let mut col = rng.vec(fold_len(&g, groups) + g.col_len());
-                forward_gemm_folded(&g, groups, n, &x, &w, bias, &bn, &mut y, &mut col);
+                forward_gemm_folded(&g, groups, n, &x, &w, bias, &bn, act, &mut y, &mut col);
                 let what = format!(
-                    "c {c} groups {groups} o {o} stride {stride} bias {}",
+                    "c {c} groups {groups} o {o} stride {stride} kernel {k} {act:?} bias {}",
                     bias.is_some()
                 );
                 assert_close32(&what, &y, &expected, 1e-5);

@@ -12,16 +12,26 @@
 //!
 //! The sums run over `c` in order from zero with one rounding per
 //! multiply-add, and the bias is added last: the GEMM path's rounding, bit
-//! for bit.
+//! for bit. An activation folded into the conv (`forward_gemm_folded`) is
+//! applied in the store, so its values never make a pass of their own.
 
 use super::Conv2d;
 use crate::ops::simd::x86::{Avx2, Avx512, Vector};
 use crate::ops::simd::{level, Level};
+use crate::quant::Activation;
 
-/// `y = conv(x, w) + b` for `n` images of a pointwise `g`, if this CPU has
-/// AVX-512 or AVX2 + FMA; returns whether it ran. Slice lengths are the
+/// `y = act(conv(x, w) + b)` for `n` images of a pointwise `g`, if this CPU
+/// has AVX-512 or AVX2 + FMA; returns whether it ran. Slice lengths are the
 /// caller's (checked) ones.
-pub(super) fn forward(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) -> bool {
+pub(super) fn forward(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) -> bool {
     if !g.is_pointwise() {
         return false;
     }
@@ -29,6 +39,7 @@ pub(super) fn forward(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: Option<&[f3
         c: g.in_channels,
         o: g.out_channels,
         p: g.in_h * g.in_w,
+        clamp: act.bounds(),
     };
     assert!(
         x.len() >= n * shape.c * shape.p
@@ -39,20 +50,28 @@ pub(super) fn forward(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: Option<&[f3
     );
     match level() {
         // SAFETY: `level()` detected AVX-512F; the lengths are checked above.
-        Level::Avx512 => unsafe { forward_avx512(shape, n, x, w, b, y) },
+        // (One function per `ACT`: with both copies of the tiles in one,
+        // LLVM kept the accumulators in memory between tiles.)
+        Level::Avx512 if act == Activation::None => unsafe { forward_avx512::<false>(shape, n, x, w, b, y) },
+        // SAFETY: as above.
+        Level::Avx512 => unsafe { forward_avx512::<true>(shape, n, x, w, b, y) },
         // SAFETY: `level()` detected AVX2 and FMA; lengths as above.
-        Level::Avx2Fma => unsafe { forward_avx2(shape, n, x, w, b, y) },
+        Level::Avx2Fma if act == Activation::None => unsafe { forward_avx2::<false>(shape, n, x, w, b, y) },
+        // SAFETY: as above.
+        Level::Avx2Fma => unsafe { forward_avx2::<true>(shape, n, x, w, b, y) },
         Level::Baseline => return false,
     }
     true
 }
 
-/// Input channels, output channels and pixels of one image's plane.
+/// Input channels, output channels and pixels of one image's plane, and
+/// the bounds of the activation the store applies.
 #[derive(Clone, Copy)]
 struct Shape {
     c: usize,
     o: usize,
     p: usize,
+    clamp: Option<(f32, f32)>,
 }
 
 /// [`images`] with 16-lane vectors and tiles of 8 channels by 3 vectors:
@@ -63,9 +82,16 @@ struct Shape {
 ///
 /// The CPU has AVX-512F; `x`, `w`, `b` and `y` hold `n` images of `s`.
 #[target_feature(enable = "avx512f")]
-unsafe fn forward_avx512(s: Shape, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+unsafe fn forward_avx512<const ACT: bool>(
+    s: Shape,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+) {
     // SAFETY: forwarded contract.
-    unsafe { images::<Avx512, 8, 3>(s, n, x, w, b, y) }
+    unsafe { images::<Avx512, 8, 3, ACT>(s, n, x, w, b, y) }
 }
 
 /// [`images`] with 8-lane vectors and tiles of 6 channels by 2 vectors, in
@@ -77,9 +103,16 @@ unsafe fn forward_avx512(s: Shape, n: usize, x: &[f32], w: &[f32], b: Option<&[f
 ///
 /// The CPU has AVX2 and FMA; operands as [`forward_avx512`].
 #[target_feature(enable = "avx2,fma")]
-unsafe fn forward_avx2(s: Shape, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+unsafe fn forward_avx2<const ACT: bool>(
+    s: Shape,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+) {
     // SAFETY: forwarded contract.
-    unsafe { images::<Avx2, 6, 2>(s, n, x, w, b, y) }
+    unsafe { images::<Avx2, 6, 2, ACT>(s, n, x, w, b, y) }
 }
 
 /// Every image, block of `NV` pixel vectors (the plane's last block
@@ -91,7 +124,7 @@ unsafe fn forward_avx2(s: Shape, n: usize, x: &[f32], w: &[f32], b: Option<&[f32
 /// `V`'s instructions are enabled in the caller; operands as
 /// [`forward_avx512`].
 #[inline(always)]
-unsafe fn images<V: Vector, const MR: usize, const NV: usize>(
+unsafe fn images<V: Vector, const MR: usize, const NV: usize, const ACT: bool>(
     s: Shape,
     n: usize,
     x: &[f32],
@@ -99,7 +132,8 @@ unsafe fn images<V: Vector, const MR: usize, const NV: usize>(
     b: Option<&[f32]>,
     y: &mut [f32],
 ) {
-    let Shape { c, o, p } = s;
+    let Shape { c, o, p, clamp } = s;
+    let (lo, hi) = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
     let block = NV * V::LANES;
     for img in 0..n {
         let (x_img, y_img) = (&x[img * c * p..][..c * p], &mut y[img * o * p..][..o * p]);
@@ -117,6 +151,8 @@ unsafe fn images<V: Vector, const MR: usize, const NV: usize>(
                     b: b.map(|b| b[o0..].as_ptr()),
                     y: y_img[o0 * p + p0..].as_mut_ptr(),
                     mask,
+                    lo,
+                    hi,
                 };
                 let rows = MR.min(o - o0);
                 // SAFETY: the tile's rows `o0..o0 + rows` and pixels
@@ -124,10 +160,10 @@ unsafe fn images<V: Vector, const MR: usize, const NV: usize>(
                 // `mask` keeps the last vector to them.
                 unsafe {
                     match (rows == MR, left >= block, m.div_ceil(V::LANES)) {
-                        (true, true, _) => tile::<V, MR, NV, true>(at),
-                        (true, false, 1) => tile::<V, MR, 1, false>(at),
-                        (true, false, 2) => tile::<V, MR, 2, false>(at),
-                        (true, false, _) => tile::<V, MR, NV, false>(at),
+                        (true, true, _) => tile::<V, MR, NV, true, ACT>(at),
+                        (true, false, 1) => tile::<V, MR, 1, false, ACT>(at),
+                        (true, false, 2) => tile::<V, MR, 2, false, ACT>(at),
+                        (true, false, _) => tile::<V, MR, NV, false, ACT>(at),
                         (false, _, v) => {
                             for r in 0..rows {
                                 let row = Tile {
@@ -137,10 +173,10 @@ unsafe fn images<V: Vector, const MR: usize, const NV: usize>(
                                     ..at
                                 };
                                 match (left >= block, v) {
-                                    (true, _) => tile::<V, 1, NV, true>(row),
-                                    (false, 1) => tile::<V, 1, 1, false>(row),
-                                    (false, 2) => tile::<V, 1, 2, false>(row),
-                                    (false, _) => tile::<V, 1, NV, false>(row),
+                                    (true, _) => tile::<V, 1, NV, true, ACT>(row),
+                                    (false, 1) => tile::<V, 1, 1, false, ACT>(row),
+                                    (false, 2) => tile::<V, 1, 2, false, ACT>(row),
+                                    (false, _) => tile::<V, 1, NV, false, ACT>(row),
                                 }
                             }
                         }
@@ -153,8 +189,8 @@ unsafe fn images<V: Vector, const MR: usize, const NV: usize>(
 
 /// Where one tile reads and writes: its first pixel in input channel 0
 /// (`x`, channels `p` apart), its first output channel's weights (`w`,
-/// rows `c` apart) and bias, its first output (`y`, rows `p` apart), and
-/// the lanes of its last pixel vector.
+/// rows `c` apart) and bias, its first output (`y`, rows `p` apart), the
+/// lanes of its last pixel vector, and the activation's bounds.
 struct Tile<V: Vector> {
     x: *const f32,
     p: usize,
@@ -163,6 +199,8 @@ struct Tile<V: Vector> {
     b: Option<*const f32>,
     y: *mut f32,
     mask: V::Mask,
+    lo: f32,
+    hi: f32,
 }
 
 impl<V: Vector> Clone for Tile<V> {
@@ -174,7 +212,8 @@ impl<V: Vector> Clone for Tile<V> {
 impl<V: Vector> Copy for Tile<V> {}
 
 /// `MR` output channels by `VN` vectors of pixels (the last one masked
-/// unless `FULL`).
+/// unless `FULL`), clamped to the tile's bounds if `ACT` (a copy each, so
+/// the store of a conv without activation tests nothing).
 ///
 /// # Safety
 ///
@@ -183,7 +222,7 @@ impl<V: Vector> Copy for Tile<V> {}
 /// `x + ci * p + j` is readable, `y + r * p + j` writable and distinct from
 /// the inputs, `w + r * c + ci` and `b + r` readable.
 #[inline(always)]
-unsafe fn tile<V: Vector, const MR: usize, const VN: usize, const FULL: bool>(t: Tile<V>) {
+unsafe fn tile<V: Vector, const MR: usize, const VN: usize, const FULL: bool, const ACT: bool>(t: Tile<V>) {
     let last = |v: usize| !FULL && v == VN - 1;
     let mut acc = [[V::zero(); VN]; MR];
     // SAFETY: every address is one the contract names.
@@ -213,6 +252,11 @@ unsafe fn tile<V: Vector, const MR: usize, const VN: usize, const FULL: bool>(t:
                     Some(bias) => V::add(a, bias),
                     None => a,
                 };
+                let a = if ACT {
+                    V::clamp(a, V::splat(&t.lo), V::splat(&t.hi))
+                } else {
+                    a
+                };
                 if last(v) {
                     V::store(out.add(v * V::LANES), t.mask, a);
                 } else {
@@ -228,8 +272,8 @@ mod tests {
     use super::*;
 
     /// The sums in the kernels' order, one rounding per multiply-add, the
-    /// bias added last.
-    fn naive(s: Shape, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+    /// bias added last, then the activation's own pass.
+    fn naive(s: Shape, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, act: Activation) -> Vec<f32> {
         let mut y = vec![0.0; n * s.o * s.p];
         for img in 0..n {
             for o in 0..s.o {
@@ -242,13 +286,15 @@ mod tests {
                 }
             }
         }
+        act.apply(&mut y);
         y
     }
 
     /// Both copies the CPU has against [`naive`], bit for bit, on planes
     /// around the vector and block sizes of each, output channels not a
-    /// multiple of either tile, with and without bias; the outputs past the
-    /// images are never written.
+    /// multiple of either tile, with and without bias, with each activation
+    /// (inputs up to 4 in size, so sums pass both of relu6's bounds); the
+    /// outputs past the images are never written.
     #[test]
     fn both_copies_match_the_naive_sums_bit_for_bit() {
         let mut rng = crate::ops::testing::Rng::new(7);
@@ -276,18 +322,40 @@ mod tests {
                     stride: (1, 1),
                     pad: (0, 0),
                 };
-                let s = Shape { c, o, p: h * wd };
+                let act = [Activation::None, Activation::Relu, Activation::Relu6][(case + c) % 3];
+                let s = Shape {
+                    c,
+                    o,
+                    p: h * wd,
+                    clamp: act.bounds(),
+                };
                 let n = 1 + case % 3;
-                let (x, w, b) = (rng.vec(n * c * s.p), rng.vec(o * c), rng.vec(o));
+                let x: Vec<f32> = rng.vec(n * c * s.p).iter().map(|v| 4.0 * v).collect();
+                let (w, b) = (rng.vec(o * c), rng.vec(o));
                 let bias = (case % 2 == 0).then_some(&b[..]);
-                let want = naive(s, n, &x, &w, bias);
+                let want = naive(s, n, &x, &w, bias, act);
                 type Kernel = unsafe fn(Shape, usize, &[f32], &[f32], Option<&[f32]>, &mut [f32]);
                 let mut copies: Vec<(&str, Kernel)> = Vec::new();
+                let with_act = act != Activation::None;
                 if std::arch::is_x86_feature_detected!("avx512f") {
-                    copies.push(("avx512", forward_avx512));
+                    copies.push((
+                        "avx512",
+                        if with_act {
+                            forward_avx512::<true>
+                        } else {
+                            forward_avx512::<false>
+                        },
+                    ));
                 }
                 if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                    copies.push(("avx2", forward_avx2));
+                    copies.push((
+                        "avx2",
+                        if with_act {
+                            forward_avx2::<true>
+                        } else {
+                            forward_avx2::<false>
+                        },
+                    ));
                 }
                 for (name, copy) in copies {
                     let mut y = vec![f32::NAN; want.len() + 5];
@@ -308,7 +376,8 @@ mod tests {
                     cases += 1;
                 }
                 assert!(
-                    forward(&g, n, &x, &w, bias, &mut vec![0.0; want.len()]) || level() == Level::Baseline
+                    forward(&g, n, &x, &w, bias, act, &mut vec![0.0; want.len()])
+                        || level() == Level::Baseline
                 );
             }
         }
@@ -334,7 +403,10 @@ mod tests {
         ] {
             let out = g.output_len();
             let (x, w) = (vec![0.0; g.input_len()], vec![0.0; g.weight_len()]);
-            assert!(!forward(&g, 1, &x, &w, None, &mut vec![0.0; out]), "{g:?}");
+            assert!(
+                !forward(&g, 1, &x, &w, None, Activation::None, &mut vec![0.0; out]),
+                "{g:?}"
+            );
         }
     }
 }

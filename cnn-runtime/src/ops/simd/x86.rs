@@ -33,6 +33,9 @@ pub(crate) trait Vector {
     unsafe fn fmadd(a: Self::Vec, b: Self::Vec, c: Self::Vec) -> Self::Vec;
     /// `a + b`.
     unsafe fn add(a: Self::Vec, b: Self::Vec) -> Self::Vec;
+    /// `lo` in the lanes where `v < lo`, `hi` where `v > hi`, `v` elsewhere
+    /// (NaN and -0.0 stay): `f32::clamp` lane by lane.
+    unsafe fn clamp(v: Self::Vec, lo: Self::Vec, hi: Self::Vec) -> Self::Vec;
     /// `v` folded to 8 lanes with the same total: its two halves added
     /// (AVX-512) or `v` itself (AVX2), the first step of a horizontal sum.
     unsafe fn fold8(v: Self::Vec) -> __m256;
@@ -97,6 +100,13 @@ impl Vector for Avx512 {
     unsafe fn add(a: __m512, b: __m512) -> __m512 {
         // SAFETY: the caller guarantees AVX-512F.
         unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn clamp(v: __m512, lo: __m512, hi: __m512) -> __m512 {
+        // SAFETY: the caller guarantees AVX-512F. `vmaxps`/`vminps` return
+        // their second operand when either is NaN or both are zeros, so with
+        // `v` second NaN and -0.0 pass.
+        unsafe { _mm512_min_ps(hi, _mm512_max_ps(lo, v)) }
     }
     #[inline(always)]
     unsafe fn fold8(v: __m512) -> __m256 {
@@ -212,6 +222,11 @@ impl Vector for Avx2 {
         unsafe { _mm256_add_ps(a, b) }
     }
     #[inline(always)]
+    unsafe fn clamp(v: __m256, lo: __m256, hi: __m256) -> __m256 {
+        // SAFETY: the caller guarantees AVX. Operand order as above.
+        unsafe { _mm256_min_ps(hi, _mm256_max_ps(lo, v)) }
+    }
+    #[inline(always)]
     unsafe fn fold8(v: __m256) -> __m256 {
         v
     }
@@ -223,6 +238,70 @@ impl Vector for Avx2 {
             // vectors 0 to 3 in each half, then the halves added.
             let h = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
             _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `clamp` of both sets is `f32::clamp` lane by lane, bit for bit, on
+    /// NaN, both zeros, infinities and values on and past relu6's bounds.
+    #[test]
+    fn clamp_is_f32_clamp() {
+        let values = [
+            f32::NAN,
+            -0.0,
+            0.0,
+            -1.5,
+            3.0,
+            6.0,
+            6.5,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -f32::NAN,
+            1e-40,
+            -1e-40,
+            5.999_999_5,
+            1e30,
+            -1e30,
+            2.0,
+        ];
+        for (lo, hi) in [(0.0f32, 6.0f32), (0.0, f32::INFINITY)] {
+            let want: Vec<u32> = values.iter().map(|v| v.clamp(lo, hi).to_bits()).collect();
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                let mut got = [0.0f32; 16];
+                // SAFETY: AVX-512F is present; the arrays hold 16 floats.
+                unsafe {
+                    let v = Avx512::clamp(
+                        Avx512::loadu(values.as_ptr()),
+                        Avx512::splat(&lo),
+                        Avx512::splat(&hi),
+                    );
+                    Avx512::storeu(got.as_mut_ptr(), v);
+                }
+                assert_eq!(got.map(f32::to_bits).to_vec(), want, "avx512, hi {hi}");
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                for half in 0..2 {
+                    let mut got = [0.0f32; 8];
+                    // SAFETY: AVX is present; 8 floats from `half * 8`.
+                    unsafe {
+                        let v = Avx2::clamp(
+                            Avx2::loadu(values[half * 8..].as_ptr()),
+                            Avx2::splat(&lo),
+                            Avx2::splat(&hi),
+                        );
+                        Avx2::storeu(got.as_mut_ptr(), v);
+                    }
+                    assert_eq!(
+                        got.map(f32::to_bits).to_vec(),
+                        want[half * 8..][..8],
+                        "avx2, hi {hi}"
+                    );
+                }
+            }
         }
     }
 }
