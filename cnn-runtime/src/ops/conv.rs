@@ -427,9 +427,9 @@ pub fn fold_len(g: &Conv2d, groups: usize) -> usize {
 /// folded into the weights and bias
 /// ([`Fold::fold`](super::batchnorm::Fold::fold)), so the normalised output
 /// is written once and the batch norm costs a pass over the weights
-/// instead of one over the activations; a pointwise conv's kernel applies
-/// `act` in its store (the same values as [`Activation::apply`], which the
-/// other kernels' output gets afterwards). The folded copy takes the first
+/// instead of one over the activations; the pointwise and depthwise
+/// kernels apply `act` in their store (the same values as
+/// [`Activation::apply`], which the other kernels' output gets afterwards). The folded copy takes the first
 /// [`fold_len`] floats of `col`, the conv the rest. Allocates nothing.
 ///
 /// # Panics
@@ -458,18 +458,17 @@ pub fn forward_gemm_folded(
     let (wf, rest) = col.split_at_mut(wl);
     let (bf, col) = rest.split_at_mut(o);
     bn.fold(w, b, wf, bf);
+    if groups > 1 {
+        return grouped::forward_grouped_gemm_act(g, groups, n, x, wf, Some(bf), act, y, col);
+    }
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if groups == 1 && {
+    {
         check(g, n, x.len(), wf.len(), Some(o), y.len(), "y");
-        pointwise::forward(g, n, x, wf, Some(bf), act, y)
-    } {
-        return;
+        if pointwise::forward(g, n, x, wf, Some(bf), act, y) {
+            return;
+        }
     }
-    if groups == 1 {
-        forward_gemm(g, n, x, wf, Some(bf), y, col);
-    } else {
-        forward_grouped_gemm(g, groups, n, x, wf, Some(bf), y, col);
-    }
+    forward_gemm(g, n, x, wf, Some(bf), y, col);
     act.apply(y);
 }
 

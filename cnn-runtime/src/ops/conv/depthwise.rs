@@ -22,6 +22,7 @@
 
 use super::super::simd::{madd, multiversion};
 use super::Conv2d;
+use crate::quant::Activation;
 
 /// Whether `g` (one group's geometry) is depthwise: one input and one
 /// output channel per group.
@@ -65,9 +66,11 @@ fn axpy_row<const FMA: bool>(
     }
 }
 
-/// The depthwise convolution of `n` images (see the module docs): a 3x3
-/// filter at stride 1 takes the AVX-512 tiles where the CPU has them and
-/// the padded plane fits ([`avx512`]), everything else [`forward_any`].
+/// The depthwise convolution of `n` images (see the module docs), then
+/// `act`: a 3x3 filter at stride 1 or 2 takes the AVX-512 tiles where the
+/// CPU has them and the padded plane fits ([`avx512`], which apply `act` in
+/// their store), everything else [`forward_any`] and `act`'s own pass.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
     g: &Conv2d,
     channels: usize,
@@ -75,6 +78,7 @@ pub(super) fn forward(
     x: &[f32],
     w: &[f32],
     b: Option<&[f32]>,
+    act: Activation,
     y: &mut [f32],
 ) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -83,10 +87,17 @@ pub(super) fn forward(
         assert!(x.len() >= n * channels * g.input_len() && y.len() >= n * channels * g.output_len());
         assert!(w.len() >= channels * kk && b.is_none_or(|b| b.len() >= channels));
         // SAFETY: `level()` detected AVX-512F; `takes` checked the
-        // geometry, and the lengths are asserted.
-        return unsafe { avx512::forward(g, channels, n, x, w, b, y) };
+        // geometry, and the lengths are asserted. (One function per `ACT`,
+        // as the pointwise kernel's.)
+        return unsafe {
+            match act.bounds() {
+                None => avx512::forward::<false>(g, channels, n, x, w, b, (0.0, 0.0), y),
+                Some(bounds) => avx512::forward::<true>(g, channels, n, x, w, b, bounds, y),
+            }
+        };
     }
     forward_any(g, channels, n, x, w, b, y);
+    act.apply(&mut y[..n * channels * g.output_len()]);
 }
 
 multiversion! {
@@ -140,22 +151,29 @@ mod avx512 {
             && super::padded_len(g).is_some()
     }
 
-    /// The depthwise convolution of `n` images of `channels` planes.
+    /// The depthwise convolution of `n` images of `channels` planes, each
+    /// output clamped to `bounds` (`f32::clamp`) if `ACT`.
     ///
     /// # Safety
     ///
     /// AVX-512F; [`takes`] holds for `g`; `x`, `w`, `b` and `y` hold `n`
     /// images, `channels` filters and biases, `n` outputs.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn forward(
+    pub(super) unsafe fn forward<const ACT: bool>(
         g: &Conv2d,
         channels: usize,
         n: usize,
         x: &[f32],
         w: &[f32],
         b: Option<&[f32]>,
+        bounds: (f32, f32),
         y: &mut [f32],
     ) {
+        let clamp = Clamp::<ACT> {
+            lo: _mm512_set1_ps(bounds.0),
+            hi: _mm512_set1_ps(bounds.1),
+        };
         let oh = g.out_h();
         let planes = x
             .chunks_exact(g.in_h * g.in_w)
@@ -170,10 +188,30 @@ mod avx512 {
             // `oh * ow` outputs; the features are on.
             unsafe {
                 if g.stride.0 == 1 {
-                    plane::<1>(g, x_c, &taps, bias, out);
+                    plane::<1, ACT>(g, x_c, &taps, bias, clamp, out);
                 } else {
-                    plane::<2>(g, x_c, &taps, bias, out);
+                    plane::<2, ACT>(g, x_c, &taps, bias, clamp, out);
                 }
+            }
+        }
+    }
+
+    /// The bounds an output is clamped to if `ACT`.
+    #[derive(Clone, Copy)]
+    struct Clamp<const ACT: bool> {
+        lo: __m512,
+        hi: __m512,
+    }
+
+    impl<const ACT: bool> Clamp<ACT> {
+        /// `v` clamped if `ACT`, as [`Vector::clamp`].
+        #[inline(always)]
+        unsafe fn apply(self, v: __m512) -> __m512 {
+            // SAFETY: the caller runs with AVX-512F.
+            if ACT {
+                unsafe { Avx512::clamp(v, self.lo, self.hi) }
+            } else {
+                v
             }
         }
     }
@@ -184,11 +222,12 @@ mod avx512 {
     ///
     /// As [`rows`], for all the plane's rows.
     #[inline(always)]
-    unsafe fn plane<const S: usize>(
+    unsafe fn plane<const S: usize, const ACT: bool>(
         g: &Conv2d,
         x_c: *const f32,
         taps: &[__m512; 9],
         bias: __m512,
+        clamp: Clamp<ACT>,
         out: *mut f32,
     ) {
         let oh = g.out_h();
@@ -197,14 +236,14 @@ mod avx512 {
             // SAFETY: the caller's contract, for rows `p0..`.
             unsafe {
                 match oh - p0 {
-                    1 => rows::<1, S>(g, x_c, taps, bias, p0, out),
-                    2 => rows::<2, S>(g, x_c, taps, bias, p0, out),
-                    3 => rows::<3, S>(g, x_c, taps, bias, p0, out),
-                    4 => rows::<4, S>(g, x_c, taps, bias, p0, out),
-                    5 => rows::<5, S>(g, x_c, taps, bias, p0, out),
-                    6 => rows::<6, S>(g, x_c, taps, bias, p0, out),
-                    7 => rows::<7, S>(g, x_c, taps, bias, p0, out),
-                    _ => rows::<ROWS, S>(g, x_c, taps, bias, p0, out),
+                    1 => rows::<1, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    2 => rows::<2, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    3 => rows::<3, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    4 => rows::<4, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    5 => rows::<5, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    6 => rows::<6, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    7 => rows::<7, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    _ => rows::<ROWS, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
                 }
             }
             p0 += ROWS;
@@ -220,11 +259,12 @@ mod avx512 {
     /// its output plane, and `p0 + R <= OH`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn rows<const R: usize, const S: usize>(
+    unsafe fn rows<const R: usize, const S: usize, const ACT: bool>(
         g: &Conv2d,
         x_c: *const f32,
         taps: &[__m512; 9],
         bias: __m512,
+        clamp: Clamp<ACT>,
         p0: usize,
         out: *mut f32,
     ) {
@@ -300,7 +340,10 @@ mod avx512 {
             }
             for (r, &a) in acc.iter().enumerate() {
                 // SAFETY: outputs `q0..` of row `p0 + r`, masked to the row.
-                unsafe { _mm512_mask_storeu_ps(out.add((p0 + r) * ow + q0), store, _mm512_add_ps(bias, a)) };
+                unsafe {
+                    let v = clamp.apply(_mm512_add_ps(bias, a));
+                    _mm512_mask_storeu_ps(out.add((p0 + r) * ow + q0), store, v);
+                }
             }
         }
     }
@@ -937,7 +980,7 @@ mod tests {
             let dy = rng.vec(n * channels * g.output_len());
             let (ey, edw, edb, edx) = reference(&g, channels, n, &x, &w, &b, &dy);
             let mut y = vec![f32::NAN; ey.len()];
-            forward(&g, channels, n, &x, &w, Some(&b), &mut y);
+            forward(&g, channels, n, &x, &w, Some(&b), Activation::None, &mut y);
             let what = format!("{hw}x{hw} stride {stride}");
             close(&y, &ey, &what);
             let (mut dw, mut db, mut dx) = (vec![0.0; w.len()], vec![0.0; channels], vec![f32::NAN; x.len()]);
@@ -962,10 +1005,11 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
         /// Whichever path this CPU takes for a 3x3 filter at stride 1 or 2
-        /// (the AVX-512 tiles where it has them) gives the portable tiles'
-        /// bits, rows of more than one vector (or, at stride 2, of more
+        /// (the AVX-512 tiles where it has them, the activation in their
+        /// store) gives the portable tiles' bits and then the activation's
+        /// own pass, rows of more than one vector (or, at stride 2, of more
         /// than 32 input columns) and every row count of the last tile
-        /// included.
+        /// included; inputs up to 4 in size take sums past relu6's 6.
         #[test]
         fn the_paths_agree_bit_for_bit(
             seed in 0u64..1000,
@@ -975,20 +1019,23 @@ mod tests {
             channels in 1usize..4,
             n in 1usize..3,
             bias: bool,
+            act in 0usize..3,
         ) {
             prop_assume!(h + 2 * ph >= 3 && w_n + 2 * pw >= 3);
             let g = Conv2d {
                 in_channels: 1, in_h: h, in_w: w_n, out_channels: 1, kernel: (3, 3), stride: (stride, stride), pad: (ph, pw),
             };
             let mut rng = Rng::new(seed);
-            let x = rng.vec(n * channels * g.input_len());
+            let x: Vec<f32> = rng.vec(n * channels * g.input_len()).iter().map(|v| 4.0 * v).collect();
             let w = rng.vec(channels * 9);
             let b = rng.vec(channels);
             let b = bias.then_some(&b[..]);
+            let act = [Activation::None, Activation::Relu, Activation::Relu6][act];
             let mut fast = vec![f32::NAN; n * channels * g.output_len()];
             let mut portable = fast.clone();
-            forward(&g, channels, n, &x, &w, b, &mut fast);
+            forward(&g, channels, n, &x, &w, b, act, &mut fast);
             forward_any(&g, channels, n, &x, &w, b, &mut portable);
+            act.apply(&mut portable);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             prop_assert_eq!(bits(&fast), bits(&portable));
         }
@@ -1012,7 +1059,7 @@ mod tests {
             let dy = rng.vec(n * channels * g.output_len());
             let (ey, edw, edb, edx) = reference(&g, channels, n, &x, &w, &b, &dy);
             let mut y = vec![f32::NAN; ey.len()];
-            forward(&g, channels, n, &x, &w, Some(&b), &mut y);
+            forward(&g, channels, n, &x, &w, Some(&b), Activation::None, &mut y);
             close(&y, &ey, "y");
             // dw and db accumulate onto what is there; dx is overwritten.
             let (mut dw, mut db, mut dx) = (vec![1.0; w.len()], vec![1.0; channels], vec![f32::NAN; x.len()]);

@@ -12,6 +12,7 @@
 //! their own kernel on every path ([`super::depthwise`]).
 
 use super::{depthwise, Conv2d};
+use crate::quant::Activation;
 
 /// The slices of image `i`, group `k`: `(x, w, b, y)` offsets and lengths.
 struct Slices {
@@ -78,7 +79,7 @@ pub fn forward_grouped(
 ) {
     check(g, groups, n, x.len(), w.len(), b.map(<[f32]>::len), y.len());
     if depthwise::is_depthwise(g) {
-        return depthwise::forward(g, groups, n, x, w, b, y);
+        return depthwise::forward(g, groups, n, x, w, b, Activation::None, y);
     }
     for i in 0..n {
         for k in 0..groups {
@@ -101,9 +102,26 @@ pub fn forward_grouped_gemm(
     y: &mut [f32],
     col: &mut [f32],
 ) {
+    forward_grouped_gemm_act(g, groups, n, x, w, b, Activation::None, y, col);
+}
+
+/// [`forward_grouped_gemm`], then `act` (in the depthwise tiles' store
+/// where they run).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_grouped_gemm_act(
+    g: &Conv2d,
+    groups: usize,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+    col: &mut [f32],
+) {
     check(g, groups, n, x.len(), w.len(), b.map(<[f32]>::len), y.len());
     if depthwise::is_depthwise(g) {
-        return depthwise::forward(g, groups, n, x, w, b, y);
+        return depthwise::forward(g, groups, n, x, w, b, act, y);
     }
     for i in 0..n {
         for k in 0..groups {
@@ -112,6 +130,7 @@ pub fn forward_grouped_gemm(
             super::forward_gemm(g, 1, part(x, s.x), part(w, s.w), b, part_mut(y, s.y), col);
         }
     }
+    act.apply(y);
 }
 
 /// [`super::backward`] with `groups` groups: `dw`, `db` accumulated, `dx`
