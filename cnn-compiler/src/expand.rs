@@ -998,15 +998,11 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
                         Some(&InferStep::InPlace { layer, slot: at }) if at == dst => Some(layer),
                         _ => None,
                     };
-                    if let Some((code, with_act)) = (slot == dst)
-                        .then(|| fold_batchnorm(l, &plan.layers[next], act.map(|a| &plan.layers[a]), &call))
+                    if let Some((code, layers)) = (slot == dst)
+                        .then(|| fold_batchnorm(plan, layer, next, act, &call))
                         .flatten()
                     {
-                        call = code;
-                        folded = [Some(next), act.filter(|_| with_act)]
-                            .into_iter()
-                            .flatten()
-                            .collect();
+                        (call, folded) = (code, layers);
                     }
                 }
                 current = dst;
@@ -1043,31 +1039,36 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
     steps
 }
 
-/// The inference code of layer `conv` whose output the layer `bn` then
-/// normalises in place, and `act` (the layer after `bn`, also in place
-/// there, if any) then maps: when they are a conv and a batch norm, the
-/// conv's `call` or, on the `GEMM` passes without a trace, the two in one
-/// (the batch norm folded into the conv's weights,
-/// `conv::forward_gemm_folded`), with the third when it is a relu or relu6,
-/// and whether it was; the batch norm's step, and the third's if taken, to
-/// wrap in [`unless_folded`]. `None` for other layers.
+/// The inference code of layer `conv` (its `call`) whose output the layer
+/// `bn` then normalises in place, and `act` (the layer after `bn`, also in
+/// place there, if any) then maps: when they are a conv and a batch norm,
+/// the conv's `call` or, on the `GEMM` passes without a trace, the two in
+/// one (the batch norm folded into the conv's weights,
+/// `conv::forward_gemm_folded`), with `act` when it is a relu or relu6; and
+/// the layers it took in, whose steps to wrap in [`unless_folded`]. `None`
+/// for other layers.
 fn fold_batchnorm(
-    conv: &plan::LayerPlan,
-    bn: &plan::LayerPlan,
-    act: Option<&plan::LayerPlan>,
+    plan: &NetPlan,
+    conv: usize,
+    bn: usize,
+    act: Option<usize>,
     call: &TokenStream,
-) -> Option<(TokenStream, bool)> {
-    let fused = match act.map(plan::LayerPlan::kind) {
+) -> Option<(TokenStream, Vec<usize>)> {
+    let fused = match act.map(|a| plan.layers[a].kind()) {
         Some(LayerKind::Relu(_)) => Some(crate::ops::Fused::Relu),
         Some(LayerKind::Relu6(_)) => Some(crate::ops::Fused::Relu6),
         _ => None,
     };
-    match (conv.kind(), bn.kind()) {
+    let (conv_plan, bn_plan) = (&plan.layers[conv], &plan.layers[bn]);
+    match (conv_plan.kind(), bn_plan.kind()) {
         (LayerKind::Conv(c), LayerKind::BatchNorm(b)) => {
-            let folded = c.forward_folded(conv, b.fold(bn), fused);
+            let folded = c.forward_folded(conv_plan, b.fold(bn_plan), fused);
+            let taken = core::iter::once(bn)
+                .chain(act.filter(|_| fused.is_some()))
+                .collect();
             Some((
                 quote!(if GEMM && trace.is_none() { #folded } else { #call }),
-                fused.is_some(),
+                taken,
             ))
         }
         _ => None,

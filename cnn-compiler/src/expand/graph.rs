@@ -136,17 +136,11 @@ pub fn forward_steps(
                             Some(&InferOp::InPlace { layer, at: a }) if a == y => Some(layer),
                             _ => None,
                         };
-                        if let Some((code, with_act)) = (at == y)
-                            .then(|| {
-                                fold_batchnorm(l, &plan.layers[next], act.map(|a| &plan.layers[a]), &call)
-                            })
+                        if let Some((code, layers)) = (at == y)
+                            .then(|| fold_batchnorm(plan, layer, next, act, &call))
                             .flatten()
                         {
-                            call = code;
-                            folded = [Some(next), act.filter(|_| with_act)]
-                                .into_iter()
-                                .flatten()
-                                .collect();
+                            (call, folded) = (code, layers);
                         }
                     }
                     loc_of[l.shaped.output_value.0] = y;

@@ -429,8 +429,9 @@ pub fn fold_len(g: &Conv2d, groups: usize) -> usize {
 /// is written once and the batch norm costs a pass over the weights
 /// instead of one over the activations; the pointwise and depthwise
 /// kernels apply `act` in their store (the same values as
-/// [`Activation::apply`], which the other kernels' output gets afterwards). The folded copy takes the first
-/// [`fold_len`] floats of `col`, the conv the rest. Allocates nothing.
+/// [`Activation::apply`], which the other kernels' output gets
+/// afterwards). The folded copy takes the first [`fold_len`] floats of
+/// `col`, the conv the rest. Allocates nothing.
 ///
 /// # Panics
 ///

@@ -91,7 +91,9 @@ pub(super) fn forward(
         // as the pointwise kernel's.)
         return unsafe {
             match act.bounds() {
-                None => avx512::forward::<false>(g, channels, n, x, w, b, (0.0, 0.0), y),
+                None => {
+                    avx512::forward::<false>(g, channels, n, x, w, b, (f32::NEG_INFINITY, f32::INFINITY), y)
+                }
                 Some(bounds) => avx512::forward::<true>(g, channels, n, x, w, b, bounds, y),
             }
         };
