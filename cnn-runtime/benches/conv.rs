@@ -3,7 +3,7 @@
 //! process (a loop of independent vector FMAs with no loads, the most this
 //! core retires). The rates count the direct convolution's multiply-adds
 //! (`2 * O * C * KH * KW` flops per output pixel), also for the 3x3 convs
-//! `forward_gemm` runs by Winograd's F(2x2, 3x3) on AVX-512, which does
+//! `forward_gemm` runs by Winograd's F(2x2, 3x3) on AVX-512 or AVX2, which does
 //! 16/36 of them: those rates can pass 100% of the peak.
 //!
 //! Each shape runs on a chunk of 32 images, the batch share the runtime's
@@ -155,9 +155,10 @@ fn run(g: &Conv2d, o: &mut Operands, path: Path) {
 }
 
 /// GFLOP/s of a loop of independent FMAs on the widest vectors this CPU
-/// has (16 lanes with AVX-512F, else 8; 12 accumulators, enough to cover
-/// the latency on any x86 core), with their lane count, or `None` without
-/// AVX2 and FMA.
+/// has and the kernels may use (16 lanes with AVX-512F unless
+/// `CNN_MAX_ISA` caps the kernels below it, else 8; 12 accumulators, enough
+/// to cover the latency on any x86 core), with their lane count, or `None`
+/// without AVX2 and FMA.
 fn fma_peak() -> Option<(f64, u64)> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -165,7 +166,7 @@ fn fma_peak() -> Option<(f64, u64)> {
             return None;
         }
         const STEPS: u64 = 1_000_000;
-        let wide = is_x86_feature_detected!("avx512f");
+        let wide = is_x86_feature_detected!("avx512f") && cnn_runtime::ops::instruction_set() == "avx512";
         let secs = best(1, 7, || {
             // SAFETY: AVX2 and FMA were detected above, and AVX-512F where
             // `wide`.

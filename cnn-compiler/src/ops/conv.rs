@@ -76,7 +76,8 @@ impl Conv {
 impl Conv {
     /// The scratch the runtime's F(2x2, 3x3) forward pass takes for one
     /// group of images of `c` planes to `o` planes of `oh x ow` (the fewest
-    /// whose tiles fill 3 vectors of 16; `conv::winograd_scratch_len`
+    /// whose tiles fill 3 vectors of 16, as AVX-512 runs them: AVX2's 3
+    /// vectors of 8 never take more; `conv::winograd_scratch_len`
     /// is the larger of this for the conv and for its input gradient as a
     /// forward pass; a test in `tests/` holds the two to each other): 3x3,
     /// stride-1 convs with 8 or more input and output channels and 16 or

@@ -397,8 +397,9 @@ pub fn forward_gemm(
 }
 
 /// The scratch floats [`forward_gemm`] needs in `col` to run `g` by
-/// Winograd's F(2x2, 3x3) on an AVX-512 CPU: for the fewest images whose
-/// tiles fill the GEMMs' register tile (3 vectors of 16 tiles; it groups
+/// Winograd's F(2x2, 3x3) on an AVX-512 or AVX2 CPU: for the fewest images
+/// whose tiles fill the GEMMs' register tile (3 vectors of 16 tiles, as
+/// AVX-512 runs them; AVX2's 3 vectors of 8 never need more; it groups
 /// more when `col` holds them, and fewer when it must): 3x3, stride-1 convs
 /// with 8 or more input and output channels; 0 for other convs, which never
 /// take that path.
