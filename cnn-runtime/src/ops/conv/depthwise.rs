@@ -67,9 +67,10 @@ fn axpy_row<const FMA: bool>(
 }
 
 /// The depthwise convolution of `n` images (see the module docs), then
-/// `act`: a 3x3 filter at stride 1 or 2 takes the AVX-512 tiles where the
-/// CPU has them and the padded plane fits ([`avx512`], which apply `act` in
-/// their store), everything else [`forward_any`] and `act`'s own pass.
+/// `act`: a 3x3 filter at stride 1 or 2 takes the AVX-512 or AVX2 tiles
+/// where the CPU has them and the padded plane fits ([`tiles`], which apply
+/// `act` in their store), everything else [`forward_any`] and `act`'s own
+/// pass.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
     g: &Conv2d,
@@ -82,21 +83,29 @@ pub(super) fn forward(
     y: &mut [f32],
 ) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if super::super::simd::level() == super::super::simd::Level::Avx512 && avx512::takes(g) {
-        let kk = g.kernel.0 * g.kernel.1;
-        assert!(x.len() >= n * channels * g.input_len() && y.len() >= n * channels * g.output_len());
-        assert!(w.len() >= channels * kk && b.is_none_or(|b| b.len() >= channels));
-        // SAFETY: `level()` detected AVX-512F; `takes` checked the
-        // geometry, and the lengths are asserted. (One function per `ACT`,
-        // as the pointwise kernel's.)
-        return unsafe {
-            match act.bounds() {
-                None => {
-                    avx512::forward::<false>(g, channels, n, x, w, b, (f32::NEG_INFINITY, f32::INFINITY), y)
+    {
+        use super::super::simd::{level, Level};
+        let set = level();
+        if set != Level::Baseline && tiles::takes(g) {
+            let kk = g.kernel.0 * g.kernel.1;
+            assert!(x.len() >= n * channels * g.input_len() && y.len() >= n * channels * g.output_len());
+            assert!(w.len() >= channels * kk && b.is_none_or(|b| b.len() >= channels));
+            let all = (f32::NEG_INFINITY, f32::INFINITY);
+            // SAFETY: `level()` detected the set's features; `takes`
+            // checked the geometry, and the lengths are asserted. (One
+            // function per `ACT`, as the pointwise kernel's.)
+            unsafe {
+                match (set, act.bounds()) {
+                    (Level::Avx512, None) => tiles::forward_avx512::<false>(g, channels, n, x, w, b, all, y),
+                    (Level::Avx512, Some(bounds)) => {
+                        tiles::forward_avx512::<true>(g, channels, n, x, w, b, bounds, y)
+                    }
+                    (_, None) => tiles::forward_avx2::<false>(g, channels, n, x, w, b, all, y),
+                    (_, Some(bounds)) => tiles::forward_avx2::<true>(g, channels, n, x, w, b, bounds, y),
                 }
-                Some(bounds) => avx512::forward::<true>(g, channels, n, x, w, b, bounds, y),
             }
-        };
+            return;
+        }
     }
     forward_any(g, channels, n, x, w, b, y);
     act.apply(&mut y[..n * channels * g.output_len()]);
@@ -118,26 +127,26 @@ multiversion! {
 }
 
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
-mod avx512 {
-    //! The 3x3 forward pass at stride 1 or 2 on 16 lanes. LLVM's
-    //! vectorization of the portable tiles (8 lanes, the AVX2 width, even
-    //! here) spilled the accumulators and copied each padded row with a
-    //! `memmove` call: 17% of the FMA peak and 9% of a copy's bandwidth on
+mod tiles {
+    //! The 3x3 forward pass at stride 1 or 2 on 16 lanes (AVX-512F) or 8
+    //! (AVX2 and FMA), written once over [`Vector`]. LLVM's vectorization
+    //! of the portable tiles (8 lanes, the AVX2 width, even on AVX-512)
+    //! spilled the accumulators and copied each padded row with a `memmove`
+    //! call: 17% of the FMA peak and 9% of a copy's bandwidth on
     //! MobileNetSmall's 64-plane 28x28 conv (`benches/depthwise.rs`). Here
-    //! a tile is up to [`ROWS`] output rows x 16 columns with the nine
-    //! weights in registers, read straight from the input: a row outside
-    //! it is skipped, and a mask loads zeros where a column is outside (a
-    //! padded copy, as the portable tiles make, took 44% of the time here:
-    //! its masked stores do not forward to the loads right after). At
-    //! stride 2 the three column taps of a row come from two vectors of 32
-    //! consecutive columns split into even and odd lanes (`vpermt2ps`) and
-    //! the even ones moved down a lane (`valignd`). Each input row of the
-    //! tile is loaded once and feeds every output row it reaches, in
+    //! a tile is up to [`ROWS`] output rows x one vector of columns with the
+    //! nine weights in registers, read straight from the input: a row
+    //! outside it is skipped, and a mask loads zeros where a column is
+    //! outside (a padded copy, as the portable tiles make, took 44% of the
+    //! time on AVX-512: its masked stores do not forward to the loads right
+    //! after). At stride 2 the three column taps of a row come from the
+    //! even and odd columns of two vectors ([`Tiles`]). Each input row of
+    //! the tile is loaded once and feeds every output row it reaches, in
     //! `(u, v)` order from zero with the bias last, as the portable tiles
     //! sum: the results are the same bits.
 
     use super::Conv2d;
-    use crate::ops::simd::x86::{Avx512, Vector};
+    use crate::ops::simd::x86::{Avx2, Avx512, Vector};
     use core::arch::x86_64::*;
 
     /// Output rows of a tile at most.
@@ -153,8 +162,212 @@ mod avx512 {
             && super::padded_len(g).is_some()
     }
 
-    /// The depthwise convolution of `n` images of `channels` planes, each
-    /// output clamped to `bounds` (`f32::clamp`) if `ACT`.
+    /// What the tiles take from an instruction set beyond [`Vector`]: their
+    /// height, the column taps at stride 2, and their own functions.
+    trait Tiles: Vector {
+        /// Output rows of a tile at most.
+        const ROWS: usize;
+
+        /// The masks of the input columns a tile reads, inside the row.
+        type Reads: Copy;
+
+        /// [`Self::Reads`] for a tile whose lane 0 of tap 0 reads input
+        /// column `first` of rows of `w_n` columns.
+        fn reads(first: isize, w_n: isize) -> Self::Reads;
+
+        /// The input columns `first + 2 l + v` of lanes `l` for taps `v` =
+        /// 0, 1, 2, from `row` (column `first` of an input row), zeros
+        /// outside the row; the lanes in the order [`Self::in_order`] undoes.
+        ///
+        /// # Safety
+        ///
+        /// The instruction set's features; `row` and `reads` for the same
+        /// `first` of an input row.
+        unsafe fn split(row: *const f32, reads: Self::Reads) -> [Self::Vec; 3];
+
+        /// The lanes of a sum of [`Self::split`]'s vectors in column order.
+        ///
+        /// # Safety
+        ///
+        /// The instruction set's features.
+        unsafe fn in_order(v: Self::Vec) -> Self::Vec;
+
+        /// [`rows`] on this instruction set, a function of its own per
+        /// row count and stride: inlined together into one `forward`, the
+        /// tiles compiled to loops LLVM left rolled, the taps read from
+        /// memory, and ran slower (the depthwise bench on a Zen 5).
+        ///
+        /// # Safety
+        ///
+        /// As [`rows`].
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn rows<const R: usize, const S: usize, const ACT: bool>(
+            g: &Conv2d,
+            x_c: *const f32,
+            taps: &[Self::Vec; 9],
+            bias: Self::Vec,
+            clamp: Clamp<Self, ACT>,
+            p0: usize,
+            out: *mut f32,
+        ) where
+            Self: Sized;
+    }
+
+    impl Tiles for Avx512 {
+        const ROWS: usize = ROWS;
+        type Reads = [__mmask16; 3];
+
+        #[inline(always)]
+        fn reads(first: isize, w_n: isize) -> [__mmask16; 3] {
+            [
+                Avx512::mask(-first, w_n - first),
+                Avx512::mask(-first - 16, w_n - first - 16),
+                Avx512::mask(-first - 32, w_n - first - 32) & 1,
+            ]
+        }
+
+        /// Two vectors of 16 consecutive columns split into even and odd
+        /// lanes (`vpermt2ps`) and, for `v` = 2, the even ones moved down a
+        /// lane (`valignd`) with the next column in the last.
+        #[inline(always)]
+        unsafe fn split(row: *const f32, reads: [__mmask16; 3]) -> [__m512; 3] {
+            // SAFETY: AVX-512F is the caller's; the loads read the columns
+            // `reads` keeps, inside the row.
+            unsafe {
+                let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+                let a = _mm512_maskz_loadu_ps(reads[0], row);
+                let b = _mm512_maskz_loadu_ps(reads[1], row.wrapping_add(16));
+                let c = _mm512_maskz_loadu_ps(reads[2], row.wrapping_add(32));
+                let e = _mm512_permutex2var_ps(a, even, b);
+                let o = _mm512_permutex2var_ps(a, odd, b);
+                let next = _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
+                    _mm512_castps_si512(c),
+                    _mm512_castps_si512(e),
+                ));
+                [e, o, next]
+            }
+        }
+
+        #[inline(always)]
+        unsafe fn in_order(v: __m512) -> __m512 {
+            v
+        }
+
+        #[inline(always)]
+        unsafe fn rows<const R: usize, const S: usize, const ACT: bool>(
+            g: &Conv2d,
+            x_c: *const f32,
+            taps: &[__m512; 9],
+            bias: __m512,
+            clamp: Clamp<Avx512, ACT>,
+            p0: usize,
+            out: *mut f32,
+        ) {
+            /// [`rows`] compiled for avx512f.
+            ///
+            /// # Safety
+            ///
+            /// As [`rows`].
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn tile_rows<const R: usize, const S: usize, const ACT: bool>(
+                g: &Conv2d,
+                x_c: *const f32,
+                taps: &[__m512; 9],
+                bias: __m512,
+                clamp: Clamp<Avx512, ACT>,
+                p0: usize,
+                out: *mut f32,
+            ) {
+                // SAFETY: the caller's contract.
+                unsafe { rows::<Avx512, R, S, ACT>(g, x_c, taps, bias, clamp, p0, out) }
+            }
+            // SAFETY: the caller's contract.
+            unsafe { tile_rows::<R, S, ACT>(g, x_c, taps, bias, clamp, p0, out) }
+        }
+    }
+
+    impl Tiles for Avx2 {
+        /// 4 accumulators, 3 input vectors and the taps from memory: 8 rows
+        /// (AVX-512's) spilled, and ran MobileNetSmall's stride-2 convs
+        /// 1.3-1.7x slower on a Zen 5 with `CNN_MAX_ISA=avx2`.
+        const ROWS: usize = 4;
+        type Reads = [__m256i; 4];
+
+        #[inline(always)]
+        fn reads(first: isize, w_n: isize) -> [__m256i; 4] {
+            [
+                Avx2::mask(-first, w_n - first),
+                Avx2::mask(-first - 8, w_n - first - 8),
+                Avx2::mask(-first - 2, w_n - first - 2),
+                Avx2::mask(-first - 10, w_n - first - 10),
+            ]
+        }
+
+        /// `vshufps` of the 16 columns from `first` and of the 16 from
+        /// `first + 2` into even and odd columns within each 128-bit half:
+        /// lanes for output columns 0 1 4 5 2 3 6 7 (no lane-crossing
+        /// shuffle per input row; one per output row undoes it).
+        #[inline(always)]
+        unsafe fn split(row: *const f32, reads: [__m256i; 4]) -> [__m256; 3] {
+            // SAFETY: AVX2 is the caller's; the loads read the columns
+            // `reads` keeps, inside the row.
+            unsafe {
+                let a = _mm256_maskload_ps(row, reads[0]);
+                let b = _mm256_maskload_ps(row.wrapping_add(8), reads[1]);
+                let a2 = _mm256_maskload_ps(row.wrapping_add(2), reads[2]);
+                let b2 = _mm256_maskload_ps(row.wrapping_add(10), reads[3]);
+                [
+                    _mm256_shuffle_ps::<0b10_00_10_00>(a, b),
+                    _mm256_shuffle_ps::<0b11_01_11_01>(a, b),
+                    _mm256_shuffle_ps::<0b10_00_10_00>(a2, b2),
+                ]
+            }
+        }
+
+        #[inline(always)]
+        unsafe fn in_order(v: __m256) -> __m256 {
+            // SAFETY: AVX2 is the caller's. The 64-bit pairs 0 2 1 3.
+            unsafe { _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v))) }
+        }
+
+        #[inline(always)]
+        unsafe fn rows<const R: usize, const S: usize, const ACT: bool>(
+            g: &Conv2d,
+            x_c: *const f32,
+            taps: &[__m256; 9],
+            bias: __m256,
+            clamp: Clamp<Avx2, ACT>,
+            p0: usize,
+            out: *mut f32,
+        ) {
+            /// [`rows`] compiled for avx2,fma.
+            ///
+            /// # Safety
+            ///
+            /// As [`rows`].
+            #[inline]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn tile_rows<const R: usize, const S: usize, const ACT: bool>(
+                g: &Conv2d,
+                x_c: *const f32,
+                taps: &[__m256; 9],
+                bias: __m256,
+                clamp: Clamp<Avx2, ACT>,
+                p0: usize,
+                out: *mut f32,
+            ) {
+                // SAFETY: the caller's contract.
+                unsafe { rows::<Avx2, R, S, ACT>(g, x_c, taps, bias, clamp, p0, out) }
+            }
+            // SAFETY: the caller's contract.
+            unsafe { tile_rows::<R, S, ACT>(g, x_c, taps, bias, clamp, p0, out) }
+        }
+    }
+
+    /// The depthwise convolution of `n` images of `channels` planes on
+    /// AVX-512F, each output clamped to `bounds` (`f32::clamp`) if `ACT`.
     ///
     /// # Safety
     ///
@@ -162,7 +375,7 @@ mod avx512 {
     /// images, `channels` filters and biases, `n` outputs.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn forward<const ACT: bool>(
+    pub(super) unsafe fn forward_avx512<const ACT: bool>(
         g: &Conv2d,
         channels: usize,
         n: usize,
@@ -172,9 +385,55 @@ mod avx512 {
         bounds: (f32, f32),
         y: &mut [f32],
     ) {
-        let clamp = Clamp::<ACT> {
-            lo: _mm512_set1_ps(bounds.0),
-            hi: _mm512_set1_ps(bounds.1),
+        // SAFETY: the caller's contract.
+        unsafe { forward::<Avx512, ACT>(g, channels, n, x, w, b, bounds, y) }
+    }
+
+    /// [`forward_avx512`] on AVX2 and FMA.
+    ///
+    /// # Safety
+    ///
+    /// AVX2 and FMA; operands as [`forward_avx512`].
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn forward_avx2<const ACT: bool>(
+        g: &Conv2d,
+        channels: usize,
+        n: usize,
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+        bounds: (f32, f32),
+        y: &mut [f32],
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { forward::<Avx2, ACT>(g, channels, n, x, w, b, bounds, y) }
+    }
+
+    /// Every plane of [`forward_avx512`] with `V`'s vectors.
+    ///
+    /// # Safety
+    ///
+    /// `V`'s features are enabled in the caller; operands as
+    /// [`forward_avx512`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn forward<V: Tiles, const ACT: bool>(
+        g: &Conv2d,
+        channels: usize,
+        n: usize,
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+        bounds: (f32, f32),
+        y: &mut [f32],
+    ) {
+        // SAFETY (splats): of locals and of `w`'s floats.
+        let clamp = unsafe {
+            Clamp::<V, ACT> {
+                lo: V::splat(&bounds.0),
+                hi: V::splat(&bounds.1),
+            }
         };
         let oh = g.out_h();
         let planes = x
@@ -182,36 +441,44 @@ mod avx512 {
             .zip(y.chunks_exact_mut(oh * g.out_w()));
         for (k, (x_c, y_c)) in planes.enumerate().take(n * channels) {
             let c = k % channels;
-            let bias = _mm512_set1_ps(b.map_or(0.0, |b| b[c]));
             let w_c = &w[c * 9..][..9];
-            let taps: [__m512; 9] = core::array::from_fn(|t| _mm512_set1_ps(w_c[t]));
-            let (x_c, out) = (x_c.as_ptr(), y_c.as_mut_ptr());
-            // SAFETY: `x_c` is one input plane of `g` and `out` its
-            // `oh * ow` outputs; the features are on.
+            // SAFETY: `x_c` is one input plane of `g` and `y_c` its
+            // `oh * ow` outputs; the features are on; the splats read a
+            // local and `w_c`'s floats.
             unsafe {
+                let bias = V::splat(&b.map_or(0.0, |b| b[c]));
+                let taps: [V::Vec; 9] = core::array::from_fn(|t| V::splat(&w_c[t]));
+                let (x_c, out) = (x_c.as_ptr(), y_c.as_mut_ptr());
                 if g.stride.0 == 1 {
-                    plane::<1, ACT>(g, x_c, &taps, bias, clamp, out);
+                    plane::<V, 1, ACT>(g, x_c, &taps, bias, clamp, out);
                 } else {
-                    plane::<2, ACT>(g, x_c, &taps, bias, clamp, out);
+                    plane::<V, 2, ACT>(g, x_c, &taps, bias, clamp, out);
                 }
             }
         }
     }
 
     /// The bounds an output is clamped to if `ACT`.
-    #[derive(Clone, Copy)]
-    struct Clamp<const ACT: bool> {
-        lo: __m512,
-        hi: __m512,
+    struct Clamp<V: Vector, const ACT: bool> {
+        lo: V::Vec,
+        hi: V::Vec,
     }
 
-    impl<const ACT: bool> Clamp<ACT> {
+    impl<V: Vector, const ACT: bool> Clone for Clamp<V, ACT> {
+        fn clone(&self) -> Self {
+            *self
+        }
+    }
+
+    impl<V: Vector, const ACT: bool> Copy for Clamp<V, ACT> {}
+
+    impl<V: Vector, const ACT: bool> Clamp<V, ACT> {
         /// `v` clamped if `ACT`, as [`Vector::clamp`].
         #[inline(always)]
-        unsafe fn apply(self, v: __m512) -> __m512 {
-            // SAFETY: the caller runs with AVX-512F.
+        unsafe fn apply(self, v: V::Vec) -> V::Vec {
+            // SAFETY: the caller runs with `V`'s features.
             if ACT {
-                unsafe { Avx512::clamp(v, self.lo, self.hi) }
+                unsafe { V::clamp(v, self.lo, self.hi) }
             } else {
                 v
             }
@@ -224,12 +491,12 @@ mod avx512 {
     ///
     /// As [`rows`], for all the plane's rows.
     #[inline(always)]
-    unsafe fn plane<const S: usize, const ACT: bool>(
+    unsafe fn plane<V: Tiles, const S: usize, const ACT: bool>(
         g: &Conv2d,
         x_c: *const f32,
-        taps: &[__m512; 9],
-        bias: __m512,
-        clamp: Clamp<ACT>,
+        taps: &[V::Vec; 9],
+        bias: V::Vec,
+        clamp: Clamp<V, ACT>,
         out: *mut f32,
     ) {
         let oh = g.out_h();
@@ -237,67 +504,53 @@ mod avx512 {
         while p0 < oh {
             // SAFETY: the caller's contract, for rows `p0..`.
             unsafe {
-                match oh - p0 {
-                    1 => rows::<1, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    2 => rows::<2, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    3 => rows::<3, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    4 => rows::<4, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    5 => rows::<5, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    6 => rows::<6, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    7 => rows::<7, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    _ => rows::<ROWS, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                match (oh - p0).min(V::ROWS) {
+                    1 => V::rows::<1, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    2 => V::rows::<2, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    3 => V::rows::<3, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    4 => V::rows::<4, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    5 => V::rows::<5, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    6 => V::rows::<6, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    7 => V::rows::<7, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    _ => V::rows::<ROWS, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
                 }
             }
-            p0 += ROWS;
+            p0 += V::ROWS;
         }
     }
 
     /// Output rows `p0..p0 + R` of one plane at stride `S` (1 or 2, both
-    /// ways), in tiles of 16 columns.
+    /// ways), in tiles of one vector of columns.
     ///
     /// # Safety
     ///
-    /// AVX-512F; `x_c` is an input plane of `g` (3x3, stride `S`), `out`
-    /// its output plane, and `p0 + R <= OH`.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn rows<const R: usize, const S: usize, const ACT: bool>(
+    /// `V`'s features are enabled in the caller; `x_c` is an input plane
+    /// of `g` (3x3, stride `S`), `out` its output plane, and `p0 + R <=
+    /// OH`.
+    #[inline(always)]
+    unsafe fn rows<V: Tiles, const R: usize, const S: usize, const ACT: bool>(
         g: &Conv2d,
         x_c: *const f32,
-        taps: &[__m512; 9],
-        bias: __m512,
-        clamp: Clamp<ACT>,
+        taps: &[V::Vec; 9],
+        bias: V::Vec,
+        clamp: Clamp<V, ACT>,
         p0: usize,
         out: *mut f32,
     ) {
         let (h_n, w_n) = (g.in_h as isize, g.in_w as isize);
         let (ph, pw) = (g.pad.0 as isize, g.pad.1 as isize);
         let ow = g.out_w();
-        // Stride 2: lane `l` of tap `v` reads column `2 (q0 + l) + v - PW`,
-        // from two vectors of 16 consecutive columns split into even and
-        // odd lanes (`v` = 0, 1) and, for `v = 2`, the even ones moved
-        // down a lane with the next column in the last.
-        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        for q0 in (0..ow).step_by(16) {
+        for q0 in (0..ow).step_by(V::LANES) {
             let left = (ow - q0) as isize;
-            let store = Avx512::mask(0, left);
-            // The first input column a lane of tap 0 reads, and a mask of
-            // the lanes reading columns `first + d + S l` inside the row
-            // (stride 1: and inside the output row).
+            let store = V::mask(0, left);
+            // The first input column a lane of tap 0 reads; at stride 1, the
+            // masks of the lanes reading columns `first + d + l` inside the
+            // row and the output row.
             let first = (S * q0) as isize - pw;
-            let inside = |d: isize| {
-                let at = first + d;
-                let mask = Avx512::mask(-at, w_n - at);
-                if S == 1 {
-                    mask & store
-                } else {
-                    mask
-                }
-            };
-            let cols: [__mmask16; 3] = [inside(0), inside(1), inside(2)];
-            let halves: [__mmask16; 3] = [inside(0), inside(16), inside(32) & 1];
-            let mut acc = [_mm512_setzero_ps(); R];
+            let col = |at: isize| V::mask((-at).max(0), (w_n - at).min(left));
+            let cols = [col(first), col(first + 1), col(first + 2)];
+            let reads = V::reads(first, w_n);
+            let mut acc = [V::zero(); R];
             // Input row `p0 S + i - PH` feeds output row `r` with filter row
             // `u = i - r S`: in order of `i`, each output sees `u` rising.
             for i in 0..(R - 1) * S + 3 {
@@ -306,36 +559,24 @@ mod avx512 {
                     continue;
                 }
                 let row = x_c.wrapping_offset(h * w_n + first);
-                // SAFETY (loads): input row `h` of the plane, the masks
-                // keeping its columns (see `inside`).
-                let xs: [__m512; 3] = if S == 1 {
-                    unsafe {
+                // SAFETY: input row `h` of the plane, the masks keeping its
+                // columns; `V`'s features are the caller's.
+                let xs: [V::Vec; 3] = unsafe {
+                    if S == 1 {
                         [
-                            _mm512_maskz_loadu_ps(cols[0], row),
-                            _mm512_maskz_loadu_ps(cols[1], row.wrapping_add(1)),
-                            _mm512_maskz_loadu_ps(cols[2], row.wrapping_add(2)),
+                            V::load(row, cols[0]),
+                            V::load(row.wrapping_add(1), cols[1]),
+                            V::load(row.wrapping_add(2), cols[2]),
                         ]
+                    } else {
+                        V::split(row, reads)
                     }
-                } else {
-                    let (a, b, c) = unsafe {
-                        (
-                            _mm512_maskz_loadu_ps(halves[0], row),
-                            _mm512_maskz_loadu_ps(halves[1], row.wrapping_add(16)),
-                            _mm512_maskz_loadu_ps(halves[2], row.wrapping_add(32)),
-                        )
-                    };
-                    let e = _mm512_permutex2var_ps(a, even, b);
-                    let o = _mm512_permutex2var_ps(a, odd, b);
-                    let next = _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
-                        _mm512_castps_si512(c),
-                        _mm512_castps_si512(e),
-                    ));
-                    [e, o, next]
                 };
                 for (v, &xv) in xs.iter().enumerate() {
                     for (r, a) in acc.iter_mut().enumerate() {
                         if (r * S..r * S + 3).contains(&i) {
-                            *a = _mm512_fmadd_ps(taps[(i - r * S) * 3 + v], xv, *a);
+                            // SAFETY: `V`'s features are the caller's.
+                            *a = unsafe { V::fmadd(taps[(i - r * S) * 3 + v], xv, *a) };
                         }
                     }
                 }
@@ -343,8 +584,9 @@ mod avx512 {
             for (r, &a) in acc.iter().enumerate() {
                 // SAFETY: outputs `q0..` of row `p0 + r`, masked to the row.
                 unsafe {
-                    let v = clamp.apply(_mm512_add_ps(bias, a));
-                    _mm512_mask_storeu_ps(out.add((p0 + r) * ow + q0), store, v);
+                    let a = if S == 1 { a } else { V::in_order(a) };
+                    let v = clamp.apply(V::add(bias, a));
+                    V::store(out.add((p0 + r) * ow + q0), store, v);
                 }
             }
         }
@@ -1007,8 +1249,8 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
         /// Whichever path this CPU takes for a 3x3 filter at stride 1 or 2
-        /// (the AVX-512 tiles where it has them, the activation in their
-        /// store) gives the portable tiles' bits and then the activation's
+        /// (the AVX-512 or AVX2 tiles where it has them, the activation in
+        /// their store; CI runs it under each `CNN_MAX_ISA`) gives the portable tiles' bits and then the activation's
         /// own pass, rows of more than one vector (or, at stride 2, of more
         /// than 32 input columns) and every row count of the last tile
         /// included; inputs up to 4 in size take sums past relu6's 6.
