@@ -6,8 +6,9 @@ use core::arch::x86_64::*;
 
 /// The few vector operations the explicitly vectorized kernels need, for one
 /// instruction set: the direct convolution's row tiles (`conv/x86.rs`), its
-/// channel tiles (`conv/lanes.rs`) and the GEMM's inner-product tiles
-/// (`gemm/kernel.rs`) are each written once, generic over it.
+/// channel tiles (`conv/lanes.rs`), the GEMM's inner-product tiles
+/// (`gemm/kernel.rs`), the depthwise tiles and the Winograd passes'
+/// arithmetic are each written once, generic over it.
 pub(crate) trait Vector {
     const LANES: usize;
     type Vec: Copy;
@@ -33,6 +34,10 @@ pub(crate) trait Vector {
     unsafe fn fmadd(a: Self::Vec, b: Self::Vec, c: Self::Vec) -> Self::Vec;
     /// `a + b`.
     unsafe fn add(a: Self::Vec, b: Self::Vec) -> Self::Vec;
+    /// `a - b`.
+    unsafe fn sub(a: Self::Vec, b: Self::Vec) -> Self::Vec;
+    /// `a * b`.
+    unsafe fn mul(a: Self::Vec, b: Self::Vec) -> Self::Vec;
     /// `lo` in the lanes where `v < lo`, `hi` where `v > hi`, `v` elsewhere
     /// (NaN and -0.0 stay): `f32::clamp` lane by lane.
     unsafe fn clamp(v: Self::Vec, lo: Self::Vec, hi: Self::Vec) -> Self::Vec;
@@ -100,6 +105,16 @@ impl Vector for Avx512 {
     unsafe fn add(a: __m512, b: __m512) -> __m512 {
         // SAFETY: the caller guarantees AVX-512F.
         unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn sub(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the caller guarantees AVX-512F.
+        unsafe { _mm512_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the caller guarantees AVX-512F.
+        unsafe { _mm512_mul_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn clamp(v: __m512, lo: __m512, hi: __m512) -> __m512 {
@@ -220,6 +235,16 @@ impl Vector for Avx2 {
     unsafe fn add(a: __m256, b: __m256) -> __m256 {
         // SAFETY: the caller guarantees AVX.
         unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn sub(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the caller guarantees AVX.
+        unsafe { _mm256_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the caller guarantees AVX.
+        unsafe { _mm256_mul_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn clamp(v: __m256, lo: __m256, hi: __m256) -> __m256 {

@@ -9,7 +9,9 @@
 //! not care, and the output transform's `vunpcklps` / `vunpckhps` of the
 //! left and right columns put them back in pixel order, 8 floats a store.
 
+use super::math;
 use super::{Conv2d, Filters, Plan, NT, POINTS};
+use crate::ops::simd::x86::Avx2;
 use core::arch::x86_64::*;
 
 /// Tiles per vector.
@@ -105,7 +107,6 @@ unsafe fn transform_filters_as<const FLIPPED: bool>(g: &Conv2d, op: usize, w: &[
         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
         _mm256_set1_epi32(lane as i32),
     );
-    let half = _mm256_set1_ps(0.5);
     for o in 0..op {
         for c in (0..c_n).step_by(LANES) {
             let count = (c_n - c).min(LANES);
@@ -122,26 +123,9 @@ unsafe fn transform_filters_as<const FLIPPED: bool>(g: &Conv2d, op: usize, w: &[
                             _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), base.add(tap(k)), taps, mask);
                     }
                 }
-                // G f: 4 rows of 3 (per lane).
-                let mut gf = [[_mm256_setzero_ps(); 3]; 4];
-                for j in 0..3 {
-                    let (f0, f1, f2) = (f[j], f[3 + j], f[6 + j]);
-                    gf[0][j] = f0;
-                    gf[1][j] = _mm256_mul_ps(half, _mm256_add_ps(_mm256_add_ps(f0, f1), f2));
-                    gf[2][j] = _mm256_mul_ps(half, _mm256_add_ps(_mm256_sub_ps(f0, f1), f2));
-                    gf[3][j] = f2;
-                }
-                // (G f) G^T: 4 columns.
-                for (i, r) in gf.iter().enumerate() {
-                    let row = [
-                        r[0],
-                        _mm256_mul_ps(half, _mm256_add_ps(_mm256_add_ps(r[0], r[1]), r[2])),
-                        _mm256_mul_ps(half, _mm256_add_ps(_mm256_sub_ps(r[0], r[1]), r[2])),
-                        r[2],
-                    ];
-                    for (j, value) in row.into_iter().enumerate() {
-                        store_first(u.add((i * 4 + j) * stride + o * c_n + c), value, count);
-                    }
+                let points = math::filter_points::<Avx2>(f);
+                for (xi, value) in points.into_iter().enumerate() {
+                    store_first(u.add(xi * stride + o * c_n + c), value, count);
                 }
             }
         }
@@ -235,29 +219,16 @@ unsafe fn transform_input_as<const GW: usize>(g: &Conv2d, p: &Plan, x_img: &[f32
                         _mm256_shuffle_ps::<0b10_00_10_00>(a2, b2),
                         _mm256_shuffle_ps::<0b11_01_11_01>(a2, b2),
                     ];
-                    *h_r = [
-                        _mm256_sub_ps(d0, d2),
-                        _mm256_add_ps(d1, d2),
-                        _mm256_sub_ps(d2, d1),
-                        _mm256_sub_ps(d1, d3),
-                    ];
+                    *h_r = math::times_bt::<Avx2>([d0, d1, d2, d3]);
                 }
                 // SAFETY: one vector's block of `V`, inside it (the plan
                 // sized it). Lanes past the plane's tiles hold zeros or
                 // values of the plane, which no output reads.
                 unsafe {
                     let t = v.add((c * p.vectors() + p.vector(i, ty, k)) * BLOCK);
-                    let [h0, h1, h2, h3] = h;
-                    for (j, (((&a, &b), &c), &d)) in h0.iter().zip(&h1).zip(&h2).zip(&h3).enumerate() {
-                        let points = [
-                            _mm256_sub_ps(a, c),
-                            _mm256_add_ps(b, c),
-                            _mm256_sub_ps(c, b),
-                            _mm256_sub_ps(b, d),
-                        ];
-                        for (r, value) in points.into_iter().enumerate() {
-                            _mm256_storeu_ps(t.add((r * 4 + j) * LANES), value);
-                        }
+                    let points = math::input_points::<Avx2>(h);
+                    for (xi, value) in points.into_iter().enumerate() {
+                        _mm256_storeu_ps(t.add(xi * LANES), value);
                     }
                 }
             }
@@ -316,47 +287,14 @@ pub(super) unsafe fn multiply(g: &Conv2d, p: &Plan, count: usize, u: &[f32], v: 
                 for o in (0..p.op).step_by(RO) {
                     let (u_o, m_o) = (u_xi.add(o * c_n), m.add(o * row + t * BLOCK + xi * LANES));
                     match n {
-                        NT => block::<NT>(u_o, c_n, v_t, row, m_o),
-                        2 => block::<2>(u_o, c_n, v_t, row, m_o),
-                        _ => block::<1>(u_o, c_n, v_t, row, m_o),
+                        NT => math::block::<Avx2, RO, NT, BLOCK>(u_o, c_n, v_t, row, m_o),
+                        2 => math::block::<Avx2, RO, 2, BLOCK>(u_o, c_n, v_t, row, m_o),
+                        _ => math::block::<Avx2, RO, 1, BLOCK>(u_o, c_n, v_t, row, m_o),
                     }
                 }
             }
         }
         t += n;
-    }
-}
-
-/// One register tile: `RO` rows of `U` (stride `c_n`) times `N` vectors of
-/// `V` (rows `row` floats apart, vectors [`BLOCK`] apart) into `M` (the
-/// same strides).
-///
-/// # Safety
-///
-/// AVX2 and FMA; the `RO x c_n` floats at `u`, `c_n` rows of `N` vectors
-/// at `v` and `RO` rows of `N` vectors at `m`.
-#[inline(always)]
-unsafe fn block<const N: usize>(u: *const f32, c_n: usize, v: *const f32, row: usize, m: *mut f32) {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let mut acc = [[_mm256_setzero_ps(); N]; RO];
-        for c in 0..c_n {
-            let mut vv = [_mm256_setzero_ps(); N];
-            for (j, vj) in vv.iter_mut().enumerate() {
-                *vj = _mm256_loadu_ps(v.add(c * row + j * BLOCK));
-            }
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let ur = _mm256_broadcast_ss(&*u.add(r * c_n + c));
-                for (a, &vj) in acc_r.iter_mut().zip(&vv) {
-                    *a = _mm256_fmadd_ps(ur, vj, *a);
-                }
-            }
-        }
-        for (r, acc_r) in acc.iter().enumerate() {
-            for (j, &a) in acc_r.iter().enumerate() {
-                _mm256_storeu_ps(m.add(r * row + j * BLOCK), a);
-            }
-        }
     }
 }
 
@@ -415,20 +353,12 @@ unsafe fn transform_output_as<const GW: usize>(
                 // `2 ty' + 1` of plane `o`.
                 unsafe {
                     let t = m.add((o * p.vectors() + p.vector(i, ty, k)) * BLOCK);
-                    let mut mm = [[_mm256_setzero_ps(); 4]; 4];
-                    for (xi, value) in mm.iter_mut().flatten().enumerate() {
+                    let mut mm = [_mm256_setzero_ps(); 16];
+                    for (xi, value) in mm.iter_mut().enumerate() {
                         *value = _mm256_loadu_ps(t.add(xi * LANES));
                     }
-                    // A^T M: two rows.
-                    let mut s = [[_mm256_setzero_ps(); 4]; 2];
-                    for j in 0..4 {
-                        s[0][j] = _mm256_add_ps(_mm256_add_ps(mm[0][j], mm[1][j]), mm[2][j]);
-                        s[1][j] = _mm256_sub_ps(_mm256_sub_ps(mm[1][j], mm[2][j]), mm[3][j]);
-                    }
-                    for (r, s_r) in s.iter().enumerate() {
-                        // (A^T M) A: the tiles' two columns, plus the bias.
-                        let left = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s_r[0], s_r[1]), s_r[2]), bias);
-                        let right = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s_r[1], s_r[2]), s_r[3]), bias);
+                    for r in 0..2 {
+                        let [left, right] = math::output_row::<Avx2>(&mm, r, bias);
                         // Tiles 0-3 (in pixel order: lanes 0, 1, 4, 5) and
                         // 4-7 of the vector, each 8 floats of one row.
                         let halves = [_mm256_unpacklo_ps(left, right), _mm256_unpackhi_ps(left, right)];

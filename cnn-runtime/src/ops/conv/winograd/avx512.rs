@@ -2,7 +2,9 @@
 //! and odd columns of the input rows split by `vpermt2ps`, 8 output
 //! channels x 3 vectors of tiles in the GEMMs' registers.
 
+use super::math;
 use super::{Conv2d, Filters, Plan, NT, POINTS, RO};
+use crate::ops::simd::x86::Avx512;
 use core::arch::x86_64::*;
 
 /// Tiles per vector.
@@ -102,7 +104,6 @@ unsafe fn transform_filters_as<const FLIPPED: bool>(g: &Conv2d, op: usize, w: &[
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
         _mm512_set1_epi32(lane as i32),
     );
-    let half = _mm512_set1_ps(0.5);
     for o in 0..op {
         for c in (0..c_n).step_by(LANES) {
             let mask = ((1u32 << (c_n - c).min(LANES)) - 1) as u16;
@@ -120,26 +121,9 @@ unsafe fn transform_filters_as<const FLIPPED: bool>(g: &Conv2d, op: usize, w: &[
                             _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, taps, base.add(tap(k)));
                     }
                 }
-                // G f: 4 rows of 3 (per lane).
-                let mut gf = [[_mm512_setzero_ps(); 3]; 4];
-                for j in 0..3 {
-                    let (f0, f1, f2) = (f[j], f[3 + j], f[6 + j]);
-                    gf[0][j] = f0;
-                    gf[1][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(f0, f1), f2));
-                    gf[2][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(f0, f1), f2));
-                    gf[3][j] = f2;
-                }
-                // (G f) G^T: 4 columns.
-                for (i, r) in gf.iter().enumerate() {
-                    let row = [
-                        r[0],
-                        _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(r[0], r[1]), r[2])),
-                        _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(r[0], r[1]), r[2])),
-                        r[2],
-                    ];
-                    for (j, value) in row.into_iter().enumerate() {
-                        _mm512_mask_storeu_ps(u.add((i * 4 + j) * stride + o * c_n + c), mask, value);
-                    }
+                let points = math::filter_points::<Avx512>(f);
+                for (xi, value) in points.into_iter().enumerate() {
+                    _mm512_mask_storeu_ps(u.add(xi * stride + o * c_n + c), mask, value);
                 }
             }
         }
@@ -264,29 +248,16 @@ unsafe fn transform_input_as<const GW: usize>(g: &Conv2d, p: &Plan, x_img: &[f32
                             _mm512_permutex2var_ps(a2, odd, b2),
                         ]
                     };
-                    *h_r = [
-                        _mm512_sub_ps(d0, d2),
-                        _mm512_add_ps(d1, d2),
-                        _mm512_sub_ps(d2, d1),
-                        _mm512_sub_ps(d1, d3),
-                    ];
+                    *h_r = math::times_bt::<Avx512>([d0, d1, d2, d3]);
                 }
                 // SAFETY: one vector's block of `V`, inside it (the plan
                 // sized it). Lanes past the plane's tiles hold zeros or
                 // values of the plane, which no output reads.
                 unsafe {
                     let t = v.add((c * p.vectors() + p.vector(i, ty, k)) * BLOCK);
-                    let [h0, h1, h2, h3] = h;
-                    for (j, (((&a, &b), &c), &d)) in h0.iter().zip(&h1).zip(&h2).zip(&h3).enumerate() {
-                        let points = [
-                            _mm512_sub_ps(a, c),
-                            _mm512_add_ps(b, c),
-                            _mm512_sub_ps(c, b),
-                            _mm512_sub_ps(b, d),
-                        ];
-                        for (r, value) in points.into_iter().enumerate() {
-                            _mm512_storeu_ps(t.add((r * 4 + j) * LANES), value);
-                        }
+                    let points = math::input_points::<Avx512>(h);
+                    for (xi, value) in points.into_iter().enumerate() {
+                        _mm512_storeu_ps(t.add(xi * LANES), value);
                     }
                 }
             }
@@ -332,49 +303,34 @@ pub(super) unsafe fn multiply(g: &Conv2d, p: &Plan, count: usize, u: &[f32], v: 
                 };
                 let mut t = 0;
                 for _ in 0..threes {
-                    block::<NT>(u_o, c_n, v.add(t * BLOCK + xi * LANES), row, m_o.add(t * BLOCK));
+                    math::block::<Avx512, RO, NT, BLOCK>(
+                        u_o,
+                        c_n,
+                        v.add(t * BLOCK + xi * LANES),
+                        row,
+                        m_o.add(t * BLOCK),
+                    );
                     t += NT;
                 }
                 while vectors - t >= 2 {
-                    block::<2>(u_o, c_n, v.add(t * BLOCK + xi * LANES), row, m_o.add(t * BLOCK));
+                    math::block::<Avx512, RO, 2, BLOCK>(
+                        u_o,
+                        c_n,
+                        v.add(t * BLOCK + xi * LANES),
+                        row,
+                        m_o.add(t * BLOCK),
+                    );
                     t += 2;
                 }
                 if t < vectors {
-                    block::<1>(u_o, c_n, v.add(t * BLOCK + xi * LANES), row, m_o.add(t * BLOCK));
+                    math::block::<Avx512, RO, 1, BLOCK>(
+                        u_o,
+                        c_n,
+                        v.add(t * BLOCK + xi * LANES),
+                        row,
+                        m_o.add(t * BLOCK),
+                    );
                 }
-            }
-        }
-    }
-}
-
-/// One register tile: `RO` rows of `U` (stride `c_n`) times `N` vectors of
-/// `V` (rows `row` floats apart, vectors [`BLOCK`] apart) into `M` (the
-/// same strides).
-///
-/// # Safety
-///
-/// AVX-512F; the `RO x c_n` floats at `u`, `c_n` rows of `N` vectors at
-/// `v` and `RO` rows of `N` vectors at `m`.
-#[inline(always)]
-unsafe fn block<const N: usize>(u: *const f32, c_n: usize, v: *const f32, row: usize, m: *mut f32) {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let mut acc = [[_mm512_setzero_ps(); N]; RO];
-        for c in 0..c_n {
-            let mut vv = [_mm512_setzero_ps(); N];
-            for (j, vj) in vv.iter_mut().enumerate() {
-                *vj = _mm512_loadu_ps(v.add(c * row + j * BLOCK));
-            }
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let ur = _mm512_set1_ps(*u.add(r * c_n + c));
-                for (a, &vj) in acc_r.iter_mut().zip(&vv) {
-                    *a = _mm512_fmadd_ps(ur, vj, *a);
-                }
-            }
-        }
-        for (r, acc_r) in acc.iter().enumerate() {
-            for (j, &a) in acc_r.iter().enumerate() {
-                _mm512_storeu_ps(m.add(r * row + j * BLOCK), a);
             }
         }
     }
@@ -417,20 +373,12 @@ unsafe fn transform_output_as<const GW: usize>(
                 // of plane `o`.
                 unsafe {
                     let t = m.add((o * p.vectors() + p.vector(i, ty, k)) * BLOCK);
-                    let mut mm = [[_mm512_setzero_ps(); 4]; 4];
-                    for (xi, value) in mm.iter_mut().flatten().enumerate() {
+                    let mut mm = [_mm512_setzero_ps(); 16];
+                    for (xi, value) in mm.iter_mut().enumerate() {
                         *value = _mm512_loadu_ps(t.add(xi * LANES));
                     }
-                    // A^T M: two rows.
-                    let mut s = [[_mm512_setzero_ps(); 4]; 2];
-                    for j in 0..4 {
-                        s[0][j] = _mm512_add_ps(_mm512_add_ps(mm[0][j], mm[1][j]), mm[2][j]);
-                        s[1][j] = _mm512_sub_ps(_mm512_sub_ps(mm[1][j], mm[2][j]), mm[3][j]);
-                    }
-                    for (r, s_r) in s.iter().enumerate() {
-                        // (A^T M) A: the tiles' two columns, plus the bias.
-                        let left = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s_r[0], s_r[1]), s_r[2]), bias);
-                        let right = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s_r[1], s_r[2]), s_r[3]), bias);
+                    for r in 0..2 {
+                        let [left, right] = math::output_row::<Avx512>(&mm, r, bias);
                         for (half, idx) in [lo_idx, hi_idx].into_iter().enumerate() {
                             let out = _mm512_permutex2var_ps(left, idx, right);
                             for at in (0..LANES).step_by(seg) {

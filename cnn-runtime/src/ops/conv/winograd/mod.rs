@@ -369,6 +369,180 @@ fn run(
     true
 }
 
+/// The transforms' arithmetic and the GEMMs' register tile, written once
+/// for both instruction sets (each file loads, shuffles and stores its own
+/// way around them). Per lane; the sums in a fixed order, the same on both.
+mod math {
+    use crate::ops::simd::x86::Vector;
+
+    /// `G f` for a column of 3 taps, `G = [[1, 0, 0], [1/2, 1/2, 1/2],
+    /// [1/2, -1/2, 1/2], [0, 0, 1]]`; `half` holds 0.5.
+    ///
+    /// # Safety
+    ///
+    /// `V`'s features are enabled in the caller.
+    #[inline(always)]
+    unsafe fn times_g<V: Vector>(f: [V::Vec; 3], half: V::Vec) -> [V::Vec; 4] {
+        // SAFETY: the caller's contract.
+        unsafe {
+            [
+                f[0],
+                V::mul(half, V::add(V::add(f[0], f[1]), f[2])),
+                V::mul(half, V::add(V::sub(f[0], f[1]), f[2])),
+                f[2],
+            ]
+        }
+    }
+
+    /// The 16 points `G f G^T` of the filters whose 9 taps (row-major) are
+    /// `f`, point `4 i + j` at `[4 * i + j]`.
+    ///
+    /// # Safety
+    ///
+    /// `V`'s features are enabled in the caller.
+    #[inline(always)]
+    pub(super) unsafe fn filter_points<V: Vector>(f: [V::Vec; 9]) -> [V::Vec; 16] {
+        // SAFETY: the caller's contract (and `&half` is readable).
+        unsafe {
+            let half = V::splat(&0.5);
+            // G f: 4 rows of 3, one column at a time.
+            let mut gf = [[V::zero(); 3]; 4];
+            for j in 0..3 {
+                let col = times_g::<V>([f[j], f[3 + j], f[6 + j]], half);
+                for (i, value) in col.into_iter().enumerate() {
+                    gf[i][j] = value;
+                }
+            }
+            let mut points = [V::zero(); 16];
+            for (i, gf_i) in gf.into_iter().enumerate() {
+                // (G f) G^T: row `i`'s 4 points.
+                points[4 * i..4 * i + 4].copy_from_slice(&times_g::<V>(gf_i, half));
+            }
+            points
+        }
+    }
+
+    /// `B^T d` for a column of 4, `B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0,
+    /// -1, 1, 0], [0, 1, 0, -1]]`.
+    ///
+    /// # Safety
+    ///
+    /// `V`'s features are enabled in the caller.
+    #[inline(always)]
+    pub(super) unsafe fn times_bt<V: Vector>(d: [V::Vec; 4]) -> [V::Vec; 4] {
+        // SAFETY: the caller's contract.
+        unsafe {
+            [
+                V::sub(d[0], d[2]),
+                V::add(d[1], d[2]),
+                V::sub(d[2], d[1]),
+                V::sub(d[1], d[3]),
+            ]
+        }
+    }
+
+    /// The 16 points `B^T d B` of the patches whose rows times `B` are `h`
+    /// (`h[r]` = [`times_bt`] of row `r`'s 4 columns), point `4 r + j` at
+    /// `[4 * r + j]`.
+    ///
+    /// # Safety
+    ///
+    /// `V`'s features are enabled in the caller.
+    #[inline(always)]
+    pub(super) unsafe fn input_points<V: Vector>(h: [[V::Vec; 4]; 4]) -> [V::Vec; 16] {
+        let mut points = [V::zero(); 16];
+        for j in 0..4 {
+            // SAFETY: the caller's contract.
+            let col = unsafe { times_bt::<V>([h[0][j], h[1][j], h[2][j], h[3][j]]) };
+            for (r, value) in col.into_iter().enumerate() {
+                points[4 * r + j] = value;
+            }
+        }
+        points
+    }
+
+    /// `A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]` times a column of 4: row
+    /// `r` of the two.
+    ///
+    /// # Safety
+    ///
+    /// `V`'s features are enabled in the caller.
+    #[inline(always)]
+    unsafe fn times_at<V: Vector>(c: [V::Vec; 4], r: usize) -> V::Vec {
+        // SAFETY: the caller's contract.
+        unsafe {
+            if r == 0 {
+                V::add(V::add(c[0], c[1]), c[2])
+            } else {
+                V::sub(V::sub(c[1], c[2]), c[3])
+            }
+        }
+    }
+
+    /// Row `r` (0 or 1) of `A^T m A + bias` for the 16 points `m` (point
+    /// `4 i + j` at `[4 * i + j]`): the tiles' left and right columns.
+    ///
+    /// # Safety
+    ///
+    /// `V`'s features are enabled in the caller.
+    #[inline(always)]
+    pub(super) unsafe fn output_row<V: Vector>(m: &[V::Vec; 16], r: usize, bias: V::Vec) -> [V::Vec; 2] {
+        // SAFETY: the caller's contract.
+        unsafe {
+            // A^T m: row `r`, 4 columns.
+            let mut s = [V::zero(); 4];
+            for (j, s_j) in s.iter_mut().enumerate() {
+                *s_j = times_at::<V>([m[j], m[4 + j], m[8 + j], m[12 + j]], r);
+            }
+            // (A^T m) A: its two columns, plus the bias.
+            [
+                V::add(times_at::<V>(s, 0), bias),
+                V::add(times_at::<V>(s, 1), bias),
+            ]
+        }
+    }
+
+    /// One register tile of the GEMMs: `RO` rows of `U` (stride `c_n`)
+    /// times `N` vectors of `V` (rows `row` floats apart, vectors `BLOCK`
+    /// apart) into `M` (the same strides).
+    ///
+    /// # Safety
+    ///
+    /// `V`'s features are enabled in the caller; the `RO x c_n` floats at
+    /// `u`, `c_n` rows of `N` vectors at `v` and `RO` rows of `N` vectors
+    /// at `m`.
+    #[inline(always)]
+    pub(super) unsafe fn block<V: Vector, const RO: usize, const N: usize, const BLOCK: usize>(
+        u: *const f32,
+        c_n: usize,
+        v: *const f32,
+        row: usize,
+        m: *mut f32,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let mut acc = [[V::zero(); N]; RO];
+            for c in 0..c_n {
+                let mut vv = [V::zero(); N];
+                for (j, vj) in vv.iter_mut().enumerate() {
+                    *vj = V::loadu(v.add(c * row + j * BLOCK));
+                }
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let ur = V::splat(u.add(r * c_n + c));
+                    for (a, &vj) in acc_r.iter_mut().zip(&vv) {
+                        *a = V::fmadd(ur, vj, *a);
+                    }
+                }
+            }
+            for (r, acc_r) in acc.iter().enumerate() {
+                for (j, &a) in acc_r.iter().enumerate() {
+                    V::storeu(m.add(r * row + j * BLOCK), a);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
