@@ -200,16 +200,8 @@ mod tiles {
         /// # Safety
         ///
         /// As [`rows`].
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn rows<const R: usize, const S: usize, const ACT: bool>(
-            g: &Conv2d,
-            x_c: *const f32,
-            taps: &[Self::Vec; 9],
-            bias: Self::Vec,
-            clamp: Clamp<Self, ACT>,
-            p0: usize,
-            out: *mut f32,
-        ) where
+        unsafe fn rows<const R: usize, const S: usize, const ACT: bool>(plane: &Plane<Self, ACT>, p0: usize)
+        where
             Self: Sized;
     }
 
@@ -256,13 +248,8 @@ mod tiles {
 
         #[inline(always)]
         unsafe fn rows<const R: usize, const S: usize, const ACT: bool>(
-            g: &Conv2d,
-            x_c: *const f32,
-            taps: &[__m512; 9],
-            bias: __m512,
-            clamp: Clamp<Avx512, ACT>,
+            plane: &Plane<Avx512, ACT>,
             p0: usize,
-            out: *mut f32,
         ) {
             /// [`rows`] compiled for avx512f.
             ///
@@ -272,19 +259,14 @@ mod tiles {
             #[inline]
             #[target_feature(enable = "avx512f")]
             unsafe fn tile_rows<const R: usize, const S: usize, const ACT: bool>(
-                g: &Conv2d,
-                x_c: *const f32,
-                taps: &[__m512; 9],
-                bias: __m512,
-                clamp: Clamp<Avx512, ACT>,
+                plane: &Plane<Avx512, ACT>,
                 p0: usize,
-                out: *mut f32,
             ) {
                 // SAFETY: the caller's contract.
-                unsafe { rows::<Avx512, R, S, ACT>(g, x_c, taps, bias, clamp, p0, out) }
+                unsafe { rows::<Avx512, R, S, ACT>(plane, p0) }
             }
             // SAFETY: the caller's contract.
-            unsafe { tile_rows::<R, S, ACT>(g, x_c, taps, bias, clamp, p0, out) }
+            unsafe { tile_rows::<R, S, ACT>(plane, p0) }
         }
     }
 
@@ -333,15 +315,7 @@ mod tiles {
         }
 
         #[inline(always)]
-        unsafe fn rows<const R: usize, const S: usize, const ACT: bool>(
-            g: &Conv2d,
-            x_c: *const f32,
-            taps: &[__m256; 9],
-            bias: __m256,
-            clamp: Clamp<Avx2, ACT>,
-            p0: usize,
-            out: *mut f32,
-        ) {
+        unsafe fn rows<const R: usize, const S: usize, const ACT: bool>(plane: &Plane<Avx2, ACT>, p0: usize) {
             /// [`rows`] compiled for avx2,fma.
             ///
             /// # Safety
@@ -350,19 +324,14 @@ mod tiles {
             #[inline]
             #[target_feature(enable = "avx2,fma")]
             unsafe fn tile_rows<const R: usize, const S: usize, const ACT: bool>(
-                g: &Conv2d,
-                x_c: *const f32,
-                taps: &[__m256; 9],
-                bias: __m256,
-                clamp: Clamp<Avx2, ACT>,
+                plane: &Plane<Avx2, ACT>,
                 p0: usize,
-                out: *mut f32,
             ) {
                 // SAFETY: the caller's contract.
-                unsafe { rows::<Avx2, R, S, ACT>(g, x_c, taps, bias, clamp, p0, out) }
+                unsafe { rows::<Avx2, R, S, ACT>(plane, p0) }
             }
             // SAFETY: the caller's contract.
-            unsafe { tile_rows::<R, S, ACT>(g, x_c, taps, bias, clamp, p0, out) }
+            unsafe { tile_rows::<R, S, ACT>(plane, p0) }
         }
     }
 
@@ -446,13 +415,18 @@ mod tiles {
             // `oh * ow` outputs; the features are on; the splats read a
             // local and `w_c`'s floats.
             unsafe {
-                let bias = V::splat(&b.map_or(0.0, |b| b[c]));
-                let taps: [V::Vec; 9] = core::array::from_fn(|t| V::splat(&w_c[t]));
-                let (x_c, out) = (x_c.as_ptr(), y_c.as_mut_ptr());
+                let plane = Plane::<V, ACT> {
+                    g,
+                    x_c: x_c.as_ptr(),
+                    taps: core::array::from_fn(|t| V::splat(&w_c[t])),
+                    bias: V::splat(&b.map_or(0.0, |b| b[c])),
+                    clamp,
+                    out: y_c.as_mut_ptr(),
+                };
                 if g.stride.0 == 1 {
-                    plane::<V, 1, ACT>(g, x_c, &taps, bias, clamp, out);
+                    rows_of::<V, 1, ACT>(&plane);
                 } else {
-                    plane::<V, 2, ACT>(g, x_c, &taps, bias, clamp, out);
+                    rows_of::<V, 2, ACT>(&plane);
                 }
             }
         }
@@ -485,34 +459,38 @@ mod tiles {
         }
     }
 
-    /// Every output row of one plane at stride `S`, [`ROWS`] at a time.
+    /// One plane's operands: its geometry, input, the 9 taps and the bias
+    /// in every lane, the clamp and its output.
+    struct Plane<'a, V: Vector, const ACT: bool> {
+        g: &'a Conv2d,
+        x_c: *const f32,
+        taps: [V::Vec; 9],
+        bias: V::Vec,
+        clamp: Clamp<V, ACT>,
+        out: *mut f32,
+    }
+
+    /// Every output row of one plane at stride `S`, `V::ROWS` at a time.
     ///
     /// # Safety
     ///
     /// As [`rows`], for all the plane's rows.
     #[inline(always)]
-    unsafe fn plane<V: Tiles, const S: usize, const ACT: bool>(
-        g: &Conv2d,
-        x_c: *const f32,
-        taps: &[V::Vec; 9],
-        bias: V::Vec,
-        clamp: Clamp<V, ACT>,
-        out: *mut f32,
-    ) {
-        let oh = g.out_h();
+    unsafe fn rows_of<V: Tiles, const S: usize, const ACT: bool>(plane: &Plane<V, ACT>) {
+        let oh = plane.g.out_h();
         let mut p0 = 0;
         while p0 < oh {
             // SAFETY: the caller's contract, for rows `p0..`.
             unsafe {
                 match (oh - p0).min(V::ROWS) {
-                    1 => V::rows::<1, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    2 => V::rows::<2, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    3 => V::rows::<3, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    4 => V::rows::<4, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    5 => V::rows::<5, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    6 => V::rows::<6, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    7 => V::rows::<7, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
-                    _ => V::rows::<ROWS, S, ACT>(g, x_c, taps, bias, clamp, p0, out),
+                    1 => V::rows::<1, S, ACT>(plane, p0),
+                    2 => V::rows::<2, S, ACT>(plane, p0),
+                    3 => V::rows::<3, S, ACT>(plane, p0),
+                    4 => V::rows::<4, S, ACT>(plane, p0),
+                    5 => V::rows::<5, S, ACT>(plane, p0),
+                    6 => V::rows::<6, S, ACT>(plane, p0),
+                    7 => V::rows::<7, S, ACT>(plane, p0),
+                    _ => V::rows::<ROWS, S, ACT>(plane, p0),
                 }
             }
             p0 += V::ROWS;
@@ -524,19 +502,22 @@ mod tiles {
     ///
     /// # Safety
     ///
-    /// `V`'s features are enabled in the caller; `x_c` is an input plane
-    /// of `g` (3x3, stride `S`), `out` its output plane, and `p0 + R <=
-    /// OH`.
+    /// `V`'s features are enabled in the caller; `plane.x_c` is an input
+    /// plane of `plane.g` (3x3, stride `S`), `plane.out` its output plane,
+    /// and `p0 + R <= OH`.
     #[inline(always)]
     unsafe fn rows<V: Tiles, const R: usize, const S: usize, const ACT: bool>(
-        g: &Conv2d,
-        x_c: *const f32,
-        taps: &[V::Vec; 9],
-        bias: V::Vec,
-        clamp: Clamp<V, ACT>,
+        plane: &Plane<V, ACT>,
         p0: usize,
-        out: *mut f32,
     ) {
+        let Plane {
+            g,
+            x_c,
+            ref taps,
+            bias,
+            clamp,
+            out,
+        } = *plane;
         let (h_n, w_n) = (g.in_h as isize, g.in_w as isize);
         let (ph, pw) = (g.pad.0 as isize, g.pad.1 as isize);
         let ow = g.out_w();
