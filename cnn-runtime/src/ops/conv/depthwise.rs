@@ -134,8 +134,9 @@ mod tiles {
     //! spilled the accumulators and copied each padded row with a `memmove`
     //! call: 17% of the FMA peak and 9% of a copy's bandwidth on
     //! MobileNetSmall's 64-plane 28x28 conv (`benches/depthwise.rs`). Here
-    //! a tile is up to [`ROWS`] output rows x one vector of columns with the
-    //! nine weights in registers, read straight from the input: a row
+    //! a tile is up to [`ROWS`] output rows (AVX-512; 4 on AVX2, see
+    //! [`Tiles::ROWS`]) x one vector of columns, the nine weights splatted
+    //! once a plane, read straight from the input: a row
     //! outside it is skipped, and a mask loads zeros where a column is
     //! outside (a padded copy, as the portable tiles make, took 44% of the
     //! time on AVX-512: its masked stores do not forward to the loads right
