@@ -10,7 +10,7 @@
 //! left and right columns put them back in pixel order, 8 floats a store.
 
 use super::math;
-use super::{Conv2d, Filters, Plan, NT, POINTS};
+use super::{Conv2d, Filters, Plan, POINTS};
 use crate::ops::simd::x86::Avx2;
 use core::arch::x86_64::*;
 
@@ -258,12 +258,6 @@ pub(super) unsafe fn multiply(g: &Conv2d, p: &Plan, count: usize, u: &[f32], v: 
     // Floats between the rows of `V` (input channels) and of `M` (output
     // channels).
     let row = p.vectors() * BLOCK;
-    // Blocks of 3 vectors, the last 4 as 2 + 2 when 1 would be left.
-    let threes = if vectors % NT == 1 && vectors > 1 {
-        vectors / NT - 1
-    } else {
-        vectors / NT
-    };
     // The tiles outside the points: a block of up to 3 vectors' 16 points
     // (every input channel's) stays in L1 and L2 while the 16 GEMMs step
     // through it, where points outside streamed all of `V` 16 times, using
@@ -271,13 +265,7 @@ pub(super) unsafe fn multiply(g: &Conv2d, p: &Plan, count: usize, u: &[f32], v: 
     // ResNet's 3x3 convs (the conv bench, a Zen 5 with `CNN_MAX_ISA=avx2`);
     // on AVX-512, whose points fill a line, the Xeon measured it 2.4%
     // slower.
-    let mut t = 0;
-    while t < vectors {
-        let n = match vectors - t {
-            left if t < threes * NT => left.min(NT),
-            1 => 1,
-            _ => 2,
-        };
+    for (t, n) in super::blocks(vectors) {
         for xi in 0..POINTS {
             // SAFETY: every pointer below stays inside `U`, `V` and `M`,
             // which the plan sized: `o + RO <= op`, `t + n <= vectors`.
@@ -286,15 +274,10 @@ pub(super) unsafe fn multiply(g: &Conv2d, p: &Plan, count: usize, u: &[f32], v: 
                 let v_t = v.add(t * BLOCK + xi * LANES);
                 for o in (0..p.op).step_by(RO) {
                     let (u_o, m_o) = (u_xi.add(o * c_n), m.add(o * row + t * BLOCK + xi * LANES));
-                    match n {
-                        NT => math::block::<Avx2, RO, NT, BLOCK>(u_o, c_n, v_t, row, m_o),
-                        2 => math::block::<Avx2, RO, 2, BLOCK>(u_o, c_n, v_t, row, m_o),
-                        _ => math::block::<Avx2, RO, 1, BLOCK>(u_o, c_n, v_t, row, m_o),
-                    }
+                    math::block_of::<Avx2, RO, BLOCK>(n, u_o, c_n, v_t, row, m_o);
                 }
             }
         }
-        t += n;
     }
 }
 

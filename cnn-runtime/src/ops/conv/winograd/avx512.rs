@@ -3,7 +3,7 @@
 //! channels x 3 vectors of tiles in the GEMMs' registers.
 
 use super::math;
-use super::{Conv2d, Filters, Plan, NT, POINTS, RO};
+use super::{Conv2d, Filters, Plan, POINTS, RO};
 use crate::ops::simd::x86::Avx512;
 use core::arch::x86_64::*;
 
@@ -288,48 +288,14 @@ pub(super) unsafe fn multiply(g: &Conv2d, p: &Plan, count: usize, u: &[f32], v: 
     let row = p.vectors() * BLOCK;
     for xi in 0..POINTS {
         // SAFETY: every pointer below stays inside `U`, `V` and `M`, which
-        // the plan sized: `o + RO <= op`, `t + N <= vectors`.
+        // the plan sized: `o + RO <= op`, `t + n <= vectors`.
         unsafe {
             let u_xi = u.add(xi * p.op * c_n);
             for o in (0..p.op).step_by(RO) {
                 let (u_o, m_o) = (u_xi.add(o * c_n), m.add(o * row + xi * LANES));
-                // Blocks of 3 vectors, the last 4 as 2 + 2 when 1 would be
-                // left: a one-vector block's 8 accumulators barely cover
-                // the FMA latency, and it has a load per FMA.
-                let threes = if vectors % NT == 1 && vectors > 1 {
-                    vectors / NT - 1
-                } else {
-                    vectors / NT
-                };
-                let mut t = 0;
-                for _ in 0..threes {
-                    math::block::<Avx512, RO, NT, BLOCK>(
-                        u_o,
-                        c_n,
-                        v.add(t * BLOCK + xi * LANES),
-                        row,
-                        m_o.add(t * BLOCK),
-                    );
-                    t += NT;
-                }
-                while vectors - t >= 2 {
-                    math::block::<Avx512, RO, 2, BLOCK>(
-                        u_o,
-                        c_n,
-                        v.add(t * BLOCK + xi * LANES),
-                        row,
-                        m_o.add(t * BLOCK),
-                    );
-                    t += 2;
-                }
-                if t < vectors {
-                    math::block::<Avx512, RO, 1, BLOCK>(
-                        u_o,
-                        c_n,
-                        v.add(t * BLOCK + xi * LANES),
-                        row,
-                        m_o.add(t * BLOCK),
-                    );
+                for (t, n) in super::blocks(vectors) {
+                    let v_t = v.add(t * BLOCK + xi * LANES);
+                    math::block_of::<Avx512, RO, BLOCK>(n, u_o, c_n, v_t, row, m_o.add(t * BLOCK));
                 }
             }
         }

@@ -179,6 +179,29 @@ impl Plan {
     }
 }
 
+/// The GEMMs' register tiles over `vectors` vectors of tiles, as `(first
+/// vector, vectors)`: blocks of [`NT`], the last 4 as 2 + 2 when 1 would be
+/// left (a one-vector block's accumulators barely cover the FMA latency,
+/// and it has a load per FMA), then 2 or 1.
+fn blocks(vectors: usize) -> impl Iterator<Item = (usize, usize)> {
+    let full = if vectors % NT == 1 && vectors > 1 {
+        vectors / NT - 1
+    } else {
+        vectors / NT
+    } * NT;
+    let mut t = 0;
+    core::iter::from_fn(move || {
+        let n = match vectors - t {
+            0 => return None,
+            left if t < full => left.min(NT),
+            1 => 1,
+            _ => 2,
+        };
+        t += n;
+        Some((t - n, n))
+    })
+}
+
 /// The fewest 2x2 tiles an output plane must have for this path: below
 /// that, the per-call filter transform and the idle lanes of the tile
 /// transforms cost more than the multiply-adds saved. Measured on a Zen 5
@@ -502,6 +525,31 @@ mod math {
         }
     }
 
+    /// [`block`] for `n` (1 to [`super::NT`]) vectors, as [`super::blocks`]
+    /// gives them.
+    ///
+    /// # Safety
+    ///
+    /// As [`block`].
+    #[inline(always)]
+    pub(super) unsafe fn block_of<V: Vector, const RO: usize, const BLOCK: usize>(
+        n: usize,
+        u: *const f32,
+        c_n: usize,
+        v: *const f32,
+        row: usize,
+        m: *mut f32,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match n {
+                super::NT => block::<V, RO, { super::NT }, BLOCK>(u, c_n, v, row, m),
+                2 => block::<V, RO, 2, BLOCK>(u, c_n, v, row, m),
+                _ => block::<V, RO, 1, BLOCK>(u, c_n, v, row, m),
+            }
+        }
+    }
+
     /// One register tile of the GEMMs: `RO` rows of `U` (stride `c_n`)
     /// times `N` vectors of `V` (rows `row` floats apart, vectors `BLOCK`
     /// apart) into `M` (the same strides).
@@ -512,7 +560,7 @@ mod math {
     /// `u`, `c_n` rows of `N` vectors at `v` and `RO` rows of `N` vectors
     /// at `m`.
     #[inline(always)]
-    pub(super) unsafe fn block<V: Vector, const RO: usize, const N: usize, const BLOCK: usize>(
+    unsafe fn block<V: Vector, const RO: usize, const N: usize, const BLOCK: usize>(
         u: *const f32,
         c_n: usize,
         v: *const f32,
@@ -654,6 +702,31 @@ mod tests {
         // Padded 3 (its input gradient would crop): declined.
         let g = geometry(8, 8, 8, 8, 3);
         assert!(input_grad_conv(&g).is_none());
+    }
+
+    /// The GEMMs' blocks cover every vector once, in order: threes, and a
+    /// tail of 2, 2 + 2 or 1 (only when there is a single vector).
+    #[test]
+    fn blocks_cover_the_vectors() {
+        let all = |v: usize| blocks(v).collect::<Vec<_>>();
+        assert_eq!(all(0), []);
+        assert_eq!(all(1), [(0, 1)]);
+        assert_eq!(all(2), [(0, 2)]);
+        assert_eq!(all(4), [(0, 2), (2, 2)]);
+        assert_eq!(all(7), [(0, 3), (3, 2), (5, 2)]);
+        assert_eq!(all(8), [(0, 3), (3, 3), (6, 2)]);
+        assert_eq!(all(9), [(0, 3), (3, 3), (6, 3)]);
+        for v in 0..50 {
+            let mut next = 0;
+            for (t, n) in blocks(v) {
+                assert!(
+                    t == next && (1..=NT).contains(&n) && (n > 1 || v == 1),
+                    "{v}: {t} {n}"
+                );
+                next = t + n;
+            }
+            assert_eq!(next, v);
+        }
     }
 
     /// `scratch_len` sizes AVX-512's plan: AVX2's, for the same images,
