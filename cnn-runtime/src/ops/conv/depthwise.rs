@@ -85,26 +85,28 @@ pub(super) fn forward(
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     {
         use super::super::simd::{level, Level};
-        let set = level();
-        if set != Level::Baseline && tiles::takes(g) {
+        if tiles::takes(g) {
             let kk = g.kernel.0 * g.kernel.1;
             assert!(x.len() >= n * channels * g.input_len() && y.len() >= n * channels * g.output_len());
             assert!(w.len() >= channels * kk && b.is_none_or(|b| b.len() >= channels));
             let all = (f32::NEG_INFINITY, f32::INFINITY);
-            // SAFETY: `level()` detected the set's features; `takes`
-            // checked the geometry, and the lengths are asserted. (One
-            // function per `ACT`, as the pointwise kernel's.)
-            unsafe {
-                match (set, act.bounds()) {
-                    (Level::Avx512, None) => tiles::forward_avx512::<false>(g, channels, n, x, w, b, all, y),
-                    (Level::Avx512, Some(bounds)) => {
-                        tiles::forward_avx512::<true>(g, channels, n, x, w, b, bounds, y)
-                    }
-                    (_, None) => tiles::forward_avx2::<false>(g, channels, n, x, w, b, all, y),
-                    (_, Some(bounds)) => tiles::forward_avx2::<true>(g, channels, n, x, w, b, bounds, y),
-                }
+            // The tiles for this CPU, one function per `ACT` (as the
+            // pointwise kernel's), and the bounds they clamp to.
+            type Kernel =
+                unsafe fn(&Conv2d, usize, usize, &[f32], &[f32], Option<&[f32]>, (f32, f32), &mut [f32]);
+            let kernel: Option<(Kernel, _)> = match (level(), act.bounds()) {
+                (Level::Avx512, None) => Some((tiles::forward_avx512::<false>, all)),
+                (Level::Avx512, Some(bounds)) => Some((tiles::forward_avx512::<true>, bounds)),
+                (Level::Avx2Fma, None) => Some((tiles::forward_avx2::<false>, all)),
+                (Level::Avx2Fma, Some(bounds)) => Some((tiles::forward_avx2::<true>, bounds)),
+                (Level::Baseline, _) => None,
+            };
+            if let Some((kernel, bounds)) = kernel {
+                // SAFETY: `level()` detected the kernel's features; `takes`
+                // checked the geometry, and the lengths are asserted.
+                unsafe { kernel(g, channels, n, x, w, b, bounds, y) };
+                return;
             }
-            return;
         }
     }
     forward_any(g, channels, n, x, w, b, y);
