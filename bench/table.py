@@ -23,14 +23,15 @@ METRICS = [
     ("train_ex_s", "training, batch 256, fwd+bwd+{optimizer} (examples/s)", True),
 ]
 ORDER = [
-    "ours", "ours-no-heap", "pytorch", "pytorch-tuned-malloc", "onnxruntime", "onnxruntime-binding", "onnxruntime-engine",
+    "ours", "ours-unpacked", "ours-no-heap", "pytorch", "pytorch-tuned-malloc", "onnxruntime", "onnxruntime-binding", "onnxruntime-engine",
     "litert-xnnpack", "openvino", "openvino-benchmark_app",
 ]
 # Rows that are not an engine running the net, so get no ratio to ours.
-NOT_COMPARED = {"ours", "ours-no-heap", "onnxruntime-binding"}
+NOT_COMPARED = {"ours", "ours-unpacked", "ours-no-heap", "onnxruntime-binding"}
 NOTES = """\
-ours: batch 1 through forward_batch (the batched kernels; their workspace is kept by the thread); ours-no-heap: the
-same image through forward_with (no heap: the scratch the caller gives, each conv's kernel scratch on the stack, up to
+ours: train::Packed::forward_batch (the batched kernels, their workspace kept by the thread, on weights packed once as
+the engines pack theirs at load: batch norms folded, Winograd filters transformed); ours-unpacked: forward_batch, which
+folds and transforms on every call; ours-no-heap: the same image through forward_with (no heap: the scratch the caller gives, each conv's kernel scratch on the stack, up to
 192 KiB, and no batch-norm folding).
 onnxruntime-binding: a one-op Identity ONNX model with LeNet's input, through the same onnxruntime session setup and
 call (the cost of the Python binding; its output is the whole input, so at batch 256 it overstates that cost).

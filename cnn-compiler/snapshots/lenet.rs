@@ -351,6 +351,7 @@ impl LeNet {
             &mut output,
             scratch,
             ::cnn_runtime::__private::core::option::Option::None,
+            ::cnn_runtime::__private::core::option::Option::None,
         );
         output
     }
@@ -390,6 +391,7 @@ impl LeNet {
         output: &mut [f32],
         workspace: &mut [f32],
         mut trace: ::cnn_runtime::__private::network::Trace<'_>,
+        packed: ::cnn_runtime::__private::core::option::Option<&[f32]>,
     ) {
         ::cnn_runtime::__private::core::assert_eq!(
             input.len(), n * 784, "{}: input has {} values, expected {} ({} x {})",
@@ -406,7 +408,7 @@ impl LeNet {
         );
         let (col, scratch) = workspace.split_at_mut(col_len);
         let scratch = &mut scratch[..n * 5880];
-        let _ = (&col, &scratch);
+        let _ = (&col, &scratch, packed);
         {
             let x: &[f32] = input;
             let y: &mut [f32] = ::cnn_runtime::__private::region(
@@ -1194,6 +1196,7 @@ impl ::cnn_runtime::__private::Network for LeNet {
     const LAYERS: &'static [::cnn_runtime::__private::LayerInfo] = Self::LAYERS;
     const INFER_SCRATCH_LEN: usize = 5880;
     const TRAIN_SCRATCH_LEN: usize = 13974;
+    const PACKED_LEN: usize = 0;
     type Grads = LeNetGrads;
     fn zeroed() -> Self {
         Self::zeroed()
@@ -1226,6 +1229,38 @@ impl ::cnn_runtime::__private::Network for LeNet {
             output,
             workspace,
             ::cnn_runtime::__private::core::option::Option::None,
+            ::cnn_runtime::__private::core::option::Option::None,
+        )
+    }
+    fn pack(&self, packed: &mut [f32]) {
+        ::cnn_runtime::__private::core::assert_eq!(
+            packed.len(), 0,
+            "{}: packed weights have {} values, expected PACKED_LEN = {}", "LeNet",
+            packed.len(), 0
+        );
+    }
+    fn forward_n_packed(
+        &self,
+        n: usize,
+        input: &[f32],
+        output: &mut [f32],
+        workspace: &mut [f32],
+        packed: &[f32],
+    ) {
+        ::cnn_runtime::__private::core::assert_eq!(
+            packed.len(), 0,
+            "{}: packed weights have {} values, expected PACKED_LEN = {}", "LeNet",
+            packed.len(), 0
+        );
+        self.__forward::<
+                true,
+            >(
+            n,
+            input,
+            output,
+            workspace,
+            ::cnn_runtime::__private::core::option::Option::None,
+            ::cnn_runtime::__private::core::option::Option::Some(packed),
         )
     }
     fn forward_one(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32]) {
@@ -1236,6 +1271,7 @@ impl ::cnn_runtime::__private::Network for LeNet {
             input,
             output,
             scratch,
+            ::cnn_runtime::__private::core::option::Option::None,
             ::cnn_runtime::__private::core::option::Option::None,
         )
     }
@@ -1255,6 +1291,7 @@ impl ::cnn_runtime::__private::Network for LeNet {
             output,
             workspace,
             ::cnn_runtime::__private::core::option::Option::Some(visit),
+            ::cnn_runtime::__private::core::option::Option::None,
         )
     }
     fn train_outputs<'a>(n: usize, input: &'a [f32], workspace: &'a [f32]) -> &'a [f32] {

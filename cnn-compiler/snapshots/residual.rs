@@ -703,6 +703,7 @@ impl Res {
             &mut output,
             scratch,
             ::cnn_runtime::__private::core::option::Option::None,
+            ::cnn_runtime::__private::core::option::Option::None,
         );
         output
     }
@@ -832,6 +833,7 @@ impl Res {
         output: &mut [f32],
         workspace: &mut [f32],
         mut trace: ::cnn_runtime::__private::network::Trace<'_>,
+        packed: ::cnn_runtime::__private::core::option::Option<&[f32]>,
     ) {
         ::cnn_runtime::__private::core::assert_eq!(
             input.len(), n * 64, "{}: input has {} values, expected {} ({} x {})", "Res",
@@ -848,7 +850,7 @@ impl Res {
         );
         let (col, scratch) = workspace.split_at_mut(col_len);
         let scratch = &mut scratch[..n * 768];
-        let _ = (&col, &scratch);
+        let _ = (&col, &scratch, packed);
         {
             let x: &[f32] = input;
             let y: &mut [f32] = &mut scratch[n * 0..n * 256];
@@ -862,26 +864,46 @@ impl Res {
                     stride: (1, 1),
                     pad: (1, 1),
                 };
-                ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
-                    &G,
-                    1,
-                    n,
-                    x,
-                    &self.params[0..36],
-                    ::cnn_runtime::__private::core::option::Option::Some(
-                        &self.params[36..40],
-                    ),
-                    &::cnn_runtime::__private::ops::batchnorm::Fold {
-                        running_mean: &self.buffers[0..4],
-                        running_var: &self.buffers[4..8],
-                        eps: 0.00001f32,
-                        gamma: &self.params[40..44],
-                        beta: &self.params[44..48],
-                    },
-                    ::cnn_runtime::__private::quant::Activation::Relu,
-                    y,
-                    col,
+                const _: () = ::cnn_runtime::__private::core::assert!(
+                    ::cnn_runtime::__private::ops::conv::packed_len(& G, 1) == 40,
+                    "conv: packed layout"
                 );
+                match packed {
+                    ::cnn_runtime::__private::core::option::Option::Some(packed) => {
+                        ::cnn_runtime::__private::ops::conv::forward_packed(
+                            &G,
+                            1,
+                            n,
+                            x,
+                            &packed[0..40],
+                            ::cnn_runtime::__private::quant::Activation::Relu,
+                            y,
+                            col,
+                        );
+                    }
+                    ::cnn_runtime::__private::core::option::Option::None => {
+                        ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
+                            &G,
+                            1,
+                            n,
+                            x,
+                            &self.params[0..36],
+                            ::cnn_runtime::__private::core::option::Option::Some(
+                                &self.params[36..40],
+                            ),
+                            &::cnn_runtime::__private::ops::batchnorm::Fold {
+                                running_mean: &self.buffers[0..4],
+                                running_var: &self.buffers[4..8],
+                                eps: 0.00001f32,
+                                gamma: &self.params[40..44],
+                                beta: &self.params[44..48],
+                            },
+                            ::cnn_runtime::__private::quant::Activation::Relu,
+                            y,
+                            col,
+                        );
+                    }
+                }
             } else {
                 const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
                     in_channels: 1,
@@ -971,26 +993,46 @@ impl Res {
                     stride: (1, 1),
                     pad: (1, 1),
                 };
-                ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
-                    &G,
-                    1,
-                    n,
-                    x,
-                    &self.params[48..192],
-                    ::cnn_runtime::__private::core::option::Option::Some(
-                        &self.params[192..196],
-                    ),
-                    &::cnn_runtime::__private::ops::batchnorm::Fold {
-                        running_mean: &self.buffers[9..13],
-                        running_var: &self.buffers[13..17],
-                        eps: 0.00001f32,
-                        gamma: &self.params[196..200],
-                        beta: &self.params[200..204],
-                    },
-                    ::cnn_runtime::__private::quant::Activation::Relu,
-                    y,
-                    col,
+                const _: () = ::cnn_runtime::__private::core::assert!(
+                    ::cnn_runtime::__private::ops::conv::packed_len(& G, 1) == 148,
+                    "conv: packed layout"
                 );
+                match packed {
+                    ::cnn_runtime::__private::core::option::Option::Some(packed) => {
+                        ::cnn_runtime::__private::ops::conv::forward_packed(
+                            &G,
+                            1,
+                            n,
+                            x,
+                            &packed[40..188],
+                            ::cnn_runtime::__private::quant::Activation::Relu,
+                            y,
+                            col,
+                        );
+                    }
+                    ::cnn_runtime::__private::core::option::Option::None => {
+                        ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
+                            &G,
+                            1,
+                            n,
+                            x,
+                            &self.params[48..192],
+                            ::cnn_runtime::__private::core::option::Option::Some(
+                                &self.params[192..196],
+                            ),
+                            &::cnn_runtime::__private::ops::batchnorm::Fold {
+                                running_mean: &self.buffers[9..13],
+                                running_var: &self.buffers[13..17],
+                                eps: 0.00001f32,
+                                gamma: &self.params[196..200],
+                                beta: &self.params[200..204],
+                            },
+                            ::cnn_runtime::__private::quant::Activation::Relu,
+                            y,
+                            col,
+                        );
+                    }
+                }
             } else {
                 const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
                     in_channels: 4,
@@ -1080,26 +1122,46 @@ impl Res {
                     stride: (1, 1),
                     pad: (1, 1),
                 };
-                ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
-                    &G,
-                    1,
-                    n,
-                    x,
-                    &self.params[204..348],
-                    ::cnn_runtime::__private::core::option::Option::Some(
-                        &self.params[348..352],
-                    ),
-                    &::cnn_runtime::__private::ops::batchnorm::Fold {
-                        running_mean: &self.buffers[18..22],
-                        running_var: &self.buffers[22..26],
-                        eps: 0.00001f32,
-                        gamma: &self.params[352..356],
-                        beta: &self.params[356..360],
-                    },
-                    ::cnn_runtime::__private::quant::Activation::None,
-                    y,
-                    col,
+                const _: () = ::cnn_runtime::__private::core::assert!(
+                    ::cnn_runtime::__private::ops::conv::packed_len(& G, 1) == 148,
+                    "conv: packed layout"
                 );
+                match packed {
+                    ::cnn_runtime::__private::core::option::Option::Some(packed) => {
+                        ::cnn_runtime::__private::ops::conv::forward_packed(
+                            &G,
+                            1,
+                            n,
+                            x,
+                            &packed[188..336],
+                            ::cnn_runtime::__private::quant::Activation::None,
+                            y,
+                            col,
+                        );
+                    }
+                    ::cnn_runtime::__private::core::option::Option::None => {
+                        ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
+                            &G,
+                            1,
+                            n,
+                            x,
+                            &self.params[204..348],
+                            ::cnn_runtime::__private::core::option::Option::Some(
+                                &self.params[348..352],
+                            ),
+                            &::cnn_runtime::__private::ops::batchnorm::Fold {
+                                running_mean: &self.buffers[18..22],
+                                running_var: &self.buffers[22..26],
+                                eps: 0.00001f32,
+                                gamma: &self.params[352..356],
+                                beta: &self.params[356..360],
+                            },
+                            ::cnn_runtime::__private::quant::Activation::None,
+                            y,
+                            col,
+                        );
+                    }
+                }
             } else {
                 const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
                     in_channels: 4,
@@ -1201,26 +1263,46 @@ impl Res {
                     stride: (2, 2),
                     pad: (1, 1),
                 };
-                ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
-                    &G,
-                    1,
-                    n,
-                    x,
-                    &self.params[360..648],
-                    ::cnn_runtime::__private::core::option::Option::Some(
-                        &self.params[648..656],
-                    ),
-                    &::cnn_runtime::__private::ops::batchnorm::Fold {
-                        running_mean: &self.buffers[27..35],
-                        running_var: &self.buffers[35..43],
-                        eps: 0.00001f32,
-                        gamma: &self.params[656..664],
-                        beta: &self.params[664..672],
-                    },
-                    ::cnn_runtime::__private::quant::Activation::Relu,
-                    y,
-                    col,
+                const _: () = ::cnn_runtime::__private::core::assert!(
+                    ::cnn_runtime::__private::ops::conv::packed_len(& G, 1) == 296,
+                    "conv: packed layout"
                 );
+                match packed {
+                    ::cnn_runtime::__private::core::option::Option::Some(packed) => {
+                        ::cnn_runtime::__private::ops::conv::forward_packed(
+                            &G,
+                            1,
+                            n,
+                            x,
+                            &packed[336..632],
+                            ::cnn_runtime::__private::quant::Activation::Relu,
+                            y,
+                            col,
+                        );
+                    }
+                    ::cnn_runtime::__private::core::option::Option::None => {
+                        ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
+                            &G,
+                            1,
+                            n,
+                            x,
+                            &self.params[360..648],
+                            ::cnn_runtime::__private::core::option::Option::Some(
+                                &self.params[648..656],
+                            ),
+                            &::cnn_runtime::__private::ops::batchnorm::Fold {
+                                running_mean: &self.buffers[27..35],
+                                running_var: &self.buffers[35..43],
+                                eps: 0.00001f32,
+                                gamma: &self.params[656..664],
+                                beta: &self.params[664..672],
+                            },
+                            ::cnn_runtime::__private::quant::Activation::Relu,
+                            y,
+                            col,
+                        );
+                    }
+                }
             } else {
                 const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
                     in_channels: 4,
@@ -1310,26 +1392,46 @@ impl Res {
                     stride: (1, 1),
                     pad: (1, 1),
                 };
-                ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
-                    &G,
-                    1,
-                    n,
-                    x,
-                    &self.params[672..1248],
-                    ::cnn_runtime::__private::core::option::Option::Some(
-                        &self.params[1248..1256],
-                    ),
-                    &::cnn_runtime::__private::ops::batchnorm::Fold {
-                        running_mean: &self.buffers[44..52],
-                        running_var: &self.buffers[52..60],
-                        eps: 0.00001f32,
-                        gamma: &self.params[1256..1264],
-                        beta: &self.params[1264..1272],
-                    },
-                    ::cnn_runtime::__private::quant::Activation::None,
-                    y,
-                    col,
+                const _: () = ::cnn_runtime::__private::core::assert!(
+                    ::cnn_runtime::__private::ops::conv::packed_len(& G, 1) == 584,
+                    "conv: packed layout"
                 );
+                match packed {
+                    ::cnn_runtime::__private::core::option::Option::Some(packed) => {
+                        ::cnn_runtime::__private::ops::conv::forward_packed(
+                            &G,
+                            1,
+                            n,
+                            x,
+                            &packed[632..1216],
+                            ::cnn_runtime::__private::quant::Activation::None,
+                            y,
+                            col,
+                        );
+                    }
+                    ::cnn_runtime::__private::core::option::Option::None => {
+                        ::cnn_runtime::__private::ops::conv::forward_gemm_folded(
+                            &G,
+                            1,
+                            n,
+                            x,
+                            &self.params[672..1248],
+                            ::cnn_runtime::__private::core::option::Option::Some(
+                                &self.params[1248..1256],
+                            ),
+                            &::cnn_runtime::__private::ops::batchnorm::Fold {
+                                running_mean: &self.buffers[44..52],
+                                running_var: &self.buffers[52..60],
+                                eps: 0.00001f32,
+                                gamma: &self.params[1256..1264],
+                                beta: &self.params[1264..1272],
+                            },
+                            ::cnn_runtime::__private::quant::Activation::None,
+                            y,
+                            col,
+                        );
+                    }
+                }
             } else {
                 const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
                     in_channels: 8,
@@ -2793,6 +2895,7 @@ impl ::cnn_runtime::__private::Network for Res {
     const LAYERS: &'static [::cnn_runtime::__private::LayerInfo] = Self::LAYERS;
     const INFER_SCRATCH_LEN: usize = 768;
     const TRAIN_SCRATCH_LEN: usize = 3046;
+    const PACKED_LEN: usize = 1216;
     type Grads = ResGrads;
     const BUFFERS: &'static [::cnn_runtime::__private::TensorInfo] = Self::BUFFERS;
     const BATCH_STATS: bool = true;
@@ -2851,6 +2954,173 @@ impl ::cnn_runtime::__private::Network for Res {
             output,
             workspace,
             ::cnn_runtime::__private::core::option::Option::None,
+            ::cnn_runtime::__private::core::option::Option::None,
+        )
+    }
+    fn pack(&self, packed: &mut [f32]) {
+        ::cnn_runtime::__private::core::assert_eq!(
+            packed.len(), 1216,
+            "{}: packed weights have {} values, expected PACKED_LEN = {}", "Res", packed
+            .len(), 1216
+        );
+        {
+            const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                in_channels: 1,
+                in_h: 8,
+                in_w: 8,
+                out_channels: 4,
+                kernel: (3, 3),
+                stride: (1, 1),
+                pad: (1, 1),
+            };
+            ::cnn_runtime::__private::ops::conv::pack_folded(
+                &G,
+                1,
+                &self.params[0..36],
+                ::cnn_runtime::__private::core::option::Option::Some(
+                    &self.params[36..40],
+                ),
+                &::cnn_runtime::__private::ops::batchnorm::Fold {
+                    running_mean: &self.buffers[0..4],
+                    running_var: &self.buffers[4..8],
+                    eps: 0.00001f32,
+                    gamma: &self.params[40..44],
+                    beta: &self.params[44..48],
+                },
+                &mut packed[0..40],
+            );
+        }
+        {
+            const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                in_channels: 4,
+                in_h: 8,
+                in_w: 8,
+                out_channels: 4,
+                kernel: (3, 3),
+                stride: (1, 1),
+                pad: (1, 1),
+            };
+            ::cnn_runtime::__private::ops::conv::pack_folded(
+                &G,
+                1,
+                &self.params[48..192],
+                ::cnn_runtime::__private::core::option::Option::Some(
+                    &self.params[192..196],
+                ),
+                &::cnn_runtime::__private::ops::batchnorm::Fold {
+                    running_mean: &self.buffers[9..13],
+                    running_var: &self.buffers[13..17],
+                    eps: 0.00001f32,
+                    gamma: &self.params[196..200],
+                    beta: &self.params[200..204],
+                },
+                &mut packed[40..188],
+            );
+        }
+        {
+            const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                in_channels: 4,
+                in_h: 8,
+                in_w: 8,
+                out_channels: 4,
+                kernel: (3, 3),
+                stride: (1, 1),
+                pad: (1, 1),
+            };
+            ::cnn_runtime::__private::ops::conv::pack_folded(
+                &G,
+                1,
+                &self.params[204..348],
+                ::cnn_runtime::__private::core::option::Option::Some(
+                    &self.params[348..352],
+                ),
+                &::cnn_runtime::__private::ops::batchnorm::Fold {
+                    running_mean: &self.buffers[18..22],
+                    running_var: &self.buffers[22..26],
+                    eps: 0.00001f32,
+                    gamma: &self.params[352..356],
+                    beta: &self.params[356..360],
+                },
+                &mut packed[188..336],
+            );
+        }
+        {
+            const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                in_channels: 4,
+                in_h: 8,
+                in_w: 8,
+                out_channels: 8,
+                kernel: (3, 3),
+                stride: (2, 2),
+                pad: (1, 1),
+            };
+            ::cnn_runtime::__private::ops::conv::pack_folded(
+                &G,
+                1,
+                &self.params[360..648],
+                ::cnn_runtime::__private::core::option::Option::Some(
+                    &self.params[648..656],
+                ),
+                &::cnn_runtime::__private::ops::batchnorm::Fold {
+                    running_mean: &self.buffers[27..35],
+                    running_var: &self.buffers[35..43],
+                    eps: 0.00001f32,
+                    gamma: &self.params[656..664],
+                    beta: &self.params[664..672],
+                },
+                &mut packed[336..632],
+            );
+        }
+        {
+            const G: ::cnn_runtime::__private::ops::conv::Conv2d = ::cnn_runtime::__private::ops::conv::Conv2d {
+                in_channels: 8,
+                in_h: 4,
+                in_w: 4,
+                out_channels: 8,
+                kernel: (3, 3),
+                stride: (1, 1),
+                pad: (1, 1),
+            };
+            ::cnn_runtime::__private::ops::conv::pack_folded(
+                &G,
+                1,
+                &self.params[672..1248],
+                ::cnn_runtime::__private::core::option::Option::Some(
+                    &self.params[1248..1256],
+                ),
+                &::cnn_runtime::__private::ops::batchnorm::Fold {
+                    running_mean: &self.buffers[44..52],
+                    running_var: &self.buffers[52..60],
+                    eps: 0.00001f32,
+                    gamma: &self.params[1256..1264],
+                    beta: &self.params[1264..1272],
+                },
+                &mut packed[632..1216],
+            );
+        }
+    }
+    fn forward_n_packed(
+        &self,
+        n: usize,
+        input: &[f32],
+        output: &mut [f32],
+        workspace: &mut [f32],
+        packed: &[f32],
+    ) {
+        ::cnn_runtime::__private::core::assert_eq!(
+            packed.len(), 1216,
+            "{}: packed weights have {} values, expected PACKED_LEN = {}", "Res", packed
+            .len(), 1216
+        );
+        self.__forward::<
+                true,
+            >(
+            n,
+            input,
+            output,
+            workspace,
+            ::cnn_runtime::__private::core::option::Option::None,
+            ::cnn_runtime::__private::core::option::Option::Some(packed),
         )
     }
     fn forward_one(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32]) {
@@ -2861,6 +3131,7 @@ impl ::cnn_runtime::__private::Network for Res {
             input,
             output,
             scratch,
+            ::cnn_runtime::__private::core::option::Option::None,
             ::cnn_runtime::__private::core::option::Option::None,
         )
     }
@@ -2880,6 +3151,7 @@ impl ::cnn_runtime::__private::Network for Res {
             output,
             workspace,
             ::cnn_runtime::__private::core::option::Option::Some(visit),
+            ::cnn_runtime::__private::core::option::Option::None,
         )
     }
     fn train_outputs<'a>(n: usize, input: &'a [f32], workspace: &'a [f32]) -> &'a [f32] {

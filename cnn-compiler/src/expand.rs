@@ -382,14 +382,20 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> 
     let forward_env = outline::Env {
         params: quote!(
             n: usize, input: &[f32], output: &mut [f32], scratch: &mut [f32], col: &mut [f32],
-            mut trace: #p::network::Trace<'_>
+            mut trace: #p::network::Trace<'_>, packed: #p::core::option::Option<&[f32]>
         ),
-        args: quote!(n, input, &mut *output, &mut *scratch, &mut *col, #p::network::reborrow(&mut trace)),
+        args: quote!(n, input, &mut *output, &mut *scratch, &mut *col, #p::network::reborrow(&mut trace), packed),
     };
+    let mut packing = Packing::default();
     let forward_steps = match &plan.graph {
-        Some(g) => graph::forward_steps(plan, g, instances),
-        None => forward_steps(plan, instances),
+        Some(g) => graph::forward_steps(plan, g, instances, &mut packing),
+        None => forward_steps(plan, instances, &mut packing),
     };
+    let Packing {
+        len: packed_len,
+        code: pack_code,
+    } = packing;
+    let packed_len = lit(packed_len);
     let forward_body = outliner.outline(forward_steps, &forward_env);
     let train_outputs = match plan.train_output {
         Buffer::Input => quote!(&input[..n * #output_len]),
@@ -553,7 +559,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> 
             /// may be a `static`).
             pub fn forward_with(&self, input: &[f32; #input_len], scratch: &mut [f32; #infer_scratch]) -> [f32; #output_len] {
                 let mut output = [0.0f32; #output_len];
-                self.__forward::<false>(1, input, &mut output, scratch, #p::core::option::Option::None);
+                self.__forward::<false>(1, input, &mut output, scratch, #p::core::option::Option::None, #p::core::option::Option::None);
                 output
             }
 
@@ -597,6 +603,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> 
                 output: &mut [f32],
                 workspace: &mut [f32],
                 mut trace: #p::network::Trace<'_>,
+                packed: #p::core::option::Option<&[f32]>,
             ) {
                 #p::core::assert_eq!(input.len(), n * #input_len, "{}: input has {} values, expected {} ({} x {})", #name_str, input.len(), n * #input_len, n, #input_len);
                 #p::core::assert_eq!(output.len(), n * #output_len, "{}: output has room for {} values, expected {} ({} x {})", #name_str, output.len(), n * #output_len, n, #output_len);
@@ -604,7 +611,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> 
                 #p::core::assert!(workspace.len() >= col_len + n * #infer_scratch, "{}: workspace too small", #name_str);
                 let (col, scratch) = workspace.split_at_mut(col_len);
                 let scratch = &mut scratch[..n * #infer_scratch];
-                let _ = (&col, &scratch);
+                let _ = (&col, &scratch, packed);
                 #forward_body
             }
 
@@ -646,6 +653,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> 
             const LAYERS: &'static [#p::LayerInfo] = Self::LAYERS;
             const INFER_SCRATCH_LEN: usize = #infer_scratch;
             const TRAIN_SCRATCH_LEN: usize = #train_total;
+            const PACKED_LEN: usize = #packed_len;
             type Grads = #grads;
             #trait_items
 
@@ -666,10 +674,18 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> 
                 Self::COL_LEN + #stats_plus n * #train_scratch
             }
             fn forward_n(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]) {
-                self.__forward::<true>(n, input, output, workspace, #p::core::option::Option::None)
+                self.__forward::<true>(n, input, output, workspace, #p::core::option::Option::None, #p::core::option::Option::None)
+            }
+            fn pack(&self, packed: &mut [f32]) {
+                #p::core::assert_eq!(packed.len(), #packed_len, "{}: packed weights have {} values, expected PACKED_LEN = {}", #name_str, packed.len(), #packed_len);
+                #pack_code
+            }
+            fn forward_n_packed(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32], packed: &[f32]) {
+                #p::core::assert_eq!(packed.len(), #packed_len, "{}: packed weights have {} values, expected PACKED_LEN = {}", #name_str, packed.len(), #packed_len);
+                self.__forward::<true>(n, input, output, workspace, #p::core::option::Option::None, #p::core::option::Option::Some(packed))
             }
             fn forward_one(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32]) {
-                self.__forward::<false>(1, input, output, scratch, #p::core::option::Option::None)
+                self.__forward::<false>(1, input, output, scratch, #p::core::option::Option::None, #p::core::option::Option::None)
             }
             fn forward_traced(
                 &self,
@@ -679,7 +695,7 @@ fn emit_net(net: &NetSyntax, plan: &NetPlan, instances: &outline::Instances) -> 
                 workspace: &mut [f32],
                 visit: &mut dyn ::cnn_runtime::__private::core::ops::FnMut(usize, &[f32]),
             ) {
-                self.__forward::<true>(n, input, output, workspace, #p::core::option::Option::Some(visit))
+                self.__forward::<true>(n, input, output, workspace, #p::core::option::Option::Some(visit), #p::core::option::Option::None)
             }
             fn train_outputs<'a>(n: usize, input: &'a [f32], workspace: &'a [f32]) -> &'a [f32] {
                 #train_outputs
@@ -950,7 +966,11 @@ pub(crate) fn bind_xy(
 /// The inference steps of a chain, each with its block instance. After
 /// each layer's step its output goes to the trace; layers that print no
 /// step (views) are traced where they stand, from the slot of their input.
-fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<outline::Tag>, TokenStream)> {
+fn forward_steps(
+    plan: &NetPlan,
+    instances: &outline::Instances,
+    packing: &mut Packing,
+) -> Vec<(Option<outline::Tag>, TokenStream)> {
     let mut steps = Vec::new();
     // Where the value being passed along lives, and the next layer to trace.
     let mut current = Slot::Input;
@@ -999,7 +1019,7 @@ fn forward_steps(plan: &NetPlan, instances: &outline::Instances) -> Vec<(Option<
                         _ => None,
                     };
                     if let Some((code, layers)) = (slot == dst)
-                        .then(|| fold_batchnorm(plan, layer, next, act, &call))
+                        .then(|| fold_batchnorm(plan, layer, next, act, &call, packing))
                         .flatten()
                     {
                         (call, folded) = (code, layers);
@@ -1053,6 +1073,7 @@ fn fold_batchnorm(
     bn: usize,
     act: Option<usize>,
     call: &TokenStream,
+    packing: &mut Packing,
 ) -> Option<(TokenStream, Vec<usize>)> {
     let fused = match act.map(|a| plan.layers[a].kind()) {
         Some(LayerKind::Relu(_)) => Some(crate::ops::Fused::Relu),
@@ -1062,7 +1083,9 @@ fn fold_batchnorm(
     let (conv_plan, bn_plan) = (&plan.layers[conv], &plan.layers[bn]);
     match (conv_plan.kind(), bn_plan.kind()) {
         (LayerKind::Conv(c), LayerKind::BatchNorm(b)) => {
-            let folded = c.forward_folded(conv_plan, b.fold(bn_plan), fused);
+            let range = packing.take(c.packed_len(conv_plan));
+            packing.code.extend(c.pack(conv_plan, b.fold(bn_plan), range));
+            let folded = c.forward_folded(conv_plan, b.fold(bn_plan), fused, range);
             let taken = core::iter::once(bn)
                 .chain(act.filter(|_| fused.is_some()))
                 .collect();
@@ -1072,6 +1095,26 @@ fn fold_batchnorm(
             ))
         }
         _ => None,
+    }
+}
+
+/// The packed weights of a net's inference (`Network::pack`): their layout
+/// as the folds of [`fold_batchnorm`] take their parts, in program order,
+/// and the statements that fill them.
+#[derive(Default)]
+pub struct Packing {
+    /// Floats so far (`PACKED_LEN`).
+    len: usize,
+    /// The body of `pack`.
+    code: TokenStream,
+}
+
+impl Packing {
+    /// The next `len` floats, as `(offset, len)`.
+    fn take(&mut self, len: usize) -> (usize, usize) {
+        let at = self.len;
+        self.len = self.len.saturating_add(len);
+        (at, len)
     }
 }
 

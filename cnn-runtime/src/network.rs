@@ -170,6 +170,40 @@ pub trait Network: Sized + Sync {
     /// follows a conv folded into its weights. Allocates nothing.
     fn forward_n(&self, n: usize, input: &[f32], output: &mut [f32], workspace: &mut [f32]);
 
+    /// f32 elements of the packed weights [`Network::pack`] writes: per
+    /// conv with a batch norm after it, its folded weights and bias and,
+    /// for Winograd's path, their transformed filters
+    /// (`ops::conv::packed_len`); 0 for a net with none.
+    const PACKED_LEN: usize;
+
+    /// Writes into `packed` ([`Network::PACKED_LEN`] elements) what
+    /// [`Network::forward_n`] computes from the weights alone on every call:
+    /// each batch norm that directly follows a conv folded into its weights
+    /// and, where the conv takes Winograd's path on this CPU, the folded
+    /// filters transformed (`ops::conv::pack_folded`). `train::Packed`
+    /// keeps them beside a borrow of the net.
+    ///
+    /// # Panics
+    /// If `packed` has another length.
+    fn pack(&self, packed: &mut [f32]);
+
+    /// [`Network::forward_n`] on weights [`Network::pack`] packed from this
+    /// net's current weights: the same outputs bit for bit, without the
+    /// per-call folding and filter transforms. Weights packed from other
+    /// values give other outputs. Allocates nothing.
+    ///
+    /// # Panics
+    /// If `packed` is not [`Network::PACKED_LEN`] long, or as
+    /// [`Network::forward_n`].
+    fn forward_n_packed(
+        &self,
+        n: usize,
+        input: &[f32],
+        output: &mut [f32],
+        workspace: &mut [f32],
+        packed: &[f32],
+    );
+
     /// Forward pass of one example (`INPUT_LEN` values into `OUTPUT_LEN`)
     /// on the no-heap path of the generated `forward_with`, with `scratch`
     /// of at least [`Network::INFER_SCRATCH_LEN`] elements: batch-1

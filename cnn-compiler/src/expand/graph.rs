@@ -3,7 +3,7 @@
 //! gradients); each step borrows the two regions it touches.
 
 use super::outline::{Env, Instances, Outliner, Tag};
-use super::{buffer_ident, fold_batchnorm, grads_split, lit, unless_folded};
+use super::{buffer_ident, fold_batchnorm, grads_split, lit, unless_folded, Packing};
 use crate::ops::{BackwardIo, Effect, ForwardIo};
 use crate::plan::graph::{BackOp, GradDst, GraphPlan, InferOp, Loc, Region, TrainOp};
 use crate::plan::NetPlan;
@@ -48,6 +48,7 @@ pub fn forward_steps(
     plan: &NetPlan,
     g: &GraphPlan,
     instances: &Instances,
+    packing: &mut Packing,
 ) -> Vec<(Option<Tag>, TokenStream)> {
     let scratch = quote!(scratch);
     let f32_type = quote!(f32);
@@ -137,7 +138,7 @@ pub fn forward_steps(
                             _ => None,
                         };
                         if let Some((code, layers)) = (at == y)
-                            .then(|| fold_batchnorm(plan, layer, next, act, &call))
+                            .then(|| fold_batchnorm(plan, layer, next, act, &call, packing))
                             .flatten()
                         {
                             (call, folded) = (code, layers);

@@ -56,8 +56,16 @@ impl Conv {
     /// The inference pass of this layer with the batch norm after it
     /// folded in (`bn`, a `batchnorm::Fold` expression) and the activation
     /// after that, if any, applied to its output: for the `GEMM` passes,
-    /// whose `col` has room for the folded weights (`col_len`).
-    pub fn forward_folded(&self, l: &LayerPlan, bn: TokenStream, act: Option<Fused>) -> TokenStream {
+    /// whose `col` has room for the folded weights (`col_len`). With the
+    /// net's packed weights (`packed`), from their `range` (`(offset,
+    /// len)`, [`Conv::pack`]) instead of folding them.
+    pub fn forward_folded(
+        &self,
+        l: &LayerPlan,
+        bn: TokenStream,
+        act: Option<Fused>,
+        range: (usize, usize),
+    ) -> TokenStream {
         let p = private();
         let geometry = self.geometry(l);
         let (w, b, groups) = (param_slice(l.weight), bias_arg(l.bias), lit(self.groups));
@@ -66,10 +74,52 @@ impl Conv {
             Some(Fused::Relu) => quote!(Relu),
             Some(Fused::Relu6) => quote!(Relu6),
         };
+        let (start, len) = (lit(range.0), lit(range.1));
+        let end = lit(range.0.saturating_add(range.1));
         quote! {
             #geometry
-            #p::ops::conv::forward_gemm_folded(&G, #groups, n, x, #w, #b, &#bn, #p::quant::Activation::#act, y, col);
+            const _: () = #p::core::assert!(#p::ops::conv::packed_len(&G, #groups) == #len, "conv: packed layout");
+            match packed {
+                #p::core::option::Option::Some(packed) => {
+                    #p::ops::conv::forward_packed(&G, #groups, n, x, &packed[#start..#end], #p::quant::Activation::#act, y, col);
+                }
+                #p::core::option::Option::None => {
+                    #p::ops::conv::forward_gemm_folded(&G, #groups, n, x, #w, #b, &#bn, #p::quant::Activation::#act, y, col);
+                }
+            }
         }
+    }
+
+    /// The floats of this layer's packed weights with a batch norm folded
+    /// in (`conv::packed_len`): the folded weights and bias, then, for an
+    /// ungrouped conv that Winograd's path takes, its transformed filters
+    /// (`U`: 16 points x outputs padded to 8 x inputs).
+    pub fn packed_len(&self, l: &LayerPlan) -> usize {
+        let folded = l.weight.map_or(0, |w| w.1).saturating_add(self.out_channels);
+        let winograd = match (l.shaped.input, l.shaped.output) {
+            (Shape::Chw(c, ..), Shape::Chw(o, oh, ow))
+                if self.groups == 1 && self.winograd_takes(c, o, oh, ow) =>
+            {
+                let op = o.checked_next_multiple_of(8).unwrap_or(usize::MAX);
+                op.saturating_mul(c).saturating_mul(16)
+            }
+            _ => 0,
+        };
+        folded.saturating_add(winograd)
+    }
+
+    /// The statement `Network::pack` runs for this layer and the batch
+    /// norm after it (`bn`, a `batchnorm::Fold` expression): its packed
+    /// weights into `packed[range]` (`conv::pack_folded`).
+    pub fn pack(&self, l: &LayerPlan, bn: TokenStream, range: (usize, usize)) -> TokenStream {
+        let p = private();
+        let geometry = self.geometry(l);
+        let (w, b, groups) = (param_slice(l.weight), bias_arg(l.bias), lit(self.groups));
+        let (start, end) = (lit(range.0), lit(range.0.saturating_add(range.1)));
+        quote! {{
+            #geometry
+            #p::ops::conv::pack_folded(&G, #groups, #w, #b, &#bn, &mut packed[#start..#end]);
+        }}
     }
 }
 
@@ -87,17 +137,10 @@ impl Conv {
     /// vectors of 16 tiles x 16 points, plus 16 floats of skew each), each
     /// buffer rounded to a cache line, and a line to align the first.
     fn winograd_len(&self, c: usize, o: usize, oh: usize, ow: usize) -> usize {
-        if (self.kernel.h, self.kernel.w) != (3, 3)
-            || (self.stride.h, self.stride.w) != (1, 1)
-            || c < 8
-            || o < 8
-        {
+        if !self.winograd_takes(c, o, oh, ow) {
             return 0;
         }
         let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
-        if th.saturating_mul(tw) < 16 {
-            return 0;
-        }
         let rows = match tw {
             0..=4 => 4,
             5..=8 => 2,
@@ -119,6 +162,20 @@ impl Conv {
         buffers
             .iter()
             .fold(15usize, |sum, &len| sum.saturating_add(up(len, 16)))
+    }
+}
+
+impl Conv {
+    /// Whether the runtime's F(2x2, 3x3) path takes this conv (one group)
+    /// from `c` planes to `o` planes of `oh x ow` (`conv::winograd_takes`):
+    /// 3x3, stride 1, 8 or more input and output channels, 16 or more 2x2
+    /// output tiles.
+    fn winograd_takes(&self, c: usize, o: usize, oh: usize, ow: usize) -> bool {
+        (self.kernel.h, self.kernel.w) == (3, 3)
+            && (self.stride.h, self.stride.w) == (1, 1)
+            && c >= 8
+            && o >= 8
+            && oh.div_ceil(2).saturating_mul(ow.div_ceil(2)) >= 16
     }
 }
 

@@ -418,8 +418,122 @@ pub fn winograd_scratch_len(g: &Conv2d) -> usize {
 
 /// The floats [`forward_gemm_folded`] takes at the start of `col` for the
 /// folded weights and bias of a conv of `groups` groups of geometry `g`.
-pub fn fold_len(g: &Conv2d, groups: usize) -> usize {
+pub const fn fold_len(g: &Conv2d, groups: usize) -> usize {
     groups * (g.weight_len() + g.out_channels)
+}
+
+/// The fewest input and output channels Winograd's F(2x2, 3x3) path takes.
+const WINOGRAD_MIN_CHANNELS: usize = 8;
+
+/// The fewest 2x2 tiles an output plane must have for Winograd's path:
+/// below that, the per-call filter transform and the idle lanes of the
+/// tile transforms cost more than the multiply-adds saved. Measured on a
+/// Zen 5 (us per image, this path against the direct kernels, at 1 / 4 /
+/// 32 images a call): NiN's 32-to-64-channel 6x6 conv (9 tiles) 11.7 / 6.9
+/// / 5.5 against 7.5 / 6.1 / 5.7, its 64-to-10 2x2 conv (1 tile) 6.0 / - /
+/// 2.1 against 2.6 / - / 1.9; ResNet's 64-channel 7x7 convs (16 tiles)
+/// 21.0 / 13.8 against 24.2 / 21.6.
+const WINOGRAD_MIN_TILES: usize = 16;
+
+/// Whether Winograd's F(2x2, 3x3) path takes `g`: a 3x3, stride-1 conv
+/// with at least [`WINOGRAD_MIN_CHANNELS`] input and output channels and
+/// [`WINOGRAD_MIN_TILES`] tiles. Pure arithmetic, on every target, so that
+/// [`packed_len`] is too (the path itself runs on AVX-512 or AVX2 only).
+const fn winograd_takes(g: &Conv2d) -> bool {
+    g.kernel.0 == 3
+        && g.kernel.1 == 3
+        && g.stride.0 == 1
+        && g.stride.1 == 1
+        && g.in_channels >= WINOGRAD_MIN_CHANNELS
+        && g.out_channels >= WINOGRAD_MIN_CHANNELS
+        && g.out_h().div_ceil(2) * g.out_w().div_ceil(2) >= WINOGRAD_MIN_TILES
+}
+
+/// Floats of the filters Winograd's path transforms for `g`, `U[16 points]
+/// [O rounded up to 8][C]`, if it takes `g`; else 0.
+const fn winograd_filters_len(g: &Conv2d) -> usize {
+    if winograd_takes(g) {
+        16 * g.out_channels.next_multiple_of(8) * g.in_channels
+    } else {
+        0
+    }
+}
+
+/// The floats of a conv's packed weights ([`pack_folded`]): the weights and
+/// bias with the batch norm after it folded in ([`fold_len`]), then, for
+/// an ungrouped conv that Winograd's F(2x2, 3x3) path takes, those weights'
+/// transformed filters. The same on every target (where that path does not
+/// run, its part is left unused), so a net's packed layout is too.
+pub const fn packed_len(g: &Conv2d, groups: usize) -> usize {
+    fold_len(g, groups) + if groups == 1 { winograd_filters_len(g) } else { 0 }
+}
+
+/// Packs a conv of `groups` groups of geometry `g` (weights `w`, bias `b`)
+/// and the batch norm `bn` after it for [`forward_packed`]: the work of
+/// [`forward_gemm_folded`] that depends on the weights alone, done once
+/// instead of on every call. Writes the folded weights and bias
+/// ([`Fold::fold`](super::batchnorm::Fold::fold)) and, where Winograd's
+/// path runs on this CPU, their transformed filters, into `packed`.
+///
+/// # Panics
+///
+/// If `packed` does not have [`packed_len`] floats, or as
+/// [`Fold::fold`](super::batchnorm::Fold::fold).
+pub fn pack_folded(
+    g: &Conv2d,
+    groups: usize,
+    w: &[f32],
+    b: Option<&[f32]>,
+    bn: &super::batchnorm::Fold<'_>,
+    packed: &mut [f32],
+) {
+    assert_eq!(
+        packed.len(),
+        packed_len(g, groups),
+        "conv: packed weights of {} floats, the layout has {}",
+        packed.len(),
+        packed_len(g, groups)
+    );
+    let (folded, u) = packed.split_at_mut(fold_len(g, groups));
+    let (wf, bf) = folded.split_at_mut(groups * g.weight_len());
+    bn.fold(w, b, wf, bf);
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if groups == 1 {
+        winograd::transform(g, wf, u);
+    }
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    let _ = u;
+}
+
+/// [`forward_gemm_folded`] on weights [`pack_folded`] packed: the same
+/// kernels on the same folded weights (so the same outputs, bit for bit),
+/// without folding them or transforming Winograd's filters on each call.
+/// Allocates nothing.
+///
+/// # Panics
+///
+/// As [`forward_gemm`], or if `packed` does not have [`packed_len`] floats.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_packed(
+    g: &Conv2d,
+    groups: usize,
+    n: usize,
+    x: &[f32],
+    packed: &[f32],
+    act: Activation,
+    y: &mut [f32],
+    col: &mut [f32],
+) {
+    assert_eq!(
+        packed.len(),
+        packed_len(g, groups),
+        "conv: packed weights of {} floats, the layout has {}",
+        packed.len(),
+        packed_len(g, groups)
+    );
+    let (folded, u) = packed.split_at(fold_len(g, groups));
+    let (wf, bf) = folded.split_at(groups * g.weight_len());
+    forward_folded_weights(g, groups, n, x, wf, bf, u, act, y, col);
 }
 
 /// The inference pass of a conv, the batch norm after it and the
@@ -460,16 +574,41 @@ pub fn forward_gemm_folded(
     let (wf, rest) = col.split_at_mut(wl);
     let (bf, col) = rest.split_at_mut(o);
     bn.fold(w, b, wf, bf);
+    forward_folded_weights(g, groups, n, x, wf, bf, &[], act, y, col);
+}
+
+/// The conv of the folded weights `wf` and bias `bf`, then `act`: the
+/// pointwise and depthwise kernels apply it in their store. `u` holds
+/// Winograd's transformed filters of `wf` ([`pack_folded`]), or is empty
+/// for that path to transform them itself.
+#[allow(clippy::too_many_arguments)]
+fn forward_folded_weights(
+    g: &Conv2d,
+    groups: usize,
+    n: usize,
+    x: &[f32],
+    wf: &[f32],
+    bf: &[f32],
+    u: &[f32],
+    act: Activation,
+    y: &mut [f32],
+    col: &mut [f32],
+) {
     if groups > 1 {
         return grouped::forward_grouped_gemm_act(g, groups, n, x, wf, Some(bf), act, y, col);
     }
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     {
-        check(g, n, x.len(), wf.len(), Some(o), y.len(), "y");
+        check(g, n, x.len(), wf.len(), Some(bf.len()), y.len(), "y");
         if pointwise::forward(g, n, x, wf, Some(bf), act, y) {
             return;
         }
+        if !u.is_empty() && winograd::forward_transformed(g, n, x, u, Some(bf), y, col) {
+            act.apply(y);
+            return;
+        }
     }
+    let _ = u;
     forward_gemm(g, n, x, wf, Some(bf), y, col);
     act.apply(y);
 }
@@ -652,6 +791,8 @@ mod tests {
             (24, 24, 24, 1, 3),
             (16, 1, 24, 1, 1),
             (5, 1, 11, 1, 1),
+            // Winograd's path (25 tiles), its filters packed.
+            (16, 1, 12, 1, 3),
         ]
         .into_iter()
         .enumerate()
@@ -705,13 +846,25 @@ mod tests {
                     "no output at 6"
                 );
                 let mut y = rng.vec(y_len);
-                let mut col = rng.vec(fold_len(&g, groups) + g.col_len());
+                let mut col = rng.vec(fold_len(&g, groups) + g.col_len().max(winograd_scratch_len(&g)));
                 forward_gemm_folded(&g, groups, n, &x, &w, bias, &bn, act, &mut y, &mut col);
                 let what = format!(
                     "c {c} groups {groups} o {o} stride {stride} kernel {k} {act:?} bias {}",
                     bias.is_some()
                 );
                 assert_close32(&what, &y, &expected, 1e-5);
+                // Packed once, the same kernels on the same folded weights.
+                let mut packed = rng.vec(packed_len(&g, groups));
+                pack_folded(&g, groups, &w, bias, &bn, &mut packed);
+                let mut from_packed = rng.vec(y_len);
+                forward_packed(&g, groups, n, &x, &packed, act, &mut from_packed, &mut col);
+                assert!(
+                    from_packed
+                        .iter()
+                        .zip(&y)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{what}: packed {from_packed:?} vs {y:?}"
+                );
             }
         }
     }

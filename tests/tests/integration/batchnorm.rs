@@ -40,6 +40,14 @@ fn check_eval<N: Network>(fx: &Fixture) {
         OUT.0,
         OUT.1,
     );
+    cnn_runtime::train::Packed::new(&*net).forward_batch(&fx.input, &mut out);
+    assert_close(
+        &format!("{} packed forward_batch (eval)", fx.name),
+        &out,
+        &fx.output,
+        OUT.0,
+        OUT.1,
+    );
     let mut one = Vec::new();
     for x in fx.input.chunks(N::INPUT_LEN) {
         let mut y = vec![0.0; N::OUTPUT_LEN];

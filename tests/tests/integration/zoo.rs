@@ -171,6 +171,55 @@ fn boxed_zeroed_never_builds_a_net_on_the_stack() {
 }
 
 #[test]
+fn packed_inference_is_forward_batch_bit_for_bit_for_every_net() {
+    struct Check;
+    impl NetVisitor for Check {
+        type Output = usize;
+        fn visit<N: Network>(self) -> usize {
+            let mut net = cnn_runtime::train::boxed_zeroed::<N>();
+            let mut rng = cnn_runtime::init::Rng::new(11);
+            cnn_runtime::init::xavier_uniform(N::TENSORS, net.params_mut(), &mut rng);
+            // Running statistics away from (0, 1), so a fold changes the
+            // weights: means near 0 (larger ones silence every ReLU),
+            // variances from 0.5 to 1.5.
+            cnn_runtime::init::buffers(N::BUFFERS, net.buffers_mut());
+            for v in net.buffers_mut() {
+                *v = match *v {
+                    0.0 => 0.2 * (rng.next_f32() - 0.5),
+                    1.0 => 0.5 + rng.next_f32(),
+                    other => other,
+                };
+            }
+            for n in [1, 7] {
+                let x: Vec<f32> = (0..n * N::INPUT_LEN).map(|_| rng.next_f32()).collect();
+                let mut plain = vec![f32::NAN; n * N::OUTPUT_LEN];
+                cnn_runtime::train::forward_batch(&*net, &x, &mut plain);
+                let mut packed = vec![f32::NAN; n * N::OUTPUT_LEN];
+                cnn_runtime::train::Packed::new(&*net).forward_batch(&x, &mut packed);
+                assert!(
+                    plain.iter().zip(&packed).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{} at {n} images: {plain:?} vs packed {packed:?}",
+                    N::NAME
+                );
+                // The outputs depend on the input (no layer silenced it).
+                assert!(
+                    n == 1 || plain[..N::OUTPUT_LEN] != plain[N::OUTPUT_LEN..2 * N::OUTPUT_LEN],
+                    "{}: the same outputs for two images: {plain:?}",
+                    N::NAME
+                );
+            }
+            N::PACKED_LEN
+        }
+    }
+    for entry in models::NETS {
+        let packed = models::with_net(entry.name, Check).expect("a registered net");
+        // Every net with a batch norm after a conv packs something.
+        let folds = entry.name == "resnet" || entry.name.ends_with("-bn") || entry.name == "mobilenet-small";
+        assert!(!folds || packed > 0, "{}: nothing packed", entry.name);
+    }
+}
+
+#[test]
 fn forward_one_is_forward_with_for_every_net() {
     struct Check;
     impl NetVisitor for Check {

@@ -86,9 +86,6 @@ impl Isa {
     }
 }
 
-/// The fewest input and output channels this path takes.
-const MIN_CHANNELS: usize = 8;
-
 /// The layout of the scratch for a group of `group` images.
 struct Plan {
     /// Tiles per vector: 16 (AVX-512) or 8 (AVX2).
@@ -202,25 +199,9 @@ fn blocks(vectors: usize) -> impl Iterator<Item = (usize, usize)> {
     })
 }
 
-/// The fewest 2x2 tiles an output plane must have for this path: below
-/// that, the per-call filter transform and the idle lanes of the tile
-/// transforms cost more than the multiply-adds saved. Measured on a Zen 5
-/// (us per image, this path against the direct kernels, at 1 / 4 / 32
-/// images a call): NiN's 32-to-64-channel 6x6 conv (9 tiles) 11.7 / 6.9 /
-/// 5.5 against 7.5 / 6.1 / 5.7, its 64-to-10 2x2 conv (1 tile) 6.0 / - /
-/// 2.1 against 2.6 / - / 1.9; ResNet's 64-channel 7x7 convs (16 tiles)
-/// 21.0 / 13.8 against 24.2 / 21.6.
-const MIN_TILES: usize = 16;
-
-/// Whether this path takes `g`: a 3x3, stride-1 conv with at least
-/// [`MIN_CHANNELS`] input and output channels and [`MIN_TILES`] tiles.
-fn takes(g: &Conv2d) -> bool {
-    g.kernel == (3, 3)
-        && g.stride == (1, 1)
-        && g.in_channels >= MIN_CHANNELS
-        && g.out_channels >= MIN_CHANNELS
-        && g.out_h().div_ceil(2) * g.out_w().div_ceil(2) >= MIN_TILES
-}
+/// Whether this path takes `g` (the rule lives beside [`super::packed_len`],
+/// which reserves the transformed filters of such a conv on every target).
+use super::winograd_takes as takes;
 
 /// Whether this path runs `g` on this CPU: [`takes`], on AVX-512 or AVX2.
 fn applies(g: &Conv2d) -> bool {
@@ -292,7 +273,47 @@ pub(super) fn forward(
     y: &mut [f32],
     col: &mut [f32],
 ) -> bool {
-    applies(g) && run(g, Filters::Direct, n, x, w, b, y, col)
+    applies(g) && run(g, Weights::Raw(Filters::Direct, w), n, x, b, y, col)
+}
+
+/// [`forward`] on filters [`transform`] already transformed (`u`), if `g`
+/// takes this path on this CPU and `col` holds its scratch; returns whether
+/// it ran.
+pub(super) fn forward_transformed(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    u: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    col: &mut [f32],
+) -> bool {
+    applies(g) && run(g, Weights::Transformed(u), n, x, b, y, col)
+}
+
+/// Transforms the filters `w` of `g` into `u` (`U[16 points][O rounded up
+/// to 8][C]`), once for many calls of [`forward_transformed`], if `g` takes
+/// this path on this CPU; returns whether it did.
+///
+/// # Panics
+///
+/// If `u` is not `U`'s length or `w` not `g`'s weights.
+pub(super) fn transform(g: &Conv2d, w: &[f32], u: &mut [f32]) -> bool {
+    let Some(isa) = Isa::detect().filter(|_| takes(g)) else {
+        return false;
+    };
+    let p = Plan::new(g, 1, isa.lanes());
+    assert_eq!(u.len(), p.u_len(g), "winograd: transformed filters' length");
+    assert_eq!(w.len(), g.weight_len(), "winograd: filters' length");
+    // SAFETY: `isa` is this CPU's instruction set (or a lower one), and the
+    // slices have the plan's lengths.
+    unsafe {
+        match isa {
+            Isa::Avx512 => avx512::transform_filters(g, Filters::Direct, p.op, w, u),
+            Isa::Avx2 => avx2::transform_filters(g, Filters::Direct, p.op, w, u),
+        }
+    };
+    true
 }
 
 /// `dx = dL/dx` for `n` images of `g` as the forward pass of
@@ -307,7 +328,7 @@ pub(super) fn input_grad(
     col: &mut [f32],
 ) -> bool {
     match input_grad_conv(g) {
-        Some(t) if applies(g) => run(&t, Filters::Flipped, n, dy, w, None, dx, col),
+        Some(t) if applies(g) => run(&t, Weights::Raw(Filters::Flipped, w), n, dy, None, dx, col),
         _ => false,
     }
 }
@@ -322,15 +343,22 @@ enum Filters {
     Flipped,
 }
 
-/// The F(2x2, 3x3) pass of `g` (which [`applies`]) for `n` images, its
-/// filters in `w` as `filters` says; `false` if `col` is too short.
-#[allow(clippy::too_many_arguments)]
+/// The filters of a pass.
+#[derive(Clone, Copy)]
+enum Weights<'a> {
+    /// To transform (into the scratch), stored as [`Filters`] says.
+    Raw(Filters, &'a [f32]),
+    /// Transformed already ([`transform`]), `U[xi][o][c]`.
+    Transformed(&'a [f32]),
+}
+
+/// The F(2x2, 3x3) pass of `g` (which [`applies`]) for `n` images with
+/// `weights`; `false` if `col` is too short.
 fn run(
     g: &Conv2d,
-    filters: Filters,
+    weights: Weights<'_>,
     n: usize,
     x: &[f32],
-    w: &[f32],
     b: Option<&[f32]>,
     y: &mut [f32],
     col: &mut [f32],
@@ -346,16 +374,26 @@ fn run(
     };
     // Each buffer from a cache line (64 bytes).
     let skip = col.as_ptr().align_offset(64).min(LINE - 1);
-    let (u, rest) = col[skip..].split_at_mut(p.u_len(g).next_multiple_of(LINE));
+    let (u_scratch, rest) = col[skip..].split_at_mut(p.u_len(g).next_multiple_of(LINE));
     let (v, rest) = rest.split_at_mut(p.v_len(g).next_multiple_of(LINE));
     let m = &mut rest[..p.m_len()];
-    // SAFETY (every call below): `isa` is this CPU's instruction set (or
-    // a lower one), the plan is for its lanes, and the slices have the
-    // plan's lengths.
-    unsafe {
-        match isa {
-            Isa::Avx512 => avx512::transform_filters(g, filters, p.op, w, u),
-            Isa::Avx2 => avx2::transform_filters(g, filters, p.op, w, u),
+    let u: &[f32] = match weights {
+        Weights::Transformed(u) => {
+            assert_eq!(u.len(), p.u_len(g), "winograd: transformed filters' length");
+            u
+        }
+        Weights::Raw(filters, w) => {
+            let u = &mut u_scratch[..p.u_len(g)];
+            // SAFETY (every call below): `isa` is this CPU's instruction
+            // set (or a lower one), the plan is for its lanes, and the
+            // slices have the plan's lengths.
+            unsafe {
+                match isa {
+                    Isa::Avx512 => avx512::transform_filters(g, filters, p.op, w, u),
+                    Isa::Avx2 => avx2::transform_filters(g, filters, p.op, w, u),
+                }
+            };
+            u
         }
     };
     let (in_len, out_len) = (g.input_len(), g.output_len());
