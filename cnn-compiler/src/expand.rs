@@ -1013,17 +1013,19 @@ fn forward_steps(
                         train: false,
                     },
                 );
-                if let Some(&InferStep::InPlace { layer: next, slot }) = plan.infer_steps.get(s + 1) {
-                    let act = match plan.infer_steps.get(s + 2) {
-                        Some(&InferStep::InPlace { layer, slot: at }) if at == dst => Some(layer),
-                        _ => None,
-                    };
-                    if let Some((code, layers)) = (slot == dst)
-                        .then(|| fold_batchnorm(plan, layer, next, act, &call, packing))
-                        .flatten()
-                    {
-                        (call, folded) = (code, layers);
+                let fold = match plan.infer_steps.get(s + 1) {
+                    Some(&InferStep::InPlace { layer: next, slot }) if slot == dst => {
+                        let act = match plan.infer_steps.get(s + 2) {
+                            Some(&InferStep::InPlace { layer, slot: at }) if at == dst => Some(layer),
+                            _ => None,
+                        };
+                        fold_batchnorm(plan, layer, next, act, &call, packing)
                     }
+                    _ => None,
+                };
+                match fold {
+                    Some((code, layers)) => (call, folded) = (code, layers),
+                    None => call = pack_filters(plan, layer, call, packing),
                 }
                 current = dst;
                 let visit = trace_visit(layer, slot_expr(dst, l.out_len(), false));
@@ -1115,6 +1117,31 @@ impl Packing {
         let at = self.len;
         self.len = self.len.saturating_add(len);
         (at, len)
+    }
+}
+
+/// The inference code of layer `layer` (its `call`) when no batch norm
+/// after it folds in: for a conv that Winograd's path takes, on the `GEMM`
+/// passes with the net's packed weights, on filters transformed once
+/// (`conv::forward_gemm_filters`, their part of the packed weights taken
+/// here); otherwise `call` itself.
+fn pack_filters(plan: &NetPlan, layer: usize, call: TokenStream, packing: &mut Packing) -> TokenStream {
+    let l = &plan.layers[layer];
+    let LayerKind::Conv(c) = l.kind() else {
+        return call;
+    };
+    let len = c.filters_len(l);
+    if len == 0 {
+        return call;
+    }
+    let range = packing.take(len);
+    packing.code.extend(c.pack_filters(l, range));
+    let packed = c.forward_filters(l, range);
+    quote! {
+        match packed {
+            ::cnn_runtime::__private::core::option::Option::Some(packed) if GEMM => { #packed }
+            _ => { #call }
+        }
     }
 }
 

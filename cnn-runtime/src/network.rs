@@ -173,15 +173,18 @@ pub trait Network: Sized + Sync {
     /// f32 elements of the packed weights [`Network::pack`] writes: per
     /// conv with a batch norm after it, its folded weights and bias and,
     /// for Winograd's path, their transformed filters
-    /// (`ops::conv::packed_len`); 0 for a net with none.
+    /// (`ops::conv::packed_len`); per other conv on Winograd's path, its
+    /// transformed filters (`ops::conv::winograd_filters_len`); 0 for a net
+    /// with none.
     const PACKED_LEN: usize;
 
     /// Writes into `packed` ([`Network::PACKED_LEN`] elements) what
     /// [`Network::forward_n`] computes from the weights alone on every call:
     /// each batch norm that directly follows a conv folded into its weights
-    /// and, where the conv takes Winograd's path on this CPU, the folded
-    /// filters transformed (`ops::conv::pack_folded`). `train::Packed`
-    /// keeps them beside a borrow of the net.
+    /// (`ops::conv::pack_folded`) and, where a conv takes Winograd's path
+    /// on this CPU, its (folded) filters transformed
+    /// (`ops::conv::pack_filters`). `train::Packed` keeps them beside a
+    /// borrow of the net.
     ///
     /// # Panics
     /// If `packed` has another length.

@@ -166,8 +166,9 @@ fn forward_batch_packed<N: Network>(net: &N, packed: Option<&[f32]>, input: &[f3
 }
 
 /// A net's weights packed for inference ([`Network::pack`]): every conv
-/// with a batch norm after it has it folded in and, where Winograd's path
-/// runs, its filters transformed, once, instead of in every call of
+/// with a batch norm after it has it folded in and every conv on
+/// Winograd's path (where it runs) its filters transformed, once, instead
+/// of in every call of
 /// [`forward_batch`] (ResNet's batch-1 latency spent a fifth of its time
 /// on that). It borrows the net, so the weights cannot change under it:
 /// pack again after training. Same outputs as [`forward_batch`], bit for

@@ -3,7 +3,7 @@
 //! gradients); each step borrows the two regions it touches.
 
 use super::outline::{Env, Instances, Outliner, Tag};
-use super::{buffer_ident, fold_batchnorm, grads_split, lit, unless_folded, Packing};
+use super::{buffer_ident, fold_batchnorm, grads_split, lit, pack_filters, unless_folded, Packing};
 use crate::ops::{BackwardIo, Effect, ForwardIo};
 use crate::plan::graph::{BackOp, GradDst, GraphPlan, InferOp, Loc, Region, TrainOp};
 use crate::plan::NetPlan;
@@ -132,17 +132,19 @@ pub fn forward_steps(
                             train: false,
                         },
                     );
-                    if let Some(&InferOp::InPlace { layer: next, at }) = g.infer.get(i + 1) {
-                        let act = match g.infer.get(i + 2) {
-                            Some(&InferOp::InPlace { layer, at: a }) if a == y => Some(layer),
-                            _ => None,
-                        };
-                        if let Some((code, layers)) = (at == y)
-                            .then(|| fold_batchnorm(plan, layer, next, act, &call, packing))
-                            .flatten()
-                        {
-                            (call, folded) = (code, layers);
+                    let fold = match g.infer.get(i + 1) {
+                        Some(&InferOp::InPlace { layer: next, at }) if at == y => {
+                            let act = match g.infer.get(i + 2) {
+                                Some(&InferOp::InPlace { layer, at: a }) if a == y => Some(layer),
+                                _ => None,
+                            };
+                            fold_batchnorm(plan, layer, next, act, &call, packing)
                         }
+                        _ => None,
+                    };
+                    match fold {
+                        Some((code, layers)) => (call, folded) = (code, layers),
+                        None => call = pack_filters(plan, layer, call, packing),
                     }
                     loc_of[l.shaped.output_value.0] = y;
                     traced = layer + 1;

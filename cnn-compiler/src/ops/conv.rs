@@ -108,6 +108,46 @@ impl Conv {
         folded.saturating_add(winograd)
     }
 
+    /// The floats of this layer's packed weights without a batch norm
+    /// after it (`conv::winograd_filters_len`): the transformed filters of
+    /// an ungrouped conv that Winograd's path takes, else 0.
+    pub fn filters_len(&self, l: &LayerPlan) -> usize {
+        if self.groups != 1 {
+            return 0;
+        }
+        let folded = l.weight.map_or(0, |w| w.1).saturating_add(self.out_channels);
+        self.packed_len(l).saturating_sub(folded)
+    }
+
+    /// The statement `Network::pack` runs for this layer when no batch
+    /// norm folds into it: its transformed filters into `packed[range]`
+    /// (`conv::pack_filters`).
+    pub fn pack_filters(&self, l: &LayerPlan, range: (usize, usize)) -> TokenStream {
+        let p = private();
+        let geometry = self.geometry(l);
+        let w = param_slice(l.weight);
+        let (start, end) = (lit(range.0), lit(range.0.saturating_add(range.1)));
+        quote! {{
+            #geometry
+            #p::ops::conv::pack_filters(&G, #w, &mut packed[#start..#end]);
+        }}
+    }
+
+    /// The `GEMM` inference pass of this layer on its transformed filters
+    /// in `packed[range]` (`conv::forward_gemm_filters`).
+    pub fn forward_filters(&self, l: &LayerPlan, range: (usize, usize)) -> TokenStream {
+        let p = private();
+        let geometry = self.geometry(l);
+        let (w, b) = (param_slice(l.weight), bias_arg(l.bias));
+        let (start, len) = (lit(range.0), lit(range.1));
+        let end = lit(range.0.saturating_add(range.1));
+        quote! {
+            #geometry
+            const _: () = #p::core::assert!(#p::ops::conv::winograd_filters_len(&G) == #len, "conv: packed layout");
+            #p::ops::conv::forward_gemm_filters(&G, n, x, #w, #b, &packed[#start..#end], y, col);
+        }
+    }
+
     /// The statement `Network::pack` runs for this layer and the batch
     /// norm after it (`bn`, a `batchnorm::Fold` expression): its packed
     /// weights into `packed[range]` (`conv::pack_folded`).

@@ -333,9 +333,54 @@ pub fn forward_gemm(
     y: &mut [f32],
     col: &mut [f32],
 ) {
+    forward_gemm_with(g, n, x, w, b, &[], y, col);
+}
+
+/// [`forward_gemm`] with Winograd's filters of `w` transformed already
+/// ([`pack_filters`]): the same outputs, bit for bit, without transforming
+/// them on each call. Allocates nothing.
+///
+/// # Panics
+///
+/// As [`forward_gemm`], or if `filters` does not have
+/// [`winograd_filters_len`] floats.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_gemm_filters(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    filters: &[f32],
+    y: &mut [f32],
+    col: &mut [f32],
+) {
+    assert_eq!(
+        filters.len(),
+        winograd_filters_len(g),
+        "conv: transformed filters of {} floats, the layout has {}",
+        filters.len(),
+        winograd_filters_len(g)
+    );
+    forward_gemm_with(g, n, x, w, b, filters, y, col);
+}
+
+/// [`forward_gemm`], Winograd's path on the transformed filters `u` unless
+/// it is empty (then it transforms `w`'s itself).
+#[allow(clippy::too_many_arguments)]
+fn forward_gemm_with(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    u: &[f32],
+    y: &mut [f32],
+    col: &mut [f32],
+) {
     #[cfg(not(feature = "std"))]
     {
-        let _ = col;
+        let _ = (col, u);
         forward(g, n, x, w, b, y);
     }
     #[cfg(feature = "std")]
@@ -344,10 +389,16 @@ pub fn forward_gemm(
         check(g, n, x.len(), w.len(), b.map(<[f32]>::len), y.len(), "y");
         check_col(g, col);
         #[cfg(target_arch = "x86_64")]
-        if pointwise::forward(g, n, x, w, b, Activation::None, y) || winograd::forward(g, n, x, w, b, y, col)
+        if pointwise::forward(g, n, x, w, b, Activation::None, y)
+            || match u {
+                [] => winograd::forward(g, n, x, w, b, y, col),
+                u => winograd::forward_transformed(g, n, x, u, b, y, col),
+            }
         {
             return;
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = u;
         #[cfg(target_arch = "x86_64")]
         if !g.is_pointwise() && lanes::forward(g, n, x, w, b, y, col) {
             return;
@@ -450,8 +501,10 @@ const fn winograd_takes(g: &Conv2d) -> bool {
 }
 
 /// Floats of the filters Winograd's path transforms for `g`, `U[16 points]
-/// [O rounded up to 8][C]`, if it takes `g`; else 0.
-const fn winograd_filters_len(g: &Conv2d) -> usize {
+/// [O rounded up to 8][C]`, if it takes `g` (on every target); else 0: the
+/// packed weights of a conv without a batch norm after it
+/// ([`pack_filters`]).
+pub const fn winograd_filters_len(g: &Conv2d) -> usize {
     if winograd_takes(g) {
         16 * g.out_channels.next_multiple_of(8) * g.in_channels
     } else {
@@ -497,12 +550,36 @@ pub fn pack_folded(
     let (folded, u) = packed.split_at_mut(fold_len(g, groups));
     let (wf, bf) = folded.split_at_mut(groups * g.weight_len());
     bn.fold(w, b, wf, bf);
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if groups == 1 {
-        winograd::transform(g, wf, u);
+        pack_filters(g, wf, u);
     }
-    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
-    let _ = u;
+}
+
+/// Transforms the filters `w` of `g` for Winograd's path into `filters`
+/// ([`winograd_filters_len`] floats), once for many calls of
+/// [`forward_gemm_filters`], where that path runs on this CPU (elsewhere
+/// `filters` is left as it is, and unused).
+///
+/// # Panics
+///
+/// If `filters` or `w` has another length.
+pub fn pack_filters(g: &Conv2d, w: &[f32], filters: &mut [f32]) {
+    assert_eq!(
+        filters.len(),
+        winograd_filters_len(g),
+        "conv: transformed filters of {} floats, the layout has {}",
+        filters.len(),
+        winograd_filters_len(g)
+    );
+    assert_eq!(
+        w.len(),
+        g.weight_len(),
+        "conv: weights of {} floats, expected {}",
+        w.len(),
+        g.weight_len()
+    );
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    winograd::transform(g, w, filters);
 }
 
 /// [`forward_gemm_folded`] on weights [`pack_folded`] packed: the same
@@ -603,13 +680,8 @@ fn forward_folded_weights(
         if pointwise::forward(g, n, x, wf, Some(bf), act, y) {
             return;
         }
-        if !u.is_empty() && winograd::forward_transformed(g, n, x, u, Some(bf), y, col) {
-            act.apply(y);
-            return;
-        }
     }
-    let _ = u;
-    forward_gemm(g, n, x, wf, Some(bf), y, col);
+    forward_gemm_with(g, n, x, wf, Some(bf), u, y, col);
     act.apply(y);
 }
 
@@ -772,6 +844,56 @@ mod tests {
         assert_close, assert_close32, assert_grad, finite_diff, functional, to_f64, Rng,
     };
     use proptest::prelude::*;
+
+    /// Filters transformed once give `forward_gemm`'s outputs bit for bit,
+    /// on Winograd's path (whose scratch `col` holds), with and without
+    /// bias; a conv that path does not take packs nothing.
+    #[test]
+    #[cfg(feature = "std")]
+    fn transformed_filters_give_forward_gemms_outputs() {
+        let mut rng = Rng::new(9);
+        for (c, h, w, o, pad) in [(16, 10, 9, 12, 1), (8, 12, 12, 8, 0), (9, 16, 7, 24, 2)] {
+            let g = Conv2d {
+                in_channels: c,
+                in_h: h,
+                in_w: w,
+                out_channels: o,
+                kernel: (3, 3),
+                stride: (1, 1),
+                pad: (pad, pad),
+            };
+            assert!(winograd_filters_len(&g) > 0, "{g:?} takes Winograd's path");
+            let n = 3;
+            let x = rng.vec(n * g.input_len());
+            let wt = rng.vec(g.weight_len());
+            let b = rng.vec(o);
+            let mut filters = rng.vec(winograd_filters_len(&g));
+            pack_filters(&g, &wt, &mut filters);
+            for bias in [Some(&b[..]), None] {
+                let mut col = rng.vec(g.col_len().max(winograd_scratch_len(&g)));
+                let mut expected = rng.vec(n * g.output_len());
+                forward_gemm(&g, n, &x, &wt, bias, &mut expected, &mut col);
+                let mut y = rng.vec(n * g.output_len());
+                forward_gemm_filters(&g, n, &x, &wt, bias, &filters, &mut y, &mut col);
+                assert!(
+                    y.iter().zip(&expected).all(|(a, e)| a.to_bits() == e.to_bits()),
+                    "{g:?} bias {}: {y:?} vs {expected:?}",
+                    bias.is_some()
+                );
+            }
+        }
+        let strided = Conv2d {
+            in_channels: 16,
+            in_h: 12,
+            in_w: 12,
+            out_channels: 16,
+            kernel: (3, 3),
+            stride: (2, 2),
+            pad: (1, 1),
+        };
+        assert_eq!(winograd_filters_len(&strided), 0);
+        assert_eq!(packed_len(&strided, 1), fold_len(&strided, 1));
+    }
 
     /// A conv with a batch norm folded in against the conv, then the batch
     /// norm in place: plain, strided, grouped and depthwise, with and
