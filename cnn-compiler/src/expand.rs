@@ -1013,20 +1013,14 @@ fn forward_steps(
                         train: false,
                     },
                 );
-                let fold = match plan.infer_steps.get(s + 1) {
-                    Some(&InferStep::InPlace { layer: next, slot }) if slot == dst => {
-                        let act = match plan.infer_steps.get(s + 2) {
-                            Some(&InferStep::InPlace { layer, slot: at }) if at == dst => Some(layer),
-                            _ => None,
-                        };
-                        fold_batchnorm(plan, layer, next, act, &call, packing)
-                    }
+                // The layers after it in place on its output.
+                let [next, act] = [1, 2].map(|k| match plan.infer_steps.get(s + k) {
+                    Some(&InferStep::InPlace { layer, slot }) if slot == dst => Some(layer),
                     _ => None,
-                };
-                match fold {
-                    Some((code, layers)) => (call, folded) = (code, layers),
-                    None => call = pack_filters(plan, layer, call, packing),
-                }
+                });
+                let taken;
+                (call, taken) = packed_step(plan, layer, next, act, call, packing);
+                folded = taken.unwrap_or(folded);
                 current = dst;
                 let visit = trace_visit(layer, slot_expr(dst, l.out_len(), false));
                 quote!({ #bind #call } #visit)
@@ -1117,6 +1111,25 @@ impl Packing {
         let at = self.len;
         self.len = self.len.saturating_add(len);
         (at, len)
+    }
+}
+
+/// The inference code of the computing layer `layer` (its `call`), with
+/// `next` and `act` the layers after it in place on its output, if any:
+/// when `next` is a batch norm the conv takes in, the two in one
+/// ([`fold_batchnorm`]) and the layers it took; otherwise
+/// [`pack_filters`]'s code and `None`.
+fn packed_step(
+    plan: &NetPlan,
+    layer: usize,
+    next: Option<usize>,
+    act: Option<usize>,
+    call: TokenStream,
+    packing: &mut Packing,
+) -> (TokenStream, Option<Vec<usize>>) {
+    match next.and_then(|next| fold_batchnorm(plan, layer, next, act, &call, packing)) {
+        Some((code, taken)) => (code, Some(taken)),
+        None => (pack_filters(plan, layer, call, packing), None),
     }
 }
 

@@ -3,7 +3,7 @@
 //! gradients); each step borrows the two regions it touches.
 
 use super::outline::{Env, Instances, Outliner, Tag};
-use super::{buffer_ident, fold_batchnorm, grads_split, lit, pack_filters, unless_folded, Packing};
+use super::{buffer_ident, grads_split, lit, packed_step, unless_folded, Packing};
 use crate::ops::{BackwardIo, Effect, ForwardIo};
 use crate::plan::graph::{BackOp, GradDst, GraphPlan, InferOp, Loc, Region, TrainOp};
 use crate::plan::NetPlan;
@@ -132,20 +132,14 @@ pub fn forward_steps(
                             train: false,
                         },
                     );
-                    let fold = match g.infer.get(i + 1) {
-                        Some(&InferOp::InPlace { layer: next, at }) if at == y => {
-                            let act = match g.infer.get(i + 2) {
-                                Some(&InferOp::InPlace { layer, at: a }) if a == y => Some(layer),
-                                _ => None,
-                            };
-                            fold_batchnorm(plan, layer, next, act, &call, packing)
-                        }
+                    // The layers after it in place on its output.
+                    let [next, act] = [1, 2].map(|k| match g.infer.get(i + k) {
+                        Some(&InferOp::InPlace { layer, at }) if at == y => Some(layer),
                         _ => None,
-                    };
-                    match fold {
-                        Some((code, layers)) => (call, folded) = (code, layers),
-                        None => call = pack_filters(plan, layer, call, packing),
-                    }
+                    });
+                    let taken;
+                    (call, taken) = packed_step(plan, layer, next, act, call, packing);
+                    folded = taken.unwrap_or(folded);
                     loc_of[l.shaped.output_value.0] = y;
                     traced = layer + 1;
                     let visit = super::trace_visit(layer, values_at(y));

@@ -355,13 +355,7 @@ pub fn forward_gemm_filters(
     y: &mut [f32],
     col: &mut [f32],
 ) {
-    assert_eq!(
-        filters.len(),
-        winograd_filters_len(g),
-        "conv: transformed filters of {} floats, the layout has {}",
-        filters.len(),
-        winograd_filters_len(g)
-    );
+    check_packed(filters.len(), winograd_filters_len(g));
     forward_gemm_with(g, n, x, w, b, filters, y, col);
 }
 
@@ -512,6 +506,15 @@ pub const fn winograd_filters_len(g: &Conv2d) -> usize {
     }
 }
 
+/// Panics unless packed weights of `len` floats have the layout's
+/// `expected` length.
+fn check_packed(len: usize, expected: usize) {
+    assert_eq!(
+        len, expected,
+        "conv: packed weights of {len} floats, the layout has {expected}"
+    );
+}
+
 /// The floats of a conv's packed weights ([`pack_folded`]): the weights and
 /// bias with the batch norm after it folded in ([`fold_len`]), then, for
 /// an ungrouped conv that Winograd's F(2x2, 3x3) path takes, those weights'
@@ -540,13 +543,7 @@ pub fn pack_folded(
     bn: &super::batchnorm::Fold<'_>,
     packed: &mut [f32],
 ) {
-    assert_eq!(
-        packed.len(),
-        packed_len(g, groups),
-        "conv: packed weights of {} floats, the layout has {}",
-        packed.len(),
-        packed_len(g, groups)
-    );
+    check_packed(packed.len(), packed_len(g, groups));
     let (folded, u) = packed.split_at_mut(fold_len(g, groups));
     let (wf, bf) = folded.split_at_mut(groups * g.weight_len());
     bn.fold(w, b, wf, bf);
@@ -564,13 +561,7 @@ pub fn pack_folded(
 ///
 /// If `filters` or `w` has another length.
 pub fn pack_filters(g: &Conv2d, w: &[f32], filters: &mut [f32]) {
-    assert_eq!(
-        filters.len(),
-        winograd_filters_len(g),
-        "conv: transformed filters of {} floats, the layout has {}",
-        filters.len(),
-        winograd_filters_len(g)
-    );
+    check_packed(filters.len(), winograd_filters_len(g));
     assert_eq!(
         w.len(),
         g.weight_len(),
@@ -601,13 +592,7 @@ pub fn forward_packed(
     y: &mut [f32],
     col: &mut [f32],
 ) {
-    assert_eq!(
-        packed.len(),
-        packed_len(g, groups),
-        "conv: packed weights of {} floats, the layout has {}",
-        packed.len(),
-        packed_len(g, groups)
-    );
+    check_packed(packed.len(), packed_len(g, groups));
     let (folded, u) = packed.split_at(fold_len(g, groups));
     let (wf, bf) = folded.split_at(groups * g.weight_len());
     forward_folded_weights(g, groups, n, x, wf, bf, u, act, y, col);

@@ -8,7 +8,8 @@
 //! products per input channel where the direct sum has 36, a 2.25-fold
 //! saving of multiply-adds paid for with additions in the transforms. Per
 //! call the filters are transformed once, `U[xi][o][c]` (`xi` the 16 points
-//! of the 4x4 transform domain). Per group of images:
+//! of the 4x4 transform domain), unless the caller kept them
+//! ([`transform`], for a net's packed weights). Per group of images:
 //! - the input transform writes `V[c][vector][xi][lane]`: a vector's
 //!   tiles from one tile row (the even and odd columns of the rows split
 //!   by shuffles; the rows read with masks, the padding as zeros) or
@@ -305,15 +306,21 @@ pub(super) fn transform(g: &Conv2d, w: &[f32], u: &mut [f32]) -> bool {
     let p = Plan::new(g, 1, isa.lanes());
     assert_eq!(u.len(), p.u_len(g), "winograd: transformed filters' length");
     assert_eq!(w.len(), g.weight_len(), "winograd: filters' length");
-    // SAFETY: `isa` is this CPU's instruction set (or a lower one), and the
-    // slices have the plan's lengths.
+    transform_filters(isa, g, Filters::Direct, p.op, w, u);
+    true
+}
+
+/// `U` of the filters `w` (stored as `filters` says) of `g`, its outputs
+/// padded to `op`, on `isa`.
+fn transform_filters(isa: Isa, g: &Conv2d, filters: Filters, op: usize, w: &[f32], u: &mut [f32]) {
+    // SAFETY: `isa` is this CPU's instruction set (or a lower one:
+    // `Isa::detect`); the kernels assert the slices' lengths.
     unsafe {
         match isa {
-            Isa::Avx512 => avx512::transform_filters(g, Filters::Direct, p.op, w, u),
-            Isa::Avx2 => avx2::transform_filters(g, Filters::Direct, p.op, w, u),
+            Isa::Avx512 => avx512::transform_filters(g, filters, op, w, u),
+            Isa::Avx2 => avx2::transform_filters(g, filters, op, w, u),
         }
-    };
-    true
+    }
 }
 
 /// `dx = dL/dx` for `n` images of `g` as the forward pass of
@@ -384,15 +391,7 @@ fn run(
         }
         Weights::Raw(filters, w) => {
             let u = &mut u_scratch[..p.u_len(g)];
-            // SAFETY (every call below): `isa` is this CPU's instruction
-            // set (or a lower one), the plan is for its lanes, and the
-            // slices have the plan's lengths.
-            unsafe {
-                match isa {
-                    Isa::Avx512 => avx512::transform_filters(g, filters, p.op, w, u),
-                    Isa::Avx2 => avx2::transform_filters(g, filters, p.op, w, u),
-                }
-            };
+            transform_filters(isa, g, filters, p.op, w, u);
             u
         }
     };
@@ -401,7 +400,9 @@ fn run(
         let count = p.group.min(n - first);
         for i in 0..count {
             let x_img = &x[(first + i) * in_len..][..in_len];
-            // SAFETY: as above.
+            // SAFETY (this call and the two below): `isa` is this CPU's
+            // instruction set (or a lower one), the plan is for its lanes,
+            // and the slices have the plan's lengths.
             unsafe {
                 match isa {
                     Isa::Avx512 => avx512::transform_input(g, &p, x_img, i, v),
