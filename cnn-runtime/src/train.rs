@@ -177,7 +177,7 @@ fn forward_batch_packed<N: Network>(net: &N, packed: Option<&[f32]>, input: &[f3
 /// ```
 /// # cnn_runtime::cnn_net!(Net: [1, 8, 8] => conv(1, 4, 3, pad = 1) batchnorm(4) relu flatten linear(256, 2));
 /// let net = Net::boxed_init(0);
-/// let packed = cnn_runtime::train::Packed::new(&*net);
+/// let packed = net.packed(); // or cnn_runtime::train::Packed::new(&*net)
 /// let (x, mut a, mut b) = ([0.5; 64], [0.0; 2], [0.0; 2]);
 /// packed.forward_batch(&x, &mut a);
 /// net.forward_batch(&x, &mut b);
@@ -802,6 +802,14 @@ macro_rules! __std_methods_body {
             /// has the wrong length; the message names the expected sizes.
             pub fn forward_batch(&self, input: &[f32], output: &mut [f32]) {
                 $crate::train::forward_batch(self, input, output)
+            }
+
+            /// The weights packed for inference (`cnn_runtime::train::Packed`):
+            /// each batch norm folded into the conv before it and the
+            /// Winograd filters transformed, once, for many
+            /// `forward_batch` calls with the same outputs, bit for bit.
+            pub fn packed(&self) -> $crate::train::Packed<'_, Self> {
+                $crate::train::Packed::new(self)
             }
 
             /// Predicted class (arg-max) of each example in `input`.
