@@ -55,70 +55,318 @@ impl Geometry {
 /// Lanes of the f64 accumulators in [`sums_f64`].
 const SUM_LANES: usize = 8;
 
-/// `(sum of f(a_i, b_i).0, sum of f(a_i, b_i).1)` over the common length of
+/// The f64 arithmetic [`Terms`] needs, on one value or on [`SUM_LANES`]
+/// lanes at once (`x86::Zmm`, `x86::Ymm2`): the vectorized reductions give
+/// the same bits as the scalar one, lane by lane.
+trait Lane: Copy {
+    fn splat(v: f64) -> Self;
+    fn add(self, o: Self) -> Self;
+    fn sub(self, o: Self) -> Self;
+    fn mul(self, o: Self) -> Self;
+}
+
+impl Lane for f64 {
+    #[inline(always)]
+    fn splat(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        self + o
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        self - o
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        self * o
+    }
+}
+
+/// The two terms one reduction adds up for an element pair `(a, b)`.
+trait Terms: Copy {
+    fn of<L: Lane>(self, a: L, b: L) -> (L, L);
+}
+
+/// `(x, 0)`: the sum for the mean.
+#[derive(Clone, Copy)]
+struct Sum;
+
+impl Terms for Sum {
+    #[inline(always)]
+    fn of<L: Lane>(self, a: L, _: L) -> (L, L) {
+        (a, L::splat(0.0))
+    }
+}
+
+/// `((x - mean)^2, 0)`: the sum of squared deviations.
+#[derive(Clone, Copy)]
+struct Squares {
+    mean: f64,
+}
+
+impl Terms for Squares {
+    #[inline(always)]
+    fn of<L: Lane>(self, a: L, _: L) -> (L, L) {
+        let d = a.sub(L::splat(self.mean));
+        (d.mul(d), L::splat(0.0))
+    }
+}
+
+/// `(dy, dy * x_hat)` for `(a, b) = (dy, x)`: the backward sums.
+#[derive(Clone, Copy)]
+struct GradTerms {
+    mean: f64,
+    invstd: f64,
+}
+
+impl Terms for GradTerms {
+    #[inline(always)]
+    fn of<L: Lane>(self, d: L, v: L) -> (L, L) {
+        (d, d.mul(v.sub(L::splat(self.mean))).mul(L::splat(self.invstd)))
+    }
+}
+
+/// `(sum of t(a_i, b_i).0, sum of t(a_i, b_i).1)` over the common length of
 /// `a` and `b`, in f64, accumulated in [`SUM_LANES`] independent lanes
-/// (added pairwise at the end, the tail last) so the loop vectorizes
-/// instead of waiting on one add after another.
-#[inline(always)]
-fn sums_f64(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> (f64, f64)) -> (f64, f64) {
-    let mut acc = [[0.0f64; SUM_LANES]; 2];
-    let (ca, cb) = (a.chunks_exact(SUM_LANES), b.chunks_exact(SUM_LANES));
-    let (ta, tb) = (ca.remainder(), cb.remainder());
-    for (xa, xb) in ca.zip(cb) {
-        for l in 0..SUM_LANES {
-            let (p, q) = f(xa[l], xb[l]);
-            acc[0][l] += p;
-            acc[1][l] += q;
+/// (added pairwise at the end, the tail last), so a vector of lanes adds
+/// a chunk at once instead of waiting on one add after another. The same
+/// bits on every instruction set: AVX-512 and AVX2 run the lanes in
+/// vectors (LLVM left this loop scalar), without fused multiply-adds.
+#[inline]
+fn sums_f64(a: &[f32], b: &[f32], t: impl Terms) -> (f64, f64) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    {
+        use super::simd::{level, Level};
+        match level() {
+            // SAFETY: `level()` detected these features on this CPU.
+            Level::Avx512 => return unsafe { x86::sums_avx512(a, b, t) },
+            // SAFETY: as above.
+            Level::Avx2Fma => return unsafe { x86::sums_avx2(a, b, t) },
+            Level::Baseline => {}
         }
     }
+    sums_lanes::<[f64; SUM_LANES]>(a, b, t)
+}
+
+/// [`SUM_LANES`] f64 lanes widened from as many `f32`s.
+trait Lanes: Lane {
+    /// Lanes `l` from `p[l] as f64`.
+    ///
+    /// # Safety
+    ///
+    /// `p` reads [`SUM_LANES`] floats, in code compiled with the type's
+    /// features.
+    unsafe fn widen(p: *const f32) -> Self;
+    /// The lanes, in order.
+    fn lanes(self) -> [f64; SUM_LANES];
+}
+
+impl Lane for [f64; SUM_LANES] {
+    #[inline(always)]
+    fn splat(v: f64) -> Self {
+        [v; SUM_LANES]
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        core::array::from_fn(|l| self[l] + o[l])
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        core::array::from_fn(|l| self[l] - o[l])
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        core::array::from_fn(|l| self[l] * o[l])
+    }
+}
+
+impl Lanes for [f64; SUM_LANES] {
+    #[inline(always)]
+    unsafe fn widen(p: *const f32) -> Self {
+        // SAFETY: the caller's `p` reads `SUM_LANES` floats.
+        core::array::from_fn(|l| unsafe { *p.add(l) } as f64)
+    }
+    #[inline(always)]
+    fn lanes(self) -> [f64; SUM_LANES] {
+        self
+    }
+}
+
+/// [`sums_f64`] over lanes `L`.
+#[inline(always)]
+fn sums_lanes<L: Lanes>(a: &[f32], b: &[f32], t: impl Terms) -> (f64, f64) {
+    let len = a.len().min(b.len());
+    let full = len - len % SUM_LANES;
+    let mut acc = [L::splat(0.0); 2];
+    for at in (0..full).step_by(SUM_LANES) {
+        // SAFETY: `at + SUM_LANES <= len`, inside both slices.
+        let (wa, wb) = unsafe { (L::widen(a.as_ptr().add(at)), L::widen(b.as_ptr().add(at))) };
+        let (p, q) = t.of(wa, wb);
+        acc = [acc[0].add(p), acc[1].add(q)];
+    }
     let mut tail = (0.0f64, 0.0f64);
-    for (&xa, &xb) in ta.iter().zip(tb) {
-        let (p, q) = f(xa, xb);
+    for (&xa, &xb) in a[full..len].iter().zip(&b[full..len]) {
+        let (p, q) = t.of(xa as f64, xb as f64);
         tail.0 += p;
         tail.1 += q;
     }
-    let total = |a: &[f64; SUM_LANES]| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-    (total(&acc[0]) + tail.0, total(&acc[1]) + tail.1)
+    let total = |a: [f64; SUM_LANES]| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+    (total(acc[0].lanes()) + tail.0, total(acc[1].lanes()) + tail.1)
 }
 
-multiversion! {
-    /// Partial sums for the mean: `sums[0]` gets the element count per
-    /// channel (`n * s`), `sums[1 + ch]` the sum of channel `ch`.
-    pub fn sum(g: &Geometry, x: &[f32], sums: &mut [f64]) => sum_body
-}
+/// The f64 lanes of AVX-512F and AVX2 for [`sums_f64`].
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod x86 {
+    use super::{sums_lanes, Lane, Lanes, Terms, SUM_LANES};
+    use core::arch::x86_64::*;
 
-#[inline(always)]
-fn sum_body<const FMA: bool>(g: &Geometry, x: &[f32], sums: &mut [f64]) {
-    g.check("x", x.len());
-    assert_eq!(sums.len(), 1 + g.c, "batchnorm: sums has the wrong length");
-    sums[0] = (g.n * g.s) as f64;
-    for ch in 0..g.c {
-        let mut total = 0.0f64;
-        for i in 0..g.n {
-            let run = &x[g.run(i, ch)];
-            total += sums_f64(run, run, |v, _| (v as f64, 0.0)).0;
+    /// Eight lanes in one AVX-512 register.
+    #[derive(Clone, Copy)]
+    pub(super) struct Zmm(__m512d);
+
+    // Its methods are only called from `sums_avx512`, compiled with
+    // AVX-512F, into which they are inlined.
+    impl Lane for Zmm {
+        #[inline(always)]
+        fn splat(v: f64) -> Self {
+            // SAFETY: AVX-512F (see the impl).
+            Zmm(unsafe { _mm512_set1_pd(v) })
         }
-        sums[1 + ch] = total;
+        #[inline(always)]
+        fn add(self, o: Self) -> Self {
+            // SAFETY: AVX-512F (see the impl).
+            Zmm(unsafe { _mm512_add_pd(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn sub(self, o: Self) -> Self {
+            // SAFETY: AVX-512F (see the impl).
+            Zmm(unsafe { _mm512_sub_pd(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn mul(self, o: Self) -> Self {
+            // SAFETY: AVX-512F (see the impl).
+            Zmm(unsafe { _mm512_mul_pd(self.0, o.0) })
+        }
+    }
+
+    impl Lanes for Zmm {
+        #[inline(always)]
+        unsafe fn widen(p: *const f32) -> Self {
+            // SAFETY: the caller's `p` reads 8 floats, with AVX-512F.
+            Zmm(unsafe { _mm512_cvtps_pd(_mm256_loadu_ps(p)) })
+        }
+        #[inline(always)]
+        fn lanes(self) -> [f64; SUM_LANES] {
+            let mut out = [0.0; SUM_LANES];
+            // SAFETY: `out` holds 8 f64s; AVX-512F.
+            unsafe { _mm512_storeu_pd(out.as_mut_ptr(), self.0) };
+            out
+        }
+    }
+
+    /// Lanes 0-3 and 4-7 in two AVX registers.
+    #[derive(Clone, Copy)]
+    pub(super) struct Ymm2(__m256d, __m256d);
+
+    // Its methods are only called from `sums_avx2`, compiled with AVX2,
+    // into which they are inlined.
+    impl Lane for Ymm2 {
+        #[inline(always)]
+        fn splat(v: f64) -> Self {
+            // SAFETY: AVX2 (see the impl).
+            let v = unsafe { _mm256_set1_pd(v) };
+            Ymm2(v, v)
+        }
+        #[inline(always)]
+        fn add(self, o: Self) -> Self {
+            // SAFETY: AVX2 (see the impl).
+            unsafe { Ymm2(_mm256_add_pd(self.0, o.0), _mm256_add_pd(self.1, o.1)) }
+        }
+        #[inline(always)]
+        fn sub(self, o: Self) -> Self {
+            // SAFETY: AVX2 (see the impl).
+            unsafe { Ymm2(_mm256_sub_pd(self.0, o.0), _mm256_sub_pd(self.1, o.1)) }
+        }
+        #[inline(always)]
+        fn mul(self, o: Self) -> Self {
+            // SAFETY: AVX2 (see the impl).
+            unsafe { Ymm2(_mm256_mul_pd(self.0, o.0), _mm256_mul_pd(self.1, o.1)) }
+        }
+    }
+
+    impl Lanes for Ymm2 {
+        #[inline(always)]
+        unsafe fn widen(p: *const f32) -> Self {
+            // SAFETY: the caller's `p` reads 8 floats, with AVX2.
+            unsafe {
+                Ymm2(
+                    _mm256_cvtps_pd(_mm_loadu_ps(p)),
+                    _mm256_cvtps_pd(_mm_loadu_ps(p.add(4))),
+                )
+            }
+        }
+        #[inline(always)]
+        fn lanes(self) -> [f64; SUM_LANES] {
+            let mut out = [0.0; SUM_LANES];
+            // SAFETY: `out` holds 8 f64s; AVX2.
+            unsafe {
+                _mm256_storeu_pd(out.as_mut_ptr(), self.0);
+                _mm256_storeu_pd(out.as_mut_ptr().add(4), self.1);
+            }
+            out
+        }
+    }
+
+    /// [`super::sums_f64`] in AVX-512 registers.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512F.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn sums_avx512(a: &[f32], b: &[f32], t: impl Terms) -> (f64, f64) {
+        sums_lanes::<Zmm>(a, b, t)
+    }
+
+    /// [`super::sums_f64`] in AVX2 registers.
+    ///
+    /// # Safety
+    ///
+    /// AVX2.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sums_avx2(a: &[f32], b: &[f32], t: impl Terms) -> (f64, f64) {
+        sums_lanes::<Ymm2>(a, b, t)
     }
 }
 
-multiversion! {
-    /// Partial sums of squared deviations from `mean`, per channel.
-    pub fn sum_squares(g: &Geometry, x: &[f32], mean: &[f32], sums: &mut [f64]) => sum_squares_body
+/// Partial sums for the mean: `sums[0]` gets the element count per
+/// channel (`n * s`), `sums[1 + ch]` the sum of channel `ch`.
+pub fn sum(g: &Geometry, x: &[f32], sums: &mut [f64]) {
+    g.check("x", x.len());
+    assert_eq!(sums.len(), 1 + g.c, "batchnorm: sums has the wrong length");
+    sums[0] = (g.n * g.s) as f64;
+    let totals = &mut sums[1..];
+    totals.fill(0.0);
+    // Example by example, in memory order (a channel's runs, one per
+    // example, are far apart: reading them channel by channel waited on
+    // memory at every run); each total still adds its runs in example order.
+    for image in x.chunks_exact((g.c * g.s).max(1)) {
+        for (total, run) in totals.iter_mut().zip(image.chunks_exact(g.s.max(1))) {
+            *total += sums_f64(run, run, Sum).0;
+        }
+    }
 }
 
-#[inline(always)]
-fn sum_squares_body<const FMA: bool>(g: &Geometry, x: &[f32], mean: &[f32], sums: &mut [f64]) {
+/// Partial sums of squared deviations from `mean`, per channel.
+pub fn sum_squares(g: &Geometry, x: &[f32], mean: &[f32], sums: &mut [f64]) {
     g.check("x", x.len());
     assert_eq!(sums.len(), g.c, "batchnorm: sums has the wrong length");
-    for ch in 0..g.c {
-        let m = mean[ch] as f64;
-        let mut total = 0.0f64;
-        for i in 0..g.n {
-            let run = &x[g.run(i, ch)];
-            total += sums_f64(run, run, |v, _| ((v as f64 - m) * (v as f64 - m), 0.0)).0;
+    sums.fill(0.0);
+    for image in x.chunks_exact((g.c * g.s).max(1)) {
+        for ((total, &m), run) in sums.iter_mut().zip(mean).zip(image.chunks_exact(g.s.max(1))) {
+            *total += sums_f64(run, run, Squares { mean: m as f64 }).0;
         }
-        sums[ch] = total;
     }
 }
 
@@ -187,37 +435,28 @@ fn normalize_body<const FMA: bool>(
     }
 }
 
-multiversion! {
-    /// Backward partial sums: `sums[ch]` gets `sum(dy)` and `sums[c + ch]`
-    /// `sum(dy * x_hat)` of channel `ch` over this share.
-    pub fn grad_sums(g: &Geometry, x: &[f32], mean: &[f32], invstd: &[f32], dy: &[f32], sums: &mut [f64]) => grad_sums_body
-}
-
-#[inline(always)]
-fn grad_sums_body<const FMA: bool>(
-    g: &Geometry,
-    x: &[f32],
-    mean: &[f32],
-    invstd: &[f32],
-    dy: &[f32],
-    sums: &mut [f64],
-) {
+/// Backward partial sums: `sums[ch]` gets `sum(dy)` and `sums[c + ch]`
+/// `sum(dy * x_hat)` of channel `ch` over this share.
+pub fn grad_sums(g: &Geometry, x: &[f32], mean: &[f32], invstd: &[f32], dy: &[f32], sums: &mut [f64]) {
     g.check("x", x.len());
     g.check("dy", dy.len());
     assert_eq!(sums.len(), 2 * g.c, "batchnorm: sums has the wrong length");
-    for ch in 0..g.c {
-        let (m, inv) = (mean[ch] as f64, invstd[ch] as f64);
-        let (mut sdy, mut sdyx) = (0.0f64, 0.0f64);
-        for i in 0..g.n {
-            let r = g.run(i, ch);
-            let (a, b) = sums_f64(&dy[r.clone()], &x[r], |d, v| {
-                (d as f64, d as f64 * (v as f64 - m) * inv)
-            });
-            sdy += a;
-            sdyx += b;
+    sums.fill(0.0);
+    let (sdy, sdyx) = sums.split_at_mut(g.c);
+    let image_len = (g.c * g.s).max(1);
+    for (image_dy, image_x) in dy.chunks_exact(image_len).zip(x.chunks_exact(image_len)) {
+        let runs = image_dy
+            .chunks_exact(g.s.max(1))
+            .zip(image_x.chunks_exact(g.s.max(1)));
+        for (ch, (run_dy, run_x)) in runs.enumerate() {
+            let terms = GradTerms {
+                mean: mean[ch] as f64,
+                invstd: invstd[ch] as f64,
+            };
+            let (a, b) = sums_f64(run_dy, run_x, terms);
+            sdy[ch] += a;
+            sdyx[ch] += b;
         }
-        sums[ch] = sdy;
-        sums[g.c + ch] = sdyx;
     }
 }
 
@@ -289,12 +528,12 @@ fn backward_body<const FMA: bool>(
     g.check("x", x.len());
     g.check("dy", dy.len());
     g.check("dx", dx.len());
-    for ch in 0..g.c {
-        let (m, inv) = (mean[ch], invstd[ch]);
-        let mean_dy = (sums[ch] / count) as f32;
-        let mean_dyx = (sums[g.c + ch] / count) as f32;
-        let scale = gamma[ch] * inv;
-        for i in 0..g.n {
+    for i in 0..g.n {
+        for ch in 0..g.c {
+            let (m, inv) = (mean[ch], invstd[ch]);
+            let mean_dy = (sums[ch] / count) as f32;
+            let mean_dyx = (sums[g.c + ch] / count) as f32;
+            let scale = gamma[ch] * inv;
             let r = g.run(i, ch);
             for ((dx, &d), &v) in dx[r.clone()].iter_mut().zip(&dy[r.clone()]).zip(&x[r]) {
                 let x_hat = (v - m) * inv;
@@ -456,6 +695,55 @@ mod tests {
                 (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 250.0 - 1.7
             })
             .collect()
+    }
+
+    /// Every instruction set's reduction gives the portable lanes' bits, for
+    /// each term and lengths around the lane count (chunks and tails), and
+    /// the portable lanes are close to a plain f64 sum.
+    #[test]
+    fn vector_sums_are_the_portable_sums_bit_for_bit() {
+        type Kernel = fn(&[f32], &[f32], GradTerms) -> (f64, f64);
+        let mut kernels: Vec<(&str, Kernel)> = vec![("dispatched", |a, b, t| sums_f64(a, b, t))];
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: AVX2 and FMA detected.
+                kernels.push(("avx2", |a, b, t| unsafe { x86::sums_avx2(a, b, t) }));
+            }
+            if is_x86_feature_detected!("avx512f") {
+                // SAFETY: AVX-512F detected (with AVX2 and FMA above).
+                kernels.push(("avx512", |a, b, t| unsafe { x86::sums_avx512(a, b, t) }));
+            }
+        }
+        for len in 0..41 {
+            let (a, b) = (values(len, 3), values(len, 11));
+            let terms = GradTerms {
+                mean: 0.3,
+                invstd: 1.7,
+            };
+            let want = sums_lanes::<[f64; SUM_LANES]>(&a, &b, terms);
+            let plain = a.iter().zip(&b).fold((0.0, 0.0), |(p, q), (&d, &v)| {
+                (p + d as f64, q + d as f64 * (v as f64 - 0.3) * 1.7)
+            });
+            assert!((want.0 - plain.0).abs() < 1e-9 && (want.1 - plain.1).abs() < 1e-9);
+            for (name, kernel) in &kernels {
+                let got = kernel(&a, &b, terms);
+                assert_eq!(got.0.to_bits(), want.0.to_bits(), "{name}, {len}: sum(dy)");
+                assert_eq!(
+                    got.1.to_bits(),
+                    want.1.to_bits(),
+                    "{name}, {len}: sum(dy * x_hat)"
+                );
+            }
+            let squares = sums_f64(&a, &a, Squares { mean: -0.2 }).0;
+            let squares_want = sums_lanes::<[f64; SUM_LANES]>(&a, &a, Squares { mean: -0.2 }).0;
+            assert_eq!(squares.to_bits(), squares_want.to_bits(), "{len}: squares");
+            let total = sums_f64(&a, &a, Sum).0;
+            assert_eq!(
+                total.to_bits(),
+                sums_lanes::<[f64; SUM_LANES]>(&a, &a, Sum).0.to_bits()
+            );
+        }
     }
 
     /// Two shares of one batch, exchanged by hand, match the reference.
