@@ -146,7 +146,9 @@ mod tiles {
     //! even and odd columns of two vectors ([`Tiles`]). Each input row of
     //! the tile is loaded once and feeds every output row it reaches, in
     //! `(u, v)` order from zero with the bias last, as the portable tiles
-    //! sum: the results are the same bits.
+    //! sum: the results are the same bits. Planes of at most 8 output
+    //! columns take the AVX-512 [`flat`] tiles instead, 16 outputs of the
+    //! plane in a vector across its rows.
 
     use super::Conv2d;
     use crate::ops::simd::x86::{Avx2, Avx512, Vector};
@@ -358,7 +360,187 @@ mod tiles {
         y: &mut [f32],
     ) {
         // SAFETY: the caller's contract.
-        unsafe { forward::<Avx512, ACT>(g, channels, n, x, w, b, bounds, y) }
+        unsafe {
+            if flat_takes(g) {
+                flat::<ACT>(g, channels, n, x, w, b, bounds, y)
+            } else {
+                forward::<Avx512, ACT>(g, channels, n, x, w, b, bounds, y)
+            }
+        }
+    }
+
+    /// Output vectors of a plane [`flat`] takes, at most: 16x16 outputs.
+    const FLAT_VECTORS: usize = 16;
+
+    /// Whether [`flat`] runs `g`: one pixel of padding, stride 1 or 2, at
+    /// most 8 output columns (wider rows fill more of a row tile's lanes,
+    /// and a row tile loads each input row once for several output rows:
+    /// MobileNetSmall's 28x28 plane at stride 2, 14 output columns, ran
+    /// 10-15% slower flat) and [`FLAT_VECTORS`] vectors of outputs.
+    fn flat_takes(g: &Conv2d) -> bool {
+        let (oh, ow) = (g.out_h(), g.out_w());
+        g.kernel == (3, 3)
+            && g.pad == (1, 1)
+            && matches!(g.stride, (1, 1) | (2, 2))
+            && (1..=8).contains(&ow)
+            && oh * ow <= FLAT_VECTORS * 16
+    }
+
+    /// Floats of the phase planes [`flat`] splits a stride-2 plane into:
+    /// four of `OH x OW`, each with a vector of slack after it.
+    const PHASES_CAP: usize = 4 * (FLAT_VECTORS * 16 + 16);
+
+    /// The AVX-512 pass over small planes (MobileNetSmall's 7x7 at stride 1,
+    /// its 14x14 at stride 2), flat: a tile is 16 consecutive
+    /// outputs of the plane, across its rows, so 49 outputs are 4 vectors
+    /// instead of 7 rows of 7 lanes.
+    ///
+    /// At stride 1, tap `(u, v)` of output `t` reads input
+    /// `t + (u - 1) W + v - 1` (the plane read as one row), masked where that
+    /// pixel is outside the plane or, for `v` = 0 and 2, in the row before or
+    /// after. At stride 2 the plane is first split into its four phases
+    /// (even or odd rows x even or odd columns, each `OH x OW`, zero past
+    /// the input), where tap `(u, v)` of output `(p, q)` is pixel
+    /// `(p - [u = 0], q - [v = 0])` of phase `([u != 1], [v != 1])`: again
+    /// one offset per tap, masked in the first row and column. The masks
+    /// depend only on the shape, computed once. The taps add in `(u, v)`
+    /// order from zero, then the bias: the portable tiles' bits.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512F; [`flat_takes`] holds for `g`; operands as
+    /// [`forward_avx512`].
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn flat<const ACT: bool>(
+        g: &Conv2d,
+        channels: usize,
+        n: usize,
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+        bounds: (f32, f32),
+        y: &mut [f32],
+    ) {
+        let (h_n, w_n) = (g.in_h, g.in_w);
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let split = g.stride == (2, 2);
+        let out_len = oh * ow;
+        let vectors = out_len.div_ceil(16);
+        // Per tap: the plane it reads (0 at stride 1: the input; else a
+        // phase), its offset from the output's index, and the length of
+        // the plane it reads.
+        let phase_len = out_len + 16;
+        let source: [(usize, isize); 9] = core::array::from_fn(|tap| {
+            let (u, v) = (tap / 3, tap % 3);
+            if split {
+                let phase = 2 * usize::from(u != 1) + usize::from(v != 1);
+                let offset = -(ow as isize) * isize::from(u == 0) - isize::from(v == 0);
+                (phase * phase_len, offset)
+            } else {
+                (0, (u as isize - 1) * w_n as isize + v as isize - 1)
+            }
+        });
+        let read_len = if split { out_len } else { h_n * w_n } as isize;
+        // Per vector and tap, the lanes that read inside their plane and
+        // the right row; per vector, the lanes that are outputs.
+        let mut reads = [[0 as __mmask16; 9]; FLAT_VECTORS];
+        let mut stores = [0 as __mmask16; FLAT_VECTORS];
+        for (j, (taps, store)) in reads.iter_mut().zip(&mut stores).enumerate().take(vectors) {
+            let t0 = (16 * j) as isize;
+            *store = Avx512::mask(0, out_len as isize - t0);
+            for (tap, m) in taps.iter_mut().enumerate() {
+                let (v, at) = (tap % 3, t0 + source[tap].1);
+                let mut lanes = Avx512::mask(-at, read_len - at) & *store;
+                for l in 0..16 {
+                    let q = (16 * j + l) % ow;
+                    if (v == 0 && q == 0) || (!split && v == 2 && q == ow - 1) {
+                        lanes &= !(1 << l);
+                    }
+                }
+                *m = lanes;
+            }
+        }
+        // The phases; positions no input reaches stay zero, as every plane
+        // writes the same ones.
+        let mut phases = [0.0f32; PHASES_CAP];
+        // SAFETY (splats): of locals.
+        let clamp = unsafe {
+            Clamp::<Avx512, ACT> {
+                lo: Avx512::splat(&bounds.0),
+                hi: Avx512::splat(&bounds.1),
+            }
+        };
+        let planes = x.chunks_exact(h_n * w_n).zip(y.chunks_exact_mut(out_len));
+        for (k, (x_c, y_c)) in planes.enumerate().take(n * channels) {
+            let c = k % channels;
+            let w_c = &w[c * 9..][..9];
+            let base = if split {
+                // SAFETY: `x_c` holds the plane; `phases` holds four
+                // phases of `phase_len` (`PHASES_CAP` floats at most).
+                unsafe { split_phases(x_c, (h_n, w_n), ow, phase_len, &mut phases) };
+                phases.as_ptr()
+            } else {
+                x_c.as_ptr()
+            };
+            // SAFETY: the splats read `w_c`'s floats and a local; every
+            // load reads only lanes of `reads`, inside its plane, and every
+            // store writes only lanes of `stores`, inside `y_c`.
+            unsafe {
+                let taps: [__m512; 9] = core::array::from_fn(|t| Avx512::splat(&w_c[t]));
+                let bias = Avx512::splat(&b.map_or(0.0, |b| b[c]));
+                for (j, masks) in reads.iter().enumerate().take(vectors) {
+                    let t0 = 16 * j;
+                    let mut acc = Avx512::zero();
+                    for (tap, &wt) in taps.iter().enumerate() {
+                        let (start, offset) = source[tap];
+                        let at = base.wrapping_add(start).wrapping_offset(t0 as isize + offset);
+                        acc = Avx512::fmadd(wt, Avx512::load(at, masks[tap]), acc);
+                    }
+                    let v = clamp.apply(Avx512::add(bias, acc));
+                    Avx512::store(y_c.as_mut_ptr().add(t0), stores[j], v);
+                }
+            }
+        }
+    }
+
+    /// Writes the four phases of plane `x_c` (`h x w`) into `phases`:
+    /// phase `2 a + b` (at `(2 a + b) * phase_len`) holds pixel `(2 i + a,
+    /// 2 j + b)` at `i * ow + j`, for `j < ow`. A row is two masked loads
+    /// and two permutes (even and odd columns); its stores run 16 lanes
+    /// (the lanes past `ow` land in the next row, written after, or in the
+    /// slack), so the loads after them can forward from them.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512F; `x_c` holds `h * w` floats, `w <= 2 * ow <= 32`, `h <= 2 *
+    /// OH` rows of phases of `ow` columns fit `phase_len - 16`, and
+    /// `phases` holds `4 * phase_len` floats.
+    #[inline(always)]
+    unsafe fn split_phases(
+        x_c: &[f32],
+        (h, w): (usize, usize),
+        ow: usize,
+        phase_len: usize,
+        phases: &mut [f32],
+    ) {
+        // SAFETY: the loads read columns `< w` of row `r`, inside `x_c`;
+        // row `r` of phase `2 a + b` starts at `(r / 2) * ow`, and its 16
+        // lanes end inside the phase's `phase_len` (the caller).
+        unsafe {
+            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+            let (lo_mask, hi_mask) = (Avx512::mask(0, w as isize), Avx512::mask(-16, w as isize - 16));
+            let dst = phases.as_mut_ptr();
+            for r in 0..h {
+                let row = x_c.as_ptr().add(r * w);
+                let lo = _mm512_maskz_loadu_ps(lo_mask, row);
+                let hi = _mm512_maskz_loadu_ps(hi_mask, row.wrapping_add(16));
+                let at = (r % 2) * 2 * phase_len + (r / 2) * ow;
+                _mm512_storeu_ps(dst.add(at), _mm512_permutex2var_ps(lo, even, hi));
+                _mm512_storeu_ps(dst.add(at + phase_len), _mm512_permutex2var_ps(lo, odd, hi));
+            }
+        }
     }
 
     /// [`forward_avx512`] on AVX2 and FMA.
@@ -1226,6 +1408,43 @@ mod tests {
             close(&dw, &edw, &format!("{what}: dw"));
             close(&db, &edb, &format!("{what}: db"));
             close(&dx, &edx, &format!("{what}: dx"));
+        }
+    }
+
+    /// Every plane of up to 10x10 at stride 1 and 34x34 at stride 2, with
+    /// one pixel of padding (the AVX-512 flat tiles take those of at most 8
+    /// output columns and 256 outputs), gives the portable tiles' bits, with
+    /// each activation.
+    #[test]
+    fn small_planes_agree_bit_for_bit() {
+        let sizes = |s: usize, max: usize| (1..=max).flat_map(move |h| (1..=max).map(move |w| (s, h, w)));
+        for (stride, h, w_n) in sizes(1, 10).chain(sizes(2, 34)) {
+            let g = Conv2d {
+                in_channels: 1,
+                in_h: h,
+                in_w: w_n,
+                out_channels: 1,
+                kernel: (3, 3),
+                stride: (stride, stride),
+                pad: (1, 1),
+            };
+            let (channels, n) = (3, 2);
+            let mut rng = Rng::new((h * 16 + w_n) as u64);
+            let x: Vec<f32> = rng
+                .vec(n * channels * g.input_len())
+                .iter()
+                .map(|v| 4.0 * v)
+                .collect();
+            let (w, b) = (rng.vec(channels * 9), rng.vec(channels));
+            for act in [Activation::None, Activation::Relu, Activation::Relu6] {
+                let mut fast = vec![f32::NAN; n * channels * g.output_len()];
+                let mut portable = fast.clone();
+                forward(&g, channels, n, &x, &w, Some(&b), act, &mut fast);
+                forward_any(&g, channels, n, &x, &w, Some(&b), &mut portable);
+                act.apply(&mut portable);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&portable), "{h}x{w_n} stride {stride}, {act:?}");
+            }
         }
     }
 
