@@ -1372,15 +1372,7 @@ mod tests {
             (50, 1, false),
             (60, 2, false),
         ] {
-            let g = Conv2d {
-                in_channels: 1,
-                in_h: hw,
-                in_w: hw,
-                out_channels: 1,
-                kernel: (3, 3),
-                stride: (stride, stride),
-                pad: (1, 1),
-            };
+            let g = depthwise_3x3((hw, hw), stride, (1, 1));
             assert_eq!(padded_len(&g).is_some(), tiled, "{hw}x{hw} stride {stride}");
             let (channels, n) = (3, 2);
             let mut rng = Rng::new(hw as u64);
@@ -1411,6 +1403,47 @@ mod tests {
         }
     }
 
+    /// A 3x3 depthwise geometry of one channel.
+    fn depthwise_3x3((h, w_n): (usize, usize), stride: usize, pad: (usize, usize)) -> Conv2d {
+        Conv2d {
+            in_channels: 1,
+            in_h: h,
+            in_w: w_n,
+            out_channels: 1,
+            kernel: (3, 3),
+            stride: (stride, stride),
+            pad,
+        }
+    }
+
+    /// The outputs of [`forward`] (whichever path this CPU takes) and of
+    /// the portable tiles then `act`'s own pass, as bits, for inputs up to 4
+    /// in size (sums past relu6's 6) drawn from `seed`.
+    fn both_paths(
+        g: &Conv2d,
+        (channels, n): (usize, usize),
+        seed: u64,
+        bias: bool,
+        act: Activation,
+    ) -> (Vec<u32>, Vec<u32>) {
+        let mut rng = Rng::new(seed);
+        let x: Vec<f32> = rng
+            .vec(n * channels * g.input_len())
+            .iter()
+            .map(|v| 4.0 * v)
+            .collect();
+        let w = rng.vec(channels * 9);
+        let b = rng.vec(channels);
+        let b = bias.then_some(&b[..]);
+        let mut fast = vec![f32::NAN; n * channels * g.output_len()];
+        let mut portable = fast.clone();
+        forward(g, channels, n, &x, &w, b, act, &mut fast);
+        forward_any(g, channels, n, &x, &w, b, &mut portable);
+        act.apply(&mut portable);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect();
+        (bits(&fast), bits(&portable))
+    }
+
     /// Every plane of up to 10x10 at stride 1 and 34x34 at stride 2, with
     /// one pixel of padding (the AVX-512 flat tiles take those of at most 8
     /// output columns and 256 outputs), gives the portable tiles' bits, with
@@ -1419,31 +1452,10 @@ mod tests {
     fn small_planes_agree_bit_for_bit() {
         let sizes = |s: usize, max: usize| (1..=max).flat_map(move |h| (1..=max).map(move |w| (s, h, w)));
         for (stride, h, w_n) in sizes(1, 10).chain(sizes(2, 34)) {
-            let g = Conv2d {
-                in_channels: 1,
-                in_h: h,
-                in_w: w_n,
-                out_channels: 1,
-                kernel: (3, 3),
-                stride: (stride, stride),
-                pad: (1, 1),
-            };
-            let (channels, n) = (3, 2);
-            let mut rng = Rng::new((h * 16 + w_n) as u64);
-            let x: Vec<f32> = rng
-                .vec(n * channels * g.input_len())
-                .iter()
-                .map(|v| 4.0 * v)
-                .collect();
-            let (w, b) = (rng.vec(channels * 9), rng.vec(channels));
+            let g = depthwise_3x3((h, w_n), stride, (1, 1));
             for act in [Activation::None, Activation::Relu, Activation::Relu6] {
-                let mut fast = vec![f32::NAN; n * channels * g.output_len()];
-                let mut portable = fast.clone();
-                forward(&g, channels, n, &x, &w, Some(&b), act, &mut fast);
-                forward_any(&g, channels, n, &x, &w, Some(&b), &mut portable);
-                act.apply(&mut portable);
-                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&fast), bits(&portable), "{h}x{w_n} stride {stride}, {act:?}");
+                let (fast, portable) = both_paths(&g, (3, 2), (h * 16 + w_n) as u64, true, act);
+                assert_eq!(fast, portable, "{h}x{w_n} stride {stride}, {act:?}");
             }
         }
     }
@@ -1469,22 +1481,10 @@ mod tests {
             act in 0usize..3,
         ) {
             prop_assume!(h + 2 * ph >= 3 && w_n + 2 * pw >= 3);
-            let g = Conv2d {
-                in_channels: 1, in_h: h, in_w: w_n, out_channels: 1, kernel: (3, 3), stride: (stride, stride), pad: (ph, pw),
-            };
-            let mut rng = Rng::new(seed);
-            let x: Vec<f32> = rng.vec(n * channels * g.input_len()).iter().map(|v| 4.0 * v).collect();
-            let w = rng.vec(channels * 9);
-            let b = rng.vec(channels);
-            let b = bias.then_some(&b[..]);
+            let g = depthwise_3x3((h, w_n), stride, (ph, pw));
             let act = [Activation::None, Activation::Relu, Activation::Relu6][act];
-            let mut fast = vec![f32::NAN; n * channels * g.output_len()];
-            let mut portable = fast.clone();
-            forward(&g, channels, n, &x, &w, b, act, &mut fast);
-            forward_any(&g, channels, n, &x, &w, b, &mut portable);
-            act.apply(&mut portable);
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-            prop_assert_eq!(bits(&fast), bits(&portable));
+            let (fast, portable) = both_paths(&g, (channels, n), seed, bias, act);
+            prop_assert_eq!(fast, portable);
         }
 
         #[test]
