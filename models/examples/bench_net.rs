@@ -185,10 +185,20 @@ impl NetVisitor for Bench<'_> {
         }
         let wanted = |what: &str| args.only.as_deref().is_none_or(|o| o == what);
         let emit = |system: &str, metric: &str, value: f64| {
-            println!(
+            use std::io::Write;
+            let line = format!(
                 r#"{{"system":"{system}","net":"{}","threads":{},"metric":"{metric}","value":{value:.3}}}"#,
                 args.net, args.threads
             );
+            if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
+                // The reader went away (`| head`): no one is left to read
+                // the rest, so stop as quietly as a Unix filter would.
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    std::process::exit(0);
+                }
+                eprintln!("bench_net: cannot write to stdout: {e}");
+                std::process::exit(2);
+            }
         };
 
         if wanted("latency") {
