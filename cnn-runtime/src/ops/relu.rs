@@ -8,9 +8,20 @@
 
 use super::simd::multiversion;
 
+/// `x <- max(x, 0)` in place.
+#[inline]
+pub fn forward(x: &mut [f32]) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if super::simd::level() == super::simd::Level::Avx2Fma {
+        // SAFETY: `level()` detected AVX2 on this CPU.
+        return unsafe { avx2::forward(x) };
+    }
+    forward_any(x);
+}
+
 multiversion! {
-    /// `x <- max(x, 0)` in place.
-    pub fn forward(x: &mut [f32]) => forward_body
+    /// [`forward`] on AVX-512 or the baseline.
+    fn forward_any(x: &mut [f32]) => forward_body
 }
 
 #[inline(always)]
@@ -38,6 +49,11 @@ pub fn backward(y: &[f32], dy: &mut [f32]) {
         y.len(),
         dy.len()
     );
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if super::simd::level() == super::simd::Level::Avx2Fma {
+        // SAFETY: `level()` detected AVX2 on this CPU; the lengths are equal.
+        return unsafe { avx2::backward(y, dy) };
+    }
     backward_any(y, dy);
 }
 
@@ -52,6 +68,39 @@ fn backward_body<const FMA: bool>(y: &[f32], dy: &mut [f32]) {
         if v <= 0.0 {
             *d = 0.0;
         }
+    }
+}
+
+/// The AVX2 copies of both passes, every float stored
+/// ([`crate::ops::simd::x86::map_avx2`]).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod avx2 {
+    use crate::ops::simd::x86::{keep_avx2, map_avx2};
+    use core::arch::x86_64::*;
+
+    /// [`super::forward`]: `vmaxps` returns its second operand, `x`, when
+    /// either is NaN or both are zeros, so NaN and -0.0 stay as in
+    /// [`super::forward_body`].
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn forward(x: &mut [f32]) {
+        // SAFETY: the caller guarantees AVX2.
+        unsafe { map_avx2(x, |v| _mm256_max_ps(_mm256_setzero_ps(), v)) };
+    }
+
+    /// [`super::backward`] after its check: `dy` kept where `y <= 0` is
+    /// false (NaN keeps it, as in [`super::backward_body`]), else +0.0.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX2, and `y.len() == dy.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn backward(y: &[f32], dy: &mut [f32]) {
+        // SAFETY: the caller guarantees AVX2 and equal lengths.
+        unsafe { keep_avx2(y, dy, |y| _mm256_cmp_ps::<_CMP_NLE_UQ>(y, _mm256_setzero_ps())) };
     }
 }
 
@@ -76,6 +125,54 @@ mod tests {
         let mut nan = [f32::NAN];
         forward(&mut nan);
         assert!(nan[0].is_nan());
+    }
+
+    /// The AVX2 copies give the portable bodies' bits, NaN, infinities
+    /// and signed zeros included, for every length to three vectors past a
+    /// tail.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[test]
+    fn avx2_passes_are_the_portable_bodies_bit_for_bit() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let special = [
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            -0.0,
+            1e-40,
+            -1e-40,
+        ];
+        let mut rng = Rng::new(7);
+        for len in 0..=27 {
+            let x: Vec<f32> = rng
+                .vec(len)
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    if i % 3 == 1 {
+                        special[(i / 3 + len) % special.len()]
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            let (mut fast, mut slow) = (x.clone(), x.clone());
+            // SAFETY: AVX2 was detected above.
+            unsafe { avx2::forward(&mut fast) };
+            forward_body::<false>(&mut slow);
+            assert_eq!(bits(&fast), bits(&slow), "forward, {len} elements");
+            let dy: Vec<f32> = x.iter().rev().copied().collect();
+            let (mut fast, mut slow) = (dy.clone(), dy);
+            // SAFETY: AVX2 was detected above; the lengths are equal.
+            unsafe { avx2::backward(&x, &mut fast) };
+            backward_body::<false>(&x, &mut slow);
+            assert_eq!(bits(&fast), bits(&slow), "backward, {len} elements");
+        }
     }
 
     proptest! {

@@ -37,6 +37,11 @@ pub fn backward(y: &[f32], dy: &mut [f32]) {
         y.len(),
         dy.len()
     );
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if super::simd::level() == super::simd::Level::Avx2Fma {
+        // SAFETY: `level()` detected AVX2 on this CPU; the lengths are equal.
+        return unsafe { avx2::backward(y, dy) };
+    }
     backward_any(y, dy);
 }
 
@@ -51,6 +56,33 @@ fn backward_body<const FMA: bool>(y: &[f32], dy: &mut [f32]) {
         if !(v > 0.0 && v < 6.0) {
             *d = 0.0;
         }
+    }
+}
+
+/// The AVX2 copy of the backward pass, every float stored
+/// ([`crate::ops::simd::x86::map_avx2`]). The forward pass's clamp stores
+/// every float already.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod avx2 {
+    use crate::ops::simd::x86::keep_avx2;
+    use core::arch::x86_64::*;
+
+    /// [`super::backward`] after its check: `dy` kept where `0 < y < 6`
+    /// (ordered: NaN cuts it, as in [`super::backward_body`]), else +0.0.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX2, and `y.len() == dy.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn backward(y: &[f32], dy: &mut [f32]) {
+        let six = _mm256_set1_ps(6.0);
+        // SAFETY: the caller guarantees AVX2 and equal lengths.
+        unsafe {
+            keep_avx2(y, dy, |y| {
+                let above = _mm256_cmp_ps::<_CMP_GT_OQ>(y, _mm256_setzero_ps());
+                _mm256_and_ps(above, _mm256_cmp_ps::<_CMP_LT_OQ>(y, six))
+            })
+        };
     }
 }
 
@@ -75,6 +107,49 @@ mod tests {
         let mut nan = [f32::NAN];
         forward(&mut nan);
         assert!(nan[0].is_nan());
+    }
+
+    /// The AVX2 backward pass gives the portable body's bits, at the kinks,
+    /// NaN, infinities and signed zeros too, for every length to three
+    /// vectors past a tail.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[test]
+    fn avx2_backward_is_the_portable_body_bit_for_bit() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let special = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            -0.0,
+            6.0,
+            5.999_999_5,
+            6.000_000_5,
+        ];
+        let mut rng = Rng::new(7);
+        for len in 0..=27 {
+            let y: Vec<f32> = rng
+                .vec(len)
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    if i % 3 == 1 {
+                        special[(i / 3 + len) % special.len()]
+                    } else {
+                        4.0 * v + 3.0
+                    }
+                })
+                .collect();
+            let dy: Vec<f32> = y.iter().rev().map(|v| v - 1.0).collect();
+            let (mut fast, mut slow) = (dy.clone(), dy);
+            // SAFETY: AVX2 was detected above; the lengths are equal.
+            unsafe { avx2::backward(&y, &mut fast) };
+            backward_body::<false>(&y, &mut slow);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&slow), "{len} elements");
+        }
     }
 
     proptest! {
