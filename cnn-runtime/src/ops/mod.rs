@@ -116,6 +116,22 @@ pub(crate) mod testing {
             (0..len).map(|_| self.uniform()).collect()
         }
 
+        /// `len` values `scale * u + shift` for `u` uniform in `[-1, 1)`,
+        /// every third from the second on taken in turn from `special`
+        /// (NaN, infinities, signed zeros, an op's kinks: the values an
+        /// explicit vector copy must treat as its portable body does).
+        pub fn with_specials(&mut self, len: usize, scale: f32, shift: f32, special: &[f32]) -> Vec<f32> {
+            let uniform = self.vec(len);
+            let pick = |(i, &u): (usize, &f32)| {
+                if i % 3 == 1 {
+                    special[(i / 3 + len) % special.len()]
+                } else {
+                    scale * u + shift
+                }
+            };
+            uniform.iter().enumerate().map(pick).collect()
+        }
+
         /// `len` distinct values 0.01 apart and at least 0.005 away from 0,
         /// in random order: no ties and no kink of relu within a small step,
         /// so max-based ops are differentiable at every element.

@@ -147,20 +147,9 @@ mod tests {
             -1e-40,
         ];
         let mut rng = Rng::new(7);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         for len in 0..=27 {
-            let x: Vec<f32> = rng
-                .vec(len)
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    if i % 3 == 1 {
-                        special[(i / 3 + len) % special.len()]
-                    } else {
-                        v
-                    }
-                })
-                .collect();
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            let x = rng.with_specials(len, 1.0, 0.0, &special);
             let (mut fast, mut slow) = (x.clone(), x.clone());
             // SAFETY: AVX2 was detected above.
             unsafe { avx2::forward(&mut fast) };

@@ -130,18 +130,7 @@ mod tests {
         ];
         let mut rng = Rng::new(7);
         for len in 0..=27 {
-            let y: Vec<f32> = rng
-                .vec(len)
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    if i % 3 == 1 {
-                        special[(i / 3 + len) % special.len()]
-                    } else {
-                        4.0 * v + 3.0
-                    }
-                })
-                .collect();
+            let y = rng.with_specials(len, 4.0, 3.0, &special);
             let dy: Vec<f32> = y.iter().rev().map(|v| v - 1.0).collect();
             let (mut fast, mut slow) = (dy.clone(), dy);
             // SAFETY: AVX2 was detected above; the lengths are equal.
