@@ -161,11 +161,12 @@ impl Vector for Avx512 {
 }
 
 /// `x[i] <- f(x[i])` eight floats at a time on AVX2, every float stored,
-/// the last `x.len() % 8` through one padded vector: for the elementwise
-/// passes whose portable bodies store only the floats they change (or,
-/// the same to LLVM, a select of a float's old value), which LLVM compiles
-/// on AVX2 to `vmaskmovps`, microcoded on AMD's Zen 1 to 3 (ReLU's forward
-/// pass took 10% of ResNet's batch-256 inference on a Zen 3 with it, 1% as
+/// the last `x.len() % 8` through [`Avx2`]'s masked load and store (plain
+/// stores since it has none of `vmaskmovps`'s): for the elementwise passes
+/// whose portable bodies store only the floats they change (or, the same
+/// to LLVM, a select of a float's old value), which LLVM compiles on AVX2
+/// to `vmaskmovps`, microcoded on AMD's Zen 1 to 3 (ReLU's forward pass
+/// took 10% of ResNet's batch-256 inference on a Zen 3 with it, 1% as
 /// here). AVX-512's masked stores are plain stores, so its copies need none
 /// of this.
 ///
@@ -180,13 +181,10 @@ pub(crate) unsafe fn map_avx2(x: &mut [f32], f: impl Fn(__m256) -> __m256) {
         unsafe { _mm256_storeu_ps(c.as_mut_ptr(), f(_mm256_loadu_ps(c.as_ptr()))) };
     }
     let rest = chunks.into_remainder();
-    if !rest.is_empty() {
-        let mut last = [0.0; 8];
-        last[..rest.len()].copy_from_slice(rest);
-        // SAFETY: `last` holds 8 floats; the caller guarantees AVX.
-        unsafe { _mm256_storeu_ps(last.as_mut_ptr(), f(_mm256_loadu_ps(last.as_ptr()))) };
-        rest.copy_from_slice(&last[..rest.len()]);
-    }
+    let m = Avx2::mask(0, rest.len() as isize);
+    // SAFETY: the mask's lanes are `rest`'s floats; the caller guarantees
+    // AVX2.
+    unsafe { Avx2::store(rest.as_mut_ptr(), m, f(Avx2::load(rest.as_ptr(), m))) };
 }
 
 /// `dy[i]` kept where `keep` sets the lanes of `y[i]`'s vector, +0.0
@@ -210,20 +208,13 @@ pub(crate) unsafe fn keep_avx2(y: &[f32], dy: &mut [f32], keep: impl Fn(__m256) 
         }
     }
     let rest = chunks.into_remainder();
-    if !rest.is_empty() {
-        let (mut last_y, mut last_dy) = ([0.0; 8], [0.0; 8]);
-        last_y[..rest.len()].copy_from_slice(&y[y.len() - rest.len()..]);
-        last_dy[..rest.len()].copy_from_slice(rest);
-        // SAFETY: `last_y` and `last_dy` hold 8 floats each; the caller
-        // guarantees AVX.
-        unsafe {
-            let kept = _mm256_and_ps(
-                _mm256_loadu_ps(last_dy.as_ptr()),
-                keep(_mm256_loadu_ps(last_y.as_ptr())),
-            );
-            _mm256_storeu_ps(last_dy.as_mut_ptr(), kept);
-        }
-        rest.copy_from_slice(&last_dy[..rest.len()]);
+    let y = &y[y.len() - rest.len()..];
+    let m = Avx2::mask(0, rest.len() as isize);
+    // SAFETY: the mask's lanes are `rest`'s and `y`'s floats (the same
+    // count); the caller guarantees AVX2.
+    unsafe {
+        let kept = _mm256_and_ps(Avx2::load(rest.as_ptr(), m), keep(Avx2::load(y.as_ptr(), m)));
+        Avx2::store(rest.as_mut_ptr(), m, kept);
     }
 }
 
